@@ -1,0 +1,1 @@
+"""Image diversification and label-safe 3D augmentations (numpy in, numpy out)."""

@@ -1,0 +1,252 @@
+"""The ``cellsynth`` command: a thin skin over the library.
+
+Any :class:`~cellsynth.errors.CellsynthError` and any usage mistake prints one line to stderr and
+exits with status 2, having written nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from cellsynth.errors import CellsynthError, InputError
+
+EXIT_BAD_INPUT = 2
+#: Files ``dataset import`` takes from a folder.
+IMPORT_SUFFIXES = (".tif", ".tiff", ".npy")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (no usage block) and exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("cellsynth")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def _config_list(args: argparse.Namespace) -> int:
+    from cellsynth.config import preset_names
+
+    print("\n".join(preset_names()))
+    return 0
+
+
+def _config_show(args: argparse.Namespace) -> int:
+    from cellsynth.config import load_preset, preset_text
+
+    load_preset(args.preset)  # a shipped preset must validate before we show it
+    sys.stdout.write(preset_text(args.preset))
+    return 0
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    from cellsynth.config import load_config
+
+    load_config(args.file)
+    print(f"{args.file}: valid")
+    return 0
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+def _expand(paths: Sequence[str], what: str) -> tuple[list[Path], bool]:
+    """Files named directly, or the importable files of one folder (then pairing is by name)."""
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        files = sorted(p for p in Path(paths[0]).iterdir() if p.suffix.lower() in IMPORT_SUFFIXES)
+        if not files:
+            raise InputError(f"{what} folder '{paths[0]}' holds no {', '.join(IMPORT_SUFFIXES)} file")
+        return files, True
+    missing = [p for p in paths if not Path(p).exists()]
+    if missing:
+        raise InputError(f"{what} file '{missing[0]}' does not exist")
+    return [Path(p) for p in paths], False
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".npy"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _import_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
+    from cellsynth.dataset import paired_files
+
+    images, images_folder = _expand(args.images, "--images")
+    labels, labels_folder = _expand(args.labels, "--labels")
+    if images_folder and labels_folder:
+        return paired_files(images, labels)
+    if len(images) != len(labels):
+        raise InputError(f"got {len(images)} image files but {len(labels)} label files; give one label file per image")
+    return list(zip(images, labels, strict=True))
+
+
+def _dataset_import(args: argparse.Namespace) -> int:
+    from cellsynth.config import Config, resolve_config
+    from cellsynth.dataset import Sample, build_dataset
+    from cellsynth.io import check_pair, read_volume
+
+    config = resolve_config(args.config) if args.config else Config()
+    pairs = _import_pairs(args)
+    names = [_stem(image) for image, _ in pairs]
+    if len(set(names)) != len(names):
+        raise InputError("image files must have distinct names (they become the sample names)")
+
+    def load(index: int, rng: object = None) -> Sample:
+        image_path, labels_path = pairs[index]
+        image, spacing = read_volume(image_path, args.spacing)
+        labels, _ = read_volume(labels_path, spacing)
+        image, labels = check_pair(image, labels)
+        return Sample(image=image, labels=labels, spacing=spacing,
+                      params={"image": str(image_path), "labels": str(labels_path)})
+
+    for index in range(len(pairs)):  # validate every pair before anything is written
+        try:
+            load(index)
+        except CellsynthError as err:
+            raise type(err)(f"{pairs[index][0].name}: {err}") from None
+    recipe = {"import": [[str(i), str(lab)] for i, lab in pairs], "spacing_um": args.spacing}
+    dataset = build_dataset(args.out, names, load, config=recipe, seed=None, output=config.dataset.output,
+                            resume=args.resume, progress=not args.quiet)
+    _report(dataset)
+    return 0
+
+
+def _dataset_example(args: argparse.Namespace) -> int:
+    from cellsynth.config import Config, resolve_config
+    from cellsynth.dataset import Sample, build_dataset
+    from cellsynth.datasets import cells3d_nuclei
+
+    config = resolve_config(args.config) if args.config else Config()
+    image, labels, spacing = cells3d_nuclei()
+    sample = Sample(image=image, labels=labels, spacing=spacing, params={"source": "skimage cells3d nuclei"})
+    dataset = build_dataset(args.out, ["cells3d_nuclei"], lambda index, rng: sample,
+                            config={"example": args.name}, seed=None, output=config.dataset.output,
+                            resume=args.resume, progress=not args.quiet)
+    _report(dataset)
+    return 0
+
+
+def _report(dataset: object) -> None:
+    counts = dataset.manifest["counts"]  # type: ignore[attr-defined]
+    print(f"{dataset.root}: {counts['done']} of {len(dataset)} samples done")  # type: ignore[attr-defined]
+
+
+def _dataset_verify(args: argparse.Namespace) -> int:
+    from cellsynth.dataset import Dataset
+
+    dataset = Dataset.open(args.dataset)
+    bad = dataset.pending()
+    print(f"{dataset.root}: {len(dataset) - len(bad)} of {len(dataset)} samples verified"
+          + (f"; to redo with --resume: {', '.join(dataset.name(i) for i in bad[:10])}"
+             + (" ..." if len(bad) > 10 else "") if bad else ""))
+    return 1 if bad else 0
+
+
+# ----------------------------------------------------------------------------- export
+
+
+def _export(args: argparse.Namespace) -> int:
+    from cellsynth.exports import check_export_target, export_dataset
+
+    check_export_target(args.format, args.out, args.cellpose_layout)
+    out = export_dataset(args.dataset, args.format, args.out, cellpose_layout=args.cellpose_layout,
+                         progress=not args.quiet)
+    print(f"exported {args.dataset} as {args.format} to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (also used to render ``--help``)."""
+    from cellsynth.exports import CELLPOSE_LAYOUTS, EXPORT_FORMATS
+
+    common = _Parser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bars")
+    parser = _Parser(prog="cellsynth", parents=[common],
+                     description="Fully-annotated synthetic 3D fluorescence-microscopy datasets.")
+    parser.add_argument("--version", action="version", version=f"cellsynth {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    config = commands.add_parser("config", help="list, show and check YAML configs")
+    config_commands = config.add_subparsers(dest="action", required=True, metavar="ACTION")
+    config_commands.add_parser("list", help="names of the shipped presets").set_defaults(func=_config_list)
+    show = config_commands.add_parser("show", help="print a shipped preset")
+    show.add_argument("preset")
+    show.set_defaults(func=_config_show)
+    check = config_commands.add_parser("check", help="validate a YAML config file")
+    check.add_argument("file")
+    check.set_defaults(func=_config_check)
+
+    dataset = commands.add_parser("dataset", help="create, import and verify dataset folders")
+    dataset_commands = dataset.add_subparsers(dest="action", required=True, metavar="ACTION")
+    imp = dataset_commands.add_parser(
+        "import", parents=[common],
+        help="make a dataset from existing image + label files (e.g. a real segmentation)",
+        description="Pairs come by identical name when --images and --labels are folders, else by order.",
+    )
+    imp.add_argument("out", type=Path, help="new dataset folder")
+    imp.add_argument("--images", nargs="+", required=True, help="image files, or one folder of them")
+    imp.add_argument("--labels", nargs="+", required=True, help="label files, or one folder of them")
+    imp.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                     help="voxel size in µm (overrides the files' own; required for files without one)")
+    imp.add_argument("--config", help="preset name or YAML file (its dataset.output options apply)")
+    imp.add_argument("--resume", action="store_true", help="complete an interrupted import")
+    imp.set_defaults(func=_dataset_import)
+    example = dataset_commands.add_parser(
+        "example", parents=[common], help="make a dataset from real example data (needs cellsynth[examples])"
+    )
+    example.add_argument("name", choices=["cells3d"], help="cells3d: scikit-image's nuclei, 20 labelled")
+    example.add_argument("out", type=Path, help="new dataset folder")
+    example.add_argument("--config", help="preset name or YAML file (its dataset.output options apply)")
+    example.add_argument("--resume", action="store_true", help="complete an interrupted run")
+    example.set_defaults(func=_dataset_example)
+    verify = dataset_commands.add_parser("verify", help="check every sample's files against their SHA-256 "
+                                                        "(exit 1 if any is missing or corrupt)")
+    verify.add_argument("dataset", type=Path)
+    verify.set_defaults(func=_dataset_verify)
+
+    export = commands.add_parser("export", parents=[common], help="export a dataset for a segmentation tool")
+    export.add_argument("dataset", type=Path, help="dataset folder")
+    export.add_argument("--format", required=True, help=f"one of: {', '.join(EXPORT_FORMATS)}")
+    export.add_argument("--out", required=True, type=Path, help="new (or empty) folder")
+    export.add_argument("--cellpose-layout", default="slices",
+                        help=f"Cellpose only: {' or '.join(CELLPOSE_LAYOUTS)} (default slices: Cellpose trains in 2D)")
+    export.set_defaults(func=_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 1 verification failed, 2 bad input)."""
+    args = build_parser().parse_args(argv)
+    args.quiet = getattr(args, "quiet", False)
+    try:
+        return args.func(args)
+    except CellsynthError as err:
+        message = " ".join(str(err).split())
+        print(f"cellsynth: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("cellsynth: interrupted; finished samples are kept, run again with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

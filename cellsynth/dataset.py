@@ -1,0 +1,411 @@
+"""Dataset folders: images, labels, optional semantic maps and previews, and a manifest.
+
+Layout::
+
+    DATASET/
+      manifest.json        config, base seed, package versions, per sample files + SHA-256 + status
+      images/NAME.tif      float32 (or uint8/uint16 for imported real data), ImageJ TIFF, spacing in µm
+      labels/NAME.tif      instance ids, uint16 (uint32 as OME-TIFF when ids reach 65 536)
+      semantic/NAME.tif    optional: 0 background, 1 interior, 2 border (uint8)
+      previews/NAME.png    optional: orthogonal mid-slices with label outlines
+
+Every file is written under a temporary name and moved into place, and the manifest is rewritten
+(atomically) after each sample, so an interrupted run leaves complete files only. Resuming
+re-verifies every sample's checksums and redoes those that are missing, failed or corrupt.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from cellsynth.config import OutputConfig
+from cellsynth.errors import DatasetError, FileFormatError
+from cellsynth.io import (
+    Spacing,
+    check_pair,
+    check_spacing,
+    read_volume,
+    remove_partials,
+    write_json_atomic,
+    write_volume,
+)
+from cellsynth.masks.derived import semantic_from_instances
+from cellsynth.previews import write_preview
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+#: Sub-folder of each kind of per-sample file.
+FOLDERS = {"image": "images", "labels": "labels", "semantic": "semantic", "preview": "previews"}
+_VERSIONED_PACKAGES = ("cellsynth", "numpy", "scipy", "scikit-image", "tifffile", "zarr", "pyshtools", "torch")
+
+
+@dataclass
+class Sample:
+    """One annotated sample: an image, its instance labels, its spacing and what made it.
+
+    Attributes
+    ----------
+    image : ndarray
+        ZYX intensities (float32 in [0, 1] for synthetic data).
+    labels : ndarray
+        ZYX instance ids of the image's shape, 0 = background.
+    spacing : tuple of 3 float
+        Voxel size ``(z, y, x)`` in µm.
+    params : dict
+        JSON-able parameters recorded in the manifest (e.g. what the simulator drew).
+    semantic : ndarray, optional
+        Three-class map (see :func:`cellsynth.masks.derived.semantic_from_instances`).
+    """
+
+    image: np.ndarray
+    labels: np.ndarray
+    spacing: Spacing
+    params: dict = field(default_factory=dict)
+    semantic: np.ndarray | None = None
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 22) -> str:
+    """SHA-256 of a file (or, for a folder such as a zarr store, of its files in sorted order)."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        if path.is_dir():
+            digest.update(str(file.relative_to(path)).encode())
+        with open(file, "rb") as handle:
+            while block := handle.read(chunk_bytes):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the packages that decide a dataset's content (no imports needed)."""
+    versions = {}
+    for name in _VERSIONED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def sample_rng(seed: int, index: int) -> np.random.Generator:
+    """The random generator of sample ``index``: ``SeedSequence(seed).spawn(...)[index]``.
+
+    Built directly from the spawn key, so any sample can be regenerated alone, and serial and
+    parallel runs draw the same numbers.
+    """
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(index,)))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def write_sample_files(root: str | os.PathLike, name: str, sample: Sample, output: OutputConfig) -> dict:
+    """Validate one sample and write its files into the dataset folder ``root``.
+
+    Nothing is written when validation fails. Safe to call from worker processes: it touches only
+    this sample's files, never the manifest.
+
+    Returns
+    -------
+    dict
+        The manifest entry fields: shape, spacing, object count, files with their SHA-256.
+    """
+    image, labels = check_pair(sample.image, sample.labels)
+    spacing = check_spacing(sample.spacing)
+    root = Path(root)
+    compression = None if output.tiff_compression == "none" else output.tiff_compression
+    arrays = {"image": image, "labels": labels}
+    if output.semantic:
+        arrays["semantic"] = semantic_from_instances(labels) if sample.semantic is None else sample.semantic
+    files = {}
+    for kind, array in arrays.items():
+        relative = f"{FOLDERS[kind]}/{name}.tif"
+        (root / FOLDERS[kind]).mkdir(exist_ok=True)
+        write_volume(root / relative, array, spacing, compression=compression)
+        files[kind] = relative
+    if output.previews:
+        files["preview"] = f"{FOLDERS['preview']}/{name}.png"
+        (root / FOLDERS["preview"]).mkdir(exist_ok=True)
+        write_preview(root / files["preview"], image, labels, spacing)
+    return {
+        "shape": list(image.shape),
+        "spacing_um": list(spacing),
+        "image_dtype": image.dtype.name,
+        "n_objects": int(np.count_nonzero(np.bincount(labels.ravel())[1:])),
+        "files": {kind: {"path": rel, "sha256": sha256_file(root / rel)} for kind, rel in files.items()},
+        "params": dict(sample.params),
+    }
+
+
+class Dataset:
+    """A dataset folder and its manifest.
+
+    Create one with :meth:`create`, open an existing one with :meth:`open`. The manifest is the
+    single record of what is in the folder; :meth:`record` updates it atomically.
+    """
+
+    def __init__(self, root: Path, manifest: dict):
+        self.root = root
+        self.manifest = manifest
+
+    # --------------------------------------------------------------- construction
+
+    @classmethod
+    def create(
+        cls,
+        root: str | os.PathLike,
+        names: Sequence[str],
+        *,
+        config: Mapping,
+        seed: int | None,
+        output: OutputConfig,
+    ) -> Dataset:
+        """Start a new dataset in ``root`` (which must not exist, or be an empty folder).
+
+        Parameters
+        ----------
+        root : path-like
+            The dataset folder.
+        names : sequence of str
+            One unique file stem per sample.
+        config : mapping
+            JSON-able config that made the dataset, recorded verbatim.
+        seed : int or None
+            Base seed (None for data not drawn at random, e.g. imported real data).
+        output : OutputConfig
+            Which optional files to write and the TIFF compression.
+        """
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise DatasetError(f"cannot create dataset '{root}': it is a file, not a folder")
+        if root.is_dir() and any(root.iterdir()):
+            raise DatasetError(
+                f"cannot create dataset '{root}': folder exists and is not empty; "
+                "resume it (--resume) or choose a new folder"
+            )
+        if len(set(names)) != len(names) or not names:
+            raise DatasetError("a dataset needs at least one sample and unique sample names")
+        if not root.parent.is_dir():
+            raise DatasetError(f"cannot create dataset '{root}': folder '{root.parent}' does not exist")
+        manifest = {
+            "cellsynth_manifest": MANIFEST_FORMAT,
+            "created": _now(),
+            "updated": _now(),
+            "seed": seed,
+            "config": json.loads(json.dumps(config)),
+            "output": output.model_dump(),
+            "versions": package_versions(),
+            "samples": [{"index": i, "name": n, "status": "pending"} for i, n in enumerate(names)],
+        }
+        root.mkdir(exist_ok=True)
+        dataset = cls(root, manifest)
+        dataset.save()
+        return dataset
+
+    @classmethod
+    def open(cls, root: str | os.PathLike) -> Dataset:
+        """Open the dataset in ``root``; raise :class:`DatasetError` if it has no valid manifest."""
+        root = Path(root)
+        path = root / MANIFEST_NAME
+        if not path.is_file():
+            what = "no such folder" if not root.exists() else f"no {MANIFEST_NAME} in it"
+            raise DatasetError(f"'{root}' is not a cellsynth dataset ({what})")
+        try:
+            manifest = json.loads(path.read_text())
+        except ValueError as err:
+            raise DatasetError(f"'{path}' is not valid JSON ({err})") from None
+        if manifest.get("cellsynth_manifest") != MANIFEST_FORMAT or not isinstance(manifest.get("samples"), list):
+            raise DatasetError(f"'{path}' is not a cellsynth manifest of format {MANIFEST_FORMAT}")
+        return cls(root, manifest)
+
+    # --------------------------------------------------------------- manifest
+
+    @property
+    def samples(self) -> list[dict]:
+        """Manifest entries, one per sample, in index order."""
+        return self.manifest["samples"]
+
+    @property
+    def output(self) -> OutputConfig:
+        return OutputConfig(**self.manifest["output"])
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def save(self) -> None:
+        """Write the manifest atomically, with per-status counts."""
+        statuses = [s["status"] for s in self.samples]
+        self.manifest["counts"] = {k: statuses.count(k) for k in ("done", "pending", "failed")}
+        self.manifest["updated"] = _now()
+        write_json_atomic(self.root / MANIFEST_NAME, self.manifest)
+
+    def record(self, index: int, entry: Mapping | None = None, *, error: str | None = None) -> None:
+        """Mark sample ``index`` done (with the entry from :func:`write_sample_files`) or failed."""
+        base = {"index": index, "name": self.samples[index]["name"]}
+        if error is None:
+            self.samples[index] = {**base, "status": "done", **dict(entry or {})}
+        else:
+            self.samples[index] = {**base, "status": "failed", "error": error}
+        self.save()
+
+    # --------------------------------------------------------------- verification
+
+    def verify(self, index: int) -> bool:
+        """True when sample ``index`` is done and each of its files exists with its recorded SHA-256."""
+        entry = self.samples[index]
+        if entry["status"] != "done":
+            return False
+        return all(
+            (self.root / f["path"]).exists() and sha256_file(self.root / f["path"]) == f["sha256"]
+            for f in entry["files"].values()
+        )
+
+    def pending(self) -> list[int]:
+        """Indices of samples that still need (re)generation: not done, missing or corrupt files."""
+        return [i for i in range(len(self)) if not self.verify(i)]
+
+    def done(self) -> list[int]:
+        """Indices of samples marked done (not re-verified; see :meth:`verify`)."""
+        return [i for i, s in enumerate(self.samples) if s["status"] == "done"]
+
+    # --------------------------------------------------------------- reading
+
+    def read_sample(self, index: int, *, verify: bool = True) -> Sample:
+        """Read sample ``index`` back; with ``verify``, refuse files whose checksum changed."""
+        entry = self.samples[index]
+        if entry["status"] != "done":
+            raise DatasetError(f"sample '{entry['name']}' of '{self.root}' is {entry['status']}, not done")
+        if verify and not self.verify(index):
+            raise DatasetError(
+                f"sample '{entry['name']}' of '{self.root}' is missing a file or fails its checksum; "
+                "regenerate it with --resume"
+            )
+        files = entry["files"]
+        image, spacing = read_volume(self.root / files["image"]["path"])
+        labels, _ = read_volume(self.root / files["labels"]["path"])
+        semantic = read_volume(self.root / files["semantic"]["path"])[0] if "semantic" in files else None
+        return Sample(image=image, labels=labels, spacing=spacing, params=entry.get("params", {}), semantic=semantic)
+
+    def name(self, index: int) -> str:
+        return self.samples[index]["name"]
+
+
+def build_dataset(
+    root: str | os.PathLike,
+    names: Sequence[str],
+    make_sample: Callable[[int, np.random.Generator], Sample],
+    *,
+    config: Mapping,
+    seed: int | None,
+    output: OutputConfig,
+    resume: bool = False,
+    progress: bool = True,
+) -> Dataset:
+    """Create (or resume) a dataset by calling ``make_sample`` for every sample still to do.
+
+    Parameters
+    ----------
+    root : path-like
+        The dataset folder.
+    names : sequence of str
+        Sample names (file stems), one per sample.
+    make_sample : callable ``(index, rng) -> Sample``
+        Makes sample ``index`` from its own generator (:func:`sample_rng`; seed 0 when ``seed`` is
+        None).
+    config, seed, output
+        Recorded in the manifest; see :meth:`Dataset.create`.
+    resume : bool
+        Continue an existing dataset made with the same config and seed: verified samples are
+        skipped, missing, failed or corrupt ones redone, stale temporaries removed.
+    progress : bool
+        Show a progress bar (only on a terminal).
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DatasetError
+        If ``root`` exists and ``resume`` is false, or the folder was made with another config,
+        seed or sample list. If ``make_sample`` raises, the sample is recorded as failed and the
+        exception propagates; the files of finished samples stay valid.
+    """
+    root = Path(root)
+    if resume and (root / MANIFEST_NAME).exists():
+        dataset = Dataset.open(root)
+        _check_same_recipe(dataset, names, config, seed, output)
+        remove_partials(root)
+    else:
+        dataset = Dataset.create(root, names, config=config, seed=seed, output=output)
+    todo = dataset.pending()
+    for index in tqdm(todo, desc="samples", unit="sample", disable=True if not progress else None):
+        try:
+            sample = make_sample(index, sample_rng(seed or 0, index))
+            entry = write_sample_files(root, dataset.name(index), sample, output)
+        except BaseException as err:
+            dataset.record(index, error=f"{type(err).__name__}: {err}")
+            raise
+        dataset.record(index, entry)
+    return dataset
+
+
+def _check_same_recipe(dataset: Dataset, names: Sequence[str], config: Mapping, seed: int | None,
+                       output: OutputConfig) -> None:
+    recorded = dataset.manifest
+    differences = [
+        what
+        for what, mine, theirs in (
+            ("config", json.loads(json.dumps(config)), recorded["config"]),
+            ("seed", seed, recorded["seed"]),
+            ("output options", output.model_dump(), recorded["output"]),
+            ("sample names", list(names), [s["name"] for s in dataset.samples]),
+        )
+        if mine != theirs
+    ]
+    if differences:
+        raise DatasetError(
+            f"cannot resume '{dataset.root}': its {', '.join(differences)} differ from this run's; "
+            "resume with the same ones or choose a new folder"
+        )
+
+
+def sample_names(prefix: str, n_samples: int) -> list[str]:
+    """``prefix_0000`` … with at least four digits."""
+    digits = max(4, len(str(n_samples - 1)))
+    return [f"{prefix}_{i:0{digits}d}" for i in range(n_samples)]
+
+
+def paired_files(images: Iterable[Path], labels: Iterable[Path]) -> list[tuple[Path, Path]]:
+    """Pair image and label files by identical name (StarDist convention).
+
+    Raises
+    ------
+    FileFormatError
+        If a file has no partner.
+    """
+    by_name = {p.name: p for p in labels}
+    pairs, unpaired = [], []
+    for image in sorted(images):
+        (pairs if image.name in by_name else unpaired).append((image, by_name.get(image.name)))
+    orphans = sorted(set(by_name) - {i.name for i, _ in pairs})
+    if unpaired or orphans:
+        example = unpaired[0][0].name if unpaired else orphans[0]
+        raise FileFormatError(
+            f"image and label files must pair up by name; '{example}' has no partner "
+            f"({len(unpaired)} images and {len(orphans)} labels unpaired)"
+        )
+    return pairs  # type: ignore[return-value]

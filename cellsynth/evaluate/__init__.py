@@ -1,0 +1,1 @@
+"""Image realism metrics, segmentation metrics and the Syn2Real harness."""

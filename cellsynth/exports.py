@@ -1,0 +1,222 @@
+"""Export a dataset folder to the layouts segmentation tools read unchanged.
+
+================  =====================================================================================
+format            layout
+================  =====================================================================================
+``stardist``      ``images/NAME.tif`` + ``masks/NAME.tif`` (identical names)
+``cellpose``      one folder; ``slices`` (default, Cellpose trains in 2D): ``NAME_zNNN.tif`` +
+                  ``NAME_zNNN_masks.tif`` for every z-plane holding an object; ``stacks``: ``NAME.tif`` +
+                  ``NAME_masks.tif``
+``ctc``           Cell Tracking Challenge: ``01/tNNN.tif`` + ``01_GT/SEG/man_segNNN.tif`` (uint16),
+                  one time point per sample (4 digits from 1000 samples on)
+``nnunet``        nnU-Net v2 raw dataset: ``imagesTr/NAME_0000.tif`` + ``imagesTr/NAME.json``
+                  (spacing), ``labelsTr/NAME.tif`` + ``labelsTr/NAME.json``, ``dataset.json``; labels are
+                  the semantic classes background 0, foreground 1, border 2 (nnU-Net is semantic). A 2D
+                  dataset (all Z = 1) uses PNG and ``NaturalImage2DIO`` instead: float images are scaled
+                  per image to uint16 (nnU-Net z-scores each image anyway).
+``ome-zarr``      ``NAME.ome.zarr`` per sample, labels under ``labels/cells`` (+ ``labels/semantic``)
+================  =====================================================================================
+
+Every layout keeps the voxel spacing (TIFF metadata, OME ``scale`` or nnU-Net sidecars) and gets a
+``cellsynth_export.json`` naming the source dataset and the sample behind each file. The export is
+written to a temporary folder and moved into place at the end: a failed export leaves nothing.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+from tqdm.auto import tqdm
+
+from cellsynth.dataset import Dataset, Sample
+from cellsynth.errors import DatasetError, InputError
+from cellsynth.io import atomic_path, write_bytes_atomic, write_json_atomic, write_ome_zarr, write_volume
+from cellsynth.masks.derived import SEMANTIC_CLASSES, semantic_from_instances
+
+EXPORT_FORMATS = ("stardist", "cellpose", "ctc", "nnunet", "ome-zarr")
+CELLPOSE_LAYOUTS = ("slices", "stacks")
+
+Files = list[str]
+
+
+def _samples(dataset: Dataset, progress: bool) -> Iterator[tuple[str, Sample]]:
+    for index in tqdm(dataset.done(), desc="export", unit="sample", disable=True if not progress else None):
+        yield dataset.name(index), dataset.read_sample(index)
+
+
+def _stardist(name: str, sample: Sample, out: Path, index: int) -> Files:
+    files = [f"images/{name}.tif", f"masks/{name}.tif"]
+    for relative, array in zip(files, (sample.image, sample.labels), strict=True):
+        write_volume(out / relative, array, sample.spacing)
+    return files
+
+
+def _cellpose_slices(name: str, sample: Sample, out: Path, index: int) -> Files:
+    digits = max(3, len(str(sample.image.shape[0] - 1)))
+    files = []
+    for z in np.flatnonzero(sample.labels.reshape(sample.labels.shape[0], -1).any(axis=1)):
+        stem = f"{name}_z{z:0{digits}d}"
+        write_volume(out / f"{stem}.tif", sample.image[z], sample.spacing)
+        write_volume(out / f"{stem}_masks.tif", sample.labels[z], sample.spacing)
+        files += [f"{stem}.tif", f"{stem}_masks.tif"]
+    return files
+
+
+def _cellpose_stacks(name: str, sample: Sample, out: Path, index: int) -> Files:
+    write_volume(out / f"{name}.tif", sample.image, sample.spacing)
+    write_volume(out / f"{name}_masks.tif", sample.labels, sample.spacing)
+    return [f"{name}.tif", f"{name}_masks.tif"]
+
+
+def _ctc(name: str, sample: Sample, out: Path, index: int, digits: int) -> Files:
+    if sample.labels.dtype != np.uint16:
+        raise DatasetError(
+            f"sample '{name}' has ids beyond 65535; the Cell Tracking Challenge format needs uint16 labels"
+        )
+    files = [f"01/t{index:0{digits}d}.tif", f"01_GT/SEG/man_seg{index:0{digits}d}.tif"]
+    for relative, array in zip(files, (sample.image, sample.labels), strict=True):
+        write_volume(out / relative, array, sample.spacing)
+    return files
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    iio.imwrite(buffer, array, extension=".png")
+    return buffer.getvalue()
+
+
+def _as_uint16(image: np.ndarray) -> np.ndarray:
+    if image.dtype in (np.uint8, np.uint16):
+        return image
+    low, high = float(image.min()), float(image.max())
+    return np.round((image - low) / max(high - low, 1e-12) * 65535).astype(np.uint16)
+
+
+def _nnunet(name: str, sample: Sample, out: Path, index: int, two_d: bool) -> Files:
+    semantic = semantic_from_instances(sample.labels) if sample.semantic is None else sample.semantic
+    spacing = {"spacing": list(sample.spacing)}
+    image_file, label_file = f"imagesTr/{name}_0000", f"labelsTr/{name}"
+    if two_d:
+        write_bytes_atomic(out / f"{image_file}.png", _png_bytes(_as_uint16(sample.image[0])))
+        write_bytes_atomic(out / f"{label_file}.png", _png_bytes(semantic[0].astype(np.uint8)))
+        return [f"{image_file}.png", f"{label_file}.png"]
+    write_volume(out / f"{image_file}.tif", sample.image.astype(np.float32), sample.spacing)
+    write_volume(out / f"{label_file}.tif", semantic.astype(np.uint8), sample.spacing)
+    write_json_atomic(out / f"imagesTr/{name}.json", spacing)
+    write_json_atomic(out / f"{label_file}.json", spacing)
+    return [f"{image_file}.tif", f"imagesTr/{name}.json", f"{label_file}.tif", f"{label_file}.json"]
+
+
+def _ome_zarr(name: str, sample: Sample, out: Path, index: int) -> Files:
+    labels = {"cells": sample.labels}
+    if sample.semantic is not None:
+        labels["semantic"] = sample.semantic
+    write_ome_zarr(out / f"{name}.ome.zarr", sample.image, sample.spacing, labels)
+    return [f"{name}.ome.zarr"]
+
+
+_FOLDERS = {
+    "stardist": ("images", "masks"),
+    "ctc": ("01", "01_GT/SEG"),
+    "nnunet": ("imagesTr", "labelsTr"),
+}
+
+
+def check_export_target(fmt: str, out: str | os.PathLike, cellpose_layout: str = "slices") -> Path:
+    """Validate an export's format and target folder before anything is read or written."""
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"unknown export format '{fmt}'; accepted: {', '.join(EXPORT_FORMATS)}")
+    if cellpose_layout not in CELLPOSE_LAYOUTS:
+        raise InputError(f"unknown Cellpose layout '{cellpose_layout}'; accepted: {', '.join(CELLPOSE_LAYOUTS)}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output '{out}' is a file; give a folder path (new, or empty)")
+    if out.is_dir() and any(out.iterdir()):
+        raise InputError(f"output folder '{out}' is not empty; give a new or empty folder")
+    if not out.parent.is_dir():
+        raise InputError(f"cannot export to '{out}': folder '{out.parent}' does not exist")
+    return out
+
+
+def export_dataset(
+    dataset: str | os.PathLike | Dataset,
+    fmt: str,
+    out: str | os.PathLike,
+    *,
+    cellpose_layout: str = "slices",
+    progress: bool = True,
+) -> Path:
+    """Export every finished sample of a dataset to one of :data:`EXPORT_FORMATS`.
+
+    Parameters
+    ----------
+    dataset : path-like or Dataset
+        The dataset folder.
+    fmt : str
+        One of ``stardist``, ``cellpose``, ``ctc``, ``nnunet``, ``ome-zarr``.
+    out : path-like
+        New (or empty) folder to create.
+    cellpose_layout : {'slices', 'stacks'}
+        Cellpose only: 2D training slices or 3D stacks.
+    progress : bool
+        Show a progress bar (only on a terminal).
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Raises
+    ------
+    InputError
+        On an unknown format or layout, or an output path that is a file or a non-empty folder.
+    DatasetError
+        If the dataset has no finished sample, or a sample fails its checksum.
+    """
+    out = check_export_target(fmt, out, cellpose_layout)
+    dataset = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+    indices = dataset.done()
+    if not indices:
+        raise DatasetError(f"dataset '{dataset.root}' has no finished sample to export")
+    bad = [dataset.name(i) for i in indices if not dataset.verify(i)]
+    if bad:
+        raise DatasetError(
+            f"dataset '{dataset.root}': {len(bad)} sample(s) fail their checksum (first: '{bad[0]}'); "
+            "regenerate them with --resume before exporting"
+        )
+    two_d = all(dataset.samples[i]["shape"][0] == 1 for i in indices)
+    writers: dict[str, Callable[[str, Sample, Path, int], Files]] = {
+        "stardist": _stardist,
+        "cellpose": _cellpose_slices if cellpose_layout == "slices" else _cellpose_stacks,
+        "ctc": lambda n, s, o, i: _ctc(n, s, o, i, digits=3 if len(indices) <= 1000 else 4),
+        "nnunet": lambda n, s, o, i: _nnunet(n, s, o, i, two_d=two_d),
+        "ome-zarr": _ome_zarr,
+    }
+    with atomic_path(out) as staging:
+        staging.mkdir()
+        for folder in _FOLDERS.get(fmt, ()):
+            (staging / folder).mkdir(parents=True)
+        provenance = []
+        for position, (name, sample) in enumerate(_samples(dataset, progress)):
+            if fmt == "nnunet" and (sample.image.shape[0] == 1) != two_d:
+                raise DatasetError("nnU-Net needs all samples 2D (Z = 1) or all 3D; this dataset mixes both")
+            provenance.append({"sample": name, "files": writers[fmt](name, sample, staging, position)})
+        if fmt == "nnunet":
+            write_json_atomic(staging / "dataset.json", {
+                "channel_names": {"0": "fluorescence"},
+                "labels": SEMANTIC_CLASSES,
+                "numTraining": len(provenance),
+                "file_ending": ".png" if two_d else ".tif",
+                "overwrite_image_reader_writer": "NaturalImage2DIO" if two_d else "Tiff3DIO",
+            })
+        write_json_atomic(staging / "cellsynth_export.json", {
+            "format": fmt if fmt != "cellpose" else f"cellpose-{cellpose_layout}",
+            "source": str(Path(dataset.root).resolve()),
+            "samples": provenance,
+        })
+    return out

@@ -1,0 +1,576 @@
+"""Read and write ZYX volumes together with their voxel spacing in µm.
+
+Formats
+-------
+``.tif`` / ``.tiff``
+    ImageJ hyperstack (axes ``ZYX``, ``spacing`` = z step, ``unit='um'``, X/Y resolution tags), so
+    Fiji shows µm. ImageJ TIFF holds only uint8, uint16 and float32: a uint32 volume (labels with
+    65 536 or more instances) is written as OME-TIFF content under the same name instead, with
+    ``PhysicalSize{X,Y,Z}`` in µm; Fiji opens it through Bio-Formats.
+``.ome.tif`` / ``.ome.tiff``
+    Always OME-TIFF.
+``.ome.zarr`` / ``.zarr``
+    OME-Zarr (NGFF 0.4, zarr format 2): the image at ``/0`` with a ``scale`` coordinate
+    transformation in µm, label images under ``labels/<name>/0``. Readable by ome-zarr-py and napari.
+``.npy``
+    Read only (it has no place for spacing): spacing comes from ``spacing=`` or a sidecar
+    ``<stem>.json`` holding ``{"spacing": [z, y, x]}``.
+
+A 2D image is a volume with Z = 1 everywhere in cellsynth. Every write goes to a temporary name in
+the target folder and is moved into place with :func:`os.replace`, so a reader never sees a
+partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import tifffile
+import zarr
+
+from cellsynth.errors import FileFormatError, InputError
+
+Spacing = tuple[float, float, float]
+
+#: dtypes a volume file may hold.
+VOLUME_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.uint32), np.dtype(np.float32))
+#: dtypes ImageJ hyperstacks can hold; anything else goes to OME-TIFF.
+IMAGEJ_DTYPES = (np.dtype(np.uint8), np.dtype(np.uint16), np.dtype(np.float32))
+TIFF_COMPRESSIONS = (None, "zlib")
+PARTIAL_SUFFIX = ".partial"
+
+_UNIT_TO_UM = {
+    "um": 1.0, "µm": 1.0, "\u03bcm": 1.0, "micron": 1.0, "microns": 1.0, "micrometer": 1.0,
+    "micrometre": 1.0, "nm": 1e-3, "nanometer": 1e-3, "mm": 1e3, "millimeter": 1e3,
+}
+_NGFF_VERSION = "0.4"
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _dtype_names(dtypes: Sequence[np.dtype]) -> str:
+    return ", ".join(d.name for d in dtypes)
+
+
+def check_spacing(spacing: Sequence[float] | None, what: str = "spacing") -> Spacing:
+    """Validate a voxel spacing.
+
+    Parameters
+    ----------
+    spacing : sequence of 3 float
+        Voxel size ``(z, y, x)`` in µm.
+    what : str
+        Name used in the error message.
+
+    Returns
+    -------
+    tuple of 3 float
+        The spacing as plain floats.
+
+    Raises
+    ------
+    InputError
+        Unless ``spacing`` is three finite numbers > 0.
+    """
+    try:
+        values = tuple(float(v) for v in spacing)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise InputError(
+            f"{what} must be three numbers (z, y, x) in µm; got {spacing!r}"
+        ) from None
+    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
+        raise InputError(f"{what} must be three finite numbers > 0 (z, y, x) in µm; got {spacing!r}")
+    return values  # type: ignore[return-value]
+
+
+def as_volume(array: np.ndarray, what: str = "volume") -> np.ndarray:
+    """Return ``array`` as a ZYX volume: a 2D ``YX`` image gains a leading Z axis of length 1.
+
+    Raises
+    ------
+    InputError
+        If the array is not 2D or 3D, or has an empty axis.
+    """
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[np.newaxis]
+    if array.ndim != 3:
+        raise InputError(
+            f"{what} must be a 2D (YX) or 3D (ZYX) array; got {array.ndim}D with shape {array.shape}"
+        )
+    if 0 in array.shape:
+        raise InputError(f"{what} has an empty axis: shape {array.shape}")
+    return array
+
+
+def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
+    """Validate an intensity image and return it as a ZYX volume.
+
+    Accepted: uint8, uint16 (kept as they are) or any floating dtype (cast to float32) with only
+    finite values.
+
+    Raises
+    ------
+    InputError
+        On a wrong number of dimensions, a non-numeric or unsupported dtype, NaN or inf.
+    """
+    image = as_volume(image, what)
+    if np.issubdtype(image.dtype, np.floating):
+        if not np.isfinite(image).all():
+            bad = int(np.size(image) - np.count_nonzero(np.isfinite(image)))
+            raise InputError(f"{what} contains {bad} NaN or inf values; only finite intensities are accepted")
+        return image.astype(np.float32, copy=False)
+    if image.dtype in (np.uint8, np.uint16):
+        return image
+    raise InputError(f"{what} has dtype {image.dtype}; accepted: uint8, uint16 or floating point")
+
+
+def check_labels(labels: np.ndarray, what: str = "labels") -> np.ndarray:
+    """Validate an instance label volume and return it as uint16 or uint32 ZYX.
+
+    0 is background, every other value one instance. The result is uint16 when the largest id is
+    below 65 536, else uint32; ids are kept as they are.
+
+    Raises
+    ------
+    InputError
+        On a non-integer dtype (floats, bool), negative values or ids beyond uint32.
+    """
+    labels = as_volume(labels, what)
+    if labels.dtype == bool or not np.issubdtype(labels.dtype, np.integer):
+        raise InputError(
+            f"{what} must hold integer instance ids (0 = background); got dtype {labels.dtype}"
+            + (" (a binary mask? number its objects, e.g. skimage.measure.label)" if labels.dtype == bool else "")
+        )
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0:
+        raise InputError(f"{what} contain negative values (min {low}); ids must be >= 0, 0 = background")
+    if high > np.iinfo(np.uint32).max:
+        raise InputError(f"{what} max id {high} does not fit uint32")
+    return labels.astype(np.uint16 if high < 2**16 else np.uint32, copy=False)
+
+
+def check_pair(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an (image, labels) pair: each on its own, and equal ZYX shapes."""
+    image, labels = check_image(image), check_labels(labels)
+    if image.shape != labels.shape:
+        raise InputError(f"image shape {image.shape} and labels shape {labels.shape} differ; they must be equal")
+    return image, labels
+
+
+# ----------------------------------------------------------------------------- atomic files
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; on success move it onto ``final``.
+
+    The temporary name is hidden and ends in ``.partial``, so globs such as ``*.tif`` never see it
+    and :func:`remove_partials` can sweep what a killed process left behind. Works for files and
+    folders (a zarr store). On any exception the temporary is removed and ``final`` is untouched.
+    """
+    final = Path(final)
+    tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
+    try:
+        yield tmp
+        if tmp.is_dir() and final.is_dir() and any(final.iterdir()):
+            # os.replace cannot replace a non-empty folder: move the old one aside first.
+            old = final.parent / f".{final.name}.{secrets.token_hex(4)}.old{PARTIAL_SUFFIX}"
+            os.replace(final, old)
+            os.replace(tmp, final)
+            _remove(old)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def remove_partials(folder: str | os.PathLike) -> int:
+    """Delete the ``*.partial`` temporaries an interrupted writer left below ``folder``.
+
+    Returns
+    -------
+    int
+        How many were removed.
+    """
+    found = sorted(Path(folder).rglob(f".*{PARTIAL_SUFFIX}"), key=lambda p: -len(p.parts))
+    for path in found:
+        _remove(path)
+    return len(found)
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def volume_format(path: str | os.PathLike) -> str:
+    """Name the format of ``path`` from its suffix: ``'tiff'``, ``'ome-tiff'``, ``'ome-zarr'`` or ``'npy'``.
+
+    Raises
+    ------
+    FileFormatError
+        For any other suffix.
+    """
+    name = Path(path).name.lower().rstrip("/")
+    if name.endswith((".ome.tif", ".ome.tiff")):
+        return "ome-tiff"
+    if name.endswith((".tif", ".tiff")):
+        return "tiff"
+    if name.endswith(".zarr"):
+        return "ome-zarr"
+    if name.endswith(".npy"):
+        return "npy"
+    raise FileFormatError(
+        f"'{path}': unsupported file type; accepted: .tif, .tiff, .ome.tif, .ome.zarr, .zarr, .npy (read only)"
+    )
+
+
+def write_volume(
+    path: str | os.PathLike,
+    data: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    compression: str | None = None,
+) -> Path:
+    """Write a ZYX volume with its spacing, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Target file; its suffix picks the format (see the module docstring).
+    data : ndarray
+        2D (YX) or 3D (ZYX) array of dtype uint8, uint16, uint32 or float32.
+    spacing : sequence of 3 float
+        Voxel size ``(z, y, x)`` in µm.
+    compression : {None, 'zlib'}
+        TIFF compression. ImageJ reads compressed TIFF only through Bio-Formats. Ignored for
+        OME-Zarr, which always uses the zarr default codec.
+
+    Returns
+    -------
+    Path
+        The path written.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "vol.tif"
+    >>> _ = write_volume(out, np.zeros((2, 4, 4), np.uint16), (0.5, 0.1, 0.1))
+    >>> read_volume(out)[1]
+    (0.5, 0.1, 0.1)
+    """
+    fmt = volume_format(path)
+    data = as_volume(data, "volume")
+    spacing = check_spacing(spacing)
+    if data.dtype not in VOLUME_DTYPES:
+        raise InputError(f"cannot write dtype {data.dtype}; accepted: {_dtype_names(VOLUME_DTYPES)}")
+    if compression not in TIFF_COMPRESSIONS:
+        raise InputError(f"unknown TIFF compression {compression!r}; accepted: none, zlib")
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileFormatError(f"cannot write '{path}': folder '{path.parent}' does not exist")
+    if path.is_dir() and fmt != "ome-zarr":
+        raise FileFormatError(f"cannot write '{path}': it is an existing folder")
+    if fmt == "npy":
+        raise FileFormatError(f"cannot write '{path}': .npy has no place for spacing; use .tif or .ome.zarr")
+    if fmt == "ome-zarr":
+        return write_ome_zarr(path, data, spacing)
+    with atomic_path(path) as tmp:
+        _write_tiff(tmp, data, spacing, ome=fmt == "ome-tiff", compression=compression)
+    return path
+
+
+def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None) -> tuple[np.ndarray, Spacing]:
+    """Read a ZYX volume and its spacing.
+
+    Parameters
+    ----------
+    path : path-like
+        A TIFF, OME-TIFF, OME-Zarr group (the image, or a label group such as
+        ``sample.ome.zarr/labels/cells``) or ``.npy`` file.
+    spacing : sequence of 3 float, optional
+        Voxel size ``(z, y, x)`` in µm. Overrides what the file says; required when the file
+        carries none (``.npy`` without sidecar, plain TIFF).
+
+    Returns
+    -------
+    data : ndarray
+        ZYX array, dtype as stored; a 2D image comes back with Z = 1.
+    spacing : tuple of 3 float
+        Voxel size in µm.
+
+    Raises
+    ------
+    FileFormatError
+        If the file is missing, unreadable, corrupt, not single-channel, or carries no spacing and
+        none was given.
+    """
+    fmt = volume_format(path)
+    path = Path(path)
+    if not path.exists():
+        raise FileFormatError(f"cannot read '{path}': no such file")
+    reader = {"tiff": _read_tiff, "ome-tiff": _read_tiff, "ome-zarr": _read_ome_zarr, "npy": _read_npy}[fmt]
+    data, found = reader(path)
+    if spacing is not None:
+        found = check_spacing(spacing)
+    if found is None:
+        raise FileFormatError(
+            f"'{path}' carries no voxel spacing; pass spacing=(z, y, x) in µm (CLI: --spacing Z Y X)"
+        )
+    return as_volume(data, f"'{path}'"), found
+
+
+# ----------------------------------------------------------------------------- TIFF
+
+
+def _write_tiff(path: Path, data: np.ndarray, spacing: Spacing, *, ome: bool, compression: str | None) -> None:
+    z, y, x = spacing
+    if ome or data.dtype not in IMAGEJ_DTYPES:
+        metadata = {
+            "axes": "ZYX",
+            "PhysicalSizeZ": z, "PhysicalSizeZUnit": "µm",
+            "PhysicalSizeY": y, "PhysicalSizeYUnit": "µm",
+            "PhysicalSizeX": x, "PhysicalSizeXUnit": "µm",
+        }
+        tifffile.imwrite(path, data, ome=True, metadata=metadata, compression=compression,
+                         resolution=(1 / x, 1 / y), resolutionunit="MICROMETER")
+    else:
+        tifffile.imwrite(path, data, imagej=True, compression=compression, resolution=(1 / x, 1 / y),
+                         metadata={"axes": "ZYX", "spacing": z, "unit": "um"})
+
+
+def _unit_factor(unit: object) -> float | None:
+    return _UNIT_TO_UM.get(str(unit).strip().lower()) if unit is not None else None
+
+
+def _tiff_axes_to_zyx(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
+    """Squeeze length-1 non-spatial axes; refuse real channels or time points."""
+    keep = []
+    for axis, size in zip(axes, data.shape, strict=True):
+        if axis in "YX":
+            keep.append(axis)
+        elif axis in "ZQI":  # ImageJ/tifffile name unlabelled stacks Q or I
+            keep.append("Z")
+        elif size != 1:
+            raise FileFormatError(
+                f"'{path}' has axes {axes} with shape {data.shape}; cellsynth reads single-channel "
+                "ZYX or YX volumes (split channels and time points first)"
+            )
+    data = data.reshape([s for a, s in zip(axes, data.shape, strict=True) if a in "ZQIYX"])
+    if keep.count("Z") > 1:
+        raise FileFormatError(f"'{path}' has axes {axes}; expected at most one stack axis")
+    return data
+
+
+def _read_tiff(path: Path) -> tuple[np.ndarray, Spacing | None]:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            data = _tiff_axes_to_zyx(series.asarray(), series.axes, path)
+            if tif.is_ome:
+                spacing = _ome_tiff_spacing(tif.ome_metadata)
+            elif tif.is_imagej:
+                spacing = _imagej_spacing(tif.pages[0], tif.imagej_metadata or {}, data.ndim)
+            else:
+                spacing = None
+    except FileFormatError:
+        raise
+    except Exception as err:  # tifffile raises many types on corrupt input
+        raise FileFormatError(f"cannot read '{path}': not a readable TIFF ({type(err).__name__}: {err})") from None
+    return data, spacing
+
+
+def _rational(value: tuple[int, int]) -> float:
+    # A spacing of 0.26 µm is stored as the resolution 50/13 px/µm: invert exactly.
+    numerator, denominator = value
+    return float(f"{denominator / numerator:.12g}")
+
+
+def _imagej_spacing(page: tifffile.TiffPage, meta: Mapping, ndim: int) -> Spacing | None:
+    factor = _unit_factor(meta.get("unit"))
+    tags = page.tags
+    if factor is None or "XResolution" not in tags or "YResolution" not in tags:
+        return None
+    x = _rational(tags["XResolution"].value) * factor
+    y = _rational(tags["YResolution"].value) * factor
+    if "spacing" in meta:
+        z = float(meta["spacing"]) * factor
+    elif ndim == 2:
+        z = 1.0  # a single plane: ImageJ's default step, never used for geometry
+    else:
+        return None
+    return z, y, x
+
+
+def _ome_tiff_spacing(ome_xml: str | None) -> Spacing | None:
+    if not ome_xml:
+        return None
+    pixels = tifffile.xml2dict(ome_xml)["OME"]["Image"]
+    pixels = (pixels[0] if isinstance(pixels, list) else pixels)["Pixels"]
+    values = []
+    for axis in "ZYX":
+        size = pixels.get(f"PhysicalSize{axis}")
+        factor = _unit_factor(pixels.get(f"PhysicalSize{axis}Unit", "µm"))
+        if size is None or factor is None:
+            if axis == "Z" and int(pixels.get("SizeZ", 1)) == 1:
+                values.append(1.0)
+                continue
+            return None
+        values.append(float(size) * factor)
+    return tuple(values)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- OME-Zarr
+
+
+def _multiscales(spacing: Spacing, name: str) -> dict:
+    return {
+        "version": _NGFF_VERSION,
+        "name": name,
+        "axes": [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
+        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(spacing)}]}],
+    }
+
+
+def _default_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(min(s, c) for s, c in zip(shape, (64, 256, 256), strict=True))
+
+
+def _write_multiscale(group: zarr.Group, data: np.ndarray, spacing: Spacing, name: str) -> None:
+    group.create_array("0", data=data, chunks=_default_chunks(data.shape),
+                       chunk_key_encoding={"name": "v2", "separator": "/"})
+    group.attrs["multiscales"] = [_multiscales(spacing, name)]
+
+
+def write_ome_zarr(
+    path: str | os.PathLike,
+    image: np.ndarray,
+    spacing: Sequence[float],
+    labels: Mapping[str, np.ndarray] | None = None,
+) -> Path:
+    """Write an image and optional label images to one OME-Zarr (NGFF 0.4) store, atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Target ``*.ome.zarr`` folder.
+    image : ndarray
+        2D or 3D image (uint8, uint16, uint32 or float32), stored at ``/0``.
+    spacing : sequence of 3 float
+        Voxel size ``(z, y, x)`` in µm, written as the ``scale`` transformation.
+    labels : mapping of str to ndarray, optional
+        Label images of the image's shape, each stored at ``labels/<name>/0`` with
+        ``image-label`` metadata.
+
+    Returns
+    -------
+    Path
+        The path written.
+    """
+    image = as_volume(image, "image")
+    spacing = check_spacing(spacing)
+    labels = {name: as_volume(lab, f"labels '{name}'") for name, lab in (labels or {}).items()}
+    for name, lab in labels.items():
+        if lab.shape != image.shape:
+            raise InputError(f"labels '{name}' shape {lab.shape} differs from image shape {image.shape}")
+        if not name.replace("_", "").replace("-", "").isalnum():
+            raise InputError(f"label name {name!r} must be letters, digits, '_' or '-'")
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        root = zarr.open_group(tmp, mode="w", zarr_format=2)
+        _write_multiscale(root, image, spacing, Path(path).name.removesuffix(".zarr").removesuffix(".ome"))
+        if labels:
+            group = root.create_group("labels")
+            group.attrs["labels"] = list(labels)
+            for name, lab in labels.items():
+                sub = group.create_group(name)
+                _write_multiscale(sub, lab, spacing, name)
+                sub.attrs["image-label"] = {"version": _NGFF_VERSION, "source": {"image": "../../"}}
+    return path
+
+
+def _read_ome_zarr(path: Path) -> tuple[np.ndarray, Spacing | None]:
+    try:
+        group = zarr.open_group(path, mode="r")
+        attrs = dict(group.attrs)
+        multiscales = attrs.get("multiscales") or attrs.get("ome", {}).get("multiscales")
+        if not multiscales:
+            raise FileFormatError(f"'{path}' is a zarr group without OME 'multiscales' metadata")
+        first = multiscales[0]
+        dataset = first["datasets"][0]
+        data = np.asarray(group[dataset["path"]][...])
+        axes = [a["name"] if isinstance(a, dict) else a for a in first.get("axes", ["z", "y", "x"][-data.ndim:])]
+        units = [a.get("unit") if isinstance(a, dict) else None for a in first.get("axes", [])]
+        scale = next((t["scale"] for t in dataset.get("coordinateTransformations", []) if t["type"] == "scale"), None)
+    except FileFormatError:
+        raise
+    except Exception as err:
+        raise FileFormatError(f"cannot read '{path}' as OME-Zarr ({type(err).__name__}: {err})") from None
+    spatial = [i for i, a in enumerate(axes) if a in ("z", "y", "x")]
+    if any(data.shape[i] != 1 for i in range(data.ndim) if i not in spatial):
+        raise FileFormatError(
+            f"'{path}' has axes {axes} with shape {data.shape}; cellsynth reads single-channel volumes"
+        )
+    data = data.reshape([data.shape[i] for i in spatial])
+    spacing = None
+    if scale is not None:
+        factors = [(_unit_factor(units[i]) if units and units[i] else 1.0) for i in spatial]
+        values = [float(scale[i]) * (f or 1.0) for i, f in zip(spatial, factors, strict=True)]
+        spacing = tuple(([1.0] if len(values) == 2 else []) + values)
+    return data, spacing  # type: ignore[return-value]
+
+
+def read_ome_zarr_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Read every label image listed under ``labels/`` of an OME-Zarr store, as ZYX arrays."""
+    path = Path(path)
+    try:
+        names = list(zarr.open_group(path / "labels", mode="r").attrs.get("labels", []))
+    except Exception:
+        return {}
+    return {name: read_volume(path / "labels" / name)[0] for name in names}
+
+
+# ----------------------------------------------------------------------------- npy
+
+
+def _read_npy(path: Path) -> tuple[np.ndarray, Spacing | None]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except Exception as err:
+        raise FileFormatError(f"cannot read '{path}': not a readable .npy array ({err})") from None
+    sidecar = path.with_suffix(".json")
+    if not sidecar.exists():
+        return data, None
+    try:
+        spacing = json.loads(sidecar.read_text())["spacing"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise FileFormatError(f"'{sidecar}' must be JSON with a 'spacing' list [z, y, x] in µm ({err})") from None
+    return data, check_spacing(spacing, f"'spacing' in {sidecar}")

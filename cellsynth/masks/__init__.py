@@ -1,0 +1,1 @@
+"""Mask simulators and label-derived maps: numpy, scipy, scikit-image, pyshtools and trimesh only (never torch)."""

@@ -1,0 +1,1 @@
+"""Generators and their training (torch only; opens no files, knows no CLI)."""

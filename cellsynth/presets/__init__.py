@@ -1,0 +1,1 @@
+"""Shipped YAML presets (``cellsynth config list``)."""

@@ -1,0 +1,1 @@
+"""From instance labels to images: conditioning, patch engine, physics renderer, pipeline."""
