@@ -239,13 +239,13 @@ def volume_format(path: str | os.PathLike) -> str:
     FileFormatError
         For any other suffix.
     """
-    name = Path(path).name.lower().rstrip("/")
+    name = Path(path).name.lower()
+    if any(part.lower().endswith(".zarr") for part in Path(path).parts):
+        return "ome-zarr"  # a store, or a group inside one such as x.ome.zarr/labels/cells
     if name.endswith((".ome.tif", ".ome.tiff")):
         return "ome-tiff"
     if name.endswith((".tif", ".tiff")):
         return "tiff"
-    if name.endswith(".zarr"):
-        return "ome-zarr"
     if name.endswith(".npy"):
         return "npy"
     raise FileFormatError(
@@ -360,10 +360,11 @@ def _write_tiff(path: Path, data: np.ndarray, spacing: Spacing, *, ome: bool, co
             "PhysicalSizeY": y, "PhysicalSizeYUnit": "µm",
             "PhysicalSizeX": x, "PhysicalSizeXUnit": "µm",
         }
-        tifffile.imwrite(path, data, ome=True, metadata=metadata, compression=compression,
+        tifffile.imwrite(path, data, ome=True, metadata=metadata, compression=compression, photometric="minisblack",
                          resolution=(1 / x, 1 / y), resolutionunit="MICROMETER")
     else:
-        tifffile.imwrite(path, data, imagej=True, compression=compression, resolution=(1 / x, 1 / y),
+        tifffile.imwrite(path, data, imagej=True, compression=compression, photometric="minisblack",
+                         resolution=(1 / x, 1 / y),
                          metadata={"axes": "ZYX", "spacing": z, "unit": "um"})
 
 
