@@ -85,6 +85,8 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
     if error["type"] == "extra_forbidden":
         accepted = ", ".join(_accepted_keys(model, error["loc"]))
         return f"unknown key '{where}' (accepted here: {accepted})"
+    if error["type"] == "missing" and isinstance(error["loc"][-1], int):
+        return f"'{_location(error['loc'][:-1])}': too few values (got {error['input']!r})"
     message = error["msg"][0].lower() + error["msg"][1:]
     return f"'{where}': {message} (got {error['input']!r})"
 

@@ -23,10 +23,26 @@ _GAP = 2
 _BACKGROUND = 48
 
 
-def _display_unit(extents_um: Sequence[float], finest_um: float, min_px: int, max_px: int) -> float:
-    """µm per display pixel: the finest spacing, but keep the longest side within [min_px, max_px]."""
-    longest = max(extents_um)
-    return longest / float(np.clip(longest / finest_um, min_px, max_px))
+def preview_layout(
+    shape: Sequence[int], spacing: Sequence[float], *, min_px: int = 256, max_px: int = 1024
+) -> dict[str, tuple[slice, slice]]:
+    """Where each panel of :func:`render_preview` sits on its canvas (rows, columns).
+
+    Every panel uses the same µm per display pixel: the finest in-plane spacing, scaled so the
+    longest side of the volume is between ``min_px`` and ``max_px`` pixels. Keys: ``'xy'``, and
+    for Z > 1 also ``'yz'`` (right of XY, Z along columns) and ``'xz'`` (below XY).
+    """
+    nz = shape[0]
+    extents = [n * s for n, s in zip(shape, spacing, strict=True)]
+    used = slice(0, 3) if nz > 1 else slice(1, 3)
+    longest, finest = max(extents[used]), min(spacing[used])
+    unit = longest / float(np.clip(longest / finest, min_px, max_px))
+    pz, py, px = (max(1, round(e / unit)) for e in extents)
+    layout = {"xy": (slice(0, py), slice(0, px))}
+    if nz > 1:
+        layout["yz"] = (slice(0, py), slice(px + _GAP, px + _GAP + pz))
+        layout["xz"] = (slice(py + _GAP, py + _GAP + pz), slice(0, px))
+    return layout
 
 
 def _panel(image: np.ndarray, labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -69,21 +85,19 @@ def render_preview(
     spacing = check_spacing(spacing)
     lo, hi = np.percentile(image, (1, 99.8))
     norm = (image.astype(np.float32) - lo) / max(float(hi - lo), 1e-12)
-    nz, ny, nx = image.shape
-    extents = [n * s for n, s in zip(image.shape, spacing, strict=True)]
-    in_plane = extents if nz > 1 else extents[1:]
-    unit = _display_unit(in_plane, min(spacing if nz > 1 else spacing[1:]), min_px, max_px)
-    pz, py, px = (max(1, round(e / unit)) for e in extents)
-    zc, yc, xc = nz // 2, ny // 2, nx // 2
-    xy = _panel(norm[zc], labels[zc], (py, px))
-    if nz == 1:
-        return xy
-    xz = _panel(norm[:, yc, :], labels[:, yc, :], (pz, px))
-    yz = _panel(norm[:, :, xc].T, labels[:, :, xc].T, (py, pz))
-    canvas = np.full((py + _GAP + pz, px + _GAP + pz, 3), _BACKGROUND, np.uint8)
-    canvas[:py, :px] = xy
-    canvas[:py, px + _GAP:] = yz
-    canvas[py + _GAP:, :px] = xz
+    layout = preview_layout(image.shape, spacing, min_px=min_px, max_px=max_px)
+    zc, yc, xc = (n // 2 for n in image.shape)
+    planes = {
+        "xy": (norm[zc], labels[zc]),
+        "yz": (norm[:, :, xc].T, labels[:, :, xc].T),
+        "xz": (norm[:, yc, :], labels[:, yc, :]),
+    }
+    height = max(rows.stop for rows, _ in layout.values())
+    width = max(cols.stop for _, cols in layout.values())
+    canvas = np.full((height, width, 3), _BACKGROUND, np.uint8)
+    for name, (rows, cols) in layout.items():
+        plane, ids = planes[name]
+        canvas[rows, cols] = _panel(plane, ids, (rows.stop - rows.start, cols.stop - cols.start))
     return canvas
 
 

@@ -40,8 +40,13 @@ def test_cellpose_slices_pair_up_and_skip_empty_planes(make_dataset, tmp_path):
     masks = sorted(p.name for p in out.glob("*_masks.tif"))
     images = sorted(p.name for p in out.glob("*.tif") if not p.name.endswith("_masks.tif"))
     assert [m.replace("_masks", "") for m in masks] == images
-    # the boxes occupy planes 0..3 except nothing is empty here; plane names carry the z index
-    assert images[:4] == ["sample_0000_z000.tif", "sample_0000_z001.tif", "sample_0000_z002.tif", "sample_0000_z003.tif"]
+    # every plane of the tiny sample holds an object; plane names carry the z index
+    assert images[:4] == [
+        "sample_0000_z000.tif",
+        "sample_0000_z001.tif",
+        "sample_0000_z002.tif",
+        "sample_0000_z003.tif",
+    ]
     sample = dataset.read_sample(0)
     for z in range(4):
         plane = tifffile.imread(out / f"sample_0000_z{z:03d}.tif")
@@ -72,7 +77,11 @@ def test_cellpose_stacks(make_dataset, tmp_path):
     dataset = make_dataset(n=2)
     out = export_dataset(dataset, "cellpose", tmp_path / "cp", cellpose_layout="stacks", progress=False)
     assert sorted(p.name for p in out.glob("*.tif")) == [
-        "sample_0000.tif", "sample_0000_masks.tif", "sample_0001.tif", "sample_0001_masks.tif"]
+        "sample_0000.tif",
+        "sample_0000_masks.tif",
+        "sample_0001.tif",
+        "sample_0001_masks.tif",
+    ]
     assert tifffile.imread(out / "sample_0001_masks.tif").shape == (4, 16, 20)
 
 
@@ -81,7 +90,10 @@ def test_ctc_layout(make_dataset, tmp_path):
     out = export_dataset(dataset, "ctc", tmp_path / "ctc", progress=False)
     assert sorted(p.name for p in (out / "01").iterdir()) == ["t000.tif", "t001.tif", "t002.tif"]
     assert sorted(p.name for p in (out / "01_GT" / "SEG").iterdir()) == [
-        "man_seg000.tif", "man_seg001.tif", "man_seg002.tif"]
+        "man_seg000.tif",
+        "man_seg001.tif",
+        "man_seg002.tif",
+    ]
     seg = tifffile.imread(out / "01_GT/SEG/man_seg002.tif")
     assert seg.dtype == np.uint16
     np.testing.assert_array_equal(seg, dataset.read_sample(2).labels)
@@ -94,8 +106,11 @@ def test_nnunet_3d_layout(make_dataset, tmp_path):
     out = export_dataset(dataset, "nnunet", tmp_path / "Dataset001_Cells", progress=False)
     meta = json.loads((out / "dataset.json").read_text())
     assert meta == {
-        "channel_names": {"0": "fluorescence"}, "labels": SEMANTIC_CLASSES, "numTraining": 2,
-        "file_ending": ".tif", "overwrite_image_reader_writer": "Tiff3DIO",
+        "channel_names": {"0": "fluorescence"},
+        "labels": SEMANTIC_CLASSES,
+        "numTraining": 2,
+        "file_ending": ".tif",
+        "overwrite_image_reader_writer": "Tiff3DIO",
     }
     for name, sample in samples_by_name(dataset).items():
         image = tifffile.imread(out / "imagesTr" / f"{name}_0000.tif")
@@ -114,8 +129,15 @@ def test_nnunet_2d_uses_png(tmp_path):
     from cellsynth.config import OutputConfig
     from cellsynth.dataset import build_dataset
 
-    dataset = build_dataset(tmp_path / "ds", ["a", "b"], lambda i, rng: make_sample(i, rng, shape=(1, 16, 20)),
-                            config={}, seed=0, output=OutputConfig(), progress=False)
+    dataset = build_dataset(
+        tmp_path / "ds",
+        ["a", "b"],
+        lambda i, rng: make_sample(i, rng, shape=(1, 16, 20)),
+        config={},
+        seed=0,
+        output=OutputConfig(),
+        progress=False,
+    )
     out = export_dataset(dataset, "nnunet", tmp_path / "nn", progress=False)
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["file_ending"] == ".png" and meta["overwrite_image_reader_writer"] == "NaturalImage2DIO"
@@ -146,8 +168,15 @@ def test_every_format_exports_2d_datasets(tmp_path, fmt):
     from cellsynth.config import OutputConfig
     from cellsynth.dataset import build_dataset
 
-    dataset = build_dataset(tmp_path / "ds", ["a"], lambda i, rng: make_sample(i, rng, shape=(1, 16, 20)),
-                            config={}, seed=0, output=OutputConfig(), progress=False)
+    dataset = build_dataset(
+        tmp_path / "ds",
+        ["a"],
+        lambda i, rng: make_sample(i, rng, shape=(1, 16, 20)),
+        config={},
+        seed=0,
+        output=OutputConfig(),
+        progress=False,
+    )
     out = export_dataset(dataset, fmt, tmp_path / "out", progress=False)
     assert len(json.loads((out / "cellsynth_export.json").read_text())["samples"][0]["files"]) >= 1
 

@@ -1,0 +1,157 @@
+"""Bad input, table-driven: every case exits 2 with one line naming the problem, and writes nothing.
+
+Later issues add their rows to CASES. A case is (id, setup, expected fragment): ``setup(tmp)`` writes the
+inputs it needs into ``tmp/in`` and returns the CLI arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SPACING, boxes_labels
+
+from cellsynth.cli import main
+from cellsynth.io import write_volume
+
+
+def pair(tmp, image=None, labels=None, suffix=".npy", spacing=True):
+    """Write an image/labels pair into tmp/in and return the import arguments."""
+    folder = tmp / "in"
+    folder.mkdir(exist_ok=True)
+    labels = boxes_labels() if labels is None else labels
+    image = np.full(labels.shape, 0.5, np.float32) if image is None else image
+    paths = []
+    for name, array in (("image", image), ("labels", labels)):
+        path = folder / f"{name}{suffix}"
+        if suffix == ".npy":
+            np.save(path, array)
+        else:
+            write_volume(path, array, SPACING)
+        paths.append(str(path))
+    spacing_args = ["--spacing", *map(str, SPACING)] if spacing else []
+    return ["dataset", "import", str(tmp / "out"), "--images", paths[0], "--labels", paths[1], *spacing_args]
+
+
+def nan_image():
+    image = np.full((4, 16, 20), 0.5, np.float32)
+    image[1, 2, 3] = np.nan
+    return image
+
+
+def dataset_and(tmp, *args):
+    """A valid dataset in tmp/in/ds, then the given arguments (formatted with tmp)."""
+    assert main(pair(tmp)[:2] + [str(tmp / "in" / "ds")] + pair(tmp)[3:]) == 0
+    return [a.format(tmp=tmp) for a in args]
+
+
+def config_file(tmp, text):
+    (tmp / "in").mkdir(exist_ok=True)
+    (tmp / "in" / "c.yaml").write_text(text)
+    return ["config", "check", str(tmp / "in" / "c.yaml")]
+
+
+def corrupt_tiff(tmp):
+    args = pair(tmp, suffix=".tif", spacing=False)
+    (tmp / "in" / "image.tif").write_bytes(b"II*\x00" + bytes(range(256)) * 4)
+    return args
+
+
+def out_is_file(tmp):
+    args = pair(tmp)
+    (tmp / "in" / "f").write_text("")
+    return args[:2] + [str(tmp / "in" / "f")] + args[3:]
+
+
+def unsupported_suffix(tmp):
+    args = pair(tmp)
+    (tmp / "in" / "image.png").write_bytes(b"\x89PNG")
+    return args[:4] + [str(tmp / "in" / "image.png")] + args[5:]
+
+
+def count_mismatch(tmp):
+    args = pair(tmp)
+    return args[:7] + [args[6]] + args[7:]  # --labels gets two files for one image
+
+
+CASES = [
+    ("4d-image", lambda t: pair(t, image=np.zeros((2, 4, 16, 20), np.float32)), "must be a 2D (YX) or 3D (ZYX) array"),
+    ("1d-image", lambda t: pair(t, image=np.zeros(20, np.float32), labels=np.zeros(20, np.uint16)), "got 1D"),
+    (
+        "shape-mismatch",
+        lambda t: pair(t, image=np.zeros((4, 16, 21), np.float32)),
+        "shape (4, 16, 21) and labels shape",
+    ),
+    ("float-labels", lambda t: pair(t, labels=boxes_labels().astype(np.float32)), "must hold integer instance ids"),
+    ("bool-labels", lambda t: pair(t, labels=boxes_labels() > 0), "skimage.measure.label"),
+    ("negative-labels", lambda t: pair(t, labels=boxes_labels().astype(np.int32) - 1), "negative values (min -1)"),
+    ("nan-image", lambda t: pair(t, image=nan_image()), "1 NaN or inf values"),
+    ("inf-image", lambda t: pair(t, image=np.full((4, 16, 20), np.inf, np.float32)), "NaN or inf values"),
+    ("int64-image", lambda t: pair(t, image=np.zeros((4, 16, 20), np.int64)), "accepted: uint8, uint16 or floating"),
+    ("no-spacing", lambda t: pair(t, spacing=False), "carries no voxel spacing; pass spacing"),
+    ("negative-spacing", lambda t: pair(t)[:-3] + ["1", "-0.2", "0.2"], "finite numbers > 0"),
+    ("corrupt-tiff", corrupt_tiff, "not a readable TIFF"),
+    ("missing-image", lambda t: pair(t)[:4] + [str(t / "nope.tif")] + pair(t)[5:], "does not exist"),
+    ("unsupported-suffix", unsupported_suffix, "unsupported file type; accepted: .tif"),
+    ("count-mismatch", count_mismatch, "got 1 image files but 2 label files"),
+    ("out-is-file", out_is_file, "is a file, not a folder"),
+    (
+        "import-bad-config",
+        lambda t: config_file(t, "dataset: {sead: 1}\n") and pair(t) + ["--config", str(t / "in" / "c.yaml")],
+        "unknown key 'dataset.sead'",
+    ),
+    (
+        "export-unknown-format",
+        lambda t: dataset_and(t, "export", "{tmp}/in/ds", "--format", "hdf5", "--out", "{tmp}/x"),
+        "unknown export format 'hdf5'; accepted: stardist, cellpose, ctc, nnunet, ome-zarr",
+    ),
+    (
+        "export-out-is-file",
+        lambda t: dataset_and(t, "export", "{tmp}/in/ds", "--format", "ctc", "--out", "{tmp}/in/image.npy"),
+        "is a file",
+    ),
+    (
+        "export-not-a-dataset",
+        lambda t: ["export", str(t), "--format", "ctc", "--out", str(t / "x")],
+        "is not a cellsynth dataset",
+    ),
+    (
+        "config-unknown-key",
+        lambda t: config_file(t, "volume: {shape: [1, 2, 3], spacnig_um: [1, 1, 1]}\n"),
+        "unknown key 'volume.spacnig_um' (accepted here: shape, spacing_um)",
+    ),
+    (
+        "config-wrong-type",
+        lambda t: config_file(t, "dataset: {n_samples: ten}\n"),
+        "'dataset.n_samples': input should be",
+    ),
+    (
+        "config-negative-spacing",
+        lambda t: config_file(t, "volume: {spacing_um: [-1, 0.2, 0.2]}\n"),
+        "'volume.spacing_um[0]': input should be greater than 0",
+    ),
+    ("unknown-preset", lambda t: ["config", "show", "nuclei-xl"], "unknown preset 'nuclei-xl'"),
+    ("usage-missing-arg", lambda t: ["export", str(t)], "the following arguments are required"),
+    ("usage-unknown-command", lambda t: ["frobnicate"], "invalid choice: 'frobnicate'"),
+]
+
+
+def snapshot(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(("setup", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, setup, fragment):
+    argv = setup(tmp_path)
+    capsys.readouterr()
+    before = snapshot(tmp_path)
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse usage errors exit from inside parse_args
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cellsynth: error: ") or lines[0].startswith("cellsynth ")
+    assert fragment in lines[0]
+    assert snapshot(tmp_path) == before

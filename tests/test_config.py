@@ -1,0 +1,65 @@
+"""Configs: presets validate, mistakes give one message naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from cellsynth.config import Config, load_config, load_preset, preset_names, preset_text, resolve_config
+from cellsynth.errors import ConfigError
+
+
+def test_every_preset_validates_and_default_matches_the_model_defaults():
+    assert "default" in preset_names()
+    for name in preset_names():
+        assert isinstance(load_preset(name), Config)
+    assert load_preset("default") == Config()
+
+
+def test_partial_file_takes_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("dataset:\n  n_samples: 10\nvolume:\n  spacing_um: [1, 0.5, 0.5]\n")
+    config = load_config(path)
+    assert config.dataset.n_samples == 10 and config.dataset.seed == 0
+    assert config.volume.spacing_um == (1.0, 0.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("dataset:\n  sead: 3\n", "unknown key 'dataset.sead' (accepted here: n_samples, seed, name_prefix, output)"),
+        ("volum: {}\n", "unknown key 'volum'"),
+        ("dataset:\n  output:\n    preview: true\n", "unknown key 'dataset.output.preview'"),
+        ("dataset:\n  n_samples: many\n", "'dataset.n_samples': input should be a valid integer"),
+        ("dataset:\n  n_samples: 0\n", "'dataset.n_samples': input should be greater than or equal to 1 (got 0)"),
+        ("volume:\n  spacing_um: [0.3, -0.26, 0.26]\n", "'volume.spacing_um[1]': input should be greater than 0"),
+        ("volume:\n  spacing_um: [0.3, 0.26]\n", "'volume.spacing_um'"),
+        ("volume:\n  spacing_um: [.nan, 1, 1]\n", "'volume.spacing_um[0]'"),
+        ("dataset:\n  output:\n    tiff_compression: lzw\n", "input should be 'none' or 'zlib'"),
+        ("dataset:\n  name_prefix: '../evil'\n", "'dataset.name_prefix'"),
+        ("- a\n- b\n", "expected a mapping"),
+        ("dataset: [1\n", "not valid YAML at line"),
+    ],
+)
+def test_mistakes_name_the_key_in_one_line(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_unsafe_yaml_tags_are_refused(tmp_path):
+    path = tmp_path / "evil.yaml"
+    path.write_text("dataset: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(path)
+
+
+def test_missing_file_and_unknown_preset(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_config(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="available: default"):
+        preset_text("nope")
+    with pytest.raises(ConfigError, match="neither a preset"):
+        resolve_config("nope")
