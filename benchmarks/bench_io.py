@@ -8,6 +8,7 @@ realistic. Prints one line per format, then one JSON line last.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import platform
 import shutil
@@ -57,8 +58,9 @@ def main() -> None:
     try:
         for name, (suffix, compression) in CASES.items():
             path = folder / f"volume{suffix}"
-            write_s = best_time(lambda: write_volume(path, volume, SPACING, compression=compression), args.repeat)
-            read_s = best_time(lambda: read_volume(path), args.repeat)
+            write = functools.partial(write_volume, path, volume, SPACING, compression=compression)
+            write_s = best_time(write, args.repeat)
+            read_s = best_time(functools.partial(read_volume, path), args.repeat)
             back, spacing = read_volume(path)
             assert np.array_equal(back, volume) and spacing == SPACING
             results[name] = {
@@ -66,8 +68,9 @@ def main() -> None:
                 "read_MBps": round(megabytes / read_s, 1),
                 "size_ratio": round(disk_size(path) / volume.nbytes, 3),
             }
-            print(f"{name:10s} write {results[name]['write_MBps']:8.1f} MB/s   read {results[name]['read_MBps']:8.1f} MB/s"
-                  f"   size {results[name]['size_ratio']:.3f} of raw")
+            row = results[name]
+            print(f"{name:10s} write {row['write_MBps']:8.1f} MB/s   read {row['read_MBps']:8.1f} MB/s"
+                  f"   size {row['size_ratio']:.3f} of raw")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps({"benchmark": "io", "shape": list(args.shape), "dtype": "uint16", "MB": round(megabytes, 1),
