@@ -29,9 +29,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cellsynth.config import OutputConfig
-from cellsynth.errors import DatasetError, FileFormatError
+from cellsynth.errors import DatasetError, FileFormatError, InputError
 from cellsynth.io import (
     Spacing,
+    as_volume,
     check_pair,
     check_spacing,
     read_volume,
@@ -112,6 +113,15 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _check_semantic(semantic: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    semantic = as_volume(semantic, "semantic map")
+    if semantic.shape != shape or not np.issubdtype(semantic.dtype, np.integer) or semantic.min() < 0 \
+            or semantic.max() > 255:
+        raise InputError(f"semantic map must be integer classes 0..255 of the labels' shape {shape}; "
+                         f"got dtype {semantic.dtype}, shape {semantic.shape}")
+    return semantic.astype(np.uint8, copy=False)
+
+
 def write_sample_files(root: str | os.PathLike, name: str, sample: Sample, output: OutputConfig) -> dict:
     """Validate one sample and write its files into the dataset folder ``root``.
 
@@ -129,7 +139,8 @@ def write_sample_files(root: str | os.PathLike, name: str, sample: Sample, outpu
     compression = None if output.tiff_compression == "none" else output.tiff_compression
     arrays = {"image": image, "labels": labels}
     if output.semantic:
-        arrays["semantic"] = semantic_from_instances(labels) if sample.semantic is None else sample.semantic
+        arrays["semantic"] = semantic_from_instances(labels) if sample.semantic is None else _check_semantic(
+            sample.semantic, labels.shape)
     files = {}
     for kind, array in arrays.items():
         relative = f"{FOLDERS[kind]}/{name}.tif"

@@ -46,7 +46,7 @@ Files = list[str]
 
 def _samples(dataset: Dataset, progress: bool) -> Iterator[tuple[str, Sample]]:
     for index in tqdm(dataset.done(), desc="export", unit="sample", disable=True if not progress else None):
-        yield dataset.name(index), dataset.read_sample(index)
+        yield dataset.name(index), dataset.read_sample(index, verify=False)  # verified once, up front
 
 
 def _stardist(name: str, sample: Sample, out: Path, index: int) -> Files:

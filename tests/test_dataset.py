@@ -205,6 +205,17 @@ def test_invalid_sample_writes_nothing(tmp_path):
     assert visible_files(tmp_path / "ds") == ["manifest.json"]
 
 
+def test_given_semantic_map_is_validated(tmp_path):
+    def bad(index, rng):
+        sample = make_sample(index, rng)
+        sample.semantic = np.full(sample.labels.shape, -1, np.int16)
+        return sample
+
+    with pytest.raises(InputError, match="semantic map must be integer classes 0..255"):
+        build_dataset(tmp_path / "ds", ["a"], bad, config={}, seed=0, output=OutputConfig(), progress=False)
+    assert visible_files(tmp_path / "ds") == ["manifest.json"]
+
+
 def test_2d_samples(tmp_path):
     def plane(index, rng):
         sample = make_sample(index, rng, shape=(1, 16, 20))
