@@ -545,12 +545,13 @@ def _read_ome_zarr(path: Path) -> tuple[np.ndarray, Spacing | None]:
             f"'{path}' has axes {axes} with shape {data.shape}; cellsynth reads single-channel volumes"
         )
     data = data.reshape([data.shape[i] for i in spatial])
-    spacing = None
-    if scale is not None:
-        factors = [(_unit_factor(units[i]) if units and units[i] else 1.0) for i in spatial]
-        values = [float(scale[i]) * (f or 1.0) for i, f in zip(spatial, factors, strict=True)]
-        spacing = tuple(([1.0] if len(values) == 2 else []) + values)
-    return data, spacing  # type: ignore[return-value]
+    # NGFF allows axes without a unit; then the scale is taken as µm. A unit we cannot convert
+    # (e.g. "pixel") means no physical spacing.
+    factors = [_unit_factor(units[i]) if units and units[i] else 1.0 for i in spatial]
+    if scale is None or None in factors:
+        return data, None
+    values = [float(scale[i]) * f for i, f in zip(spatial, factors, strict=True)]
+    return data, tuple(([1.0] if len(values) == 2 else []) + values)  # type: ignore[return-value]
 
 
 def read_ome_zarr_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:

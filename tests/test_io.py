@@ -153,6 +153,20 @@ def test_ome_zarr_metadata_validates_against_ngff_models(tmp_path):
     ImageLabelAttrs.model_validate(json.loads((path / "labels/cells/.zattrs").read_text()))
 
 
+@pytest.mark.parametrize(("unit", "expected"), [("nanometer", (290.0, 260.0, 260.0)), ("pixel", None)])
+def test_ome_zarr_units_are_converted_or_refused(tmp_path, unit, expected):
+    path = write_ome_zarr(tmp_path / "s.ome.zarr", np.zeros((2, 3, 4), np.uint8), (290000, 260000, 260000))
+    attrs = json.loads((path / ".zattrs").read_text())
+    for axis in attrs["multiscales"][0]["axes"]:
+        axis["unit"] = unit
+    (path / ".zattrs").write_text(json.dumps(attrs))
+    if expected is None:
+        with pytest.raises(FileFormatError, match="carries no voxel spacing"):
+            read_volume(path)
+    else:
+        assert read_volume(path)[1] == pytest.approx(expected)
+
+
 def test_npy_spacing_from_argument_or_sidecar(tmp_path):
     data = random_volume(np.uint16)
     np.save(tmp_path / "a.npy", data)
