@@ -1,0 +1,98 @@
+"""Organism (specimen) foregrounds: where cells may be. Every function returns a boolean ZYX volume."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from cellsynth.errors import InputError
+from cellsynth.io import as_volume, check_spacing
+from cellsynth.masks.nuclei import EllipsoidShape, random_sh_shape, rasterize_shapes
+
+
+def _centre(volume_shape: Sequence[int], spacing: Sequence[float], centre_um: Sequence[float] | None) -> np.ndarray:
+    if centre_um is None:
+        return (np.asarray(volume_shape) - 1) * np.asarray(spacing) / 2
+    return np.asarray(centre_um, float)
+
+
+def _nonempty(mask: np.ndarray, what: str) -> np.ndarray:
+    if not mask.any():
+        raise InputError(f"{what} foreground is empty: the organism does not overlap the volume")
+    return mask
+
+
+def rotation_from_angles(angles_deg: Sequence[float]) -> np.ndarray:
+    """Rotation matrix (ZYX frame) from rotations about the z, y and x axes, in degrees, applied in that order."""
+    rotation = np.eye(3)
+    for axis, angle in enumerate(np.deg2rad(np.asarray(angles_deg, float))):
+        c, s = np.cos(angle), np.sin(angle)
+        a, b = [i for i in range(3) if i != axis]
+        step = np.eye(3)
+        step[a, a], step[a, b], step[b, a], step[b, b] = c, -s, s, c
+        rotation = step @ rotation
+    return rotation
+
+
+def ellipsoid_organism(
+    volume_shape: Sequence[int],
+    spacing: Sequence[float],
+    semi_axes_um: Sequence[float],
+    *,
+    angles_deg: Sequence[float] = (0.0, 0.0, 0.0),
+    centre_um: Sequence[float] | None = None,
+) -> np.ndarray:
+    """An ellipsoidal specimen.
+
+    Parameters
+    ----------
+    volume_shape : sequence of int
+        ZYX voxels.
+    spacing : sequence of 3 float
+        Voxel size (z, y, x) in µm.
+    semi_axes_um : sequence of 3 float
+        Semi-axes along z, y, x before rotation, µm.
+    angles_deg : sequence of 3 float
+        Rotations about z, y, x in degrees.
+    centre_um : sequence of 3 float, optional
+        Centre in µm; default the volume centre.
+
+    Returns
+    -------
+    ndarray of bool
+    """
+    spacing = check_spacing(spacing)
+    axes = [float(a) for a in semi_axes_um]
+    if len(axes) != 3 or not all(np.isfinite(a) and a > 0 for a in axes):
+        raise InputError(f"semi_axes_um must be three numbers > 0 (µm); got {semi_axes_um!r}")
+    shape = EllipsoidShape(tuple(axes), rotation_from_angles(angles_deg))
+    labels, _ = rasterize_shapes(volume_shape, spacing, _centre(volume_shape, spacing, centre_um)[None], [shape])
+    return _nonempty(labels > 0, "ellipsoid organism")
+
+
+def sh_organism(
+    volume_shape: Sequence[int],
+    spacing: Sequence[float],
+    rng: np.random.Generator,
+    mean_radius_um: float,
+    *,
+    gamma: float = 3.0,
+    deformation: float = 0.1,
+    lmax: int = 4,
+    centre_um: Sequence[float] | None = None,
+) -> np.ndarray:
+    """A smooth star-convex specimen from a low-degree spherical-harmonic expansion.
+
+    Same recipe as :func:`cellsynth.masks.nuclei.random_sh_shape`, with a low ``lmax`` so the
+    outline stays smooth at organism scale.
+    """
+    spacing = check_spacing(spacing)
+    shape = random_sh_shape(rng, mean_radius_um, gamma=gamma, deformation=deformation, lmax=lmax)
+    labels, _ = rasterize_shapes(volume_shape, spacing, _centre(volume_shape, spacing, centre_um)[None], [shape])
+    return _nonempty(labels > 0, "spherical-harmonic organism")
+
+
+def mask_organism(mask: np.ndarray) -> np.ndarray:
+    """A user-given foreground (any array; non-zero = inside), validated as a non-empty ZYX volume."""
+    return _nonempty(as_volume(np.asarray(mask), "organism mask") != 0, "given organism mask")
