@@ -13,6 +13,7 @@ from cellsynth.masks.nuclei import (
     random_sh_coefficients,
     random_sh_shape,
     rasterize_shapes,
+    simulate_nuclei,
 )
 
 SPACING = (0.5, 0.25, 0.25)
@@ -161,3 +162,69 @@ def test_same_seed_same_shape():
 def test_bad_shape_parameters(kwargs, match):
     with pytest.raises(InputError, match=match):
         random_sh_coefficients(np.random.default_rng(0), **kwargs)
+
+
+def test_simulated_nuclei_in_an_organism():
+    from scipy.spatial.distance import pdist
+
+    from cellsynth.masks.derived import centroid_table
+    from cellsynth.masks.organism import ellipsoid_organism
+    from cellsynth.masks.placement import poisson_disk_positions
+
+    spacing = (0.5, 0.25, 0.25)
+    foreground = ellipsoid_organism((40, 120, 120), spacing, (9.0, 14.0, 14.0))
+    rng = np.random.default_rng(5)
+    centres = poisson_disk_positions(foreground, spacing, 5.0, rng, n_cells=12)
+    labels, info = simulate_nuclei(foreground, spacing, rng, centres, radius_um=2.0, radius_std_um=0.2)
+    assert set(np.unique(labels)) == set(range(13)) and info["n_empty_cells"] == 0
+    assert not labels[~foreground].any()  # every cell inside the foreground
+    table = centroid_table(labels, spacing)
+    radii = np.array([row["equivalent_radius_um"] for row in table])
+    assert np.median(radii) == pytest.approx(2.0, rel=0.08)
+    centroids = np.array([[row["z_um"], row["y_um"], row["x_um"]] for row in table])
+    assert np.abs(centroids - centres).max() < 1.0  # shapes sit on their placed centres
+    assert pdist(centroids).min() > 3.5
+
+
+def test_same_seed_same_nuclei_volume():
+    from cellsynth.masks.organism import ellipsoid_organism
+    from cellsynth.masks.placement import poisson_disk_positions
+
+    spacing = (0.5, 0.25, 0.25)
+    foreground = ellipsoid_organism((20, 60, 60), spacing, (4.0, 6.0, 6.0))
+
+    def make(seed):
+        rng = np.random.default_rng(seed)
+        centres = poisson_disk_positions(foreground, spacing, 3.5, rng, n_cells=4)
+        return simulate_nuclei(foreground, spacing, rng, centres, radius_um=1.5)[0]
+
+    np.testing.assert_array_equal(make(3), make(3))
+    assert not np.array_equal(make(3), make(4))
+
+
+def test_ellipsoidal_nuclei_follow_the_surface_normal():
+    from cellsynth.masks.organism import ellipsoid_organism
+
+    spacing = (0.25, 0.25, 0.25)
+    foreground = ellipsoid_organism((80, 80, 80), spacing, (9.0, 9.0, 9.0))
+    centre = np.array([[10.0, 10.0, 17.0]])  # on the +x side: the normal points along x
+    labels, _ = simulate_nuclei(foreground, spacing, np.random.default_rng(0), centre, radius_um=1.5,
+                                radius_std_um=0.0, shape="ellipsoid", elongation=2.0)
+    points = np.argwhere(labels == 1) * 0.25
+    major = np.linalg.eigh(np.cov((points - points.mean(axis=0)).T))[1][:, -1]
+    assert abs(major[2]) > 0.95
+
+
+def test_signed_distance_and_bad_shape_name():
+    from cellsynth.masks.derived import signed_distance_um
+
+    foreground = np.zeros((10, 10, 10), bool)
+    foreground[2:8, 2:8, 2:8] = True
+    distance = signed_distance_um(foreground, (2.0, 1.0, 1.0))
+    assert distance[5, 5, 5] > 0 > distance[0, 5, 5]
+    assert distance[5, 5, 1] == pytest.approx(-1.0) and distance[5, 5, 2] == pytest.approx(1.0)
+    assert distance[0, 5, 5] == pytest.approx(-4.0)  # two planes of 2 µm above the surface
+    with pytest.raises(InputError, match="neither empty nor the whole volume"):
+        signed_distance_um(np.ones((3, 3, 3), bool), (1, 1, 1))
+    with pytest.raises(InputError, match="accepted: sh, ellipsoid"):
+        simulate_nuclei(foreground, (1, 1, 1), np.random.default_rng(0), np.zeros((1, 3)), shape="cube")
