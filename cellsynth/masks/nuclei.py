@@ -84,8 +84,10 @@ class SHShape:
 
     def radius(self, offsets_um: np.ndarray) -> np.ndarray:
         """``r(θ, φ)`` in the directions of ``offsets_um`` (…, 3) in ZYX µm; bilinear on the grid."""
+        return self._radius(offsets_um, np.sqrt((offsets_um * offsets_um).sum(axis=-1)))
+
+    def _radius(self, offsets_um: np.ndarray, rho: np.ndarray) -> np.ndarray:
         z, y, x = offsets_um[..., 0], offsets_um[..., 1], offsets_um[..., 2]
-        rho = np.sqrt(z * z + y * y + x * x)
         colat = np.arccos(np.clip(np.divide(z, rho, out=np.ones_like(rho), where=rho > 0), -1, 1))
         lon = np.mod(np.arctan2(y, x), 2 * np.pi)
         nlat, nlon = self.grid.shape
@@ -94,8 +96,8 @@ class SHShape:
         return ndimage.map_coordinates(self.grid, [rows, cols], order=1, mode="nearest")
 
     def normalised_distance(self, offsets_um: np.ndarray) -> np.ndarray:
-        rho = np.sqrt((offsets_um**2).sum(axis=-1))
-        return rho / self.radius(offsets_um)
+        rho = np.sqrt((offsets_um * offsets_um).sum(axis=-1))
+        return rho / self._radius(offsets_um, rho)
 
 
 @dataclass(frozen=True)
@@ -274,9 +276,13 @@ def rasterize_shapes(
         if np.any(high <= low):
             continue
         box = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
-        grids = np.meshgrid(*[(np.arange(a, b) - c) * s for a, b, c, s in
+        grids = np.meshgrid(*[((np.arange(a, b) - c) * s).astype(np.float32) for a, b, c, s in
                               zip(low, high, centre_vox, spacing_arr, strict=True)], indexing="ij")
-        q = shape.normalised_distance(np.stack(grids, axis=-1)).astype(np.float32)
+        offsets = np.stack(grids, axis=-1)
+        # only the ball of the largest radius can be inside: evaluate the shape there alone
+        near = (offsets * offsets).sum(axis=-1) <= np.float32(shape.max_radius) ** 2
+        q = np.full(near.shape, np.inf, np.float32)
+        q[near] = shape.normalised_distance(offsets[near])
         inside = q <= 1
         if foreground is not None:
             inside &= foreground[box]
