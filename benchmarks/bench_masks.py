@@ -6,6 +6,8 @@
   measured here in the same run on the same shapes.
 - ``nuclei_1000_s`` and ``nuclei_1000_peak_mb``: 1000 SH nuclei (radius ~ N(9, 1) µm at 1 µm voxels,
   the paper's setting) placed by Poisson-disk sampling in a 128×512×512 ellipsoidal organism.
+- ``voronoi_1000_s`` and ``voronoi_1000_peak_mb``: 1000 weighted-Voronoi cells (γ ~ U(1, 1.25)) filling
+  the same organism, plus their 2 µm membranes.
 
 Run: ``python benchmarks/bench_masks.py``; prints one JSON line last.
 """
@@ -19,6 +21,7 @@ import tracemalloc
 import numpy as np
 from scipy.spatial import Delaunay
 
+from cellsynth.masks.membranes import membrane_mask, random_weights, voronoi_cells
 from cellsynth.masks.nuclei import random_sh_shape, rasterize_shapes, simulate_nuclei
 from cellsynth.masks.organism import ellipsoid_organism
 from cellsynth.masks.placement import poisson_disk_positions
@@ -65,20 +68,36 @@ def simulate_1000(foreground: np.ndarray) -> int:
     return int(labels.max())
 
 
+def voronoi_1000(foreground: np.ndarray) -> int:
+    rng = np.random.default_rng(2)
+    seeds = poisson_disk_positions(foreground, SPACING, 12.0, rng, n_cells=1000)
+    labels = voronoi_cells(foreground, SPACING, seeds, random_weights(rng, len(seeds)))
+    membrane_mask(labels, SPACING, 2.0)
+    return int(labels.max())
+
+
+def timed_and_peak(function, foreground: np.ndarray) -> tuple[int, float, float]:
+    start = time.perf_counter()
+    count = function(foreground)
+    seconds = time.perf_counter() - start
+    tracemalloc.start()
+    function(foreground)
+    peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
+    tracemalloc.stop()
+    return count, seconds, peak_mb
+
+
 def main() -> None:
     ours, baseline = bench_per_cell()
     print(f"per cell on 64x128x128: ours {ours * 1e3:.2f} ms, reference Delaunay {baseline * 1e3:.0f} ms "
           f"({baseline / ours:.0f}x)")
     foreground = ellipsoid_organism((128, 512, 512), SPACING, (63.0, 255.0, 255.0))
-    start = time.perf_counter()
-    count = simulate_1000(foreground)
-    seconds = time.perf_counter() - start
-    tracemalloc.start()
-    simulate_1000(foreground)
-    peak_mb = tracemalloc.get_traced_memory()[1] / 1e6
-    tracemalloc.stop()
+    count, seconds, peak_mb = timed_and_peak(simulate_1000, foreground)
     print(f"1000 SH nuclei in 128x512x512: {seconds:.2f} s, peak {peak_mb:.0f} MB above the organism mask "
           f"({count} cells)")
+    cells, voronoi_s, voronoi_mb = timed_and_peak(voronoi_1000, foreground)
+    print(f"1000 Voronoi cells + membranes in 128x512x512: {voronoi_s:.2f} s, peak {voronoi_mb:.0f} MB "
+          f"({cells} cells)")
     print(json.dumps({
         "benchmark": "masks",
         "sh_s_per_cell": round(ours, 5),
@@ -87,6 +106,9 @@ def main() -> None:
         "nuclei_1000_s": round(seconds, 2),
         "nuclei_1000_peak_mb": round(peak_mb, 1),
         "nuclei_1000_cells": count,
+        "voronoi_1000_s": round(voronoi_s, 2),
+        "voronoi_1000_peak_mb": round(voronoi_mb, 1),
+        "voronoi_1000_cells": cells,
     }))
 
 
