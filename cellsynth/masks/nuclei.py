@@ -144,10 +144,10 @@ def random_sh_coefficients(
         raise InputError(f"lmax must be >= 2 to deform a sphere; got {lmax}")
     if not np.isfinite(gamma) or gamma <= 0:
         raise InputError(f"smoothness gamma must be > 0; got {gamma!r}")
-    degrees = np.arange(lmax + 1)
-    std = np.zeros(lmax + 1)
     if not np.isfinite(deformation) or deformation < 0:
         raise InputError(f"deformation must be >= 0 (relative RMS of the radius); got {deformation!r}")
+    degrees = np.arange(lmax + 1)
+    std = np.zeros(lmax + 1)
     power = degrees[2:].astype(float) ** (-gamma)
     power *= deformation**2 / power.sum()
     std[2:] = np.sqrt(power / (2 * degrees[2:] + 1))
