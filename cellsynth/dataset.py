@@ -249,10 +249,6 @@ class Dataset:
         """Manifest entries, one per sample, in index order."""
         return self.manifest["samples"]
 
-    @property
-    def output(self) -> OutputConfig:
-        return OutputConfig(**self.manifest["output"])
-
     def __len__(self) -> int:
         return len(self.samples)
 

@@ -48,6 +48,16 @@ def semantic_from_instances(labels: np.ndarray) -> np.ndarray:
     return semantic
 
 
+def depth_below_surface_um(foreground: np.ndarray, spacing) -> np.ndarray:
+    """Euclidean distance (µm) from each foreground voxel to the nearest voxel outside it.
+
+    The volume's border counts as outside, so an organism cut by the field of view still has a
+    surface there. 0 outside the foreground.
+    """
+    padded = np.pad(np.asarray(foreground, bool), 1)
+    return ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
+
+
 def signed_distance_um(foreground: np.ndarray, spacing) -> np.ndarray:
     """Signed Euclidean distance to the organism surface in µm: positive inside, negative outside (float32).
 

@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from cellsynth.errors import InputError
 from cellsynth.io import check_spacing
+from cellsynth.masks.derived import depth_below_surface_um
 
 #: Degree of the SH expansion of random nuclei.
 DEFAULT_LMAX = 12
@@ -360,8 +361,7 @@ def surface_normals(foreground: np.ndarray, spacing: Sequence[float], points_um:
                     smoothing_um: float = 2.0) -> np.ndarray:
     """Unit vectors at ``points_um`` pointing out of the organism (gradient of the µm distance map)."""
     spacing_arr = np.asarray(check_spacing(spacing))
-    distance = ndimage.distance_transform_edt(np.pad(foreground, 1), sampling=spacing_arr)[1:-1, 1:-1, 1:-1]
-    distance = ndimage.gaussian_filter(distance, smoothing_um / spacing_arr)
+    distance = ndimage.gaussian_filter(depth_below_surface_um(foreground, spacing_arr), smoothing_um / spacing_arr)
     index = np.clip(np.rint(np.asarray(points_um) / spacing_arr).astype(int), 0, np.asarray(foreground.shape) - 1)
     gradient = np.stack([-np.gradient(distance, s, axis=a)[tuple(index.T)] for a, s in enumerate(spacing_arr)], -1)
     norm = np.linalg.norm(gradient, axis=-1, keepdims=True)

@@ -19,6 +19,7 @@ from scipy.spatial import cKDTree
 
 from cellsynth.errors import FileFormatError, InputError
 from cellsynth.io import check_spacing
+from cellsynth.masks.derived import depth_below_surface_um
 
 
 class CrowdedWarning(UserWarning):
@@ -178,7 +179,7 @@ def layered_positions(
         raise InputError(f"cell spacing must be > 0 µm; got {cell_spacing_um!r}")
     if not 0 < decay <= 1:
         raise InputError(f"layer decay must be in (0, 1]; got {decay!r}")
-    depth = ndimage.distance_transform_edt(np.pad(foreground, 1), sampling=spacing_arr)[1:-1, 1:-1, 1:-1]
+    depth = depth_below_surface_um(foreground, spacing_arr)
     positions, layers = np.empty((0, 3)), np.empty(0, int)
     layer, layer_depth, layer_spacing = 0, cell_spacing_um / 2, cell_spacing_um
     band = 0.5 * max(spacing_arr.max(), cell_spacing_um / 4)
