@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from cellsynth.errors import ConfigError
 
 PositiveUm = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+#: One length for all axes, or (z, y, x); always stored as three.
+TripleUm = Annotated[
+    tuple[PositiveUm, PositiveUm, PositiveUm],
+    BeforeValidator(lambda v: (v, v, v) if isinstance(v, int | float) and not isinstance(v, bool) else v),
+]
 
 
 class StrictModel(BaseModel):
@@ -33,6 +39,10 @@ class OutputConfig(StrictModel):
     tiff_compression: Literal["none", "zlib"] = Field(
         "none", description="zlib shrinks files; Fiji then opens them through Bio-Formats only"
     )
+    centroids: bool = Field(True, description="write centroids/NAME.csv: id, z, y, x (µm), volume (µm³), radius")
+    meshes: Literal["none", "ply", "obj", "stl"] = Field(
+        "none", description="write meshes/NAME/cell_ID.FORMAT: one surface per cell (µm, XYZ) for viewing"
+    )
 
 
 class VolumeConfig(StrictModel):
@@ -44,6 +54,87 @@ class VolumeConfig(StrictModel):
     spacing_um: tuple[PositiveUm, PositiveUm, PositiveUm] = Field(
         (0.29, 0.26, 0.26), description="voxel size (z, y, x) in µm; default = scikit-image cells3d"
     )
+
+
+class OrganismConfig(StrictModel):
+    """The specimen: where cells may be. ``none`` fills the whole volume (a field of view inside tissue)."""
+
+    kind: Literal["none", "ellipsoid", "sh", "ssm", "mask"] = "none"
+    semi_axes_um: tuple[PositiveUm, PositiveUm, PositiveUm] | None = Field(
+        None, description="ellipsoid semi-axes (z, y, x) in µm; default 45 % of the volume's extent")
+    angles_deg: tuple[Finite, Finite, Finite] = Field((0.0, 0.0, 0.0), description="ellipsoid rotation about z, y, x")
+    radius_um: PositiveUm | None = Field(None, description="sh: mean radius in µm; default 40 % of the smallest extent")
+    gamma: PositiveUm = Field(3.0, description="sh: smoothness (larger is smoother)")
+    deformation: Annotated[float, Field(ge=0, le=1)] = Field(0.1, description="sh: relative RMS of the radius")
+    lmax: Annotated[int, Field(ge=2, le=16)] = 4
+    ssm_model: str | None = Field(None, description="ssm: a model .npz from `cellsynth masks fit-ssm --per foreground`")
+    mask: str | None = Field(None, description="mask: a volume file (non-zero = inside) of the volume's shape")
+
+    @model_validator(mode="after")
+    def _needs_file(self):
+        for kind, key in (("ssm", "ssm_model"), ("mask", "mask")):
+            if self.kind == kind and getattr(self, key) is None:
+                raise ValueError(f"organism kind '{kind}' needs '{key}' (a file path)")
+        return self
+
+
+class PlacementConfig(StrictModel):
+    """Cell centres (nuclei) or Voronoi seeds (membranes)."""
+
+    method: Literal["poisson", "layers", "detections"] = Field(
+        "poisson", description="poisson: blue noise; layers: shells inward from the organism surface; "
+        "detections: a CSV of z, y, x in µm")
+    n_cells: Annotated[int, Field(ge=1)] | None = Field(None, description="how many; default as many as fit")
+    min_distance_um: TripleUm = Field(
+        (9.0, 9.0, 9.0),
+        description="minimum centre distance in µm, one or (z, y, x); layers: spacing of the outer layer")
+    decay: Annotated[float, Field(gt=0, le=1)] = Field(0.9, description="layers: spacing grows by 1/decay per layer")
+    detections: str | None = Field(None, description="detections: CSV file with columns z, y, x (µm)")
+
+    @model_validator(mode="after")
+    def _needs_file(self):
+        if self.method == "detections" and self.detections is None:
+            raise ValueError("placement method 'detections' needs 'detections' (a CSV path)")
+        if self.method == "layers" and len(set(self.min_distance_um)) > 1:
+            raise ValueError("placement method 'layers' needs one min_distance_um (µm) for all axes")
+        return self
+
+
+class NucleiConfig(StrictModel):
+    """Star-convex nuclei at the cell centres."""
+
+    shape: Literal["sh", "ellipsoid", "ssm"] = "sh"
+    radius_um: PositiveUm = Field(4.0, description="mean radius, µm (sh, ellipsoid)")
+    radius_std_um: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(0.4, description="spread of the radius")
+    gamma: PositiveUm = Field(5.0, description="sh: smoothness, degree power ∝ l^-gamma (paper: 5)")
+    deformation: Annotated[float, Field(ge=0, le=1)] = Field(0.15, description="sh: relative RMS of the radius")
+    lmax: Annotated[int, Field(ge=2, le=32)] = 12
+    elongation: PositiveUm = Field(1.0, description="ellipsoid: long/short axis along the organism's surface normal")
+    ssm_model: str | None = Field(None, description="ssm: a model .npz from `cellsynth masks fit-ssm`")
+
+    @model_validator(mode="after")
+    def _needs_model(self):
+        if self.shape == "ssm" and self.ssm_model is None:
+            raise ValueError("nucleus shape 'ssm' needs 'ssm_model' (a file path)")
+        return self
+
+
+class MembranesConfig(StrictModel):
+    """Weighted-Voronoi cells filling the organism, with their membranes."""
+
+    weights: tuple[PositiveUm, PositiveUm] = Field((1.0, 1.25), description="seed weights ~ U(low, high)")
+    thickness_um: PositiveUm = Field(0.5, description="membrane thickness, µm")
+    include_surface: bool = Field(False, description="also draw a membrane along the organism surface")
+
+
+class MasksConfig(StrictModel):
+    """What to simulate: nuclei or membrane-bounded cells, inside an organism."""
+
+    kind: Literal["nuclei", "membranes"] = "nuclei"
+    organism: OrganismConfig = OrganismConfig()
+    placement: PlacementConfig = PlacementConfig()
+    nuclei: NucleiConfig = NucleiConfig()
+    membranes: MembranesConfig = MembranesConfig()
 
 
 class DatasetConfig(StrictModel):
@@ -60,6 +151,7 @@ class Config(StrictModel):
 
     dataset: DatasetConfig = DatasetConfig()
     volume: VolumeConfig = VolumeConfig()
+    masks: MasksConfig = MasksConfig()
 
 
 def _location(loc: tuple) -> str:
@@ -87,6 +179,8 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
         return f"unknown key '{where}' (accepted here: {accepted})"
     if error["type"] == "missing" and isinstance(error["loc"][-1], int):
         return f"'{_location(error['loc'][:-1])}': too few values (got {error['input']!r})"
+    if error["type"] == "value_error":  # a cross-key rule of a section
+        return f"'{where}': {error['ctx']['error']}"
     message = error["msg"][0].lower() + error["msg"][1:]
     return f"'{where}': {message} (got {error['input']!r})"
 

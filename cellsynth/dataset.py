@@ -4,9 +4,14 @@ Layout::
 
     DATASET/
       manifest.json        config, base seed, package versions, per sample files + SHA-256 + status
-      images/NAME.tif      float32 (or uint8/uint16 for imported real data), ImageJ TIFF, spacing in µm
+      images/NAME.tif      float32 (or uint8/uint16 for imported real data), ImageJ TIFF, spacing in µm;
+                           absent in a masks-only dataset (``cellsynth masks``)
       labels/NAME.tif      instance ids, uint16 (uint32 as OME-TIFF when ids reach 65 536)
       semantic/NAME.tif    optional: 0 background, 1 interior, 2 border (uint8)
+      centroids/NAME.csv   optional: id, z, y, x (µm), volume (µm³), equivalent radius (µm)
+      meshes/NAME/         optional: one surface per cell, cell_ID.ply|obj|stl (µm, XYZ)
+      foreground/NAME.tif  simulated samples: the organism (uint8 0/1)
+      membranes/NAME.tif   membrane simulations: the membrane voxels (uint8 0/1)
       previews/NAME.png    optional: orthogonal mid-slices with label outlines
 
 Every file is written under a temporary name and moved into place, and the manifest is rewritten
@@ -33,6 +38,7 @@ from cellsynth.errors import DatasetError, FileFormatError, InputError
 from cellsynth.io import (
     Spacing,
     as_volume,
+    check_labels,
     check_pair,
     check_spacing,
     read_volume,
@@ -40,13 +46,16 @@ from cellsynth.io import (
     write_json_atomic,
     write_volume,
 )
-from cellsynth.masks.derived import semantic_from_instances
+from cellsynth.masks.derived import semantic_from_instances, write_cell_meshes, write_centroids_csv
 from cellsynth.previews import write_preview
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 #: Sub-folder of each kind of per-sample file.
-FOLDERS = {"image": "images", "labels": "labels", "semantic": "semantic", "preview": "previews"}
+FOLDERS = {"image": "images", "labels": "labels", "semantic": "semantic", "preview": "previews",
+           "centroids": "centroids", "meshes": "meshes"}
+#: Extra per-sample binary volumes a sample may carry (written to ``<kind>/NAME.tif`` as uint8).
+EXTRA_KINDS = ("foreground", "membranes")
 _VERSIONED_PACKAGES = ("cellsynth", "numpy", "scipy", "scikit-image", "tifffile", "zarr", "pyshtools", "torch")
 
 
@@ -56,8 +65,8 @@ class Sample:
 
     Attributes
     ----------
-    image : ndarray
-        ZYX intensities (float32 in [0, 1] for synthetic data).
+    image : ndarray or None
+        ZYX intensities (float32 in [0, 1] for synthetic data); None in a masks-only dataset.
     labels : ndarray
         ZYX instance ids of the image's shape, 0 = background.
     spacing : tuple of 3 float
@@ -66,13 +75,17 @@ class Sample:
         JSON-able parameters recorded in the manifest (e.g. what the simulator drew).
     semantic : ndarray, optional
         Three-class map (see :func:`cellsynth.masks.derived.semantic_from_instances`).
+    extras : dict of str to ndarray
+        Binary volumes of the labels' shape keyed by one of :data:`EXTRA_KINDS` (e.g. the
+        organism foreground, the membrane mask).
     """
 
-    image: np.ndarray
+    image: np.ndarray | None
     labels: np.ndarray
     spacing: Spacing
     params: dict = field(default_factory=dict)
     semantic: np.ndarray | None = None
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 22) -> str:
@@ -133,28 +146,47 @@ def write_sample_files(root: str | os.PathLike, name: str, sample: Sample, outpu
     dict
         The manifest entry fields: shape, spacing, object count, files with their SHA-256.
     """
-    image, labels = check_pair(sample.image, sample.labels)
+    if sample.image is None:
+        image, labels = None, check_labels(as_volume(sample.labels, "labels"))
+    else:
+        image, labels = check_pair(sample.image, sample.labels)
     spacing = check_spacing(sample.spacing)
+    unknown = set(sample.extras) - set(EXTRA_KINDS)
+    if unknown:
+        raise InputError(f"unknown extra volume(s) {sorted(unknown)}; accepted: {', '.join(EXTRA_KINDS)}")
     root = Path(root)
     compression = None if output.tiff_compression == "none" else output.tiff_compression
     arrays = {"image": image, "labels": labels}
     if output.semantic:
         arrays["semantic"] = semantic_from_instances(labels) if sample.semantic is None else _check_semantic(
             sample.semantic, labels.shape)
+    for kind, extra in sample.extras.items():
+        arrays[kind] = _check_semantic(np.asarray(extra).astype(np.uint8), labels.shape)
     files = {}
     for kind, array in arrays.items():
-        relative = f"{FOLDERS[kind]}/{name}.tif"
-        (root / FOLDERS[kind]).mkdir(exist_ok=True)
+        if array is None:
+            continue
+        relative = f"{FOLDERS.get(kind, kind)}/{name}.tif"
+        (root / FOLDERS.get(kind, kind)).mkdir(exist_ok=True)
         write_volume(root / relative, array, spacing, compression=compression)
         files[kind] = relative
+    if output.centroids:
+        files["centroids"] = f"{FOLDERS['centroids']}/{name}.csv"
+        (root / FOLDERS["centroids"]).mkdir(exist_ok=True)
+        write_centroids_csv(root / files["centroids"], labels, spacing)
+    if output.meshes != "none":
+        files["meshes"] = f"{FOLDERS['meshes']}/{name}"
+        (root / FOLDERS["meshes"]).mkdir(exist_ok=True)
+        write_cell_meshes(root / files["meshes"], labels, spacing, file_format=output.meshes)
     if output.previews:
         files["preview"] = f"{FOLDERS['preview']}/{name}.png"
         (root / FOLDERS["preview"]).mkdir(exist_ok=True)
-        write_preview(root / files["preview"], image, labels, spacing)
+        shown = image if image is not None else arrays.get("membranes", labels > 0).astype(np.float32)
+        write_preview(root / files["preview"], shown, labels, spacing)
     return {
-        "shape": list(image.shape),
+        "shape": list(labels.shape),
         "spacing_um": list(spacing),
-        "image_dtype": image.dtype.name,
+        "image_dtype": image.dtype.name if image is not None else None,
         "n_objects": int(np.count_nonzero(np.bincount(labels.ravel())[1:])),
         "files": {kind: {"path": rel, "sha256": sha256_file(root / rel)} for kind, rel in files.items()},
         "params": dict(sample.params),
@@ -301,10 +333,11 @@ class Dataset:
                 "regenerate it with --resume"
             )
         files = entry["files"]
-        image, spacing = read_volume(self.root / files["image"]["path"])
-        labels, _ = read_volume(self.root / files["labels"]["path"])
-        semantic = read_volume(self.root / files["semantic"]["path"])[0] if "semantic" in files else None
-        return Sample(image=image, labels=labels, spacing=spacing, params=entry.get("params", {}), semantic=semantic)
+        labels, spacing = read_volume(self.root / files["labels"]["path"])
+        volumes = {kind: read_volume(self.root / files[kind]["path"])[0]
+                   for kind in ("image", "semantic", *EXTRA_KINDS) if kind in files}
+        return Sample(image=volumes.pop("image", None), labels=labels, spacing=spacing,
+                      params=entry.get("params", {}), semantic=volumes.pop("semantic", None), extras=volumes)
 
     def name(self, index: int) -> str:
         return self.samples[index]["name"]

@@ -183,6 +183,9 @@ def export_dataset(
     indices = dataset.done()
     if not indices:
         raise DatasetError(f"dataset '{dataset.root}' has no finished sample to export")
+    if any("image" not in dataset.samples[i]["files"] for i in indices):
+        raise DatasetError(f"dataset '{dataset.root}' holds masks only (no images) and training formats need images; "
+                           "render images for it with `cellsynth generate` first")
     bad = [dataset.name(i) for i in indices if not dataset.verify(i)]
     if bad:
         raise DatasetError(

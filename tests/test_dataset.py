@@ -26,6 +26,7 @@ def test_dataset_layout_and_manifest(make_dataset):
     dataset = make_dataset(n=2)
     root = dataset.root
     assert visible_files(root) == [
+        "centroids/sample_0000.csv", "centroids/sample_0001.csv",
         "images/sample_0000.tif", "images/sample_0001.tif", "labels/sample_0000.tif", "labels/sample_0001.tif",
         "manifest.json", "previews/sample_0000.png", "previews/sample_0001.png",
         "semantic/sample_0000.tif", "semantic/sample_0001.tif",
@@ -54,7 +55,7 @@ def test_samples_read_back_exactly(make_dataset):
 
 
 def test_optional_outputs_can_be_switched_off(make_dataset):
-    dataset = make_dataset(n=1, previews=False, semantic=False, tiff_compression="zlib")
+    dataset = make_dataset(n=1, previews=False, semantic=False, centroids=False, tiff_compression="zlib")
     assert visible_files(dataset.root) == ["images/sample_0000.tif", "labels/sample_0000.tif", "manifest.json"]
     assert dataset.read_sample(0).semantic is None
 

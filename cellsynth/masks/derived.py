@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import os
+from pathlib import Path
+
 import numpy as np
 from scipy import ndimage
 from skimage.measure import regionprops
 from skimage.segmentation import find_boundaries
 
 from cellsynth.errors import InputError
+from cellsynth.io import atomic_path, write_bytes_atomic
+
+#: Columns of :func:`centroid_table` and of the centroid CSV files.
+CENTROID_COLUMNS = ("id", "z_um", "y_um", "x_um", "volume_um3", "equivalent_radius_um")
+#: Mesh file formats :func:`write_cell_meshes` writes (through trimesh).
+MESH_FORMATS = ("ply", "obj", "stl")
 
 #: Classes of :func:`semantic_from_instances`, as nnU-Net's ``dataset.json`` names them.
 SEMANTIC_CLASSES = {"background": 0, "foreground": 1, "border": 2}
@@ -79,9 +90,79 @@ def centroid_table(labels: np.ndarray, spacing) -> list[dict]:
     rows = []
     for region in regionprops(np.asarray(labels).astype(np.int64, copy=False), spacing=tuple(spacing)):
         volume = float(region.area)  # with spacing, skimage gives µm³ and µm centroids
-        rows.append({
+        rows.append({  # keys in the order of CENTROID_COLUMNS
             "id": int(region.label),
             "z_um": float(region.centroid[0]), "y_um": float(region.centroid[1]), "x_um": float(region.centroid[2]),
             "volume_um3": volume, "equivalent_radius_um": float((3 * volume / (4 * np.pi)) ** (1 / 3)),
         })
     return rows
+
+
+def centroid_csv_bytes(labels: np.ndarray, spacing) -> bytes:
+    """:func:`centroid_table` as CSV (header ``id,z_um,y_um,x_um,volume_um3,equivalent_radius_um``)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CENTROID_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in centroid_table(labels, spacing):
+        writer.writerow({key: (value if key == "id" else f"{value:.4f}") for key, value in row.items()})
+    return text.getvalue().encode()
+
+
+def write_centroids_csv(path: str | os.PathLike, labels: np.ndarray, spacing) -> None:
+    """Write the centroid table of ``labels`` to ``path`` (CSV, µm and µm³), atomically."""
+    write_bytes_atomic(path, centroid_csv_bytes(labels, spacing))
+
+
+def cell_meshes(labels: np.ndarray, spacing, *, step_size: int = 1) -> dict:
+    """A closed triangle surface per instance (marching cubes at the 0.5 level of its mask).
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Instance labels, ZYX.
+    spacing : sequence of 3 float
+        Voxel size (z, y, x) in µm.
+    step_size : int
+        Marching-cubes step in voxels (larger: coarser, smaller files).
+
+    Returns
+    -------
+    dict of int to trimesh.Trimesh
+        Vertices in µm in **XYZ** order (what mesh viewers expect), in the volume's frame, normals
+        pointing outward.
+    """
+    import trimesh  # heavy import, only where meshes are made
+    from skimage.measure import marching_cubes
+
+    spacing = np.asarray(spacing, float)
+    meshes = {}
+    for region in regionprops(np.asarray(labels).astype(np.int64, copy=False)):
+        mask = np.pad(region.image, 1).astype(np.float32)  # padding closes the surface at the box border
+        vertices, faces, _, _ = marching_cubes(mask, 0.5, spacing=tuple(spacing), step_size=step_size)
+        vertices += (np.asarray(region.bbox[:3]) - 1) * spacing
+        # skimage winds faces inward in ZYX; ZYX → XYZ mirrors the frame, which makes them outward
+        meshes[int(region.label)] = trimesh.Trimesh(vertices[:, ::-1], faces, process=False)
+    return meshes
+
+
+def write_cell_meshes(folder: str | os.PathLike, labels: np.ndarray, spacing, *, file_format: str = "ply",
+                      step_size: int = 1) -> list[Path]:
+    """Write one mesh file per instance, ``cell_<id>.<format>``, into ``folder`` (created atomically).
+
+    Returns
+    -------
+    list of Path
+        The files written, by instance id.
+    """
+    if file_format not in MESH_FORMATS:
+        raise InputError(f"unknown mesh format '{file_format}'; accepted: {', '.join(MESH_FORMATS)}")
+    folder = Path(folder)
+    meshes = cell_meshes(labels, spacing, step_size=step_size)
+    digits = max(4, len(str(max(meshes, default=0))))
+    names = {label: f"cell_{label:0{digits}d}.{file_format}" for label in meshes}
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        for label, mesh in meshes.items():
+            data = mesh.export(file_type=file_format)
+            (tmp / names[label]).write_bytes(data.encode() if isinstance(data, str) else data)
+    return [folder / names[label] for label in meshes]

@@ -122,6 +122,8 @@ class EllipsoidShape:
         return np.sqrt(((local / np.asarray(self.semi_axes_um)) ** 2).sum(axis=-1))
 
 
+#: Anything with ``normalised_distance(offsets_um)``, ``max_radius`` and ``mean_radius`` (also
+#: :class:`cellsynth.masks.ssm.RadialShape`).
 Shape = SHShape | EllipsoidShape
 
 
@@ -310,6 +312,7 @@ def simulate_nuclei(
     deformation: float = 0.15,
     lmax: int = DEFAULT_LMAX,
     elongation: float = 1.0,
+    ssm=None,
 ) -> tuple[np.ndarray, dict]:
     """Nuclei of random size and shape at given centres, clipped to the foreground.
 
@@ -323,14 +326,17 @@ def simulate_nuclei(
     centres_um : ndarray, shape (n, 3)
         From :mod:`cellsynth.masks.placement`.
     radius_um, radius_std_um : float
-        Mean radius of each nucleus ~ N(radius_um, radius_std_um), truncated to ≥ radius_um / 4.
-    shape : {'sh', 'ellipsoid'}
-        Spherical-harmonic nuclei, or ellipsoids whose long axis follows the organism's surface
-        normal (the gradient of the µm distance to its surface).
+        Mean radius of each nucleus ~ N(radius_um, radius_std_um), truncated to ≥ radius_um / 4
+        (SH and ellipsoid nuclei; SSM nuclei have the sizes of the shapes they were fitted to).
+    shape : {'sh', 'ellipsoid', 'ssm'}
+        Spherical-harmonic nuclei; ellipsoids whose long axis follows the organism's surface
+        normal (the gradient of the µm distance to its surface); or shapes drawn from ``ssm``.
     gamma, deformation, lmax
         SH smoothness, relative RMS deformation and degree (see :func:`random_sh_shape`).
     elongation : float
         Ellipsoids only: long / short axis ratio.
+    ssm : cellsynth.masks.ssm.StatisticalShapeModel, optional
+        Required with ``shape='ssm'``.
 
     Returns
     -------
@@ -343,14 +349,20 @@ def simulate_nuclei(
     radius_um = _check_positive(radius_um, "nucleus radius")
     if not np.isfinite(radius_std_um) or radius_std_um < 0:
         raise InputError(f"radius_std_um must be >= 0; got {radius_std_um!r}")
-    if shape not in ("sh", "ellipsoid"):
-        raise InputError(f"unknown nucleus shape '{shape}'; accepted: sh, ellipsoid")
+    if shape not in ("sh", "ellipsoid", "ssm"):
+        raise InputError(f"unknown nucleus shape '{shape}'; accepted: sh, ellipsoid, ssm")
+    if (shape == "ssm") != (ssm is not None):
+        raise InputError("a statistical shape model is needed with shape='ssm', and only then")
     foreground = np.asarray(foreground, bool)
     centres_um = np.asarray(centres_um, float).reshape(-1, 3)
-    radii = np.maximum(rng.normal(radius_um, radius_std_um, len(centres_um)), radius_um / 4)
-    if shape == "sh":
-        shapes: list[Shape] = [random_sh_shape(rng, r, gamma=gamma, deformation=deformation, lmax=lmax) for r in radii]
+    if shape == "ssm":
+        shapes = ssm.sample_shapes(rng, len(centres_um))
+        radii = np.array([s.mean_radius for s in shapes])
     else:
+        radii = np.maximum(rng.normal(radius_um, radius_std_um, len(centres_um)), radius_um / 4)
+    if shape == "sh":
+        shapes = [random_sh_shape(rng, r, gamma=gamma, deformation=deformation, lmax=lmax) for r in radii]
+    elif shape == "ellipsoid":
         normals = surface_normals(foreground, spacing, centres_um)
         shapes = [ellipsoid_shape(r, elongation, n) for r, n in zip(radii, normals, strict=True)]
     labels, info = rasterize_shapes(foreground.shape, spacing, centres_um, shapes, foreground=foreground)

@@ -93,6 +93,32 @@ def sh_organism(
     return _nonempty(labels > 0, "spherical-harmonic organism")
 
 
+def ssm_organism(
+    volume_shape: Sequence[int],
+    spacing: Sequence[float],
+    model,
+    rng: np.random.Generator,
+    *,
+    n_modes: int | None = None,
+    centre_um: Sequence[float] | None = None,
+) -> np.ndarray:
+    """A specimen drawn from a statistical shape model fitted to specimen foregrounds.
+
+    Parameters
+    ----------
+    model : cellsynth.masks.ssm.StatisticalShapeModel
+        E.g. ``fit_ssm(specimen_masks, spacing, per='foreground')``.
+    n_modes : int, optional
+        Modes to vary (default all), each within ±3σ.
+    centre_um : sequence of 3 float, optional
+        Where the shape's centre goes, µm; default the volume centre.
+    """
+    spacing = check_spacing(spacing)
+    shape = model.sample_shapes(rng, 1, n_modes=n_modes)[0]
+    labels, _ = rasterize_shapes(volume_shape, spacing, _centre(volume_shape, spacing, centre_um)[None], [shape])
+    return _nonempty(labels > 0, "shape-model organism")
+
+
 def mask_organism(mask: np.ndarray) -> np.ndarray:
     """A user-given foreground (any array; non-zero = inside), validated as a non-empty ZYX volume."""
     return _nonempty(as_volume(np.asarray(mask), "organism mask") != 0, "given organism mask")

@@ -1,0 +1,152 @@
+"""One call from a validated config to a simulated annotation: organism → positions → cells."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from cellsynth.config import MasksConfig, OrganismConfig, PlacementConfig, VolumeConfig
+from cellsynth.errors import InputError
+from cellsynth.io import read_volume
+from cellsynth.masks.membranes import membrane_mask, random_weights, voronoi_cells
+from cellsynth.masks.nuclei import simulate_nuclei
+from cellsynth.masks.organism import ellipsoid_organism, mask_organism, sh_organism, ssm_organism
+from cellsynth.masks.placement import (
+    CrowdedWarning,
+    layered_positions,
+    poisson_disk_positions,
+    positions_from_detections,
+)
+from cellsynth.masks.ssm import StatisticalShapeModel
+
+
+@dataclass
+class SimulatedMasks:
+    """What a mask simulation made.
+
+    Attributes
+    ----------
+    labels : ndarray of uint16 or uint32
+        Instance labels (nuclei or cells), ZYX.
+    foreground : ndarray of bool
+        The organism.
+    membranes : ndarray of bool or None
+        Membrane voxels (membrane simulations only).
+    info : dict
+        JSON-able counts: cells requested and placed, layers, contested voxels, empty cells.
+    """
+
+    labels: np.ndarray
+    foreground: np.ndarray
+    membranes: np.ndarray | None = None
+    info: dict = field(default_factory=dict)
+
+
+def load_model(path: str) -> StatisticalShapeModel:
+    """A shape model named in a config (a missing file is a one-line error)."""
+    if not Path(path).is_file():
+        raise InputError(f"shape model '{path}' not found; make one with `cellsynth masks fit-ssm`")
+    return StatisticalShapeModel.load(path)
+
+
+def simulate_organism(config: OrganismConfig, volume: VolumeConfig, rng: np.random.Generator) -> np.ndarray:
+    """The organism foreground of ``config`` in a volume of ``volume.shape`` voxels."""
+    shape, spacing = volume.shape, volume.spacing_um
+    extent = np.asarray(shape) * np.asarray(spacing)
+    if config.kind == "none":
+        return np.ones(shape, bool)
+    if config.kind == "ellipsoid":
+        axes = config.semi_axes_um or tuple(0.45 * extent)
+        return ellipsoid_organism(shape, spacing, axes, angles_deg=config.angles_deg)
+    if config.kind == "sh":
+        radius = config.radius_um or 0.4 * float(np.median(extent))
+        return sh_organism(shape, spacing, rng, radius, gamma=config.gamma, deformation=config.deformation,
+                           lmax=config.lmax)
+    if config.kind == "ssm":
+        return ssm_organism(shape, spacing, load_model(config.ssm_model), rng)
+    mask, _ = read_volume(config.mask, spacing)
+    if mask.shape != tuple(shape):
+        raise InputError(f"organism mask '{config.mask}' has shape {mask.shape}; the volume is {tuple(shape)}")
+    return mask_organism(mask)
+
+
+def place_cells(config: PlacementConfig, foreground: np.ndarray, spacing, rng: np.random.Generator) -> tuple:
+    """Cell centres (ZYX µm) and a dict of counts; crowding warns and is counted, never fatal."""
+    if config.method == "detections":
+        points = positions_from_detections(config.detections, volume_shape=foreground.shape, spacing=spacing)
+        return points, {"n_cells_requested": len(points), "n_cells_placed": len(points)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CrowdedWarning)
+        if config.method == "layers":
+            points, layers = layered_positions(foreground, spacing, config.min_distance_um[0], rng,
+                                               decay=config.decay, n_cells=config.n_cells)
+            extra = {"n_layers": int(layers.max()) + 1 if len(layers) else 0}
+        else:
+            points = poisson_disk_positions(foreground, spacing, config.min_distance_um, rng, n_cells=config.n_cells)
+            extra = {}
+    for warning in caught:  # re-issue from here, once per sample
+        warnings.warn(str(warning.message), warning.category, stacklevel=3)
+    requested = config.n_cells if config.n_cells is not None else len(points)
+    return points, {"n_cells_requested": requested, "n_cells_placed": len(points), **extra}
+
+
+def _check_room(config: MasksConfig, volume: VolumeConfig, cell_diameter_um: float) -> None:
+    extent = np.asarray(volume.shape) * np.asarray(volume.spacing_um)
+    if extent[1] < cell_diameter_um or extent[2] < cell_diameter_um:
+        raise InputError(
+            f"the volume ({extent[1]:.3g} × {extent[2]:.3g} µm in y, x) is smaller than one cell "
+            f"({cell_diameter_um:.3g} µm across); enlarge volume.shape or volume.spacing_um, or make cells smaller"
+        )
+
+
+def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng: np.random.Generator) -> SimulatedMasks:
+    """Simulate one annotation: organism, positions, then nuclei or weighted-Voronoi cells.
+
+    Parameters
+    ----------
+    config : MasksConfig
+        The ``masks`` section of a config.
+    volume : VolumeConfig
+        Shape (voxels) and spacing (µm).
+    rng : numpy.random.Generator
+        The sample's own generator: same generator state, same masks.
+
+    Returns
+    -------
+    SimulatedMasks
+
+    Raises
+    ------
+    InputError
+        If the volume is smaller than one cell in y or x, the organism is empty, or a file named in
+        the config is missing or invalid.
+    """
+    spacing = volume.spacing_um
+    model = None
+    if config.kind == "nuclei":
+        nuclei = config.nuclei
+        model = load_model(nuclei.ssm_model) if nuclei.shape == "ssm" else None
+        diameter = 2 * (model.mean.mean() if model is not None else nuclei.radius_um)
+    else:
+        diameter = min(config.placement.min_distance_um)
+    _check_room(config, volume, diameter)
+    foreground = simulate_organism(config.organism, volume, rng)
+    positions, info = place_cells(config.placement, foreground, spacing, rng)
+    if len(positions) == 0:
+        raise InputError("no cell could be placed: the organism is smaller than the minimum cell distance")
+    if config.kind == "nuclei":
+        labels, drawn = simulate_nuclei(
+            foreground, spacing, rng, positions, radius_um=nuclei.radius_um, radius_std_um=nuclei.radius_std_um,
+            shape=nuclei.shape, gamma=nuclei.gamma, deformation=nuclei.deformation, lmax=nuclei.lmax,
+            elongation=nuclei.elongation, ssm=model,
+        )
+        info |= {key: drawn[key] for key in ("n_contested_voxels", "n_empty_cells")}
+        return SimulatedMasks(labels, foreground, None, info)
+    membranes = config.membranes
+    weights = random_weights(rng, len(positions), *membranes.weights)
+    labels = voronoi_cells(foreground, spacing, positions, weights)
+    walls = membrane_mask(labels, spacing, membranes.thickness_um, include_surface=membranes.include_surface)
+    return SimulatedMasks(labels, foreground, walls, info)
