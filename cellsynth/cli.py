@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -157,6 +158,59 @@ def _dataset_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+# ----------------------------------------------------------------------------- masks and generate
+
+
+def _run_config(args: argparse.Namespace, overrides: dict) -> object:
+    """The config of a run: a YAML file or a preset (default 'default'), then the command-line flags."""
+    from cellsynth.config import load_preset, resolve_config, with_overrides
+
+    if args.config and args.preset:
+        raise InputError("give a config file or --preset, not both")
+    base = resolve_config(args.config) if args.config else load_preset(args.preset or "default")
+    return with_overrides(base, {"dataset.n_samples": args.n, "dataset.seed": args.seed, **overrides})
+
+
+def _masks_simulate(args: argparse.Namespace) -> int:
+    from cellsynth.synthesis.pipeline import generate_dataset
+
+    config = _run_config(args, {"masks.kind": args.kind})
+    dataset = generate_dataset(config, args.out, resume=args.resume, progress=not args.quiet,
+                               workers=args.workers, scheduler=args.scheduler)
+    _report(dataset)
+    return 0
+
+
+def _masks_fit_ssm(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from cellsynth.io import read_volume
+    from cellsynth.masks.ssm import fit_ssm
+
+    if bool(args.labels) == bool(args.example):
+        raise InputError("give label files or --example cells3d (one of the two)")
+    if args.example:
+        from cellsynth.datasets import cells3d_nuclei
+
+        _, labels, spacing = cells3d_nuclei()
+        volumes = [labels]
+    else:
+        files, _ = _expand(args.labels, "label")
+        volumes, spacing = [], args.spacing
+        for file in files:
+            volume, spacing = read_volume(file, spacing)
+            volumes.append(volume)
+    if not str(args.out).endswith(".npz"):
+        raise InputError(f"--out must name a .npz file (a .json goes beside it); got '{args.out}'")
+    model = fit_ssm(volumes, spacing, per=args.per, n_directions=args.directions, exclude_border=not args.keep_border)
+    path = model.save(args.out)
+    explained = model.variances / model.variances.sum() if model.n_modes else np.zeros(0)
+    print(f"{path}: {model.n_training} shapes, {model.n_modes} modes "
+          f"(first three explain {', '.join(f'{100 * e:.0f} %' for e in explained[:3]) or 'nothing'}), "
+          f"mean radius {model.mean.mean():.2f} µm")
+    return 0
+
+
 # ----------------------------------------------------------------------------- export
 
 
@@ -223,6 +277,37 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("dataset", type=Path)
     verify.set_defaults(func=_dataset_verify)
 
+    run = _Parser(add_help=False)  # the options of every command that makes a dataset from a config
+    run.add_argument("config", nargs="?", help="YAML config file (default: the 'default' preset)")
+    run.add_argument("--preset", help="a shipped preset instead of a file (see `cellsynth config list`)")
+    run.add_argument("--out", required=True, type=Path, help="new dataset folder")
+    run.add_argument("--n", type=int, help="number of samples (overrides dataset.n_samples)")
+    run.add_argument("--seed", type=int, help="base seed (overrides dataset.seed)")
+    run.add_argument("--resume", action="store_true", help="complete an interrupted run (same config and seed)")
+    run.add_argument("--workers", type=int, default=1, help="samples in parallel on a local dask cluster")
+    run.add_argument("--scheduler", help="address of a running dask.distributed scheduler to use instead")
+
+    masks = commands.add_parser("masks", help="simulate annotations (no images) and fit shape models")
+    masks_commands = masks.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for kind, text in (("nuclei", "star-convex nuclei (spherical harmonics, ellipsoids or a shape model)"),
+                       ("membranes", "weighted-Voronoi cells with their membranes")):
+        simulate = masks_commands.add_parser(kind, parents=[common, run], help=f"a masks-only dataset of {text}")
+        simulate.set_defaults(func=_masks_simulate, kind=kind)
+    fit = masks_commands.add_parser(
+        "fit-ssm", parents=[common], help="fit a statistical shape model to label volumes",
+        description="Radii along quasi-uniform rays from each shape's centroid; mean, covariance, modes.",
+    )
+    fit.add_argument("labels", nargs="*", help="label files, or one folder of them")
+    fit.add_argument("--example", choices=["cells3d"], help="fit scikit-image's cells3d nuclei (cellsynth[examples])")
+    fit.add_argument("--out", required=True, type=Path, help="model file MODEL.npz (MODEL.json goes beside it)")
+    fit.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                     help="voxel size in µm (required for files without one)")
+    fit.add_argument("--per", choices=["instance", "foreground"], default="instance",
+                     help="instance: every labelled object; foreground: each volume's whole specimen")
+    fit.add_argument("--directions", type=int, default=512, help="rays per shape (default 512)")
+    fit.add_argument("--keep-border", action="store_true", help="also fit objects cut by the volume border")
+    fit.set_defaults(func=_masks_fit_ssm)
+
     export = commands.add_parser("export", parents=[common], help="export a dataset for a segmentation tool")
     export.add_argument("dataset", type=Path, help="dataset folder")
     export.add_argument("--format", required=True, help=f"one of: {', '.join(EXPORT_FORMATS)}")
@@ -233,10 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"cellsynth: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 verification failed, 2 bad input)."""
     args = build_parser().parse_args(argv)
     args.quiet = getattr(args, "quiet", False)
+    warnings.showwarning = _show_warning
     try:
         return args.func(args)
     except CellsynthError as err:

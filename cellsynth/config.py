@@ -250,3 +250,20 @@ def resolve_config(name_or_path: str | os.PathLike) -> Config:
     if not Path(name_or_path).exists():
         raise ConfigError(f"'{name_or_path}' is neither a preset ({', '.join(preset_names())}) nor a file")
     return load_config(name_or_path)  # type: ignore[return-value]
+
+
+def with_overrides(config: Config, overrides: dict[str, Any], source: str = "command line") -> Config:
+    """``config`` with dotted keys replaced (``{"dataset.n_samples": 3}``), validated again.
+
+    Values that are None are left out, so unset command-line flags change nothing.
+    """
+    data = config.model_dump(mode="json")
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        *parents, last = dotted.split(".")
+        section = data
+        for key in parents:
+            section = section[key]
+        section[last] = list(value) if isinstance(value, tuple) else value
+    return validate_config(data, source)  # type: ignore[return-value]

@@ -21,9 +21,11 @@ re-verifies every sample's checksums and redoes those that are missing, failed o
 
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -193,6 +195,21 @@ def write_sample_files(root: str | os.PathLike, name: str, sample: Sample, outpu
     }
 
 
+def check_new_dataset_folder(root: str | os.PathLike) -> Path:
+    """``root`` as a Path if a new dataset can go there (absent or an empty folder, parent exists)."""
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"cannot create dataset '{root}': it is a file, not a folder")
+    if root.is_dir() and any(root.iterdir()):
+        raise DatasetError(
+            f"cannot create dataset '{root}': folder exists and is not empty; "
+            "resume it (--resume) or choose a new folder"
+        )
+    if not root.parent.is_dir():
+        raise DatasetError(f"cannot create dataset '{root}': folder '{root.parent}' does not exist")
+    return root
+
+
 class Dataset:
     """A dataset folder and its manifest.
 
@@ -231,18 +248,9 @@ class Dataset:
         output : OutputConfig
             Which optional files to write and the TIFF compression.
         """
-        root = Path(root)
-        if root.exists() and not root.is_dir():
-            raise DatasetError(f"cannot create dataset '{root}': it is a file, not a folder")
-        if root.is_dir() and any(root.iterdir()):
-            raise DatasetError(
-                f"cannot create dataset '{root}': folder exists and is not empty; "
-                "resume it (--resume) or choose a new folder"
-            )
+        root = check_new_dataset_folder(root)
         if len(set(names)) != len(names) or not names:
             raise DatasetError("a dataset needs at least one sample and unique sample names")
-        if not root.parent.is_dir():
-            raise DatasetError(f"cannot create dataset '{root}': folder '{root.parent}' does not exist")
         manifest = {
             "cellsynth_manifest": MANIFEST_FORMAT,
             "created": _now(),
@@ -343,6 +351,33 @@ class Dataset:
         return self.samples[index]["name"]
 
 
+def make_and_write_sample(root: str | os.PathLike, name: str, index: int, seed: int | None, output: OutputConfig,
+                          make_sample: Callable[[int, np.random.Generator], Sample]) -> dict:
+    """Make sample ``index`` from its own generator and write its files; returns its manifest entry.
+
+    Module-level and free of shared state, so worker processes and dask workers can run it.
+    """
+    return write_sample_files(root, name, make_sample(index, sample_rng(seed or 0, index)), output)
+
+
+def _completed(executor, futures):
+    """Futures as they finish, for a ``concurrent.futures`` executor or a dask ``Client``."""
+    if isinstance(executor, concurrent.futures.Executor):
+        return concurrent.futures.as_completed(futures)
+    from distributed import as_completed
+
+    return as_completed(futures)
+
+
+def _remove_fresh(root: Path, existed: bool) -> None:
+    """Undo a dataset folder this run created and in which no sample finished."""
+    if existed:
+        for child in root.iterdir():
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def build_dataset(
     root: str | os.PathLike,
     names: Sequence[str],
@@ -353,6 +388,7 @@ def build_dataset(
     output: OutputConfig,
     resume: bool = False,
     progress: bool = True,
+    executor=None,
 ) -> Dataset:
     """Create (or resume) a dataset by calling ``make_sample`` for every sample still to do.
 
@@ -364,7 +400,7 @@ def build_dataset(
         Sample names (file stems), one per sample.
     make_sample : callable ``(index, rng) -> Sample``
         Makes sample ``index`` from its own generator (:func:`sample_rng`; seed 0 when ``seed`` is
-        None).
+        None). Must pickle when an ``executor`` is given.
     config, seed, output
         Recorded in the manifest; see :meth:`Dataset.create`.
     resume : bool
@@ -372,6 +408,9 @@ def build_dataset(
         skipped, missing, failed or corrupt ones redone, stale temporaries removed.
     progress : bool
         Show a progress bar (only on a terminal).
+    executor : concurrent.futures.Executor or distributed.Client, optional
+        Make and write samples there (each worker writes its own sample's files; only this
+        process writes the manifest). Default: serially here. The files are identical either way.
 
     Returns
     -------
@@ -382,25 +421,50 @@ def build_dataset(
     DatasetError
         If ``root`` exists and ``resume`` is false, or the folder was made with another config,
         seed or sample list. If ``make_sample`` raises, the sample is recorded as failed and the
-        exception propagates; the files of finished samples stay valid.
+        exception propagates; the files of finished samples stay valid, and a folder this run
+        created is removed again when no sample had finished.
     """
     root = Path(root)
+    existed = root.exists()
     if resume and (root / MANIFEST_NAME).exists():
-        dataset = Dataset.open(root)
+        dataset, fresh = Dataset.open(root), False
         _check_same_recipe(dataset, names, config, seed, output)
         remove_partials(root)
     else:
-        dataset = Dataset.create(root, names, config=config, seed=seed, output=output)
+        dataset, fresh = Dataset.create(root, names, config=config, seed=seed, output=output), True
     todo = dataset.pending()
-    for index in tqdm(todo, desc="samples", unit="sample", disable=True if not progress else None):
-        try:
-            sample = make_sample(index, sample_rng(seed or 0, index))
-            entry = write_sample_files(root, dataset.name(index), sample, output)
-        except BaseException as err:
-            dataset.record(index, error=f"{type(err).__name__}: {err}")
-            raise
-        dataset.record(index, entry)
+    bar = tqdm(total=len(todo), desc="samples", unit="sample", disable=True if not progress else None)
+    futures: dict = {}
+    try:
+        if executor is None:
+            for index in todo:
+                _run_one(dataset, index, lambda i=index: make_and_write_sample(
+                    root, dataset.name(i), i, seed, output, make_sample))
+                bar.update()
+        else:
+            futures = {executor.submit(make_and_write_sample, root, dataset.name(i), i, seed, output, make_sample): i
+                       for i in todo}
+            for future in _completed(executor, list(futures)):
+                _run_one(dataset, futures[future], future.result)
+                bar.update()
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        if fresh and not dataset.done():
+            _remove_fresh(root, existed)
+        raise
+    finally:
+        bar.close()
     return dataset
+
+
+def _run_one(dataset: Dataset, index: int, result: Callable[[], dict]) -> None:
+    try:
+        entry = result()
+    except BaseException as err:
+        dataset.record(index, error=f"{type(err).__name__}: {err}")
+        raise
+    dataset.record(index, entry)
 
 
 def _check_same_recipe(dataset: Dataset, names: Sequence[str], config: Mapping, seed: int | None,

@@ -135,6 +135,46 @@ CASES = [
 ]
 
 
+def masks_run(tmp, yaml_text, kind="nuclei", *extra):
+    """A `cellsynth masks KIND` run on a config file holding ``yaml_text``."""
+    config_file(tmp, yaml_text)
+    return ["masks", kind, str(tmp / "in" / "c.yaml"), "--out", str(tmp / "out"), "-q", *extra]
+
+
+def empty_labels_fit(tmp):
+    (tmp / "in").mkdir()
+    write_volume(tmp / "in" / "empty.tif", np.zeros((4, 16, 20), np.uint16), SPACING)
+    return ["masks", "fit-ssm", str(tmp / "in" / "empty.tif"), "--out", str(tmp / "m.npz")]
+
+
+SMALL_VOLUME = "volume: {shape: [8, 32, 32], spacing_um: [0.5, 0.3, 0.3]}\n"
+CASES += [
+    ("masks-nonpositive-radius", lambda t: masks_run(t, "masks: {nuclei: {radius_um: 0}}\n"),
+     "'masks.nuclei.radius_um': input should be greater than 0"),
+    ("masks-nonpositive-spacing", lambda t: masks_run(t, "volume: {spacing_um: [0.5, 0, 0.3]}\n"),
+     "'volume.spacing_um[1]': input should be greater than 0"),
+    ("masks-volume-smaller-than-a-cell", lambda t: masks_run(t, SMALL_VOLUME + "masks: {nuclei: {radius_um: 6}}\n"),
+     "smaller than one cell (12 µm across)"),
+    ("masks-empty-foreground", lambda t: masks_run(
+        t, SMALL_VOLUME + "masks: {nuclei: {radius_um: 1}, organism: {kind: ellipsoid, "
+        "semi_axes_um: [0.01, 0.01, 0.01]}}\n"), "foreground is empty"),
+    ("masks-no-room-for-any-cell", lambda t: masks_run(
+        t, SMALL_VOLUME + "masks: {kind: membranes, organism: {kind: ellipsoid, semi_axes_um: [1, 1, 1]}, "
+        "placement: {method: layers, min_distance_um: 4}}\n", "membranes"), "no cell could be placed"),
+    ("masks-ssm-without-model", lambda t: masks_run(t, "masks: {nuclei: {shape: ssm}}\n"),
+     "nucleus shape 'ssm' needs 'ssm_model'"),
+    ("masks-ssm-model-missing", lambda t: masks_run(t, "masks: {nuclei: {shape: ssm, ssm_model: none.npz}}\n"),
+     "shape model 'none.npz' not found"),
+    ("masks-unknown-preset", lambda t: ["masks", "nuclei", "--preset", "nope", "--out", str(t / "out")],
+     "unknown preset 'nope'"),
+    ("masks-config-and-preset", lambda t: masks_run(t, "{}\n", "nuclei", "--preset", "default"),
+     "not both"),
+    ("fit-ssm-no-instances", empty_labels_fit, "cannot fit a shape model: no instance"),
+    ("fit-ssm-not-npz", lambda t: ["masks", "fit-ssm", "--example", "cells3d", "--out", str(t / "m.pkl")],
+     "--out must name a .npz file"),
+]
+
+
 def snapshot(root):
     return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
 

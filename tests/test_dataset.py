@@ -203,7 +203,7 @@ def test_invalid_sample_writes_nothing(tmp_path):
 
     with pytest.raises(InputError, match="shape .* differ"):
         build_dataset(tmp_path / "ds", ["a"], bad, config={}, seed=0, output=OutputConfig(), progress=False)
-    assert visible_files(tmp_path / "ds") == ["manifest.json"]
+    assert not (tmp_path / "ds").exists()  # the run made the folder and finished nothing: it is gone again
 
 
 def test_given_semantic_map_is_validated(tmp_path):
@@ -212,9 +212,24 @@ def test_given_semantic_map_is_validated(tmp_path):
         sample.semantic = np.full(sample.labels.shape, -1, np.int16)
         return sample
 
+    (tmp_path / "ds").mkdir()  # an existing empty folder stays, empty
     with pytest.raises(InputError, match="semantic map must be integer classes 0..255"):
         build_dataset(tmp_path / "ds", ["a"], bad, config={}, seed=0, output=OutputConfig(), progress=False)
-    assert visible_files(tmp_path / "ds") == ["manifest.json"]
+    assert (tmp_path / "ds").is_dir() and not any((tmp_path / "ds").iterdir())
+
+
+def test_failure_after_finished_samples_keeps_them_for_resume(tmp_path):
+    def fails_at_two(index, rng):
+        if index == 2:
+            raise RuntimeError("simulated crash")
+        return make_sample(index, rng)
+
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        build_dataset(tmp_path / "ds", sample_names("s", 4), fails_at_two, config={}, seed=0, output=OutputConfig(),
+                      progress=False)
+    dataset = Dataset.open(tmp_path / "ds")
+    assert [s["status"] for s in dataset.samples] == ["done", "done", "failed", "pending"]
+    assert "simulated crash" in dataset.samples[2]["error"]
 
 
 def test_2d_samples(tmp_path):

@@ -1,0 +1,134 @@
+"""From a config to a dataset on disk: simulate masks, render images with a generator, write.
+
+Sample ``i`` draws everything from its own generator (``SeedSequence(seed)`` spawn key ``i``), so
+it comes out bit-identical whether it is made alone, in a serial run, or on any dask worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from cellsynth.config import Config
+from cellsynth.dataset import MANIFEST_NAME, Dataset, Sample, build_dataset, check_new_dataset_folder, sample_names
+from cellsynth.errors import InputError
+from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Anything that turns a simulated annotation into an image.
+
+    ``render`` gets the masks (labels, organism foreground, membranes), the voxel spacing in µm
+    and the sample's random generator, and returns a float32 ZYX image in [0, 1] of the labels'
+    shape. The physics renderer, the cGAN and the DDPM all implement it.
+    """
+
+    name: str
+
+    def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray: ...
+
+    def describe(self) -> dict:
+        """JSON-able parameters recorded in the manifest."""
+        ...
+
+
+@dataclass(frozen=True)
+class SampleMaker:
+    """``(index, rng) -> Sample`` for :func:`cellsynth.dataset.build_dataset`; pickles to workers."""
+
+    config: Config
+    generator: Generator | None = None
+
+    def __call__(self, index: int, rng: np.random.Generator) -> Sample:
+        masks = simulate_masks(self.config.masks, self.config.volume, rng)
+        spacing = self.config.volume.spacing_um
+        image = None
+        if self.generator is not None:
+            image = np.asarray(self.generator.render(masks, spacing, rng), np.float32)
+            if image.shape != masks.labels.shape:
+                raise InputError(f"generator '{self.generator.name}' returned shape {image.shape}; "
+                                 f"expected the labels' {masks.labels.shape}")
+        extras = {"foreground": masks.foreground}
+        if masks.membranes is not None:
+            extras["membranes"] = masks.membranes
+        return Sample(image=image, labels=masks.labels, spacing=spacing, params=dict(masks.info), extras=extras)
+
+
+@contextmanager
+def dask_executor(workers: int = 1, scheduler: str | None = None):
+    """A dask ``Client``: on the cluster at ``scheduler``, or on a new ``LocalCluster`` of ``workers``
+    single-threaded processes; None (serial) for one worker and no address.
+
+    Raises
+    ------
+    InputError
+        If the scheduler cannot be reached within 10 s.
+    """
+    if scheduler is None and workers <= 1:
+        yield None
+        return
+    if workers < 1:
+        raise InputError(f"--workers must be >= 1; got {workers}")
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        try:
+            client = Client(scheduler, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as err:
+            raise InputError(f"cannot reach the dask scheduler at '{scheduler}' ({type(err).__name__}: "
+                             f"{' '.join(str(err).split())[:160]})") from None
+        with client:
+            yield client
+        return
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def generate_dataset(
+    config: Config,
+    out: str | os.PathLike,
+    *,
+    generator: Generator | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    workers: int = 1,
+    scheduler: str | None = None,
+) -> Dataset:
+    """Make ``config.dataset.n_samples`` annotated samples in the dataset folder ``out``.
+
+    Parameters
+    ----------
+    config : Config
+        Volume, masks, dataset options.
+    out : path-like
+        New dataset folder (or the one to resume).
+    generator : Generator, optional
+        Renders each image; None writes a masks-only dataset (labels, foreground, membranes).
+    resume : bool
+        Complete an interrupted run made with the same config, generator and seed.
+    progress : bool
+        Show a progress bar (only on a terminal).
+    workers : int
+        Samples in parallel on a dask ``LocalCluster`` of this many processes.
+    scheduler : str, optional
+        Address of an existing dask.distributed scheduler to run on instead.
+
+    Returns
+    -------
+    Dataset
+    """
+    names = sample_names(config.dataset.name_prefix, config.dataset.n_samples)
+    recipe = {**config.model_dump(mode="json"), "generator": generator.describe() if generator else None}
+    if not (resume and (Path(out) / MANIFEST_NAME).exists()):
+        check_new_dataset_folder(out)  # before starting any cluster
+    with dask_executor(workers, scheduler) as executor:
+        return build_dataset(out, names, SampleMaker(config, generator), config=recipe, seed=config.dataset.seed,
+                             output=config.dataset.output, resume=resume, progress=progress, executor=executor)
