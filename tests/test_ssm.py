@@ -138,3 +138,17 @@ def test_specimen_model_makes_an_organism():
     assert abs(model.mean.mean() - 7.0) < 0.6
     organism = ssm_organism((40, 80, 80), SPACING, model, np.random.default_rng(0))
     assert organism.dtype == bool and 0.3 * specimens[0].sum() < organism.sum() < 3 * specimens[2].sum()
+
+
+def test_cells3d_nuclei_model_simulates_nuclei_of_their_size():
+    from cellsynth.datasets import cells3d_nuclei
+
+    _, labels, spacing = cells3d_nuclei()
+    model = fit_ssm(labels, spacing, n_directions=256)
+    assert model.n_training >= 8 and 4.5 < model.mean.mean() < 6.5  # µm: cells3d nuclei are ≈ 5.5 µm
+    shapes = model.sample_shapes(np.random.default_rng(0), 4)
+    simulated, info = rasterize_shapes((60, 128, 128), spacing, np.array([[8.7, 8, 8], [8.7, 8, 24],
+                                                                           [8.7, 24, 8], [8.7, 24, 24]]), shapes)
+    volumes = np.bincount(simulated.ravel())[1:] * np.prod(spacing)
+    radii = (3 * volumes / (4 * np.pi)) ** (1 / 3)
+    assert np.all(np.abs(radii - model.mean.mean()) < 1.5)
