@@ -181,6 +181,19 @@ def _masks_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _generate(args: argparse.Namespace) -> int:
+    from cellsynth.synthesis.pipeline import generate_dataset, load_generator
+
+    config = _run_config(args, {"generator.name": args.generator, "generator.checkpoint": args.checkpoint})
+    generator = load_generator(config)
+    dataset = generate_dataset(config, args.out, generator=generator, resume=args.resume, progress=not args.quiet,
+                               workers=args.workers, scheduler=args.scheduler)
+    _report(dataset)
+    if config.dataset.output.previews:
+        print(f"previews: {Path(args.out) / 'previews'}")
+    return 0
+
+
 def _masks_fit_ssm(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -286,6 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true", help="complete an interrupted run (same config and seed)")
     run.add_argument("--workers", type=int, default=1, help="samples in parallel on a local dask cluster")
     run.add_argument("--scheduler", help="address of a running dask.distributed scheduler to use instead")
+
+    generate = commands.add_parser(
+        "generate", parents=[common, run], help="simulate masks and render images: an annotated dataset",
+        description="The main job: from a preset or YAML config to image + label pairs, manifest and previews.",
+    )
+    generate.add_argument("--generator", help="optics (default, no training), gan or ddpm (need --checkpoint)")
+    generate.add_argument("--checkpoint", help="a cellsynth checkpoint for gan or ddpm")
+    generate.set_defaults(func=_generate)
 
     masks = commands.add_parser("masks", help="simulate annotations (no images) and fit shape models")
     masks_commands = masks.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -137,6 +137,66 @@ class MasksConfig(StrictModel):
     membranes: MembranesConfig = MembranesConfig()
 
 
+class OpticsConfig(StrictModel):
+    """The physics renderer (`cellsynth.synthesis.optics`): sample, microscope and camera."""
+
+    brightness_sigma: Annotated[float, Field(ge=0, le=3)] = Field(
+        0.18, description="log-normal spread of the per-cell fluorophore density (median 1)")
+    texture: Annotated[float, Field(ge=0, le=5)] = Field(0.45, description="relative amplitude of nucleus texture")
+    texture_scales_um: tuple[PositiveUm, PositiveUm] = Field(
+        (0.4, 2.0), description="texture length scales (fine, coarse) in µm: band-pass noise between them")
+    cytoplasm: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.05, description="membrane cells: density of the cell interior relative to its membrane")
+    background: Annotated[float, Field(ge=0)] = Field(0.2, description="autofluorescence inside the organism")
+    background_outside: Annotated[float, Field(ge=0)] = Field(0.03, description="background outside the organism")
+    haze: Annotated[float, Field(ge=0)] = Field(0.35, description="out-of-focus light, relative to the signal")
+    haze_scale_um: PositiveUm = Field(3.0, description="blur (σ, µm) of the out-of-focus light")
+    attenuation_length_um: PositiveUm | None = Field(
+        80.0, description="signal falls by 1/e per this depth below the surface (µm); null: no attenuation")
+    numerical_aperture: Annotated[float, Field(gt=0, le=1.7)] = 1.0
+    wavelength_um: Annotated[float, Field(gt=0.2, lt=2.0)] = Field(0.52, description="emission wavelength, µm")
+    refractive_index: Annotated[float, Field(ge=1.0, le=1.7)] = Field(1.33, description="immersion medium")
+    confocal: bool = Field(True, description="pinhole-limited PSF (σ / √2) instead of widefield")
+    photons: PositiveUm = Field(250.0, description="expected photo-electrons per voxel at density 1")
+    read_noise: Annotated[float, Field(ge=0)] = Field(2.0, description="camera read noise, electrons RMS")
+    gain: PositiveUm = Field(4.0, description="ADU per electron")
+    offset: Annotated[float, Field(ge=0)] = Field(100.0, description="camera offset, ADU")
+    bit_depth: Annotated[int, Field(ge=8, le=16)] = Field(12, description="camera ADC bits (full scale 2^bits − 1)")
+    output_dtype: Literal["float32", "uint16"] = Field(
+        "float32", description="float32: ADU / full scale in [0, 1]; uint16: the ADU themselves")
+
+    @model_validator(mode="after")
+    def _scales_ordered(self):
+        if self.texture_scales_um[0] >= self.texture_scales_um[1]:
+            raise ValueError("texture_scales_um must be (fine, coarse) with fine < coarse")
+        return self
+
+
+class PatchingConfig(StrictModel):
+    """How generators run over volumes of any size (`cellsynth.synthesis.patching`), in voxels."""
+
+    patch: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(
+        (128, 256, 256), description="largest tile (z, y, x); shrunk to the smallest one needing no more tiles")
+    overlap: Annotated[int, Field(ge=0)] = Field(8, description="least overlap of neighbouring tile cores")
+    crop: Annotated[int, Field(ge=0)] = Field(4, description="margin cut from every tile output")
+    window: Literal["hann", "gaussian", "pyramid", "constant"] = "hann"
+    batch_size: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _fits(self):
+        if any(self.overlap + 2 * self.crop >= p for p in self.patch):
+            raise ValueError(f"overlap + 2·crop ({self.overlap} + 2·{self.crop}) must be smaller than every "
+                             f"patch size {list(self.patch)}")
+        return self
+
+
+class GeneratorConfig(StrictModel):
+    """Which generator renders the images."""
+
+    name: Literal["optics", "gan", "ddpm"] = Field("optics", description="optics needs no training")
+    checkpoint: str | None = Field(None, description="gan, ddpm: a cellsynth checkpoint (.safetensors)")
+
+
 class DatasetConfig(StrictModel):
     """How many samples, from which seed, named how, with which files."""
 
@@ -152,6 +212,9 @@ class Config(StrictModel):
     dataset: DatasetConfig = DatasetConfig()
     volume: VolumeConfig = VolumeConfig()
     masks: MasksConfig = MasksConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    optics: OpticsConfig = OpticsConfig()
+    patching: PatchingConfig = PatchingConfig()
 
 
 def _location(loc: tuple) -> str:

@@ -51,14 +51,53 @@ class SampleMaker:
         spacing = self.config.volume.spacing_um
         image = None
         if self.generator is not None:
-            image = np.asarray(self.generator.render(masks, spacing, rng), np.float32)
-            if image.shape != masks.labels.shape:
-                raise InputError(f"generator '{self.generator.name}' returned shape {image.shape}; "
-                                 f"expected the labels' {masks.labels.shape}")
+            image = np.asarray(self.generator.render(masks, spacing, rng))
+            if image.shape != masks.labels.shape or image.dtype not in (np.float32, np.uint16):
+                raise InputError(f"generator '{self.generator.name}' returned {image.dtype} of shape {image.shape}; "
+                                 f"expected float32 or uint16 of the labels' shape {masks.labels.shape}")
         extras = {"foreground": masks.foreground}
         if masks.membranes is not None:
             extras["membranes"] = masks.membranes
         return Sample(image=image, labels=masks.labels, spacing=spacing, params=dict(masks.info), extras=extras)
+
+
+def load_generator(config: Config) -> Generator:
+    """The generator named in ``config.generator`` (the learned ones from a cellsynth checkpoint).
+
+    Raises
+    ------
+    InputError
+        For a learned generator without a checkpoint, or a file that is not a cellsynth checkpoint.
+    """
+    name, checkpoint = config.generator.name, config.generator.checkpoint
+    if name == "optics":
+        if checkpoint is not None:
+            raise InputError("the optics renderer needs no checkpoint; drop --checkpoint or choose gan or ddpm")
+        from cellsynth.synthesis.optics import OpticsRenderer
+
+        return OpticsRenderer(config.optics, config.patching)
+    if checkpoint is None:
+        raise InputError(f"generator '{name}' needs --checkpoint FILE (a cellsynth checkpoint from training)")
+    check_checkpoint(checkpoint)
+    raise InputError(f"generator '{name}' cannot be loaded by this version of cellsynth yet; use --generator optics")
+
+
+def check_checkpoint(path: str | os.PathLike) -> dict:
+    """The cellsynth metadata of a safetensors checkpoint, or a one-line error saying why it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"checkpoint '{path}' does not exist")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise InputError(f"'{path}' is not a cellsynth checkpoint (not a safetensors file: "
+                         f"{' '.join(str(err).split())[:120]})") from None
+    if "cellsynth_checkpoint" not in metadata:
+        raise InputError(f"'{path}' is a safetensors file but not a cellsynth checkpoint (no cellsynth metadata)")
+    return metadata
 
 
 @contextmanager
