@@ -175,6 +175,38 @@ CASES += [
 ]
 
 
+def generate_run(tmp, yaml_text, *extra):
+    """A `cellsynth generate` run on a config file holding ``yaml_text``."""
+    config_file(tmp, yaml_text)
+    return ["generate", str(tmp / "in" / "c.yaml"), "--out", str(tmp / "out"), "-q", *extra]
+
+
+def foreign_checkpoint(tmp):
+    (tmp / "in").mkdir()
+    (tmp / "in" / "model.ckpt").write_bytes(b"PK\x03\x04 a zip with a pickle inside")
+    checkpoint = str(tmp / "in" / "model.ckpt")
+    return ["generate", "--out", str(tmp / "out"), "--generator", "ddpm", "--checkpoint", checkpoint]
+
+
+CASES += [
+    ("generate-overlap-crop-too-large", lambda t: generate_run(t, "patching: {patch: [16, 64, 64], overlap: 8, "
+                                                                  "crop: 4}\n"),
+     "overlap + 2·crop (8 + 2·4) must be smaller than every patch size"),
+    ("generate-nonpositive-patch", lambda t: generate_run(t, "patching: {patch: [0, 64, 64]}\n"),
+     "'patching.patch[0]': input should be greater than or equal to 1"),
+    ("generate-unknown-preset", lambda t: ["generate", "--preset", "nuclei-xl", "--out", str(t / "out")],
+     "unknown preset 'nuclei-xl'"),
+    ("generate-unknown-generator", lambda t: ["generate", "--out", str(t / "out"), "--generator", "vae"],
+     "'generator.name': input should be 'optics', 'gan' or 'ddpm'"),
+    ("generate-not-a-checkpoint", foreign_checkpoint, "is not a cellsynth checkpoint"),
+    ("generate-unreachable-scheduler", lambda t: ["generate", "--out", str(t / "out"), "-q", "--n", "1",
+                                                   "--scheduler", "tcp://127.0.0.1:9"],
+     "cannot reach the dask scheduler at 'tcp://127.0.0.1:9'"),
+    ("generate-out-not-empty", lambda t: (t / "in" / "x").mkdir(parents=True) or
+     ["generate", "--out", str(t / "in"), "-q"], "folder exists and is not empty"),
+]
+
+
 def snapshot(root):
     return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
 
