@@ -18,16 +18,17 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(BIN)/cellsynth dataset example cells3d $(DEMO)/cells3d
-	$(BIN)/cellsynth export $(DEMO)/cells3d --format stardist --out $(DEMO)/cells3d_stardist
-	@echo "demo dataset in $(DEMO)/cells3d (preview: $(DEMO)/cells3d/previews/), StarDist layout in $(DEMO)/cells3d_stardist"
+	$(BIN)/cellsynth generate --preset default --out $(DEMO)/nuclei
+	$(BIN)/cellsynth export $(DEMO)/nuclei --format stardist --out $(DEMO)/nuclei_stardist
+	@echo "annotated dataset in $(DEMO)/nuclei (previews: $(DEMO)/nuclei/previews/), StarDist layout in $(DEMO)/nuclei_stardist"
 
 test: $(STAMP)
 	$(BIN)/ruff check cellsynth tests benchmarks
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_io.py
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache .ruff_cache *.egg-info

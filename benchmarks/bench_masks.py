@@ -25,16 +25,9 @@ from cellsynth.masks.membranes import membrane_mask, random_weights, voronoi_cel
 from cellsynth.masks.nuclei import random_sh_shape, rasterize_shapes, simulate_nuclei
 from cellsynth.masks.organism import ellipsoid_organism
 from cellsynth.masks.placement import poisson_disk_positions
+from cellsynth.masks.ssm import fibonacci_directions
 
 SPACING = (1.0, 1.0, 1.0)
-
-
-def fibonacci_directions(n: int) -> np.ndarray:
-    index = np.arange(n) + 0.5
-    z = 1 - 2 * index / n
-    azimuth = np.pi * (1 + 5**0.5) * index
-    ring = np.sqrt(1 - z * z)
-    return np.stack([z, ring * np.sin(azimuth), ring * np.cos(azimuth)], axis=1)
 
 
 def delaunay_voxelise(volume_shape, centre, shape, directions) -> np.ndarray:

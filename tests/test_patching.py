@@ -88,7 +88,6 @@ def test_zarr_output_for_large_volumes(tmp_path):
     result, _ = apply_patched(lambda b: b * 3, volume, patch=(8, 16, 16), overlap=2, crop=1, multiple=None, out=out)
     assert result is out
     assert np.abs(out[:] - 3 * volume).max() < 1e-5
-    assert not list(tmp_path.glob("cellsynth-weights-*"))
 
 
 def test_redundancy_of_the_defaults_on_a_large_volume():

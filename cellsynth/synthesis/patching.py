@@ -141,6 +141,13 @@ class Tile:
     core: tuple[slice, slice, slice]  # the part of the output this core fills
     keep: tuple[slice, slice, slice]  # the part of the tile output that is that core
 
+    @cached_property
+    def window_slices(self) -> tuple[slice, slice, slice] | None:
+        """The input as plain slices when the tile lies inside the volume (no reflection): a view, no gather."""
+        if all(np.array_equal(i, np.arange(i[0], i[0] + len(i))) for i in self.source):
+            return tuple(slice(int(i[0]), int(i[0]) + len(i)) for i in self.source)  # type: ignore[return-value]
+        return None
+
 
 @dataclass(frozen=True)
 class PatchPlan:
@@ -165,7 +172,6 @@ class PatchPlan:
     window: str = DEFAULT_WINDOW
     floor: float = DEFAULT_FLOOR
     tiles: list[Tile] = field(init=False, repr=False, compare=False)
-    _scratch: dict = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self):
         patch, overlap, crop = check_geometry(self.patch, self.overlap, self.crop)
@@ -207,8 +213,18 @@ class PatchPlan:
         """Voxels run through the callable / voxels produced."""
         return len(self.tiles) * float(np.prod(self.patch)) / float(np.prod(self.volume_shape))
 
+    @cached_property
+    def weight_sums(self) -> np.ndarray:
+        """Σ of the core windows over the volume (the blend's denominator), float32 ZYX."""
+        sums = np.zeros(self.volume_shape, np.float32)
+        for tile in self.tiles:
+            sums[tile.core] += self.weights[tuple(slice(0, s.stop - s.start) for s in tile.core)]
+        return sums
+
     def extract(self, volume, tile: Tile):
         """The input tile ``(C, *patch)`` of a ``(C, Z, Y, X)`` numpy/torch/zarr volume (reflect-padded)."""
+        if tile.window_slices is not None:
+            return volume[(slice(None), *tile.window_slices)]
         low = [int(i.min()) for i in tile.source]
         high = [int(i.max()) + 1 for i in tile.source]
         block = volume[:, low[0]:high[0], low[1]:high[1], low[2]:high[2]]  # one read, then index within it
@@ -235,8 +251,9 @@ class PatchPlan:
         out_channels : int, optional
             Channels of ``fn``'s output; default as many as it returns for the first batch.
         out : ndarray or zarr array, shape (C_out, Z, Y, X), optional
-            Where to write the result (a zarr array for volumes larger than memory; then the weighted
-            sums go through it chunk by chunk). Default a new float32 array, or tensor for torch input.
+            Where to write the result (a zarr array for volumes larger than memory: the weighted
+            sums go through it tile by tile; only the one-channel weight sums stay in memory).
+            Default a new float32 array, or tensor for torch input.
         progress : bool
             Show a progress bar over tiles.
 
@@ -253,12 +270,13 @@ class PatchPlan:
         if tuple(volume.shape[1:]) != self.volume_shape:
             raise InputError(f"volume shape {tuple(volume.shape[1:])} differs from the plan's {self.volume_shape}")
         torch_mode = _is_torch(volume)
-        weights = self.weights
+        weights, sums = self.weights, self.weight_sums
         if torch_mode:
             import torch
 
             weights = torch.as_tensor(weights, device=volume.device)
-        accumulator = norm = None
+            sums = torch.as_tensor(sums, device=volume.device)
+        accumulator = None
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(self.tiles), desc="tiles", unit="tile", disable=True if not progress else None)
@@ -268,51 +286,39 @@ class PatchPlan:
             stacked = torch.stack(inputs) if torch_mode else np.stack(inputs)
             outputs = fn(stacked)
             if accumulator is None:
-                channels = out_channels or outputs.shape[1]
-                accumulator, norm = self._buffers(channels, volume, torch_mode, out)
+                accumulator = self._buffer(out_channels or outputs.shape[1], volume, torch_mode, out)
             for tile, output in zip(batch, outputs, strict=True):
                 core = output[(slice(None), *tile.keep)]
                 w = weights[tuple(slice(0, s.stop - s.start) for s in tile.core)]
                 region = (slice(None), *tile.core)
                 if torch_mode:
-                    accumulator[region] += core.to(accumulator.dtype) * w
-                else:
+                    accumulator[region].addcmul_(core.to(accumulator.dtype), w)
+                elif isinstance(accumulator, np.ndarray):
+                    accumulator[region] += np.asarray(core, np.float32) * w
+                else:  # zarr: read, add, write back
                     accumulator[region] = accumulator[region] + np.asarray(core, np.float32) * w
-                norm[tile.core] += w
             bar.update(len(batch))
         bar.close()
-        if torch_mode or not hasattr(accumulator, "chunks"):
-            accumulator /= norm
+        if torch_mode or isinstance(accumulator, np.ndarray):
+            accumulator /= sums
         else:  # zarr: divide slab by slab
             for z in range(0, self.volume_shape[0], accumulator.chunks[1]):
                 slab = slice(z, z + accumulator.chunks[1])
-                accumulator[:, slab] = accumulator[:, slab] / norm[slab]
-            self._scratch.pop(id(accumulator)).cleanup()
+                accumulator[:, slab] = accumulator[:, slab] / sums[slab]
         return accumulator[0] if squeeze and accumulator.shape[0] == 1 else accumulator
 
-    def _buffers(self, channels: int, volume, torch_mode: bool, out):
+    def _buffer(self, channels: int, volume, torch_mode: bool, out):
         shape = (channels, *self.volume_shape)
         if torch_mode:
             import torch
 
-            return (torch.zeros(shape, dtype=torch.float32, device=volume.device),
-                    torch.zeros(self.volume_shape, dtype=torch.float32, device=volume.device))
+            return torch.zeros(shape, dtype=torch.float32, device=volume.device)
         if out is None:
-            return np.zeros(shape, np.float32), np.zeros(self.volume_shape, np.float32)
+            return np.zeros(shape, np.float32)
         if tuple(out.shape) != shape:
             raise InputError(f"output array has shape {tuple(out.shape)}; expected {shape}")
         out[...] = 0
-        if not hasattr(out, "chunks"):
-            return out, np.zeros(self.volume_shape, np.float32)
-        import tempfile
-
-        import zarr
-
-        scratch = tempfile.TemporaryDirectory(prefix="cellsynth-weights-")  # the weight sums, on disk too
-        self._scratch[id(out)] = scratch
-        norm = zarr.create_array(scratch.name, shape=self.volume_shape, chunks=out.chunks[1:], dtype="float32",
-                                 fill_value=0.0)
-        return out, norm
+        return out
 
 
 def _is_torch(array) -> bool:
