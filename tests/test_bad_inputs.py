@@ -202,6 +202,8 @@ CASES += [
     ("generate-unreachable-scheduler", lambda t: ["generate", "--out", str(t / "out"), "-q", "--n", "1",
                                                    "--scheduler", "tcp://127.0.0.1:9"],
      "cannot reach the dask scheduler at 'tcp://127.0.0.1:9'"),
+    ("generate-zero-workers", lambda t: ["generate", "--out", str(t / "out"), "-q", "--workers", "0"],
+     "--workers must be >= 1; got 0"),
     ("generate-out-not-empty", lambda t: (t / "in" / "x").mkdir(parents=True) or
      ["generate", "--out", str(t / "in"), "-q"], "folder exists and is not empty"),
 ]

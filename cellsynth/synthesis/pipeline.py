@@ -110,11 +110,11 @@ def dask_executor(workers: int = 1, scheduler: str | None = None):
     InputError
         If the scheduler cannot be reached within 10 s.
     """
-    if scheduler is None and workers <= 1:
-        yield None
-        return
     if workers < 1:
         raise InputError(f"--workers must be >= 1; got {workers}")
+    if scheduler is None and workers == 1:
+        yield None
+        return
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
