@@ -128,11 +128,11 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _check_semantic(semantic: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    semantic = as_volume(semantic, "semantic map")
+def _check_classes(semantic: np.ndarray, shape: tuple[int, ...], what: str = "semantic map") -> np.ndarray:
+    semantic = as_volume(semantic, what)
     if semantic.shape != shape or not np.issubdtype(semantic.dtype, np.integer) or semantic.min() < 0 \
             or semantic.max() > 255:
-        raise InputError(f"semantic map must be integer classes 0..255 of the labels' shape {shape}; "
+        raise InputError(f"{what} must be integer classes 0..255 of the labels' shape {shape}; "
                          f"got dtype {semantic.dtype}, shape {semantic.shape}")
     return semantic.astype(np.uint8, copy=False)
 
@@ -160,10 +160,10 @@ def write_sample_files(root: str | os.PathLike, name: str, sample: Sample, outpu
     compression = None if output.tiff_compression == "none" else output.tiff_compression
     arrays = {"image": image, "labels": labels}
     if output.semantic:
-        arrays["semantic"] = semantic_from_instances(labels) if sample.semantic is None else _check_semantic(
+        arrays["semantic"] = semantic_from_instances(labels) if sample.semantic is None else _check_classes(
             sample.semantic, labels.shape)
     for kind, extra in sample.extras.items():
-        arrays[kind] = _check_semantic(np.asarray(extra).astype(np.uint8), labels.shape)
+        arrays[kind] = _check_classes(np.asarray(extra).astype(np.uint8), labels.shape, f"{kind} volume")
     files = {}
     for kind, array in arrays.items():
         if array is None:

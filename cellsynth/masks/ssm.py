@@ -29,6 +29,7 @@ from skimage.measure import regionprops
 
 from cellsynth.errors import FileFormatError, InputError
 from cellsynth.io import as_volume, check_spacing, write_bytes_atomic, write_json_atomic
+from cellsynth.masks.derived import depth_below_surface_um
 
 #: Number of ray directions of a fitted model.
 DEFAULT_DIRECTIONS = 512
@@ -104,7 +105,7 @@ def _shape_centre(mask: np.ndarray, spacing: np.ndarray) -> np.ndarray:
     voxel = tuple(np.clip(np.rint(centroid / spacing).astype(int), 0, np.asarray(mask.shape) - 1))
     if mask[voxel]:
         return centroid
-    depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[1:-1, 1:-1, 1:-1]
+    depth = depth_below_surface_um(mask, spacing)
     return np.array(np.unravel_index(np.argmax(depth), mask.shape)) * spacing
 
 
