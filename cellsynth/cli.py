@@ -237,6 +237,25 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- diversify
+
+
+def _diversify(args: argparse.Namespace) -> int:
+    from cellsynth.augment.series import diversify_dataset
+
+    if args.neighbourhood is not None and args.neighbourhood_um is not None:
+        raise InputError("give --neighbourhood (voxels) or --neighbourhood-um, not both")
+    dataset = diversify_dataset(args.dataset, args.out, w_v_levels=args.levels, w_i_levels=args.intensity_levels,
+                                size=args.neighbourhood, size_um=args.neighbourhood_um, percentiles=args.percentiles,
+                                seed=args.seed, resume=args.resume, progress=not args.quiet)
+    _report(dataset)
+    for level in dataset.manifest["levels"]:
+        score = level["mean_psnr_db"]
+        print(f"w_i {level['w_i']:g}, w_v {level['w_v']:g}: mean PSNR "
+              + ("inf (unchanged)" if score is None else f"{score:.2f} dB"))
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -328,6 +347,25 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--directions", type=int, default=512, help="rays per shape (default 512)")
     fit.add_argument("--keep-border", action="store_true", help="also fit objects cut by the volume border")
     fit.set_defaults(func=_masks_fit_ssm)
+
+    diversify = commands.add_parser(
+        "diversify", parents=[common], help="a robustness benchmark: each sample at increasing noise levels",
+        description="Probabilistic diversification (clip(N(0,1)·w_v·σ_x + w_i·I_x, 0, 1)) of every sample "
+                    "at every (w_i, w_v) level; labels unchanged, PSNR per level in the manifest.",
+    )
+    diversify.add_argument("dataset", type=Path, help="dataset folder with images (real or synthetic)")
+    diversify.add_argument("--out", required=True, type=Path, help="new dataset folder")
+    diversify.add_argument("--levels", nargs="+", type=float, default=[0.0, 1.0, 2.0, 4.0, 8.0], metavar="W_V",
+                           help="variance weights w_v (default 0 1 2 4 8)")
+    diversify.add_argument("--intensity-levels", nargs="+", type=float, default=[1.0], metavar="W_I",
+                           help="intensity weights w_i (default 1); every combination is written")
+    diversify.add_argument("--neighbourhood", type=int, help="s_σ: odd cube edge in voxels (default 5)")
+    diversify.add_argument("--neighbourhood-um", type=float, help="s_σ in µm instead (odd voxel count per axis)")
+    diversify.add_argument("--percentiles", nargs=2, type=float, default=[0.0, 100.0], metavar=("LOW", "HIGH"),
+                           help="normalise each image to [0, 1] between these percentiles (default 0 100: min-max)")
+    diversify.add_argument("--seed", type=int, default=0, help="base seed of the noise (default 0)")
+    diversify.add_argument("--resume", action="store_true", help="complete an interrupted run")
+    diversify.set_defaults(func=_diversify)
 
     export = commands.add_parser("export", parents=[common], help="export a dataset for a segmentation tool")
     export.add_argument("dataset", type=Path, help="dataset folder")

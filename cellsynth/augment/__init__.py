@@ -1,1 +1,44 @@
-"""Image diversification and label-safe 3D augmentations (numpy in, numpy out)."""
+"""Diversification (seed 000) and label-safe 3D augmentations (seeds 002, 004): numpy in, numpy out."""
+
+from cellsynth.augment.data import PatchDataset, load_labelled_images
+from cellsynth.augment.diversify import (
+    curriculum_limits,
+    diversified_stack,
+    diversify,
+    local_std,
+    neighbourhood_voxels,
+    normalize_percentiles,
+    random_weights,
+    robustness_loss,
+    single_weights,
+    structured_weights,
+    test_time_augmentation,
+    truncated_normal,
+)
+from cellsynth.augment.series import diversify_dataset
+from cellsynth.augment.transforms import (
+    BrightnessContrast,
+    CopyPaste,
+    CropResize,
+    Diversify,
+    Elastic,
+    Flip,
+    Gamma,
+    GaussianNoise,
+    LabelledImage,
+    LateralStretch,
+    PoissonNoise,
+    RandomChoice,
+    Rotate,
+    Rotate90,
+    Stacked,
+    Transform,
+)
+
+__all__ = [
+    "BrightnessContrast", "CopyPaste", "CropResize", "Diversify", "Elastic", "Flip", "Gamma", "GaussianNoise",
+    "LabelledImage", "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "Rotate", "Rotate90",
+    "Stacked", "Transform", "curriculum_limits", "diversified_stack", "diversify", "diversify_dataset",
+    "load_labelled_images", "local_std", "neighbourhood_voxels", "normalize_percentiles", "random_weights",
+    "robustness_loss", "single_weights", "structured_weights", "test_time_augmentation", "truncated_normal",
+]

@@ -1,0 +1,178 @@
+"""Training data: random patches of labelled volumes, augmented on the fly, reproducible per seed."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from cellsynth.augment.diversify import local_std, normalize_percentiles
+from cellsynth.augment.transforms import Diversify, LabelledImage, Transform
+from cellsynth.errors import DatasetError, InputError
+
+Targets = Callable[[np.ndarray, tuple[float, float, float]], Mapping[str, np.ndarray]]
+_MAX_FOREGROUND_CENTRES = 100_000
+
+
+def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 99.9)) -> list[LabelledImage]:
+    """Every labelled image of ``source``, intensities normalised per volume.
+
+    Parameters
+    ----------
+    source : path-like or sequence
+        A cellsynth dataset folder (its done samples, checksums verified), or a sequence of
+        :class:`LabelledImage` or ``(image, labels, spacing)`` tuples.
+    percentiles : (low, high) or None
+        Per-volume percentile normalisation to [0, 1] (:func:`normalize_percentiles`); None
+        keeps the intensities as they are.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        from cellsynth.dataset import Dataset
+
+        dataset = Dataset.open(source)
+        samples = [dataset.read_sample(i) for i in dataset.done()]
+        if not samples:
+            raise DatasetError(f"dataset '{source}' has no finished sample")
+        if any(s.image is None for s in samples):
+            raise DatasetError(f"dataset '{source}' holds masks only; training patches need images")
+        items = [LabelledImage(s.image, s.labels, s.spacing) for s in samples]
+    else:
+        items = [s if isinstance(s, LabelledImage) else LabelledImage(*s) for s in source]
+        if not items:
+            raise InputError("no labelled images given")
+    if any(item.labels is None for item in items):
+        raise InputError("every training volume needs its labels")
+    if percentiles is None:
+        return items
+    return [item.replace(image=normalize_percentiles(item.image, *percentiles)) for item in items]
+
+
+class PatchDataset(torch.utils.data.Dataset):
+    """Random training patches of labelled volumes with an on-the-fly augmentation.
+
+    Item ``i`` of epoch ``e`` draws everything (volume, position, augmentation) from
+    ``SeedSequence(seed, spawn_key=(e, i))``: the same seed gives the same patches whatever the
+    number of DataLoader workers. Call :meth:`set_epoch` before each epoch (it also advances a
+    diversification curriculum); with persistent DataLoader workers, recreate the loader.
+
+    Parameters
+    ----------
+    source : path-like or sequence
+        See :func:`load_labelled_images`; all volumes are held in memory.
+    patch_size : 3 ints
+        ZYX patch shape in voxels; smaller volumes are padded (image with its minimum, labels 0).
+    transform : Transform, optional
+        Applied to each patch. If it contains :class:`Diversify` transforms with one
+        neighbourhood, ``σ_x`` is computed once per whole volume and cropped with the patch.
+    samples_per_epoch : int, optional
+        Length of an epoch (default: one patch per volume).
+    foreground_fraction : float
+        Probability that a patch is centred on a labelled voxel (else uniform).
+    percentiles : (low, high) or None
+        Per-volume normalisation (see :func:`load_labelled_images`).
+    targets : callable, optional
+        ``targets(labels, spacing)`` → extra arrays (e.g. foreground, boundary) added to the item.
+    seed : int
+        Base seed.
+
+    Items are dicts: ``image`` float32 ``(1, Z, Y, X)``, ``labels`` int64 ``(Z, Y, X)`` and the
+    targets as tensors.
+    """
+
+    def __init__(
+        self,
+        source,
+        patch_size: Sequence[int],
+        *,
+        transform: Transform | None = None,
+        samples_per_epoch: int | None = None,
+        foreground_fraction: float = 0.5,
+        percentiles: Sequence[float] | None = (0.1, 99.9),
+        targets: Targets | None = None,
+        seed: int = 0,
+    ):
+        patch = tuple(int(p) for p in patch_size)
+        if len(patch) != 3 or min(patch) < 1:
+            raise InputError(f"patch_size must be three voxel counts >= 1 (z, y, x); got {tuple(patch_size)!r}")
+        if not 0 <= foreground_fraction <= 1:
+            raise InputError(f"foreground_fraction must lie in [0, 1]; got {foreground_fraction!r}")
+        if transform is not None and not isinstance(transform, Transform):
+            raise InputError(f"transform must be a cellsynth.augment transform; got {type(transform).__name__}")
+        self.items = load_labelled_images(source, percentiles=percentiles)
+        self.patch_size, self.transform, self.targets, self.seed = patch, transform, targets, int(seed)
+        self.samples_per_epoch = len(self.items) if samples_per_epoch is None else int(samples_per_epoch)
+        if self.samples_per_epoch < 1:
+            raise InputError(f"samples_per_epoch must be >= 1; got {samples_per_epoch!r}")
+        self.foreground_fraction = float(foreground_fraction)
+        self.epoch = 0
+        self._centres = [self._foreground_centres(item.labels) for item in self.items]
+        self._precompute_local_std()
+
+    def _precompute_local_std(self) -> None:
+        diversifiers = [t for t in self.transform.walk() if isinstance(t, Diversify)] if self.transform else []
+        for index, item in enumerate(self.items):
+            sizes = {d.neighbourhood(item.spacing) for d in diversifiers}
+            if len(sizes) == 1:
+                self.items[index] = item.replace(local_std=local_std(item.image, sizes.pop()))
+
+    @staticmethod
+    def _foreground_centres(labels: np.ndarray) -> np.ndarray:
+        flat = np.flatnonzero(labels)
+        step = max(1, len(flat) // _MAX_FOREGROUND_CENTRES)
+        return flat[::step]
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose patches to draw; passed on to the transform."""
+        self.epoch = int(epoch)
+        if self.transform is not None:
+            self.transform.set_epoch(self.epoch)
+
+    def rng(self, index: int) -> np.random.Generator:
+        """The generator of item ``index`` in the current epoch."""
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.epoch, index)))
+
+    def patch(self, index: int) -> LabelledImage:
+        """Item ``index`` as an augmented :class:`LabelledImage` (what :meth:`__getitem__` converts)."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"patch index {index} out of range for {len(self)} patches per epoch")
+        rng = self.rng(index)
+        volume = int(rng.integers(len(self.items)))
+        item, centres = self.items[volume], self._centres[volume]
+        shape = np.asarray(item.image.shape)
+        if len(centres) and rng.random() < self.foreground_fraction:
+            centre = np.asarray(np.unravel_index(centres[rng.integers(len(centres))], item.image.shape))
+            starts = np.clip(centre - np.asarray(self.patch_size) // 2, 0, np.maximum(shape - self.patch_size, 0))
+        else:
+            starts = np.array([rng.integers(max(n - p, 0) + 1) for n, p in zip(shape, self.patch_size, strict=True)])
+        patch = _crop_or_pad(item, starts, self.patch_size)
+        return self.transform.apply(patch, rng) if self.transform is not None else patch
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        patch = self.patch(index)
+        result = {"image": torch.from_numpy(np.ascontiguousarray(patch.image))[None],
+                  "labels": torch.from_numpy(patch.labels.astype(np.int64))}
+        if self.targets is not None:
+            for name, array in self.targets(patch.labels, patch.spacing).items():
+                result[name] = torch.from_numpy(np.ascontiguousarray(array))
+        return result
+
+
+def _crop_or_pad(item: LabelledImage, starts: np.ndarray, patch: tuple[int, ...]) -> LabelledImage:
+    window = tuple(slice(int(a), int(a) + p) for a, p in zip(starts, patch, strict=True))
+    fill = {"image": float(item.image.min()), "labels": 0, "local_std": 0.0}
+    volumes = {}
+    for name in ("image", "labels", "local_std"):
+        value = getattr(item, name)
+        if value is None:
+            continue
+        value = value[window]
+        missing = [(0, p - n) for n, p in zip(value.shape, patch, strict=True)]
+        if any(m for _, m in missing):
+            value = np.pad(value, missing, constant_values=fill[name])
+        volumes[name] = np.ascontiguousarray(value)
+    return item.replace(**volumes)
