@@ -11,6 +11,8 @@ import pytest
 from conftest import SPACING, boxes_labels
 
 from cellsynth.cli import main
+from cellsynth.config import OutputConfig
+from cellsynth.dataset import Sample, build_dataset
 from cellsynth.io import write_volume
 
 
@@ -208,6 +210,35 @@ CASES += [
      ["generate", "--out", str(t / "in"), "-q"], "folder exists and is not empty"),
 ]
 
+
+def diversify_run(tmp, *extra):
+    """A valid dataset in tmp/in/ds, then `cellsynth diversify` on it with the given options."""
+    return dataset_and(tmp, "diversify", "{tmp}/in/ds", "--out", "{tmp}/out", "-q", *extra)
+
+
+def masks_only_dataset(tmp):
+    (tmp / "in").mkdir()
+    build_dataset(tmp / "in" / "ds", ["m"], lambda i, rng: Sample(None, boxes_labels(), SPACING),
+                  config={}, seed=0, output=OutputConfig(), progress=False)
+    return ["diversify", str(tmp / "in" / "ds"), "--out", str(tmp / "out"), "-q"]
+
+
+CASES += [
+    ("diversify-negative-w_v", lambda t: diversify_run(t, "--levels", "1", "-1"), "w_v must be a finite number >= 0"),
+    ("diversify-negative-w_i", lambda t: diversify_run(t, "--intensity-levels", "-0.5"),
+     "w_i must be a finite number >= 0"),
+    ("diversify-even-neighbourhood", lambda t: diversify_run(t, "--neighbourhood", "4"),
+     "neighbourhood size s_σ must be odd voxel counts >= 3"),
+    ("diversify-neighbourhood-below-3", lambda t: diversify_run(t, "--neighbourhood", "1"),
+     "neighbourhood size s_σ must be odd voxel counts >= 3"),
+    ("diversify-tiny-neighbourhood-um", lambda t: diversify_run(t, "--neighbourhood-um", "0.1"),
+     "covers a single voxel"),
+    ("diversify-percentiles-reversed", lambda t: diversify_run(t, "--percentiles", "99", "1"),
+     "percentiles must satisfy 0 <= low < high <= 100"),
+    ("diversify-not-a-dataset", lambda t: ["diversify", str(t), "--out", str(t / "out")],
+     "is not a cellsynth dataset"),
+    ("diversify-masks-only", masks_only_dataset, "holds masks only; diversification needs images"),
+]
 
 def snapshot(root):
     return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))

@@ -8,11 +8,11 @@ from cellsynth.augment.diversify import (
     local_std,
     neighbourhood_voxels,
     normalize_percentiles,
+    predict_with_tta,
     random_weights,
     robustness_loss,
     single_weights,
     structured_weights,
-    test_time_augmentation,
     truncated_normal,
 )
 from cellsynth.augment.series import diversify_dataset
@@ -40,5 +40,5 @@ __all__ = [
     "LabelledImage", "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "Rotate", "Rotate90",
     "Stacked", "Transform", "curriculum_limits", "diversified_stack", "diversify", "diversify_dataset",
     "load_labelled_images", "local_std", "neighbourhood_voxels", "normalize_percentiles", "random_weights",
-    "robustness_loss", "single_weights", "structured_weights", "test_time_augmentation", "truncated_normal",
+    "predict_with_tta", "robustness_loss", "single_weights", "structured_weights", "truncated_normal",
 ]

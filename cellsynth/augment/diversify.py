@@ -8,7 +8,7 @@ standard deviation of the intensities in a small cube around ``x``. ``σ`` is co
 The weight strategies of the paper's §3 are small functions: :func:`single_weights` (truncated
 normal around the neutral element), :func:`random_weights` and :func:`structured_weights` for
 stacked diversification with :func:`robustness_loss`, :func:`curriculum_limits`, and
-:func:`test_time_augmentation`.
+:func:`predict_with_tta`.
 
 Images must be normalised to [0, 1] (see :func:`normalize_percentiles`): the result is clipped to
 that range, as in the paper.
@@ -275,7 +275,7 @@ def robustness_loss(predictions, loss: Callable | None = None):
     return sum(loss(predictions[k], predictions[k - 1]) for k in range(1, len(predictions))) / (len(predictions) - 1)
 
 
-def test_time_augmentation(
+def predict_with_tta(
     predict: Callable[[np.ndarray], object],
     image: np.ndarray,
     *,
