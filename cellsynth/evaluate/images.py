@@ -1,0 +1,88 @@
+"""``cellsynth evaluate images``: paired and unpaired realism of a synthetic image against a real one."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cellsynth.errors import InputError
+from cellsynth.evaluate.metrics import paired_metrics
+from cellsynth.evaluate.plots import write_plots
+from cellsynth.evaluate.realism import compare
+from cellsynth.io import check_image, check_labels, check_spacing, write_json_atomic
+
+
+def jsonable(value):
+    """``value`` with numpy scalars and arrays as Python types and non-finite floats as None."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def evaluate_images(
+    real: np.ndarray,
+    synthetic: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    labels: np.ndarray | None = None,
+    out: str | os.PathLike | None = None,
+    normalization: str = "percentile",
+) -> dict:
+    """Compare a synthetic image with a real one; optionally write ``metrics.json`` and PNG plots.
+
+    Parameters
+    ----------
+    real, synthetic : ndarray
+        ZYX images. Of equal shape, they are also compared voxel by voxel
+        (:func:`~cellsynth.evaluate.metrics.paired_metrics`): the synthetic image should then be
+        made from the real image's own labels.
+    spacing : 3 floats
+        Voxel size in µm (both images).
+    labels : ndarray, optional
+        The real image's labels (foreground metrics, contrast, intensity vs the specimen surface).
+    out : path-like, optional
+        Folder for ``metrics.json`` and the plots (created; existing files replaced atomically).
+    normalization : str
+        See :func:`cellsynth.evaluate.metrics.normalize`.
+
+    Returns
+    -------
+    dict
+        ``paired`` (None for different shapes), ``unpaired`` distances, and the inputs' description.
+    """
+    real, synthetic = check_image(real, "real image"), check_image(synthetic, "synthetic image")
+    spacing = check_spacing(spacing)
+    if labels is not None:
+        labels = check_labels(labels)
+        if labels.shape != real.shape:
+            raise InputError(f"labels shape {labels.shape} differs from the real image's {real.shape}")
+    paired = real.shape == synthetic.shape
+    result = {
+        "real_shape": list(real.shape), "synthetic_shape": list(synthetic.shape), "spacing_um": list(spacing),
+        "normalization": normalization,
+        "paired": paired_metrics(real, synthetic, labels, normalization=normalization) if paired else None,
+    }
+    distances, real_stats, synthetic_stats = compare(real, synthetic, spacing, real_labels=labels,
+                                                     synthetic_labels=labels if paired else None,
+                                                     normalization=normalization)
+    result["unpaired"] = distances
+    result = jsonable(result)
+    if out is not None:
+        out = Path(out)
+        plots = write_plots({"real": real, "synthetic": synthetic},
+                            {"real": real_stats, "synthetic": synthetic_stats}, spacing, out, normalization)
+        result["plots"] = [p.name for p in plots]
+        write_json_atomic(out / "metrics.json", result)
+    return result
