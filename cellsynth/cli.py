@@ -256,6 +256,25 @@ def _diversify(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- evaluate
+
+
+def _evaluate_images(args: argparse.Namespace) -> int:
+    from cellsynth.evaluate.images import evaluate_images
+    from cellsynth.io import read_volume
+
+    real, spacing = read_volume(args.real, args.spacing)
+    synthetic, _ = read_volume(args.synthetic, spacing)
+    labels = read_volume(args.labels, spacing)[0] if args.labels else None
+    result = evaluate_images(real, synthetic, spacing, labels=labels, out=args.out, normalization=args.normalization)
+    for region, values in (result["paired"] or {}).items():
+        if isinstance(values, dict):
+            print(f"{region:>10}: " + ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} inf"
+                                                for k, v in values.items()))
+    print(f"metrics and plots: {args.out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -366,6 +385,23 @@ def build_parser() -> argparse.ArgumentParser:
     diversify.add_argument("--seed", type=int, default=0, help="base seed of the noise (default 0)")
     diversify.add_argument("--resume", action="store_true", help="complete an interrupted run")
     diversify.set_defaults(func=_diversify)
+
+    evaluate = commands.add_parser("evaluate", help="judge synthetic data: image realism, Syn2Real segmentation")
+    evaluate_commands = evaluate.add_subparsers(dest="action", required=True, metavar="ACTION")
+    images = evaluate_commands.add_parser(
+        "images", parents=[common], help="compare a synthetic image with a real one (metrics.json + PNG plots)",
+        description="Paired NRMSE/SSIM/ZNCC/PSNR (same shape: the synthetic image made from the real labels), "
+                    "whole volume and foreground, and unpaired histogram, spectra, depth and surface profiles.",
+    )
+    images.add_argument("--real", required=True, type=Path, help="real image file")
+    images.add_argument("--synthetic", required=True, type=Path, help="synthetic image file")
+    images.add_argument("--labels", type=Path, help="the real image's labels (foreground metrics)")
+    images.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                        help="voxel size in µm (required for files without one)")
+    images.add_argument("--normalization", default="percentile",
+                        help="per-image intensity normalisation: percentile (1/99.8, default), min-max, zscore, none")
+    images.add_argument("--out", required=True, type=Path, help="folder for metrics.json and the plots")
+    images.set_defaults(func=_evaluate_images)
 
     export = commands.add_parser("export", parents=[common], help="export a dataset for a segmentation tool")
     export.add_argument("dataset", type=Path, help="dataset folder")

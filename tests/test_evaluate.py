@@ -1,0 +1,225 @@
+"""Evaluation: image metrics against skimage and hand values, realism curves, instance matching."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import SPACING, boxes_labels
+from skimage import metrics as skmetrics
+
+from cellsynth.cli import main
+from cellsynth.errors import InputError
+from cellsynth.evaluate.images import evaluate_images
+from cellsynth.evaluate.metrics import nrmse, paired_metrics, psnr, ssim, zncc
+from cellsynth.evaluate.realism import (
+    axis_spectra,
+    compare,
+    contrast,
+    histogram_distance,
+    radial_spectrum,
+    specimen_mask,
+    surface_profile,
+    xz_profile,
+)
+from cellsynth.evaluate.segmentation import iou_matrix, matching, semantic_scores
+from cellsynth.io import write_volume
+
+
+@pytest.fixture
+def pair():
+    rng = np.random.default_rng(0)
+    real = rng.random((9, 20, 24))
+    return real, np.clip(real + 0.1 * rng.standard_normal(real.shape), 0, 1)
+
+
+@pytest.mark.parametrize("variant", ["euclidean", "min-max", "mean"])
+def test_nrmse_equals_skimage(pair, variant):
+    assert nrmse(*pair, variant=variant) == pytest.approx(skmetrics.normalized_root_mse(*pair, normalization=variant))
+
+
+def test_psnr_and_ssim_equal_skimage(pair):
+    assert psnr(*pair) == pytest.approx(skmetrics.peak_signal_noise_ratio(*pair, data_range=1.0))
+    assert ssim(*pair) == pytest.approx(skmetrics.structural_similarity(*pair, data_range=1.0))
+    assert ssim(pair[0][:1], pair[1][:1]) == pytest.approx(
+        skmetrics.structural_similarity(pair[0][0], pair[1][0], data_range=1.0))
+
+
+def test_hand_computed_values_on_tiny_volumes():
+    real = np.array([[[0.0, 1.0, 2.0, 3.0]]])
+    synthetic = np.array([[[0.0, 1.0, 2.0, 5.0]]])
+    assert nrmse(real, synthetic) == pytest.approx(np.sqrt(4 / 4) / np.sqrt(14 / 4))
+    assert psnr(real, synthetic, data_range=3.0) == pytest.approx(10 * np.log10(9 / 1))
+    assert zncc(real, synthetic) == pytest.approx(np.corrcoef(real.ravel(), synthetic.ravel())[0, 1])
+    mask = np.array([[[1, 1, 1, 0]]])
+    assert nrmse(real, synthetic, mask) == 0.0 and psnr(real, synthetic, 3.0, mask) == float("inf")
+
+
+def test_zncc_is_one_for_an_affine_intensity_change(pair):
+    real = pair[0]
+    assert zncc(real, 3.5 * real + 20) == pytest.approx(1.0)
+    assert zncc(real, -real) == pytest.approx(-1.0)
+    metrics = paired_metrics(real, 3.5 * real + 20, boxes_labels((9, 20, 24)))
+    for region in ("whole", "foreground"):
+        assert metrics[region]["zncc"] == pytest.approx(1.0)
+        assert metrics[region]["nrmse"] == pytest.approx(0.0, abs=1e-9)
+        assert metrics[region]["ssim"] == pytest.approx(1.0)
+
+
+def test_foreground_metrics_use_only_labelled_voxels(pair):
+    real, synthetic = pair
+    labels = boxes_labels((9, 20, 24))
+    damaged = synthetic.copy()
+    damaged[labels == 0] = 0  # only the background changes
+    a, b = paired_metrics(real, synthetic, labels), paired_metrics(real, damaged, labels)
+    assert a["foreground"]["psnr_db"] == pytest.approx(b["foreground"]["psnr_db"], rel=0.05)
+    assert a["whole"]["psnr_db"] > b["whole"]["psnr_db"] + 3
+
+
+@pytest.mark.parametrize(("call", "fragment"), [
+    (lambda r: zncc(r, np.full(r.shape, 2.0)), "ZNCC is undefined: the synthetic image is constant"),
+    (lambda r: paired_metrics(np.ones(r.shape), r), "cannot normalise a constant image"),
+    (lambda r: paired_metrics(r, r[:, :-1]), "differ; paired metrics need the same grid"),
+    (lambda r: paired_metrics(r, r, np.zeros(r.shape, np.uint16)), "the labels are empty"),
+    (lambda r: paired_metrics(r, r, np.ones((2, 2, 2), np.uint16)), "labels shape (2, 2, 2) differs"),
+    (lambda r: paired_metrics(r, r, normalization="robust"), "unknown normalisation 'robust'"),
+    (lambda r: nrmse(r, r, variant="max"), "unknown NRMSE variant 'max'"),
+    (lambda r: matching(np.zeros((2, 3, 3), np.uint16), np.zeros((2, 3, 4), np.uint16)), "differ; they must be equal"),
+    (lambda r: matching(np.zeros((2, 3, 3), np.float32), np.zeros((2, 3, 3), np.uint16)), "integer instance ids"),
+    (lambda r: matching(boxes_labels(), boxes_labels(), [0.0]), "IoU thresholds must lie in (0, 1]"),
+])
+def test_bad_evaluation_inputs(pair, call, fragment):
+    with pytest.raises(InputError) as error:
+        call(pair[0])
+    assert fragment in str(error.value)
+
+
+# ----------------------------------------------------------------------------- realism
+
+
+def test_spectra_peak_at_the_frequency_of_a_sinusoid_in_cycles_per_um():
+    spacing = (1.0, 0.25, 0.25)
+    x = np.arange(64) * spacing[2]
+    image = np.broadcast_to(np.sin(2 * np.pi * 0.25 * x), (8, 64, 64))  # 0.25 cycles/µm along x
+    frequency, power = axis_spectra(image, spacing)["x"]
+    assert frequency[np.argmax(power)] == pytest.approx(0.25, abs=1 / (64 * 0.25))
+    radial_f, radial_p = radial_spectrum(image, spacing)  # up to the z axis' Nyquist, 0.5 cycles/µm
+    assert radial_f[np.argmax(radial_p)] == pytest.approx(0.25, abs=0.02)
+    assert radial_p.sum() == pytest.approx(1.0)
+
+
+def test_histogram_distance_of_a_shift_is_the_shift():
+    values = np.random.default_rng(0).random((4, 30, 30))
+    assert histogram_distance(values, values + 0.25) == pytest.approx(0.25)
+
+
+def test_contrast_profiles_and_surface():
+    labels = boxes_labels((6, 16, 20))
+    image = np.where(labels > 0, 0.8, 0.2)
+    c = contrast(image, labels)
+    assert c["ratio"] == pytest.approx(4.0) and c["michelson"] == pytest.approx(0.6)
+    np.testing.assert_allclose(xz_profile(image), image[:, 8, :].sum(0))
+    specimen = specimen_mask(labels, SPACING, closing_um=0.5)
+    assert specimen[labels > 0].all()
+    distance, mean = surface_profile(image, specimen, SPACING, bin_um=0.25)
+    assert mean[distance > 0.3].min() > mean[distance < -0.3].max()
+
+
+def test_compare_reports_every_distance_and_zero_for_identical_images(pair):
+    real, _ = pair
+    labels = boxes_labels((9, 20, 24))
+    distances, a, _ = compare(real, real, SPACING, real_labels=labels, synthetic_labels=labels)
+    assert distances["histogram_wasserstein"] == 0 and distances["radial_spectrum"] == 0
+    assert {"spectrum_z", "spectrum_y", "spectrum_x", "depth_profile", "surface_profile", "contrast"} <= set(distances)
+    different, _, _ = compare(real, real[:, :10], SPACING)  # unpaired: shapes may differ
+    assert different["radial_spectrum"] > 0
+
+
+def test_evaluate_images_command_writes_metrics_and_plots(pair, tmp_path, capsys):
+    real, synthetic = pair
+    write_volume(tmp_path / "real.tif", real.astype(np.float32), SPACING)
+    write_volume(tmp_path / "synthetic.tif", synthetic.astype(np.float32), SPACING)
+    write_volume(tmp_path / "labels.tif", boxes_labels((9, 20, 24)), SPACING)
+    assert main(["evaluate", "images", "--real", str(tmp_path / "real.tif"), "--synthetic",
+                 str(tmp_path / "synthetic.tif"), "--labels", str(tmp_path / "labels.tif"),
+                 "--out", str(tmp_path / "ev")]) == 0
+    result = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert set(result["paired"]) >= {"whole", "foreground"}
+    expected = paired_metrics(real.astype(np.float32), synthetic.astype(np.float32), boxes_labels((9, 20, 24)))
+    assert result["paired"]["whole"]["ssim"] == pytest.approx(expected["whole"]["ssim"])
+    for name in ("xz_profile.png", "spectra.png", "histogram.png", "depth.png", "slices.png"):
+        assert (tmp_path / "ev" / name).read_bytes()[:4] == b"\x89PNG"
+    assert "foreground: nrmse" in capsys.readouterr().out
+    unpaired = evaluate_images(real, real[:, :12], SPACING)
+    assert unpaired["paired"] is None and unpaired["unpaired"]["radial_spectrum"] is not None
+
+
+# ----------------------------------------------------------------------------- segmentation
+
+
+def _segmentation_case():
+    true = np.zeros((1, 12, 30), np.uint16)
+    true[0, 1:5, 1:5] = 1  # found exactly
+    true[0, 1:5, 7:15] = 4  # split in two halves by the prediction
+    true[0, 7:11, 1:5] = 6  # merged with 9 by the prediction
+    true[0, 7:11, 6:10] = 9
+    true[0, 7:11, 20:24] = 12  # missed
+    pred = np.zeros_like(true)
+    pred[0, 1:5, 1:5] = 30
+    pred[0, 1:5, 7:11] = 2
+    pred[0, 1:5, 11:15] = 3
+    pred[0, 7:11, 1:10] = 5  # covers 6 and 9 plus the gap column
+    pred[0, 1:4, 25:28] = 7  # spurious
+    return true, pred
+
+
+def test_matching_counts_split_merged_missed_and_spurious_objects():
+    true, pred = _segmentation_case()
+    iou, true_ids, pred_ids = iou_matrix(true, pred)
+    assert list(true_ids) == [1, 4, 6, 9, 12] and list(pred_ids) == [2, 3, 5, 7, 30]
+    assert iou[0, 4] == 1.0 and iou[1, 0] == pytest.approx(0.5) and iou[2, 2] == pytest.approx(16 / 36)
+    by_threshold = {r["threshold"]: r for r in matching(true, pred)}
+    low = by_threshold[0.3]  # 1, one half of the split, one of the merged
+    assert (low["tp"], low["fp"], low["fn"]) == (3, 2, 2)
+    half = by_threshold[0.5]  # 1 and the split half at exactly 0.5
+    assert (half["tp"], half["fp"], half["fn"]) == (2, 3, 3)
+    assert half["precision"] == pytest.approx(2 / 5) and half["recall"] == pytest.approx(2 / 5)
+    assert half["average_precision"] == pytest.approx(2 / 8) and half["f1"] == pytest.approx(4 / 10)
+    assert half["mean_matched_iou"] == pytest.approx(0.75) and half["correct"] == "2 of 5 objects"
+    strict = by_threshold[0.9]
+    assert (strict["tp"], strict["fp"], strict["fn"]) == (1, 4, 4)
+
+
+def test_matching_ignores_holes_in_the_numbering_and_handles_empty_volumes():
+    true, pred = _segmentation_case()
+    renumbered = np.where(true > 0, true * 1000, 0).astype(np.uint32)
+    assert matching(renumbered, pred) == matching(true, pred)
+    empty = np.zeros_like(true)
+    result = matching(empty, empty)[0]
+    assert (result["tp"], result["fp"], result["fn"], result["precision"]) == (0, 0, 0, 0.0)
+    missed = matching(true, empty, [0.5])[0]
+    assert (missed["fn"], missed["recall"]) == (5, 0.0)
+
+
+def test_hungarian_matching_beats_greedy():
+    true = np.zeros((1, 4, 9), np.uint16)
+    true[0, :, 0:4], true[0, :, 4:9] = 1, 2
+    pred = np.zeros_like(true)
+    pred[0, :, 0:3], pred[0, :, 3:9] = 1, 2  # pred 2 overlaps true 2 best, true 1 next
+    result = matching(true, pred, [0.5])[0]
+    assert result["tp"] == 2
+
+
+def test_semantic_scores_and_tolerance():
+    true = np.zeros((1, 10, 10), np.uint8)
+    true[0, :, 4] = 1  # a thin membrane
+    shifted = np.roll(true, 1, axis=2)
+    exact = semantic_scores(true, shifted)
+    assert exact["dice"] == 0 and exact["iou"] == 0
+    tolerant = semantic_scores(true, shifted, tolerance=1)
+    assert tolerant["dice"] == 1 and tolerant["iou"] == 1
+    half = true.copy()
+    half[0, :5, 4] = 0
+    scores = semantic_scores(true, half)
+    assert scores["dice"] == pytest.approx(2 * 5 / 15) and scores["iou"] == pytest.approx(0.5)
