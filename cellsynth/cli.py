@@ -275,6 +275,13 @@ def _evaluate_images(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_dataset(args: argparse.Namespace) -> int:
+    from cellsynth.evaluate.report import write_report
+
+    print(f"report: {write_report(args.dataset, args.out)}")
+    return 0
+
+
 def _evaluate_syn2real(args: argparse.Namespace) -> int:
     from cellsynth.evaluate.syn2real import syn2real
 
@@ -441,6 +448,12 @@ def build_parser() -> argparse.ArgumentParser:
     s2r.add_argument("--seed", type=int, default=0)
     s2r.add_argument("--device", help="torch device (default cuda when available, else cpu)")
     s2r.set_defaults(func=_evaluate_syn2real)
+
+    report = commands.add_parser("report", parents=[common],
+                                 help="a self-contained HTML page about a dataset (previews, statistics, plots)")
+    report.add_argument("dataset", type=Path, help="dataset folder")
+    report.add_argument("--out", type=Path, help="HTML file (default DATASET/report.html)")
+    report.set_defaults(func=_report_dataset)
 
     export = commands.add_parser("export", parents=[common], help="export a dataset for a segmentation tool")
     export.add_argument("dataset", type=Path, help="dataset folder")

@@ -7,9 +7,12 @@ import json
 import numpy as np
 import pytest
 from conftest import SPACING, boxes_labels
+from safetensors import safe_open
 from skimage import metrics as skmetrics
 
 from cellsynth.cli import main
+from cellsynth.config import OutputConfig
+from cellsynth.dataset import Sample, build_dataset
 from cellsynth.errors import InputError
 from cellsynth.evaluate.images import evaluate_images
 from cellsynth.evaluate.metrics import nrmse, paired_metrics, psnr, ssim, zncc
@@ -23,7 +26,9 @@ from cellsynth.evaluate.realism import (
     surface_profile,
     xz_profile,
 )
+from cellsynth.evaluate.report import write_report
 from cellsynth.evaluate.segmentation import iou_matrix, matching, semantic_scores
+from cellsynth.evaluate.syn2real import instances_from_probabilities, pooled_scores, syn2real
 from cellsynth.io import write_volume
 
 
@@ -223,3 +228,45 @@ def test_semantic_scores_and_tolerance():
     half[0, :5, 4] = 0
     scores = semantic_scores(true, half)
     assert scores["dice"] == pytest.approx(2 * 5 / 15) and scores["iou"] == pytest.approx(0.5)
+
+
+# ----------------------------------------------------------------------------- syn2real
+
+
+def test_seeded_watershed_splits_touching_objects_at_the_boundary():
+    foreground = np.zeros((1, 8, 16))
+    foreground[0, 1:7, 1:15] = 1
+    boundary = np.zeros_like(foreground)
+    boundary[0, 1:7, 8] = 1  # the two objects touch along x = 8
+    labels = instances_from_probabilities(np.stack([foreground, boundary]))
+    assert len(np.unique(labels)) == 3
+    assert labels[0, 3, 3] != labels[0, 3, 12] and labels[0, 3, 8] > 0
+
+
+def test_syn2real_runs_end_to_end_on_a_tiny_cpu_setup(make_dataset, tmp_path, capsys):
+    train, test = make_dataset(n=2, name="train"), make_dataset(n=1, name="test")
+    out = tmp_path / "s2r"
+    assert main(["evaluate", "syn2real", "--train", str(train.root), "--test", str(test.root), "--out", str(out),
+                 "--steps", "3", "--patch", "4", "16", "16", "--device", "cpu", "-q"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [row["threshold"] for row in report["pooled"]] == pytest.approx([0.1 * k for k in range(1, 10)])
+    assert len(report["losses"]) == 3 and report["pooled"][0]["n_true"] == 3
+    assert report["pooled"][4] == pooled_scores(report["per_image"])[4]
+    assert (out / "predictions" / "test_0000.tif").exists()
+    with safe_open(out / "segmenter.safetensors", "pt") as weights:
+        assert weights.metadata()["cellsynth_checkpoint"] == "syn2real-segmenter"
+    assert "0.5  " in capsys.readouterr().out
+    with pytest.raises(InputError, match="exists and is not empty"):
+        syn2real(train.root, test.root, out, steps=1, patch=(4, 16, 16), progress=False)
+
+
+def test_report_is_one_self_contained_html_page(make_dataset, tmp_path):
+    dataset = make_dataset(n=2, previews=False)
+    assert main(["report", str(dataset.root)]) == 0
+    page = (dataset.root / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count('<img src="data:image/png;base64,') >= 4
+    assert "sample_0000" in page and "sample_0001" in page and 'src="http' not in page
+    assert "Objects per sample: 3.0" in page and "&quot;test&quot;: true" in page
+    masks = build_dataset(tmp_path / "masks", ["m"], lambda i, rng: Sample(None, boxes_labels(), SPACING),
+                          config={}, seed=0, output=OutputConfig(), progress=False)
+    assert "m</td>" in (write_report(masks.root, tmp_path / "m.html")).read_text()
