@@ -240,6 +240,41 @@ CASES += [
     ("diversify-masks-only", masks_only_dataset, "holds masks only; diversification needs images"),
 ]
 
+def evaluate_run(tmp, real=None, synthetic=None, labels=None):
+    """Image files in tmp/in, then `cellsynth evaluate images` on them."""
+    folder = tmp / "in"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    arrays = {"real": rng.random((4, 16, 20), dtype=np.float32) if real is None else real,
+              "synthetic": rng.random((4, 16, 20), dtype=np.float32) if synthetic is None else synthetic,
+              "labels": boxes_labels() if labels is None else labels}
+    for name, array in arrays.items():
+        write_volume(folder / f"{name}.tif", array, SPACING)
+    return ["evaluate", "images", "--real", str(folder / "real.tif"), "--synthetic", str(folder / "synthetic.tif"),
+            "--labels", str(folder / "labels.tif"), "--out", str(tmp / "out")]
+
+
+def syn2real_run(tmp, *extra):
+    return dataset_and(tmp, "evaluate", "syn2real", "--train", "{tmp}/in/ds", "--test", "{tmp}/in/ds", "-q",
+                       "--steps", "1", "--patch", "4", "8", "8", *extra)
+
+
+CASES += [
+    ("evaluate-constant-real-image", lambda t: evaluate_run(t, real=np.full((4, 16, 20), 3, np.float32)),
+     "cannot normalise a constant image"),
+    ("evaluate-labels-shape-mismatch", lambda t: evaluate_run(t, labels=np.ones((4, 16, 21), np.uint16)),
+     "labels shape (4, 16, 21) differs from the real image's (4, 16, 20)"),
+    ("evaluate-empty-labels", lambda t: evaluate_run(t, labels=np.zeros((4, 16, 20), np.uint16)),
+     "the labels are empty"),
+    ("syn2real-out-not-empty", lambda t: syn2real_run(t, "--out", str(t / "in")), "exists and is not empty"),
+    ("syn2real-tiny-patch", lambda t: syn2real_run(t, "--out", str(t / "out"), "--patch", "2", "8", "8"),
+     "patch must be three sizes >= 4 voxels"),
+    ("syn2real-masks-only-test", lambda t: masks_only_dataset(t)[:0] + [
+        "evaluate", "syn2real", "--train", str(t / "in" / "ds"), "--test", str(t / "in" / "ds"),
+        "--out", str(t / "out"), "-q"], "holds masks only"),
+    ("report-not-a-dataset", lambda t: ["report", str(t)], "is not a cellsynth dataset"),
+]
+
 def snapshot(root):
     return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
 
