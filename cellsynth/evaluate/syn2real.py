@@ -129,16 +129,24 @@ def predict_probabilities(model: UNet3D, image: np.ndarray, patch: Sequence[int]
     return result
 
 
-def instances_from_probabilities(probabilities: np.ndarray, threshold: float = 0.5,
-                                 min_seed_voxels: int = 4) -> np.ndarray:
-    """Seeded watershed: seeds = foreground away from boundaries, flooded over the boundary probability."""
+def instances_from_probabilities(probabilities: np.ndarray, threshold: float = 0.5, min_seed_voxels: int = 4,
+                                 min_object_voxels: int = 32) -> np.ndarray:
+    """Seeded watershed: seeds = foreground away from boundaries, flooded over the boundary probability.
+
+    Seeds smaller than ``min_seed_voxels`` and objects smaller than ``min_object_voxels`` (speckle)
+    are dropped; the remaining objects are numbered 1…n.
+    """
     foreground, boundary = probabilities
     mask = foreground > threshold
-    seeds, n_seeds = ndi.label(mask & (boundary < threshold))
-    sizes = np.bincount(seeds.ravel())
-    small = np.flatnonzero(sizes < min_seed_voxels)
-    seeds[np.isin(seeds, small[small > 0])] = 0
+    seeds, _ = ndi.label(mask & (boundary < threshold))
+    seeds[(np.bincount(seeds.ravel()) < min_seed_voxels)[seeds] & (seeds > 0)] = 0
     labels = watershed(boundary, seeds, mask=mask)
+    sizes = np.bincount(labels.ravel())
+    keep = sizes >= min_object_voxels
+    keep[0] = False
+    numbering = np.zeros(len(sizes), np.int64)
+    numbering[keep] = np.arange(1, keep.sum() + 1)
+    labels = numbering[labels]
     return labels.astype(np.uint32 if labels.max() >= 2**16 else np.uint16)
 
 
