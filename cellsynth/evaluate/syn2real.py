@@ -93,11 +93,12 @@ def train_segmenter(
     """
     if steps < 1 or batch_size < 1:
         raise InputError(f"steps and batch size must be >= 1; got {steps} and {batch_size}")
-    torch.manual_seed(seed)
     patches = PatchDataset(train, patch, transform=default_augmentation() if transform is None else transform,
                            samples_per_epoch=steps * batch_size, foreground_fraction=0.7, percentiles=PERCENTILES,
                            targets=segmentation_targets, seed=seed)
-    model = UNet3D(1, 2, features, pools_for(patch)).to(device)
+    with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's global RNG
+        torch.manual_seed(seed)
+        model = UNet3D(1, 2, features, pools_for(patch)).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     losses = []
     model.train()
