@@ -271,3 +271,17 @@ def test_report_is_one_self_contained_html_page(make_dataset, tmp_path):
     masks = build_dataset(tmp_path / "masks", ["m"], lambda i, rng: Sample(None, boxes_labels(), SPACING),
                           config={}, seed=0, output=OutputConfig(), progress=False)
     assert "m</td>" in (write_report(masks.root, tmp_path / "m.html")).read_text()
+
+
+def test_segmenter_weights_are_reproducible_per_seed_without_the_global_rng():
+    import torch
+
+    from cellsynth.models.unet import UNet3D
+
+    state = torch.random.get_rng_state()
+    first, second, other = (UNet3D(features=4).initialise(torch.Generator().manual_seed(s)) for s in (1, 1, 2))
+    assert torch.equal(torch.random.get_rng_state(), state)
+    pairs = list(zip(first.state_dict().values(), second.state_dict().values(), other.state_dict().values(),
+                     strict=True))
+    assert all(torch.equal(a, b) for a, b, _ in pairs) and not all(torch.equal(a, c) for a, _, c in pairs)
+    assert first(torch.zeros(1, 1, 8, 16, 16)).shape == (1, 2, 8, 16, 16)

@@ -42,6 +42,17 @@ class UNet3D(nn.Module):
         self.decoders = nn.ModuleList([_block(2 * widths[i], widths[i]) for i in range(len(self.pools))])
         self.head = nn.Conv3d(widths[0], out_channels, 1)
 
+    def initialise(self, generator: torch.Generator) -> UNet3D:
+        """Redraw every convolution's weights from ``generator`` (Kaiming-uniform, torch's default law), zero biases.
+
+        Makes the initial weights reproducible without touching torch's global RNG.
+        """
+        for module in self.modules():
+            if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
+                nn.init.kaiming_uniform_(module.weight, a=5**0.5, generator=generator)
+                nn.init.zeros_(module.bias)
+        return self
+
     @property
     def divisor(self) -> tuple[int, int, int]:
         """What every input size must be a multiple of, per axis."""
