@@ -279,7 +279,7 @@ def test_segmenter_weights_are_reproducible_per_seed_without_the_global_rng():
     from cellsynth.models.unet import UNet3D
 
     state = torch.random.get_rng_state()
-    first, second, other = (UNet3D(features=4).initialise(torch.Generator().manual_seed(s)) for s in (1, 1, 2))
+    first, second, other = (UNet3D.seeded(torch.Generator().manual_seed(s), features=4) for s in (1, 1, 2))
     assert torch.equal(torch.random.get_rng_state(), state)
     pairs = list(zip(first.state_dict().values(), second.state_dict().values(), other.state_dict().values(),
                      strict=True))

@@ -96,7 +96,7 @@ def train_segmenter(
     patches = PatchDataset(train, patch, transform=default_augmentation() if transform is None else transform,
                            samples_per_epoch=steps * batch_size, foreground_fraction=0.7, percentiles=PERCENTILES,
                            targets=segmentation_targets, seed=seed)
-    model = UNet3D(1, 2, features, pools_for(patch)).initialise(torch.Generator().manual_seed(seed)).to(device)
+    model = UNet3D.seeded(torch.Generator().manual_seed(seed), 1, 2, features, pools_for(patch)).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     losses = []
     model.train()

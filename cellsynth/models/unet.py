@@ -42,16 +42,24 @@ class UNet3D(nn.Module):
         self.decoders = nn.ModuleList([_block(2 * widths[i], widths[i]) for i in range(len(self.pools))])
         self.head = nn.Conv3d(widths[0], out_channels, 1)
 
-    def initialise(self, generator: torch.Generator) -> UNet3D:
-        """Redraw every convolution's weights from ``generator`` (Kaiming-uniform, torch's default law), zero biases.
+    @classmethod
+    def seeded(cls, generator: torch.Generator, *args, **kwargs) -> UNet3D:
+        """A new network whose weights come from ``generator`` alone (torch's global RNG untouched).
 
-        Makes the initial weights reproducible without touching torch's global RNG.
+        The layers are built without storage (meta device), then every convolution is drawn
+        Kaiming-uniform (torch's default law) with zero bias, and the norms start at identity.
         """
-        for module in self.modules():
+        with torch.device("meta"):
+            model = cls(*args, **kwargs)
+        model = model.to_empty(device="cpu")
+        for module in model.modules():
             if isinstance(module, (nn.Conv3d, nn.ConvTranspose3d)):
                 nn.init.kaiming_uniform_(module.weight, a=5**0.5, generator=generator)
                 nn.init.zeros_(module.bias)
-        return self
+            elif isinstance(module, nn.InstanceNorm3d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        return model
 
     @property
     def divisor(self) -> tuple[int, int, int]:
