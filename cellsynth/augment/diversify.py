@@ -158,19 +158,22 @@ def diversify(
     if np.shape(std) != image.shape:
         raise InputError(f"local std shape {np.shape(std)} differs from the image shape {image.shape}")
     _check_unit_range(image)
-    seed = int(rng.integers(2**63))
+    seed = int(rng.integers(2**63))  # drawn for the neutral element too, so later draws do not shift
     if (w_i, w_v) == NEUTRAL:
         return image.copy()
-    noise = torch.empty(image.shape, dtype=torch.float32).normal_(generator=torch.Generator().manual_seed(seed))
+    noise = _standard_normal(image.shape, seed)
     noise.mul_(torch.from_numpy(np.ascontiguousarray(std, np.float32))).mul_(w_v)
     noise.add_(torch.from_numpy(np.ascontiguousarray(image)), alpha=w_i).clamp_(0, 1)
     return noise.numpy()
 
 
+def _standard_normal(shape: Sequence[int], seed: int) -> torch.Tensor:
+    return torch.empty(tuple(shape), dtype=torch.float32).normal_(generator=torch.Generator().manual_seed(seed))
+
+
 def noise_like(shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
     """The ``N(0, 1)`` field :func:`diversify` draws from the same ``rng`` state (for checks)."""
-    seed = int(rng.integers(2**63))
-    return torch.empty(tuple(shape), dtype=torch.float32).normal_(generator=torch.Generator().manual_seed(seed)).numpy()
+    return _standard_normal(shape, int(rng.integers(2**63))).numpy()
 
 
 # ----------------------------------------------------------------------------- weight strategies
