@@ -152,8 +152,11 @@ def _curve_distance(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.nd
 
 
 def image_statistics(image: np.ndarray, spacing: Sequence[float], labels: np.ndarray | None = None,
-                     normalization: str = "percentile") -> dict:
-    """Every unpaired statistic of one image (normalised first); arrays as lists, ready for JSON."""
+                     normalization: str = "percentile", specimen: np.ndarray | None = None) -> dict:
+    """Every unpaired statistic of one image (normalised first).
+
+    ``specimen`` (default :func:`specimen_mask` of the labels) may be passed when already known.
+    """
     normalized = normalize(image, normalization)
     stats_: dict = {"radial_spectrum": radial_spectrum(normalized, spacing),
                     "axis_spectra": axis_spectra(normalized, spacing),
@@ -161,7 +164,7 @@ def image_statistics(image: np.ndarray, spacing: Sequence[float], labels: np.nda
                     "xz_profile": xz_profile(normalized)}
     if labels is not None and np.any(labels):
         stats_["contrast"] = contrast(normalized, labels)
-        specimen = specimen_mask(labels, spacing)
+        specimen = specimen_mask(labels, spacing) if specimen is None else specimen
         if not specimen.all():
             stats_["surface_profile"] = surface_profile(normalized, specimen, spacing)
     return stats_
@@ -181,11 +184,13 @@ def compare(real: np.ndarray, synthetic: np.ndarray, spacing: Sequence[float], *
     real_stats, synthetic_stats : dict
         The curves themselves (:func:`image_statistics`), for plots.
     """
-    a = image_statistics(real, spacing, real_labels, normalization)
-    b = image_statistics(synthetic, spacing, synthetic_labels, normalization)
+    real, synthetic = normalize(real, normalization), normalize(synthetic, normalization)
+    shared = synthetic_labels is real_labels and real_labels is not None and np.any(real_labels)
+    specimen = specimen_mask(real_labels, spacing) if shared else None  # one mask when both share labels
+    a = image_statistics(real, spacing, real_labels, "none", specimen)
+    b = image_statistics(synthetic, spacing, synthetic_labels, "none", specimen)
     distances = {
-        "histogram_wasserstein": histogram_distance(normalize(real, normalization),
-                                                    normalize(synthetic, normalization)),
+        "histogram_wasserstein": histogram_distance(real, synthetic),
         "radial_spectrum": spectrum_distance(a["radial_spectrum"], b["radial_spectrum"]),
         **{f"spectrum_{axis}": spectrum_distance(a["axis_spectra"][axis], b["axis_spectra"][axis])
            for axis in a["axis_spectra"] if axis in b["axis_spectra"]},

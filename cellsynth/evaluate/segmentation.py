@@ -98,18 +98,23 @@ def matching(true: np.ndarray, pred: np.ndarray, thresholds: Sequence[float] = T
     results = []
     for threshold in thresholds:
         rows, columns = _match(iou, threshold)
-        tp = len(rows)
-        fp, fn = len(pred_ids) - tp, len(true_ids) - tp
-        results.append({
-            "threshold": threshold, "n_true": len(true_ids), "n_pred": len(pred_ids), "tp": tp, "fp": fp, "fn": fn,
-            "precision": tp / (tp + fp) if tp else 0.0,
-            "recall": tp / (tp + fn) if tp else 0.0,
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
-            "average_precision": tp / (tp + fp + fn) if tp else 0.0,
-            "mean_matched_iou": float(iou[rows, columns].mean()) if tp else float("nan"),
-            "correct": f"{tp} of {len(true_ids)} objects",
-        })
+        results.append(scores_from_counts(threshold, len(true_ids), len(pred_ids), len(rows),
+                                          float(iou[rows, columns].sum())))
     return results
+
+
+def scores_from_counts(threshold: float, n_true: int, n_pred: int, tp: int, matched_iou_sum: float) -> dict:
+    """The matching scores of one threshold from its counts (also used to pool several images)."""
+    fp, fn = n_pred - tp, n_true - tp
+    return {
+        "threshold": threshold, "n_true": n_true, "n_pred": n_pred, "tp": tp, "fp": fp, "fn": fn,
+        "precision": tp / (tp + fp) if tp else 0.0,
+        "recall": tp / (tp + fn) if tp else 0.0,
+        "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
+        "average_precision": tp / (tp + fp + fn) if tp else 0.0,
+        "mean_matched_iou": matched_iou_sum / tp if tp else float("nan"),
+        "correct": f"{tp} of {n_true} objects",
+    }
 
 
 def semantic_scores(true: np.ndarray, pred: np.ndarray, tolerance: float = 0) -> dict:

@@ -38,7 +38,7 @@ from cellsynth.augment import (
 )
 from cellsynth.errors import InputError
 from cellsynth.evaluate.images import jsonable
-from cellsynth.evaluate.segmentation import THRESHOLDS, matching
+from cellsynth.evaluate.segmentation import THRESHOLDS, matching, scores_from_counts
 from cellsynth.io import atomic_path, write_json_atomic, write_volume
 from cellsynth.masks.derived import SEMANTIC_CLASSES, semantic_from_instances
 from cellsynth.models.unet import UNet3D
@@ -150,21 +150,10 @@ def instances_from_probabilities(probabilities: np.ndarray, threshold: float = 0
 
 
 def pooled_scores(per_image: list[list[dict]]) -> list[dict]:
-    """Matching scores over all test images: TP, FP and FN summed per threshold, then the ratios."""
-    pooled = []
-    for rows in zip(*per_image, strict=True):
-        tp, fp, fn = (sum(r[k] for r in rows) for k in ("tp", "fp", "fn"))
-        matched = [(r["mean_matched_iou"], r["tp"]) for r in rows if r["tp"]]
-        pooled.append({
-            "threshold": rows[0]["threshold"], "n_true": sum(r["n_true"] for r in rows),
-            "n_pred": sum(r["n_pred"] for r in rows), "tp": tp, "fp": fp, "fn": fn,
-            "precision": tp / (tp + fp) if tp else 0.0, "recall": tp / (tp + fn) if tp else 0.0,
-            "f1": 2 * tp / (2 * tp + fp + fn) if tp else 0.0,
-            "average_precision": tp / (tp + fp + fn) if tp else 0.0,
-            "mean_matched_iou": sum(i * n for i, n in matched) / tp if tp else float("nan"),
-            "correct": f"{tp} of {sum(r['n_true'] for r in rows)} objects",
-        })
-    return pooled
+    """Matching scores over all test images: counts summed per threshold, then the ratios."""
+    return [scores_from_counts(rows[0]["threshold"], *(sum(r[k] for r in rows) for k in ("n_true", "n_pred", "tp")),
+                               sum(r["mean_matched_iou"] * r["tp"] for r in rows if r["tp"]))
+            for rows in zip(*per_image, strict=True)]
 
 
 def _check_out(out: Path) -> Path:
