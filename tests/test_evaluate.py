@@ -22,7 +22,6 @@ from cellsynth.evaluate.realism import (
     contrast,
     histogram_distance,
     radial_spectrum,
-    specimen_mask,
     surface_profile,
     xz_profile,
 )
@@ -30,6 +29,7 @@ from cellsynth.evaluate.report import write_report
 from cellsynth.evaluate.segmentation import iou_matrix, matching, semantic_scores
 from cellsynth.evaluate.syn2real import instances_from_probabilities, pooled_scores, syn2real
 from cellsynth.io import write_volume
+from cellsynth.masks.derived import specimen_mask
 
 
 @pytest.fixture
@@ -276,12 +276,13 @@ def test_report_is_one_self_contained_html_page(make_dataset, tmp_path):
 def test_segmenter_weights_are_reproducible_per_seed_without_the_global_rng():
     import torch
 
-    from cellsynth.models.unet import UNet3D
+    from cellsynth.models.unet3d import UNet3D, seeded
 
     state = torch.random.get_rng_state()
-    first, second, other = (UNet3D.seeded(torch.Generator().manual_seed(s), features=4) for s in (1, 1, 2))
+    first, second, other = (seeded(lambda: UNet3D(1, 2, (4, 8, 16), attention=True, time_embedding=True),
+                                   torch.Generator().manual_seed(s)) for s in (1, 1, 2))
     assert torch.equal(torch.random.get_rng_state(), state)
     pairs = list(zip(first.state_dict().values(), second.state_dict().values(), other.state_dict().values(),
                      strict=True))
     assert all(torch.equal(a, b) for a, b, _ in pairs) and not all(torch.equal(a, c) for a, _, c in pairs)
-    assert first(torch.zeros(1, 1, 8, 16, 16)).shape == (1, 2, 8, 16, 16)
+    assert first(torch.zeros(1, 1, 8, 16, 16), torch.tensor([3])).shape == (1, 2, 8, 16, 16)

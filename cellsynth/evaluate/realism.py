@@ -17,6 +17,7 @@ from scipy import stats
 from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import normalize
 from cellsynth.io import check_spacing
+from cellsynth.masks.derived import specimen_mask
 
 HISTOGRAM_SAMPLES = 200_000
 
@@ -105,18 +106,6 @@ def depth_profile(image: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarr
     spacing = check_spacing(spacing)
     image = np.asarray(image, np.float64)
     return np.arange(image.shape[0]) * spacing[0], image.mean(axis=(1, 2))
-
-
-def specimen_mask(labels: np.ndarray, spacing: Sequence[float], closing_um: float = 2.0) -> np.ndarray:
-    """The specimen as the labelled objects closed by a ``closing_um`` ball and hole-filled (an organism proxy).
-
-    The closing is done with two Euclidean distance transforms in µm (exact for a ball, and far
-    faster than a morphological closing with a large structuring element).
-    """
-    spacing = check_spacing(spacing)
-    dilated = ndi.distance_transform_edt(np.asarray(labels) == 0, sampling=spacing) <= closing_um
-    closed = ndi.distance_transform_edt(np.pad(dilated, 1), sampling=spacing)[1:-1, 1:-1, 1:-1] > closing_um
-    return ndi.binary_fill_holes(closed | (np.asarray(labels) > 0))
 
 
 def surface_profile(image: np.ndarray, specimen: np.ndarray, spacing: Sequence[float],

@@ -3,7 +3,7 @@
 Trained on synthetic data and tested on real data it answers "is this synthetic dataset good
 enough?"; trained on the real training split it gives the Real2Real baseline to compare with.
 
-The segmenter is a small 3D U-Net (:class:`cellsynth.models.unet.UNet3D`) predicting two
+The segmenter is a small 3D U-Net (:class:`cellsynth.models.unet3d.UNet3D`) predicting two
 probabilities per voxel, foreground and instance boundary (the targets of
 :func:`segmentation_targets`), trained with binary cross-entropy on random patches augmented on the
 fly (:class:`cellsynth.augment.PatchDataset`). Test volumes go through the patch engine, and
@@ -41,7 +41,7 @@ from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, scores_from_counts
 from cellsynth.io import atomic_path, write_json_atomic, write_volume
 from cellsynth.masks.derived import SEMANTIC_CLASSES, semantic_from_instances
-from cellsynth.models.unet import UNet3D
+from cellsynth.models.unet3d import UNet3D, seeded
 from cellsynth.synthesis.patching import apply_patched
 
 PERCENTILES = (0.1, 99.9)
@@ -96,7 +96,8 @@ def train_segmenter(
     patches = PatchDataset(train, patch, transform=default_augmentation() if transform is None else transform,
                            samples_per_epoch=steps * batch_size, foreground_fraction=0.7, percentiles=PERCENTILES,
                            targets=segmentation_targets, seed=seed)
-    model = UNet3D.seeded(torch.Generator().manual_seed(seed), 1, 2, features, pools_for(patch)).to(device)
+    model = seeded(lambda: UNet3D(1, 2, (features, 2 * features, 4 * features), pools_for(patch), upsample="transpose",
+                                  negative_slope=0.1), torch.Generator().manual_seed(seed)).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
     losses = []
     model.train()
