@@ -184,13 +184,63 @@ def _masks_simulate(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from cellsynth.synthesis.pipeline import generate_dataset, load_generator
 
-    config = _run_config(args, {"generator.name": args.generator, "generator.checkpoint": args.checkpoint})
+    config = _run_config(args, {"generator.name": args.generator, "generator.checkpoint": args.checkpoint,
+                                "generator.alpha_um": args.alpha})
     generator = load_generator(config)
     dataset = generate_dataset(config, args.out, generator=generator, resume=args.resume, progress=not args.quiet,
                                workers=args.workers, scheduler=args.scheduler)
     _report(dataset)
     if config.dataset.output.previews:
         print(f"previews: {Path(args.out) / 'previews'}")
+    return 0
+
+
+def _lengths(text: str) -> list[float]:
+    """``"10,50,100"`` → ``[10.0, 50.0, 100.0]`` (an argparse type)."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers (µm), e.g. 10,50,100; "
+                                         f"got '{text}'") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return values
+
+
+def _train(args: argparse.Namespace) -> int:
+    from cellsynth.config import TrainConfig, load_config, with_overrides
+    from cellsynth.train import train_gan
+
+    config = with_overrides(load_config(args.config, TrainConfig), {"steps": args.steps, "device": args.device})
+    checkpoint = train_gan(config, args.out, resume=args.resume, progress=not args.quiet)
+    print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+def _synthesize(args: argparse.Namespace) -> int:
+    from cellsynth.config import PatchingConfig
+    from cellsynth.io import check_labels, read_checkpoint_info, read_volume, write_volume
+    from cellsynth.masks.simulate import SimulatedMasks
+    from cellsynth.synthesis.learned import GanGenerator
+
+    info = read_checkpoint_info(args.checkpoint)
+    if info["model"] != "gan":
+        raise InputError(f"'{args.checkpoint}' is a {info['model']} checkpoint; synthesize takes a gan checkpoint")
+    if args.alpha is not None and len(args.alpha) != 1:
+        raise InputError("synthesize makes one image: give one --alpha value")
+    labels, spacing = read_volume(args.labels, args.spacing)
+    labels = check_labels(labels, f"labels '{args.labels}'")
+    foreground = None
+    if args.foreground is not None:
+        foreground, _ = read_volume(args.foreground, spacing)
+        if foreground.shape != labels.shape:
+            raise InputError(f"foreground of shape {foreground.shape} differs from the labels' {labels.shape}")
+        foreground = foreground > 0
+    generator = GanGenerator(args.checkpoint, PatchingConfig(), alpha_um=args.alpha[0] if args.alpha else None,
+                             device=args.device)
+    image = generator.render(SimulatedMasks(labels, foreground), spacing)
+    write_volume(args.out, image, spacing)
+    print(f"image: {args.out}")
     return 0
 
 
@@ -372,7 +422,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--generator", help="optics (default, no training), gan or ddpm (need --checkpoint)")
     generate.add_argument("--checkpoint", help="a cellsynth checkpoint for gan or ddpm")
+    generate.add_argument("--alpha", type=_lengths, metavar="A[,A...]",
+                          help="gan: positional-map α in µm; several (e.g. 10,50,100,500,1000) = every sample at "
+                               "each quality level")
     generate.set_defaults(func=_generate)
+
+    train = commands.add_parser("train", help="train a generator on your own (unlabelled) images")
+    train_commands = train.add_subparsers(dest="model", required=True, metavar="MODEL")
+    train_gan = train_commands.add_parser(
+        "gan", parents=[common], help="the positionally-conditioned cGAN with adaptive discriminator augmentation",
+        description="Unpaired by default: real images plus simulated (or real) masks; checkpoint, log.csv and "
+                    "previews go to --out. Runs on a GPU when there is one (bf16), or under `accelerate launch`.")
+    train_gan.add_argument("config", type=Path, help="training YAML (see README: data.images, masks, gan)")
+    train_gan.add_argument("--out", required=True, type=Path, help="new run folder (or the one to --resume)")
+    train_gan.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    train_gan.add_argument("--steps", type=int, help="total steps (overrides steps; raise it to train longer)")
+    train_gan.add_argument("--device", help="auto (default), cpu or cuda")
+    train_gan.set_defaults(func=_train)
+
+    synthesize = commands.add_parser("synthesize", parents=[common],
+                                     help="one image from a label volume (e.g. a real segmentation) with a gan")
+    synthesize.add_argument("labels", type=Path, help="instance label volume")
+    synthesize.add_argument("--checkpoint", required=True, type=Path, help="gan checkpoint from `cellsynth train`")
+    synthesize.add_argument("--out", required=True, type=Path, help="image file to write (.tif, .ome.zarr)")
+    synthesize.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                            help="voxel size in µm (required for files without one)")
+    synthesize.add_argument("--foreground", type=Path, help="specimen mask (default: the closed labels)")
+    synthesize.add_argument("--alpha", type=_lengths, metavar="A", help="positional-map α in µm (quality level)")
+    synthesize.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    synthesize.set_defaults(func=_synthesize)
 
     masks = commands.add_parser("masks", help="simulate annotations (no images) and fit shape models")
     masks_commands = masks.add_subparsers(dest="action", required=True, metavar="ACTION")

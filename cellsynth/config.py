@@ -195,6 +195,16 @@ class GeneratorConfig(StrictModel):
 
     name: Literal["optics", "gan", "ddpm"] = Field("optics", description="optics needs no training")
     checkpoint: str | None = Field(None, description="gan, ddpm: a cellsynth checkpoint (.safetensors)")
+    alpha_um: list[PositiveUm] | None = Field(
+        None, description="gan: positional-map α (µm) per quality level; several = every sample at each level; "
+                          "default the checkpoint's"
+    )
+
+    @model_validator(mode="after")
+    def _alpha_for_gan(self):
+        if self.alpha_um is not None and (self.name != "gan" or not self.alpha_um):
+            raise ValueError("alpha_um (quality levels) needs generator 'gan' and at least one value")
+        return self
 
 
 class DatasetConfig(StrictModel):
@@ -215,6 +225,98 @@ class Config(StrictModel):
     generator: GeneratorConfig = GeneratorConfig()
     optics: OpticsConfig = OpticsConfig()
     patching: PatchingConfig = PatchingConfig()
+
+
+class TrainDataConfig(StrictModel):
+    """Where training images (and, for the cGAN, masks) come from."""
+
+    images: Annotated[list[str], Field(min_length=1)] = Field(
+        ..., description="TIFF / OME-Zarr volumes (paths or globs); for the cGAN and the DDPM no labels are needed"
+    )
+    spacing_um: tuple[PositiveUm, PositiveUm, PositiveUm] | None = Field(
+        None, description="voxel size (z, y, x) µm when the files carry none (or to override theirs)"
+    )
+    percentiles: tuple[Annotated[float, Field(ge=0, le=100)], Annotated[float, Field(ge=0, le=100)]] = Field(
+        (2.0, 98.0), description="intensity percentiles mapped to 0 and 1 (stored in the checkpoint)"
+    )
+    patch: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] = Field(
+        (64, 128, 128), description="training patch, voxels (Z, Y, X); paper: 64×128×128"
+    )
+    masks: Literal["simulated", "files"] = Field(
+        "simulated", description="cGAN masks: simulated from the masks section (no annotation) or label files"
+    )
+    mask_files: list[str] = Field([], description="label volumes when masks = files")
+    paired: bool = Field(False, description="mask_files[i] segments images[i]: adds the paired L1 loss")
+    simulated_volumes: Annotated[int, Field(ge=1)] = Field(4, description="simulated mask volumes (image-sized)")
+
+    @model_validator(mode="after")
+    def _masks(self):
+        if self.percentiles[0] >= self.percentiles[1]:
+            raise ValueError(f"percentiles must rise; got {list(self.percentiles)}")
+        if self.masks == "files" and not self.mask_files:
+            raise ValueError("masks = files needs mask_files (label volumes)")
+        if self.paired and self.masks != "files":
+            raise ValueError("paired training needs masks = files")
+        return self
+
+
+class AdaConfig(StrictModel):
+    """Adaptive discriminator augmentation (seed 001 eq. 2)."""
+
+    p_start: Annotated[float, Field(ge=0, le=1)] = 0.0
+    target: Annotated[float, Field(ge=-1, le=1)] = Field(0.6, description="r = E[sign(D(real))] aimed at")
+    rule: Literal["epochs", "kimg"] = Field(
+        "epochs", description="epochs: p ± delta every interval_epochs (paper); kimg: StyleGAN2-ADA speed"
+    )
+    delta: Annotated[float, Field(ge=0, le=1)] = Field(0.05, description="epochs rule: step of p")
+    interval_epochs: Annotated[int, Field(ge=1)] = 1
+    interval_batches: Annotated[int, Field(ge=1)] = Field(4, description="kimg rule: adjust every N minibatches")
+    kimg: PositiveUm = Field(500.0, description="kimg rule: p can go 0 → 1 in this many thousand images")
+
+
+class GanTrainConfig(StrictModel):
+    """The cGAN: networks, losses, conditioning, ADA."""
+
+    kind: Literal["nuclei", "membranes"] = Field("nuclei", description="what the mask channel shows")
+    widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2)] = Field(
+        [16, 32, 64, 128], description="generator channels per level (len − 1 downsamplings)"
+    )
+    norm: Literal["instance", "group", "batch", "none"] = "instance"
+    discriminator_widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [64, 128, 256, 512, 512]
+    discriminator_strides: Annotated[list[Annotated[int, Field(ge=1, le=4)]], Field(min_length=1)] = [2, 2, 2, 2, 1]
+    adversarial_loss: Literal["bce", "lsgan", "hinge"] = "bce"
+    identity_weight: Annotated[float, Field(ge=0)] = Field(1.0, description="‖i − G(i)‖₁ (unpaired training)")
+    paired_weight: Annotated[float, Field(ge=0)] = Field(10.0, description="‖i − G(m)‖₁ when paired")
+    r1_weight: Annotated[float, Field(ge=0)] = Field(0.0, description="R1 gradient penalty on reals (0 = off)")
+    learning_rate: PositiveUm = Field(1e-3, description="RAdam (paper and reference: 1e-3)")
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
+    ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = Field(0.999, description="generator EMA; null = off")
+    alpha_um: PositiveUm = Field(100.0, description="positional map inside the specimen, µm")
+    beta_um: PositiveUm = Field(100.0, description="positional map outside the specimen, µm")
+    ada: AdaConfig = AdaConfig()
+
+    @model_validator(mode="after")
+    def _discriminator(self):
+        if len(self.discriminator_widths) != len(self.discriminator_strides):
+            raise ValueError("discriminator_widths and discriminator_strides need the same length")
+        return self
+
+
+class TrainConfig(StrictModel):
+    """A training run (``cellsynth train gan|ddpm CONFIG``)."""
+
+    seed: Annotated[int, Field(ge=0)] = 0
+    steps: Annotated[int, Field(ge=1)] = Field(5000, description="optimiser steps in all")
+    batch_size: Annotated[int, Field(ge=1)] = 1
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field("auto", description="auto: bf16 on a GPU")
+    log_every: Annotated[int, Field(ge=1)] = 10
+    preview_every: Annotated[int, Field(ge=0)] = Field(200, description="preview PNG every N steps (0 = never)")
+    checkpoint_every: Annotated[int, Field(ge=1)] = 200
+    tensorboard: bool = False
+    data: TrainDataConfig
+    masks: MasksConfig = Field(MasksConfig(), description="simulated masks for the cGAN (data.masks = simulated)")
+    gan: GanTrainConfig = GanTrainConfig()
 
 
 def _location(loc: tuple) -> str:
@@ -315,7 +417,7 @@ def resolve_config(name_or_path: str | os.PathLike) -> Config:
     return load_config(name_or_path)  # type: ignore[return-value]
 
 
-def with_overrides(config: Config, overrides: dict[str, Any], source: str = "command line") -> Config:
+def with_overrides(config: StrictModel, overrides: dict[str, Any], source: str = "command line") -> StrictModel:
     """``config`` with dotted keys replaced (``{"dataset.n_samples": 3}``), validated again.
 
     Values that are None are left out, so unset command-line flags change nothing.
@@ -329,4 +431,4 @@ def with_overrides(config: Config, overrides: dict[str, Any], source: str = "com
         for key in parents:
             section = section[key]
         section[last] = list(value) if isinstance(value, tuple) else value
-    return validate_config(data, source)  # type: ignore[return-value]
+    return validate_config(data, source, type(config))

@@ -16,8 +16,17 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from cellsynth.config import Config
-from cellsynth.dataset import MANIFEST_NAME, Dataset, Sample, build_dataset, check_new_dataset_folder, sample_names
+from cellsynth.dataset import (
+    MANIFEST_NAME,
+    Dataset,
+    Sample,
+    build_dataset,
+    check_new_dataset_folder,
+    sample_names,
+    sample_rng,
+)
 from cellsynth.errors import InputError
+from cellsynth.io import read_checkpoint_info
 from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
 
 
@@ -41,24 +50,37 @@ class Generator(Protocol):
 
 @dataclass(frozen=True)
 class SampleMaker:
-    """``(index, rng) -> Sample`` for :func:`cellsynth.dataset.build_dataset`; pickles to workers."""
+    """``(index, rng) -> Sample`` for :func:`cellsynth.dataset.build_dataset`; pickles to workers.
+
+    With several ``generators`` (quality levels), item ``i`` is sample ``i // L`` rendered by
+    generator ``i % L``: the masks of a sample are the same at every level.
+    """
 
     config: Config
-    generator: Generator | None = None
+    generators: tuple[Generator, ...] = ()
 
     def __call__(self, index: int, rng: np.random.Generator) -> Sample:
+        generator = None
+        if self.generators:
+            sample, level = divmod(index, len(self.generators))
+            generator = self.generators[level]
+            if len(self.generators) > 1:
+                rng = sample_rng(self.config.dataset.seed, sample)
         masks = simulate_masks(self.config.masks, self.config.volume, rng)
         spacing = self.config.volume.spacing_um
         image = None
-        if self.generator is not None:
-            image = np.asarray(self.generator.render(masks, spacing, rng))
+        params = dict(masks.info)
+        if generator is not None:
+            image = np.asarray(generator.render(masks, spacing, rng))
             if image.shape != masks.labels.shape or image.dtype not in (np.float32, np.uint16):
-                raise InputError(f"generator '{self.generator.name}' returned {image.dtype} of shape {image.shape}; "
+                raise InputError(f"generator '{generator.name}' returned {image.dtype} of shape {image.shape}; "
                                  f"expected float32 or uint16 of the labels' shape {masks.labels.shape}")
+            if len(self.generators) > 1:
+                params["generator"] = generator.describe()
         extras = {"foreground": masks.foreground}
         if masks.membranes is not None:
             extras["membranes"] = masks.membranes
-        return Sample(image=image, labels=masks.labels, spacing=spacing, params=dict(masks.info), extras=extras)
+        return Sample(image=image, labels=masks.labels, spacing=spacing, params=params, extras=extras)
 
 
 def load_generator(config: Config) -> Generator:
@@ -78,26 +100,24 @@ def load_generator(config: Config) -> Generator:
         return OpticsRenderer(config.optics, config.patching)
     if checkpoint is None:
         raise InputError(f"generator '{name}' needs --checkpoint FILE (a cellsynth checkpoint from training)")
-    check_checkpoint(checkpoint)
+    if name == "gan":
+        from cellsynth.synthesis.learned import GanGenerator
+
+        alphas = config.generator.alpha_um or [None]
+        return GanGenerator(checkpoint, config.patching, alpha_um=alphas[0])
+    read_checkpoint_info(checkpoint, name)
     raise InputError(f"generator '{name}' cannot be loaded by this version of cellsynth yet; use --generator optics")
 
 
-def check_checkpoint(path: str | os.PathLike) -> dict:
-    """The cellsynth metadata of a safetensors checkpoint, or a one-line error saying why it is not one."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"checkpoint '{path}' does not exist")
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise InputError(f"'{path}' is not a cellsynth checkpoint (not a safetensors file: "
-                         f"{' '.join(str(err).split())[:120]})") from None
-    if "cellsynth_checkpoint" not in metadata:
-        raise InputError(f"'{path}' is a safetensors file but not a cellsynth checkpoint (no cellsynth metadata)")
-    return metadata
+def quality_levels(config: Config, generator: Generator | None) -> tuple[list[str], tuple[Generator, ...]]:
+    """Sample names and generators: one per sample, or with several ``generator.alpha_um`` every
+    sample once per level, named ``PREFIX_NNNN_alphaA``."""
+    names = sample_names(config.dataset.name_prefix, config.dataset.n_samples)
+    alphas = config.generator.alpha_um or []
+    if generator is None or len(alphas) < 2:
+        return names, () if generator is None else (generator,)
+    return ([f"{name}_alpha{alpha:g}" for name in names for alpha in alphas],
+            tuple(generator.at_alpha(alpha) for alpha in alphas))
 
 
 @contextmanager
@@ -164,10 +184,10 @@ def generate_dataset(
     -------
     Dataset
     """
-    names = sample_names(config.dataset.name_prefix, config.dataset.n_samples)
+    names, generators = quality_levels(config, generator)
     recipe = {**config.model_dump(mode="json"), "generator": generator.describe() if generator else None}
     if not (resume and (Path(out) / MANIFEST_NAME).exists()):
         check_new_dataset_folder(out)  # before starting any cluster
     with dask_executor(workers, scheduler) as executor:
-        return build_dataset(out, names, SampleMaker(config, generator), config=recipe, seed=config.dataset.seed,
+        return build_dataset(out, names, SampleMaker(config, generators), config=recipe, seed=config.dataset.seed,
                              output=config.dataset.output, resume=resume, progress=progress, executor=executor)

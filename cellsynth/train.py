@@ -1,0 +1,309 @@
+"""Training runs on the user's images: read and normalise them, draw patches, train, checkpoint.
+
+A run folder holds ``checkpoint.safetensors`` (weights for generation, the whole training state,
+and JSON with the config, normalisation, conditioning and step), ``log.csv`` and
+``previews/step_NNNNNN.png``. ``resume=True`` continues a run exactly where its last checkpoint
+left it: the same losses follow as in an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cellsynth.config import TrainConfig, TrainDataConfig, VolumeConfig
+from cellsynth.dataset import sample_rng
+from cellsynth.errors import InputError
+from cellsynth.io import check_spacing, read_checkpoint, read_volume, write_checkpoint
+from cellsynth.synthesis.patching import reflect_indices
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+#: Config keys a resumed run may change (how long and how it is watched, not what is learnt).
+RESUMABLE_CHANGES = ("steps", "log_every", "preview_every", "checkpoint_every", "tensorboard", "device",
+                     "mixed_precision")
+
+
+def expand_files(patterns: Sequence[str], what: str) -> list[Path]:
+    """Files named by paths or glob patterns, in order; every pattern must match something."""
+    files: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(os.path.expanduser(pattern)))
+        if not matches:
+            raise InputError(f"{what} '{pattern}' matches no file")
+        files += [Path(m) for m in matches]
+    return files
+
+
+def normalise(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``(image − low) / (high − low)`` clipped to [0, 1], float32."""
+    return np.clip((np.asarray(image, np.float32) - low) / max(high - low, 1e-12), 0.0, 1.0).astype(np.float32)
+
+
+def load_training_images(data: TrainDataConfig) -> tuple[list[np.ndarray], tuple[float, float, float], dict]:
+    """The images of ``data`` normalised to [0, 1], their common spacing (µm) and the normalisation.
+
+    The percentiles are computed per file and averaged, then one mapping is applied to all files
+    (and stored in the checkpoint, so generated images can be mapped back to camera units).
+
+    Raises
+    ------
+    InputError
+        If a file is missing or unreadable, has no spacing and none is configured, or the files'
+        spacings differ by more than 1 %.
+    """
+    images, spacings = [], []
+    for path in expand_files(data.images, "training image"):
+        image, spacing = read_volume(path, data.spacing_um)
+        images.append(np.asarray(image, np.float32))
+        spacings.append(check_spacing(data.spacing_um or spacing, f"spacing of '{path}'"))
+    spacing = spacings[0]
+    for path_spacing in spacings[1:]:
+        if not np.allclose(path_spacing, spacing, rtol=0.01):
+            raise InputError(f"training images must share one voxel spacing; got {spacing} and {path_spacing} µm "
+                             "(resample them, or set data.spacing_um if the files are wrong)")
+    lows, highs = zip(*(np.percentile(image, data.percentiles) for image in images), strict=True)
+    low, high = float(np.mean(lows)), float(np.mean(highs))
+    if high <= low:
+        raise InputError(f"the training images are constant between percentiles {list(data.percentiles)}")
+    normalisation = {"percentiles": list(data.percentiles), "low": low, "high": high}
+    return [normalise(image, low, high) for image in images], spacing, normalisation
+
+
+def crop(volume: np.ndarray, start: Sequence[int], patch: Sequence[int]) -> np.ndarray:
+    """``volume[..., start:start+patch]`` over the last three axes, reflected where it leaves the volume."""
+    index = [reflect_indices(s, p, n) for s, p, n in zip(start, patch, volume.shape[-3:], strict=True)]
+    return volume[..., index[0][:, None, None], index[1][None, :, None], index[2][None, None, :]]
+
+
+class PatchSampler:
+    """Random training patches: one per image per epoch (images in a new random order every epoch).
+
+    Parameters
+    ----------
+    images : list of ndarray (C, Z, Y, X)
+        Per image its channels (image, positional map).
+    patch : 3 ints
+    batch_size : int
+    rng : numpy.random.Generator
+        The only source of randomness; its state is part of the checkpoint.
+    masks : list of ndarray (C, Z, Y, X), optional
+        Condition volumes drawn independently of the images (unpaired), or, with ``paired``,
+        ``masks[i]`` belongs to ``images[i]`` and is cropped at the same place.
+    """
+
+    def __init__(self, images: list[np.ndarray], patch: Sequence[int], batch_size: int, rng: np.random.Generator,
+                 masks: list[np.ndarray] | None = None, paired: bool = False):
+        self.images, self.masks, self.patch, self.paired = images, masks, tuple(patch), paired
+        self.batch_size, self.rng = batch_size, rng
+        self.order: list[int] = []
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.images) / self.batch_size)
+
+    def _start(self, shape: Sequence[int]) -> list[int]:
+        return [int(self.rng.integers(0, max(1, n - p + 1))) for n, p in zip(shape, self.patch, strict=True)]
+
+    def next(self) -> dict[str, np.ndarray]:
+        """A batch: ``image`` (B, C, *patch) and, with masks, ``mask`` (B, C_mask, *patch) and ``paired`` (B,)."""
+        images, masks = [], []
+        for _ in range(self.batch_size):
+            if not self.order:
+                self.order = [int(i) for i in self.rng.permutation(len(self.images))]
+            index = self.order.pop(0)
+            start = self._start(self.images[index].shape[1:])
+            images.append(crop(self.images[index], start, self.patch))
+            if self.masks is not None:
+                which = index if self.paired else int(self.rng.integers(len(self.masks)))
+                mask_start = start if self.paired else self._start(self.masks[which].shape[1:])
+                masks.append(crop(self.masks[which], mask_start, self.patch))
+        batch = {"image": np.stack(images)}
+        if self.masks is not None:
+            batch["mask"] = np.stack(masks)
+            batch["paired"] = np.full(self.batch_size, self.paired)
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state, "order": list(self.order)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.order = [int(i) for i in state["order"]]
+
+
+def _check_run_folder(out: Path, resume: bool, config: TrainConfig, model: str) -> dict | None:
+    """The checkpoint info to resume from (None for a fresh run); refuses unsafe combinations."""
+    checkpoint = out / CHECKPOINT_NAME
+    if not resume:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise InputError(f"run folder '{out}' exists and is not empty; continue it with --resume or choose "
+                             "a new folder")
+        if not out.parent.is_dir():
+            raise InputError(f"cannot create run folder '{out}': '{out.parent}' does not exist")
+        return None
+    if not checkpoint.is_file():
+        raise InputError(f"nothing to resume in '{out}': it has no {CHECKPOINT_NAME}")
+    _, info = read_checkpoint(checkpoint, model)
+    before, now = info["config"], config.model_dump(mode="json")
+    changed = sorted(k for k in set(before) | set(now) if k not in RESUMABLE_CHANGES and before.get(k) != now.get(k))
+    if changed:
+        raise InputError(f"cannot resume '{out}' with a different {', '.join(changed)}; only "
+                         f"{', '.join(RESUMABLE_CHANGES)} may change")
+    if info["step"] >= config.steps:
+        raise InputError(f"'{out}' already ran {info['step']} steps; raise steps above that to continue")
+    return info
+
+
+def _mask_volumes(config: TrainConfig, spacing, shape) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Condition volumes (mask channel, positional map) and their labels: simulated or from files."""
+    from cellsynth.synthesis.conditioning import gan_condition
+
+    gan = config.gan
+    conditions, labels_list = [], []
+    if config.data.masks == "simulated":
+        from cellsynth.masks.simulate import simulate_masks
+
+        volume = VolumeConfig(shape=shape, spacing_um=spacing)
+        for index in range(config.data.simulated_volumes):
+            masks = simulate_masks(config.masks, volume, sample_rng(config.seed, index))
+            conditions.append(gan_condition(masks.labels, spacing, kind=gan.kind, foreground=masks.foreground,
+                                            membranes=masks.membranes, alpha_um=gan.alpha_um, beta_um=gan.beta_um))
+            labels_list.append(masks.labels)
+        return conditions, labels_list
+    for path in expand_files(config.data.mask_files, "mask file"):
+        labels, _ = read_volume(path, spacing)
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise InputError(f"mask file '{path}' must hold integer labels; got {labels.dtype}")
+        conditions.append(gan_condition(labels, spacing, kind=gan.kind, alpha_um=gan.alpha_um, beta_um=gan.beta_um))
+        labels_list.append(labels)
+    return conditions, labels_list
+
+
+def gan_architecture(config: TrainConfig) -> dict:
+    """Keyword arguments of the cGAN generator's :class:`~cellsynth.models.unet3d.UNet3D`."""
+    return {"in_channels": 2, "out_channels": 1, "widths": list(config.gan.widths), "norm": config.gan.norm,
+            "upsample": "pixelshuffle", "out_activation": "sigmoid"}
+
+
+def _build_gan(config: TrainConfig, steps_per_epoch: int):
+    import torch
+
+    from cellsynth.models.discriminator import PatchDiscriminator
+    from cellsynth.models.gan import AdaController, GanLossSettings, GanTrainer
+    from cellsynth.models.training import make_accelerator
+    from cellsynth.models.unet3d import UNet3D, seeded
+
+    gan = config.gan
+    weights = torch.Generator().manual_seed(config.seed)
+    generator = seeded(lambda: UNet3D(**gan_architecture(config)), weights)
+    discriminator = seeded(lambda: PatchDiscriminator(2, gan.discriminator_widths, gan.discriminator_strides,
+                                                      gan.norm), weights)
+    if gan.ada.rule == "epochs":
+        ada = AdaController(gan.ada.p_start, gan.ada.target, gan.ada.delta, steps_per_epoch * gan.ada.interval_epochs)
+    else:
+        delta = config.batch_size * gan.ada.interval_batches / (gan.ada.kimg * 1000)
+        ada = AdaController(gan.ada.p_start, gan.ada.target, delta, gan.ada.interval_batches)
+    losses = GanLossSettings(gan.adversarial_loss, gan.identity_weight, gan.paired_weight, gan.r1_weight)
+    try:
+        accelerator = make_accelerator(config.mixed_precision, config.device)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    return GanTrainer(generator, discriminator, accelerator, learning_rate=gan.learning_rate, betas=gan.betas,
+                      losses=losses, ada=ada, ema_decay=gan.ema_decay, seed=config.seed)
+
+
+def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train the positionally-conditioned cGAN; returns the checkpoint path.
+
+    Unpaired by default: real images and (simulated or real) masks are drawn independently, and
+    the generator learns from the adversarial and identity losses; ``data.paired`` adds L1 to the
+    image the mask segments.
+    """
+    import torch
+
+    from cellsynth.models.training import TrainingLog, pack_state, unpack_state
+    from cellsynth.synthesis.conditioning import positional_map, specimen_from_image
+
+    out = Path(out)
+    info = _check_run_folder(out, resume, config, "gan")
+    images, spacing, normalisation = load_training_images(config.data)
+    gan = config.gan
+    image_volumes = [np.stack([image, positional_map(specimen_from_image(image, spacing), spacing, gan.alpha_um,
+                                                     gan.beta_um)]) for image in images]
+    conditions, labels = _mask_volumes(config, spacing, images[0].shape)
+    if config.data.paired:
+        if len(conditions) != len(images):
+            raise InputError(f"paired training needs one mask file per image; got {len(conditions)} for "
+                             f"{len(images)} images")
+        for image, condition in zip(images, conditions, strict=True):
+            if image.shape != condition.shape[1:]:
+                raise InputError(f"paired mask of shape {condition.shape[1:]} differs from its image's {image.shape}")
+    sampler = PatchSampler(image_volumes, config.data.patch, config.batch_size, sample_rng(config.seed, 1 << 20),
+                           conditions, config.data.paired)
+    trainer = _build_gan(config, sampler.steps_per_epoch)
+    step = 0
+    if info is not None:
+        tensors, _ = read_checkpoint(out / CHECKPOINT_NAME, "gan")
+        state = unpack_state(info["state"], tensors)
+        trainer.load_state_dict(state["trainer"])
+        sampler.load_state_dict(state["sampler"])
+        step = info["step"]
+    out.mkdir(exist_ok=True)
+    preview = crop(conditions[0], [max(0, (n - p) // 2) for n, p in zip(conditions[0].shape[1:], config.data.patch,
+                                                                          strict=True)], config.data.patch)
+    preview_labels = crop(labels[0], [max(0, (n - p) // 2) for n, p in zip(labels[0].shape, config.data.patch,
+                                                                           strict=True)], config.data.patch)
+
+    def save(step: int) -> None:
+        tensors, skeleton = pack_state({"trainer": trainer.state_dict(), "sampler": sampler.state_dict()})
+        weights = {f"generator.{k}": v for k, v in trainer.generator_weights().items()}
+        write_checkpoint(out / CHECKPOINT_NAME, {**weights, **tensors}, {
+            "model": "gan", "format": 1, "step": step, "config": config.model_dump(mode="json"),
+            "architecture": gan_architecture(config), "spacing_um": list(spacing), "normalisation": normalisation,
+            "conditioning": {"kind": gan.kind, "alpha_um": gan.alpha_um, "beta_um": gan.beta_um},
+            "patch": list(config.data.patch), "state": skeleton})
+
+    log = TrainingLog(out, step if info is not None else None, config.tensorboard)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=config.steps, initial=step, desc="train gan", unit="step", disable=True if not progress else None)
+    try:
+        while step < config.steps:
+            batch = {key: torch.from_numpy(value) for key, value in sampler.next().items()}
+            losses = trainer.step({"image": batch["image"][:, :1], "image_position": batch["image"][:, 1:],
+                                   "mask": batch["mask"][:, :1], "mask_position": batch["mask"][:, 1:],
+                                   "paired": batch["paired"]})
+            step += 1
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("loss_d", "loss_g", "ada_p")})
+            if step % config.log_every == 0 or step == config.steps:
+                log.write(step, losses)
+            if config.preview_every and (step % config.preview_every == 0 or step == config.steps):
+                from cellsynth.previews import write_preview
+
+                (out / "previews").mkdir(exist_ok=True)
+                fake = generate_patch(trainer.unwrapped_generator, preview, trainer.accelerator.device)
+                write_preview(out / "previews" / f"step_{step:06d}.png", fake, preview_labels, spacing)
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                save(step)
+    finally:
+        bar.close()
+        log.close()
+    return out / CHECKPOINT_NAME
+
+
+def generate_patch(model, condition: np.ndarray, device) -> np.ndarray:
+    """``model(condition)`` for one ``(C, Z, Y, X)`` numpy condition, in eval mode and without gradients."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        image = model(torch.from_numpy(np.ascontiguousarray(condition[None], np.float32)).to(device))
+    model.train(was_training)
+    return image[0, 0].float().cpu().numpy()
