@@ -295,3 +295,47 @@ def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, setup, frag
     assert lines[0].startswith("cellsynth: error: ") or lines[0].startswith("cellsynth ")
     assert fragment in lines[0]
     assert snapshot(tmp_path) == before
+
+
+def train_run(tmp, yaml_text, *extra):
+    """A `cellsynth train gan` run on a training config holding ``yaml_text``."""
+    config_file(tmp, yaml_text)
+    return ["train", "gan", str(tmp / "in" / "c.yaml"), "--out", str(tmp / "out"), "-q", *extra]
+
+
+def ddpm_checkpoint(tmp):
+    import torch
+
+    from cellsynth.io import write_checkpoint
+
+    (tmp / "in").mkdir()
+    write_checkpoint(tmp / "in" / "d.safetensors", {"x": torch.zeros(1)}, {"model": "ddpm"})
+    write_volume(tmp / "in" / "labels.tif", boxes_labels(), SPACING)
+    return ["synthesize", str(tmp / "in" / "labels.tif"), "--checkpoint", str(tmp / "in" / "d.safetensors"),
+            "--out", str(tmp / "out.tif")]
+
+
+def pickled_checkpoint(tmp):
+    import torch
+
+    (tmp / "in").mkdir()
+    torch.save({"w": torch.zeros(1)}, tmp / "in" / "g.pt")
+    write_volume(tmp / "in" / "labels.tif", boxes_labels(), SPACING)
+    return ["synthesize", str(tmp / "in" / "labels.tif"), "--checkpoint", str(tmp / "in" / "g.pt"),
+            "--out", str(tmp / "out.tif")]
+
+
+CASES += [
+    ("train-no-images", lambda t: train_run(t, "steps: 2\n"), "'data': field required"),
+    ("train-images-match-nothing", lambda t: train_run(t, "data: {images: [/nonexistent/*.tif]}\n"),
+     "training image '/nonexistent/*.tif' matches no file"),
+    ("train-resume-nothing", lambda t: train_run(t, "data: {images: [a.tif]}\n", "--resume"), "nothing to resume"),
+    ("train-paired-without-files", lambda t: train_run(t, "data: {images: [a.tif], paired: true}\n"),
+     "paired training needs masks = files"),
+    ("generate-alpha-for-optics", lambda t: ["generate", "--out", str(t / "out"), "--alpha", "10,100"],
+     "alpha_um (quality levels) needs generator 'gan'"),
+    ("generate-alpha-not-numbers", lambda t: ["generate", "--out", str(t / "out"), "--alpha", "10,x"],
+     "expected comma-separated numbers"),
+    ("synthesize-ddpm-checkpoint", ddpm_checkpoint, "synthesize takes a gan checkpoint"),
+    ("synthesize-pickle", pickled_checkpoint, "not a safetensors file; cellsynth never unpickles"),
+]

@@ -20,7 +20,6 @@ from torch import nn
 from torch.nn import functional as F
 
 ADVERSARIAL_LOSSES = ("bce", "lsgan", "hinge")
-AUGMENTATIONS = ("scale", "noise", "shuffle", "inpaint", "decline")
 
 
 @dataclass(frozen=True)
@@ -33,9 +32,54 @@ class AugmentSettings:
     inpaint_size: int = 15
 
 
+def _uniform(generator: torch.Generator) -> float:
+    return float(torch.rand((), generator=generator))
+
+
 def _random_box(shape, size: int, generator: torch.Generator) -> tuple[slice, ...]:
     starts = [int(torch.randint(0, max(1, n - size + 1), (1,), generator=generator)) for n in shape]
-    return tuple(slice(s, s + min(size, n)) for s, n in zip(starts, shape, strict=True))
+    return (slice(None), *(slice(s, s + min(size, n)) for s, n in zip(starts, shape, strict=True)))
+
+
+def scale_intensity(sample: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> None:
+    """Multiply by U(scale) (paper: 0.6–1.2)."""
+    low, high = settings.scale
+    sample.mul_(low + (high - low) * _uniform(generator))
+
+
+def add_noise(sample: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> None:
+    """Add N(0, noise_std²) per voxel."""
+    sample.add_(settings.noise_std * torch.randn(sample.shape, generator=generator).to(sample.device, sample.dtype))
+
+
+def shuffle_voxels(sample: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> None:
+    """Permute the voxels within a random ``shuffle_size``³ box."""
+    box = _random_box(sample.shape[1:], settings.shuffle_size, generator)
+    region = sample[box]
+    order = torch.randperm(region[0].numel(), generator=generator).to(sample.device)
+    sample[box] = region.reshape(region.shape[0], -1)[:, order].reshape(region.shape)
+
+
+def inpaint_box(sample: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> None:
+    """Fill a random ``inpaint_size``³ box with the sample's mean."""
+    sample[_random_box(sample.shape[1:], settings.inpaint_size, generator)] = sample.mean()
+
+
+def decline(sample: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> None:
+    """Multiply by a linear ramp from 1 to U(0, 1) along a random spatial axis, in a random direction."""
+    axis = int(torch.randint(0, 3, (1,), generator=generator))
+    ramp = torch.linspace(1.0, _uniform(generator), sample.shape[axis + 1], device=sample.device,
+                          dtype=sample.dtype)
+    if _uniform(generator) < 0.5:
+        ramp = ramp.flip(0)
+    shape = [1, 1, 1, 1]
+    shape[axis + 1] = -1
+    sample.mul_(ramp.reshape(shape))
+
+
+#: The ADA augmentations in the order they are applied; each edits one ``(C, Z, Y, X)`` sample in place.
+AUGMENTATIONS = {"scale": scale_intensity, "noise": add_noise, "shuffle": shuffle_voxels, "inpaint": inpaint_box,
+                 "decline": decline}
 
 
 def augment(images: torch.Tensor, p: float, generator: torch.Generator,
@@ -43,41 +87,17 @@ def augment(images: torch.Tensor, p: float, generator: torch.Generator,
     """ADA augmentations of a ``(B, C, Z, Y, X)`` image batch (a new tensor; the input is untouched).
 
     Every augmentation of :data:`AUGMENTATIONS` fires independently per sample with probability
-    ``p``: intensity ×U(scale), + N(0, noise_std²), voxels shuffled within a random
-    ``shuffle_size``³ box, a random ``inpaint_size``³ box set to the sample's mean, a linear
-    decline to U(0, 1) of the intensity along a random spatial axis. All random numbers come
-    from ``generator`` (a CPU generator, so CPU and GPU runs draw the same).
+    ``p``. All random numbers come from ``generator`` (a CPU generator, so CPU and GPU runs draw
+    the same).
     """
     out = images.clone()
     if p <= 0:
         return out
-    batch, channels, *spatial = out.shape
-    for index in range(batch):
+    for index in range(len(out)):  # out[index], not iteration: autograd allows in-place edits of select views
         fire = torch.rand(len(AUGMENTATIONS), generator=generator) < p
-        sample = out[index]
-        if fire[0]:
-            low, high = settings.scale
-            sample.mul_(low + (high - low) * float(torch.rand((), generator=generator)))
-        if fire[1]:
-            noise = torch.randn(sample.shape, generator=generator).to(sample.device, sample.dtype)
-            sample.add_(settings.noise_std * noise)
-        if fire[2]:
-            box = (slice(None), *_random_box(spatial, settings.shuffle_size, generator))
-            region = sample[box]
-            order = torch.randperm(region[0].numel(), generator=generator).to(sample.device)
-            sample[box] = region.reshape(channels, -1)[:, order].reshape(region.shape)
-        if fire[3]:
-            box = (slice(None), *_random_box(spatial, settings.inpaint_size, generator))
-            sample[box] = sample.mean()
-        if fire[4]:
-            axis = int(torch.randint(0, 3, (1,), generator=generator))
-            end = float(torch.rand((), generator=generator))
-            ramp = torch.linspace(1.0, end, spatial[axis], device=sample.device, dtype=sample.dtype)
-            if bool(torch.rand((), generator=generator) < 0.5):
-                ramp = ramp.flip(0)
-            shape = [1, 1, 1, 1]
-            shape[axis + 1] = spatial[axis]
-            sample.mul_(ramp.reshape(shape))
+        for on, transform in zip(fire, AUGMENTATIONS.values(), strict=True):
+            if on:
+                transform(out[index], generator, settings)
     return out
 
 

@@ -1,0 +1,308 @@
+"""The cGAN: networks, positional conditioning, ADA, training, checkpoints, resume, generation."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from cellsynth.config import TrainConfig, load_preset, with_overrides
+from cellsynth.dataset import Dataset, sample_rng
+from cellsynth.errors import InputError
+from cellsynth.io import read_checkpoint, write_checkpoint, write_volume
+from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+from cellsynth.models import gan
+from cellsynth.models.discriminator import PatchDiscriminator
+from cellsynth.models.gan import AdaController, augment
+from cellsynth.models.unet3d import UNet3D, pixel_shuffle_3d, pixel_unshuffle_3d, seeded
+from cellsynth.synthesis.conditioning import mask_channel, positional_map
+from cellsynth.synthesis.learned import GanGenerator, load_network
+from cellsynth.synthesis.optics import OpticsRenderer
+from cellsynth.synthesis.pipeline import generate_dataset, load_generator
+from cellsynth.train import train_gan
+
+SPACING = (0.29, 0.26, 0.26)
+
+
+@pytest.fixture(scope="module")
+def renderer_images(tmp_path_factory):
+    """Two 16×64×64 physics-renderer images (TIFF with spacing) and their labels."""
+    folder = tmp_path_factory.mktemp("images")
+    config = with_overrides(load_preset("default"), {"volume.shape": (16, 64, 64)})
+    renderer = OpticsRenderer(config.optics, config.patching)
+    for index in range(2):
+        masks = simulate_masks(config.masks, config.volume, sample_rng(5, index))
+        write_volume(folder / f"image{index}.tif", renderer.render(masks, SPACING, sample_rng(6, index)), SPACING)
+        write_volume(folder / f"labels{index}.tif", masks.labels, SPACING)
+    return folder
+
+
+def tiny_config(folder, **overrides) -> TrainConfig:
+    data = {"images": [str(folder / "image*.tif")], "patch": [8, 32, 32], "simulated_volumes": 1}
+    base = {"steps": 8, "log_every": 1, "preview_every": 0, "checkpoint_every": 4, "device": "cpu",
+            "batch_size": 2, "data": data,
+            "gan": {"widths": [4, 8], "discriminator_widths": [4, 8], "discriminator_strides": [2, 1],
+                    "learning_rate": 3e-3}}
+    for key, value in overrides.items():
+        section = base
+        *parents, last = key.split(".")
+        for part in parents:
+            section = section[part]
+        section[last] = value
+    return TrainConfig.model_validate(base)
+
+
+def log_rows(run) -> list[dict]:
+    with (run / "log.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def trained(renderer_images, tmp_path_factory):
+    run = tmp_path_factory.mktemp("run") / "gan"
+    return train_gan(tiny_config(renderer_images, preview_every=4), run, progress=False)
+
+
+# ----------------------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize("factor", [(2, 2, 2), (1, 2, 2), (3, 1, 2)])
+def test_pixel_shuffle_is_the_exact_inverse_of_space_to_depth(factor):
+    x = torch.randn(2, 3, 6, 8, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(pixel_shuffle_3d(pixel_unshuffle_3d(x, factor), factor), x)
+    y = torch.randn(1, 3 * int(np.prod(factor)), 2, 3, 4)
+    assert torch.equal(pixel_unshuffle_3d(pixel_shuffle_3d(y, factor), factor), y)
+    # depth-to-space places channel (c, i, j, k) at voxel offset (i, j, k) of each block
+    shuffled = pixel_shuffle_3d(y, factor)
+    fz, fy, fx = factor
+    assert torch.equal(shuffled[0, 0, fz - 1, fy - 1, fx - 1], y[0, fz * fy * fx - 1, 0, 0, 0])
+
+
+@pytest.mark.parametrize("size", [(7, 13, 21), (5, 9, 11), (8, 16, 16)])
+def test_unet_keeps_odd_patch_sizes_and_the_output_range(size):
+    network = seeded(lambda: UNet3D(2, 1, (4, 8, 16), out_activation="sigmoid"), torch.Generator().manual_seed(0))
+    out = network(torch.rand(1, 2, *size)).detach()
+    assert out.shape == (1, 1, *size) and 0 <= float(out.min()) and float(out.max()) <= 1
+    with_time = seeded(lambda: UNet3D(1, 1, (4, 8), pools=[(1, 2, 2)], norm="group", time_embedding=True,
+                                      attention=True, upsample="transpose"), torch.Generator().manual_seed(0))
+    assert with_time(torch.rand(2, 1, *size), torch.tensor([0, 999])).shape == (2, 1, *size)
+    with pytest.raises(ValueError, match="timesteps exactly when"):
+        with_time(torch.rand(1, 1, *size))
+
+
+def test_patch_discriminator_returns_logits_with_the_stated_receptive_field():
+    reference = PatchDiscriminator(2, [2, 2, 2, 2, 2], [2, 2, 2, 2, 1])
+    assert reference.receptive_field == (95, 95, 95)  # the reference's 64-128-256-512-512 layout
+    assert reference(torch.rand(1, 2, 64, 128, 128)).shape == (1, 1, 4, 8, 8)
+    small = seeded(lambda: PatchDiscriminator(1, [2, 2], [2, 1], norm="none"), torch.Generator().manual_seed(1))
+    x = torch.rand(1, 1, 31, 31, 31, requires_grad=True)
+    logits = small(x)
+    logits[0, 0, 8, 8, 8].backward()  # centre logit: which input voxels does it see?
+    seen = np.nonzero(x.grad[0, 0].abs().sum(dim=(1, 2)).numpy())[0]
+    assert seen.max() - seen.min() + 1 == small.receptive_field[0] == 11
+    assert not isinstance(small.layers[-1], torch.nn.Sigmoid)
+
+
+# ----------------------------------------------------------------------------- conditioning
+
+
+def test_positional_map_is_tanh_of_the_distance_in_um_inside_and_outside():
+    specimen = np.zeros((40, 3, 3), bool)
+    specimen[:20] = True  # surface between z = 19 and 20; z spacing 0.5 µm
+    spacing = (0.5, 1.0, 1.0)
+    position = positional_map(specimen, spacing, alpha_um=4.0, beta_um=2.0)
+    depth_inside = (20 - np.arange(20)) * 0.5  # EDT to the nearest outside voxel, µm
+    assert np.allclose(position[:20, 1, 1], np.tanh(depth_inside / 4.0), atol=1e-6)
+    height_outside = (np.arange(20, 40) - 19) * 0.5
+    assert np.allclose(position[20:, 1, 1], -np.tanh(height_outside / 2.0), atol=1e-6)
+    assert position.dtype == np.float32
+    assert np.all(positional_map(np.ones((2, 3, 3), bool), spacing) == 1)
+    # a larger α (higher quality level) keeps deep voxels further from saturation
+    assert positional_map(specimen, spacing, alpha_um=100)[0, 1, 1] < position[0, 1, 1]
+    with pytest.raises(InputError, match="alpha and beta must be finite lengths > 0"):
+        positional_map(specimen, spacing, alpha_um=0)
+
+
+def test_mask_channel_marks_borders_of_touching_nuclei_and_membranes():
+    labels = np.zeros((1, 4, 8), np.uint16)
+    labels[0, :, :4], labels[0, :, 4:] = 1, 2
+    nuclei = mask_channel(labels, "nuclei")
+    assert nuclei[0, 1, 3] == nuclei[0, 1, 4] == 0.5 and nuclei[0, 1, 1] == 1
+    membranes = mask_channel(labels, "membranes")
+    assert set(np.unique(membranes)) == {0.0, 1.0} and membranes[0, 1, 3] == 1 and membranes[0, 1, 1] == 0
+    with pytest.raises(InputError, match="unknown mask kind 'cells'"):
+        mask_channel(labels, "cells")
+
+
+# ----------------------------------------------------------------------------- ADA
+
+
+def test_ada_p_rises_when_d_is_overconfident_on_reals_and_falls_otherwise():
+    ada = AdaController(p=0.5, target=0.6, delta=0.05, interval=2)
+    confident = torch.tensor([[3.0, 2.0, 1.0, 0.5]])  # r = 1 > 0.6
+    ada.observe(confident)
+    assert ada.p == 0.5  # adjusts only every 2 minibatches
+    ada.observe(confident)
+    assert ada.p == pytest.approx(0.55) and ada.r == 1.0
+    unsure = torch.tensor([[1.0, -1.0, 1.0, -1.0]])  # r = 0 < 0.6
+    for _ in range(4):
+        ada.observe(unsure)
+    assert ada.p == pytest.approx(0.45) and ada.r == 0.0
+    for _ in range(40):
+        ada.observe(unsure)
+    assert ada.p == 0.0  # clipped
+    copy = AdaController()
+    copy.load_state_dict(ada.state_dict())
+    assert copy.state_dict() == ada.state_dict()
+
+
+def test_augment_is_seeded_leaves_its_input_alone_and_is_identity_at_p_zero():
+    images = torch.rand(3, 1, 8, 32, 32, generator=torch.Generator().manual_seed(0))
+    before = images.clone()
+    assert torch.equal(augment(images, 0.0, torch.Generator()), images)
+    first = augment(images, 1.0, torch.Generator().manual_seed(4))
+    again = augment(images, 1.0, torch.Generator().manual_seed(4))
+    assert torch.equal(first, again) and torch.equal(images, before) and not torch.equal(first, images)
+    assert list(gan.AUGMENTATIONS) == ["scale", "noise", "shuffle", "inpaint", "decline"]
+
+
+def test_each_augmentation_follows_the_paper():
+    settings, generator = gan.AugmentSettings(), torch.Generator().manual_seed(2)
+    factors = []
+    for _ in range(200):
+        sample = torch.ones(1, 2, 2, 2)
+        gan.scale_intensity(sample, generator, settings)
+        factors.append(float(sample[0, 0, 0, 0]))
+    assert 0.6 <= min(factors) < 0.65 and 1.15 < max(factors) <= 1.2  # ×U(0.6, 1.2), not the reference's 1.8
+    noisy = torch.zeros(1, 16, 64, 64)
+    gan.add_noise(noisy, generator, settings)
+    assert float(noisy.std()) == pytest.approx(0.1, rel=0.03)  # a std, not a variance (reference: 0.447)
+    ramp = torch.arange(30 * 30 * 30, dtype=torch.float32).reshape(1, 30, 30, 30)
+    shuffled = ramp.clone()
+    gan.shuffle_voxels(shuffled, generator, settings)
+    changed = (shuffled != ramp).nonzero()[:, 1:]
+    assert (changed.max(0).values - changed.min(0).values < 25).all()  # within one 25³ box
+    assert torch.equal(shuffled.flatten().sort().values, ramp.flatten())  # a permutation
+    painted = torch.rand(1, 30, 30, 30, generator=generator)
+    mean = painted.mean()
+    gan.inpaint_box(painted, generator, settings)
+    assert int((painted == mean).sum()) == 15**3
+    declined = torch.ones(1, 8, 8, 8)
+    gan.decline(declined, generator, settings)
+    profiles = [declined[0].mean(dim=tuple(a for a in range(3) if a != axis)) for axis in range(3)]
+    varying = [axis for axis, profile in enumerate(profiles) if float(profile.max() - profile.min()) > 1e-6]
+    assert len(varying) == 1 and float(declined.max()) == 1.0  # one spatial axis, linear from 1
+
+
+def test_real_and_fake_go_through_one_augmentation_call(monkeypatch):
+    from cellsynth.models.training import make_accelerator
+
+    calls = []
+    real_augment = gan.augment
+
+    def spy(images, *args):
+        calls.append(images.shape[0])
+        return real_augment(images, *args)
+
+    monkeypatch.setattr(gan, "augment", spy)
+    g = seeded(lambda: UNet3D(2, 1, (4, 8), out_activation="sigmoid"), torch.Generator().manual_seed(0))
+    d = seeded(lambda: PatchDiscriminator(2, [4, 8], [2, 1]), torch.Generator().manual_seed(1))
+    trainer = gan.GanTrainer(g, d, make_accelerator("no", "cpu"), ada=AdaController(p=1.0))
+    batch = {k: torch.rand(2, 1, 8, 16, 16) for k in ("mask", "mask_position", "image", "image_position")}
+    losses = trainer.step(batch)
+    assert calls == [4, 2]  # D: reals and fakes in one batch; G: its fakes
+    assert all(np.isfinite(v) for k, v in losses.items() if k != "ada_r")
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_tiny_gan_trained_on_renderer_images_lowers_its_identity_loss(renderer_images, tmp_path):
+    train_gan(tiny_config(renderer_images, steps=40, checkpoint_every=40), tmp_path / "run", progress=False)
+    identity = [float(row["loss_identity"]) for row in log_rows(tmp_path / "run")]
+    assert len(identity) == 40
+    assert np.mean(identity[-5:]) < 0.9 * np.mean(identity[:5])
+
+
+def test_checkpoint_round_trip_and_generation(trained, renderer_images):
+    tensors, info = read_checkpoint(trained, "gan")
+    assert info["step"] == 8 and info["spacing_um"] == pytest.approx(SPACING)
+    assert info["normalisation"]["percentiles"] == [2.0, 98.0] and info["normalisation"]["high"] > 0
+    assert info["conditioning"] == {"kind": "nuclei", "alpha_um": 100.0, "beta_um": 100.0}
+    network, _ = load_network(trained, "gan")
+    stored = {k[len("generator."):]: v for k, v in tensors.items() if k.startswith("generator.")}
+    assert all(torch.equal(network.state_dict()[k], v) for k, v in stored.items()) and stored
+    assert (trained.parent / "previews" / "step_000004.png").is_file()
+    labels = np.zeros((12, 40, 40), np.uint16)
+    labels[3:9, 10:20, 10:20], labels[3:9, 22:30, 12:30] = 1, 2
+    generator = GanGenerator(trained, device="cpu")
+    image = generator.render(SimulatedMasks(labels, None), SPACING)
+    assert image.shape == labels.shape and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
+    assert np.array_equal(image, generator.render(SimulatedMasks(labels, None), SPACING))  # deterministic
+    coarse = generator.render(SimulatedMasks(labels, None), (0.58, 0.52, 0.52))  # resampled to training spacing
+    assert coarse.shape == labels.shape
+
+
+def test_resume_gives_the_same_losses_as_an_uninterrupted_run(renderer_images, tmp_path):
+    whole = tmp_path / "whole"
+    train_gan(tiny_config(renderer_images, steps=8), whole, progress=False)
+    split = tmp_path / "split"
+    train_gan(tiny_config(renderer_images, steps=4), split, progress=False)
+    train_gan(tiny_config(renderer_images, steps=8), split, resume=True, progress=False)
+    assert log_rows(split) == log_rows(whole)
+    first, _ = read_checkpoint(whole / "checkpoint.safetensors")
+    second, _ = read_checkpoint(split / "checkpoint.safetensors")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+    with pytest.raises(InputError, match="cannot resume .* with a different gan"):
+        train_gan(tiny_config(renderer_images, steps=12, **{"gan.identity_weight": 2.0}), split, resume=True)
+    with pytest.raises(InputError, match="exists and is not empty; continue it with --resume"):
+        train_gan(tiny_config(renderer_images, steps=12), split)
+
+
+def test_pickles_and_other_model_checkpoints_are_refused(tmp_path):
+    pickle = tmp_path / "model.pt"
+    torch.save({"weights": torch.zeros(2)}, pickle)
+    with pytest.raises(InputError, match="not a safetensors file; cellsynth never unpickles"):
+        GanGenerator(pickle)
+    other = tmp_path / "ddpm.safetensors"
+    write_checkpoint(other, {"x": torch.zeros(1)}, {"model": "ddpm"})
+    with pytest.raises(InputError, match="is a ddpm checkpoint; a gan checkpoint is needed here"):
+        GanGenerator(other)
+
+
+def test_quality_levels_share_masks_and_differ_in_image(trained, tmp_path):
+    config = with_overrides(load_preset("default"), {
+        "volume.shape": (8, 48, 48), "dataset.n_samples": 1, "generator.name": "gan",
+        "generator.checkpoint": str(trained), "generator.alpha_um": [10.0, 1000.0],
+        "dataset.output.previews": False})
+    dataset = generate_dataset(config, tmp_path / "levels", generator=load_generator(config), progress=False)
+    assert [dataset.name(i) for i in range(len(dataset))] == ["sample_0000_alpha10", "sample_0000_alpha1000"]
+    low, high = (Dataset.open(dataset.root).read_sample(i) for i in range(2))
+    assert np.array_equal(low.labels, high.labels)
+    assert not np.array_equal(low.image, high.image)
+
+
+def test_cli_trains_resumes_generates_levels_and_synthesizes(renderer_images, tmp_path):
+    from cellsynth.cli import main
+
+    config = tmp_path / "train.yaml"
+    config.write_text(f"steps: 2\npreview_every: 0\ndevice: cpu\ndata: {{images: ['{renderer_images}/image*.tif'], "
+                      "patch: [8, 32, 32], simulated_volumes: 1}\n"
+                      "gan: {widths: [4, 8], discriminator_widths: [4, 8], discriminator_strides: [2, 1]}\n")
+    run = tmp_path / "run"
+    assert main(["train", "gan", str(config), "--out", str(run), "-q"]) == 0
+    assert main(["train", "gan", str(config), "--out", str(run), "--resume", "--steps", "3", "-q"]) == 0
+    checkpoint = run / "checkpoint.safetensors"
+    assert read_checkpoint(checkpoint)[1]["step"] == 3
+    assert main(["generate", "--generator", "gan", "--checkpoint", str(checkpoint), "--alpha", "10,100", "--n", "1",
+                 "--out", str(tmp_path / "ds"), "-q"]) == 0
+    assert len(Dataset.open(tmp_path / "ds")) == 2
+    out = tmp_path / "synthetic.tif"
+    assert main(["synthesize", str(renderer_images / "labels0.tif"), "--checkpoint", str(checkpoint),
+                 "--out", str(out), "--alpha", "50", "-q"]) == 0
+    from cellsynth.io import read_volume
+
+    image, spacing = read_volume(out)
+    assert image.shape == (16, 64, 64) and spacing == pytest.approx(SPACING)
