@@ -102,10 +102,6 @@ class PatchSampler:
         self.batch_size, self.rng = batch_size, rng
         self.order: list[int] = []
 
-    @property
-    def steps_per_epoch(self) -> int:
-        return math.ceil(len(self.images) / self.batch_size)
-
     def _start(self, shape: Sequence[int]) -> list[int]:
         return [int(self.rng.integers(0, max(1, n - p + 1))) for n, p in zip(shape, self.patch, strict=True)]
 
@@ -243,9 +239,12 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
         for image, condition in zip(images, conditions, strict=True):
             if image.shape != condition.shape[1:]:
                 raise InputError(f"paired mask of shape {condition.shape[1:]} differs from its image's {image.shape}")
-    sampler = PatchSampler(image_volumes, config.data.patch, config.batch_size, sample_rng(config.seed, 1 << 20),
-                           conditions, config.data.paired)
-    trainer = _build_gan(config, sampler.steps_per_epoch)
+    trainer = _build_gan(config, math.ceil(len(images) / config.batch_size))
+    accelerator = trainer.accelerator
+    # under `accelerate launch` every process draws its own patches
+    sampler = PatchSampler(image_volumes, config.data.patch, config.batch_size,
+                           sample_rng(config.seed, (1 << 20) + accelerator.process_index), conditions,
+                           config.data.paired)
     step = 0
     if info is not None:
         tensors, _ = read_checkpoint(out / CHECKPOINT_NAME, "gan")
@@ -253,13 +252,16 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
         trainer.load_state_dict(state["trainer"])
         sampler.load_state_dict(state["sampler"])
         step = info["step"]
-    out.mkdir(exist_ok=True)
+    out.mkdir(exist_ok=True)  # every process: they share the folder
     preview = crop(conditions[0], [max(0, (n - p) // 2) for n, p in zip(conditions[0].shape[1:], config.data.patch,
                                                                           strict=True)], config.data.patch)
     preview_labels = crop(labels[0], [max(0, (n - p) // 2) for n, p in zip(labels[0].shape, config.data.patch,
                                                                            strict=True)], config.data.patch)
 
     def save(step: int) -> None:
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            return
         tensors, skeleton = pack_state({"trainer": trainer.state_dict(), "sampler": sampler.state_dict()})
         weights = {f"generator.{k}": v for k, v in trainer.generator_weights().items()}
         write_checkpoint(out / CHECKPOINT_NAME, {**weights, **tensors}, {
@@ -268,10 +270,12 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
             "conditioning": {"kind": gan.kind, "alpha_um": gan.alpha_um, "beta_um": gan.beta_um},
             "patch": list(config.data.patch), "state": skeleton})
 
-    log = TrainingLog(out, step if info is not None else None, config.tensorboard)
+    main = accelerator.is_main_process
+    log = TrainingLog(out, step if info is not None else None, config.tensorboard) if main else None
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=config.steps, initial=step, desc="train gan", unit="step", disable=True if not progress else None)
+    bar = tqdm(total=config.steps, initial=step, desc="train gan", unit="step",
+               disable=True if not (progress and main) else None)
     try:
         while step < config.steps:
             batch = {key: torch.from_numpy(value) for key, value in sampler.next().items()}
@@ -281,9 +285,9 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
             step += 1
             bar.update(1)
             bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("loss_d", "loss_g", "ada_p")})
-            if step % config.log_every == 0 or step == config.steps:
+            if main and (step % config.log_every == 0 or step == config.steps):
                 log.write(step, losses)
-            if config.preview_every and (step % config.preview_every == 0 or step == config.steps):
+            if main and config.preview_every and (step % config.preview_every == 0 or step == config.steps):
                 from cellsynth.previews import write_preview
 
                 (out / "previews").mkdir(exist_ok=True)
@@ -293,7 +297,8 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
                 save(step)
     finally:
         bar.close()
-        log.close()
+        if log is not None:
+            log.close()
     return out / CHECKPOINT_NAME
 
 

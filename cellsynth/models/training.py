@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -55,15 +55,6 @@ def ema_weights(model: torch.nn.Module, ema) -> dict[str, torch.Tensor]:
     parameters = {name for name, _ in model.named_parameters()}
     return {name: (next(shadow) if name in parameters else value).detach().clone()
             for name, value in model.state_dict().items()}
-
-
-def numpy_rng_state(rng: np.random.Generator) -> dict:
-    """JSON-able state of a numpy Generator (restored by :func:`set_numpy_rng_state`)."""
-    return rng.bit_generator.state
-
-
-def set_numpy_rng_state(rng: np.random.Generator, state: dict) -> None:
-    rng.bit_generator.state = state
 
 
 def pack_state(state, prefix: str = "state") -> tuple[dict[str, torch.Tensor], object]:
@@ -160,8 +151,3 @@ class TrainingLog:
         if self.writer is not None:
             self.writer.close()
 
-
-def mean_losses(history: Iterable[Mapping[str, float]]) -> dict[str, float]:
-    """Column means of a list of per-step loss dicts (what a log row shows)."""
-    history = list(history)
-    return {key: float(np.mean([h[key] for h in history])) for key in history[0]} if history else {}
