@@ -307,6 +307,7 @@ class TrainConfig(StrictModel):
 
     seed: Annotated[int, Field(ge=0)] = 0
     steps: Annotated[int, Field(ge=1)] = Field(5000, description="optimiser steps in all")
+    max_minutes: PositiveUm | None = Field(None, description="stop (with a checkpoint) after this wall time")
     batch_size: Annotated[int, Field(ge=1)] = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field("auto", description="auto: bf16 on a GPU")

@@ -24,7 +24,7 @@ from cellsynth.synthesis.patching import reflect_indices
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 #: Config keys a resumed run may change (how long and how it is watched, not what is learnt).
-RESUMABLE_CHANGES = ("steps", "log_every", "preview_every", "checkpoint_every", "tensorboard", "device",
+RESUMABLE_CHANGES = ("steps", "max_minutes", "log_every", "preview_every", "checkpoint_every", "tensorboard", "device",
                      "mixed_precision")
 
 
@@ -186,7 +186,8 @@ def gan_architecture(config: TrainConfig) -> dict:
             "upsample": "pixelshuffle", "out_activation": "sigmoid"}
 
 
-def _build_gan(config: TrainConfig, steps_per_epoch: int):
+def build_gan_trainer(config: TrainConfig, steps_per_epoch: int):
+    """The seeded cGAN trainer of ``config`` (ADA interval from the epoch length in steps)."""
     import torch
 
     from cellsynth.models.discriminator import PatchDiscriminator
@@ -239,7 +240,7 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
         for image, condition in zip(images, conditions, strict=True):
             if image.shape != condition.shape[1:]:
                 raise InputError(f"paired mask of shape {condition.shape[1:]} differs from its image's {image.shape}")
-    trainer = _build_gan(config, math.ceil(len(images) / config.batch_size))
+    trainer = build_gan_trainer(config, math.ceil(len(images) / config.batch_size))
     accelerator = trainer.accelerator
     # under `accelerate launch` every process draws its own patches
     sampler = PatchSampler(image_volumes, config.data.patch, config.batch_size,
@@ -276,6 +277,9 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
 
     bar = tqdm(total=config.steps, initial=step, desc="train gan", unit="step",
                disable=True if not (progress and main) else None)
+    import time
+
+    deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
     try:
         while step < config.steps:
             batch = {key: torch.from_numpy(value) for key, value in sampler.next().items()}
@@ -293,8 +297,11 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
                 (out / "previews").mkdir(exist_ok=True)
                 fake = generate_patch(trainer.unwrapped_generator, preview, trainer.accelerator.device)
                 write_preview(out / "previews" / f"step_{step:06d}.png", fake, preview_labels, spacing)
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            out_of_time = deadline is not None and time.monotonic() > deadline
+            if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
                 save(step)
+            if out_of_time:
+                break
     finally:
         bar.close()
         if log is not None:
