@@ -9,6 +9,7 @@ left it: the same losses follow as in an uninterrupted run.
 from __future__ import annotations
 
 import glob
+import importlib.util
 import math
 import os
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ import numpy as np
 
 from cellsynth.config import TrainConfig, TrainDataConfig, VolumeConfig
 from cellsynth.dataset import sample_rng
-from cellsynth.errors import InputError
+from cellsynth.errors import InputError, MissingDependencyError
 from cellsynth.io import check_spacing, read_checkpoint, read_volume, write_checkpoint
 from cellsynth.synthesis.patching import reflect_indices
 
@@ -228,6 +229,8 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
 
     out = Path(out)
     info = _check_run_folder(out, resume, config, "gan")
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise MissingDependencyError("tensorboard: true needs the tensorboard package; pip install tensorboard")
     images, spacing, normalisation = load_training_images(config.data)
     gan = config.gan
     image_volumes = [np.stack([image, positional_map(specimen_from_image(image, spacing), spacing, gan.alpha_um,
