@@ -200,10 +200,23 @@ class GeneratorConfig(StrictModel):
                           "default the checkpoint's"
     )
 
+    sampler: Literal["ddpm", "ddim", "dpmsolver"] = Field(
+        "dpmsolver", description="ddpm: ancestral (the reference, needs ~t_start steps); ddim; dpmsolver (DPM-Solver++)"
+    )
+    steps: Annotated[int, Field(ge=1)] = Field(25, description="ddpm: denoising steps")
+    t_start: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="ddpm: noise the sketch to this timestep (default 400 of 1000); or strength, or snr"
+    )
+    strength: Annotated[float, Field(ge=0, lt=1)] | None = Field(None, description="ddpm: t_start / T")
+    snr: PositiveUm | None = Field(None, description="ddpm: start where ᾱ/(1−ᾱ) is this (schedule-independent)")
+
     @model_validator(mode="after")
     def _alpha_for_gan(self):
         if self.alpha_um is not None and (self.name != "gan" or not self.alpha_um):
             raise ValueError("alpha_um (quality levels) needs generator 'gan' and at least one value")
+        given = [k for k in ("t_start", "strength", "snr") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of t_start, strength, snr; got {', '.join(given)}")
         return self
 
 
@@ -239,8 +252,8 @@ class TrainDataConfig(StrictModel):
     percentiles: tuple[Annotated[float, Field(ge=0, le=100)], Annotated[float, Field(ge=0, le=100)]] = Field(
         (2.0, 98.0), description="intensity percentiles mapped to 0 and 1 (stored in the checkpoint)"
     )
-    patch: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] = Field(
-        (64, 128, 128), description="training patch, voxels (Z, Y, X); paper: 64×128×128"
+    patch: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] | None = (
+        Field(None, description="training patch, voxels (Z, Y, X); default cGAN 64×128×128, DDPM 32×128×128")
     )
     masks: Literal["simulated", "files"] = Field(
         "simulated", description="cGAN masks: simulated from the masks section (no annotation) or label files"
@@ -302,6 +315,24 @@ class GanTrainConfig(StrictModel):
         return self
 
 
+class DdpmTrainConfig(StrictModel):
+    """The DDPM (seed 003): denoiser and noise schedule; trained on unlabelled images."""
+
+    widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2)] = Field(
+        [32, 64, 128, 256], description="denoiser channels per level (group norm, time scale-shift)"
+    )
+    attention: bool = Field(True, description="self-attention at the lowest resolution")
+    prediction: Literal["epsilon", "v_prediction"] = "epsilon"
+    num_train_timesteps: Annotated[int, Field(ge=2)] = 1000
+    beta_schedule: Literal["squaredcos_cap_v2", "linear", "scaled_linear"] = "squaredcos_cap_v2"
+    learning_rate: PositiveUm = 1e-4
+    ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = Field(0.9999, description="EMA of the weights; null = off")
+    sketch_blur_um: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)],
+                          Annotated[float, Field(ge=0)]] | None = Field(
+        None, description="σ (µm, z y x) of the sketch blur; default 1 voxel of the training images (the paper's)"
+    )
+
+
 class TrainConfig(StrictModel):
     """A training run (``cellsynth train gan|ddpm CONFIG``)."""
 
@@ -318,6 +349,7 @@ class TrainConfig(StrictModel):
     data: TrainDataConfig
     masks: MasksConfig = Field(MasksConfig(), description="simulated masks for the cGAN (data.masks = simulated)")
     gan: GanTrainConfig = GanTrainConfig()
+    ddpm: DdpmTrainConfig = DdpmTrainConfig()
 
 
 def _location(loc: tuple) -> str:

@@ -136,6 +136,8 @@ class PatchSampler:
 def _check_run_folder(out: Path, resume: bool, config: TrainConfig, model: str) -> dict | None:
     """The checkpoint info to resume from (None for a fresh run); refuses unsafe combinations."""
     checkpoint = out / CHECKPOINT_NAME
+    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+        raise MissingDependencyError("tensorboard: true needs the tensorboard package; pip install tensorboard")
     if not resume:
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise InputError(f"run folder '{out}' exists and is not empty; continue it with --resume or choose "
@@ -215,6 +217,78 @@ def build_gan_trainer(config: TrainConfig, steps_per_epoch: int):
                       losses=losses, ada=ada, ema_decay=gan.ema_decay, seed=config.seed)
 
 
+def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer, sampler: PatchSampler, to_batch,
+         checkpoint_info: dict, preview, progress: bool) -> Path:
+    """The training loop both generators share: resume, steps, log, previews, checkpoints, time budget.
+
+    ``to_batch`` turns a sampler batch (numpy) into the trainer's; ``preview(path)`` writes a PNG;
+    ``checkpoint_info`` is what generation needs besides the weights (architecture, spacing …).
+    """
+    import time
+
+    from tqdm.auto import tqdm
+
+    from cellsynth.models.training import TrainingLog, pack_state, unpack_state
+
+    accelerator = trainer.accelerator
+    step = 0
+    if info is not None:
+        tensors, _ = read_checkpoint(out / CHECKPOINT_NAME, model)
+        state = unpack_state(info["state"], tensors)
+        trainer.load_state_dict(state["trainer"])
+        sampler.load_state_dict(state["sampler"])
+        step = info["step"]
+    out.mkdir(exist_ok=True)  # every process: they share the folder
+
+    def save(step: int) -> None:
+        accelerator.wait_for_everyone()
+        if not accelerator.is_main_process:
+            return
+        tensors, skeleton = pack_state({"trainer": trainer.state_dict(), "sampler": sampler.state_dict()})
+        weights = {f"generator.{k}": v for k, v in trainer.generator_weights().items()}
+        write_checkpoint(out / CHECKPOINT_NAME, {**weights, **tensors}, {
+            "model": model, "format": 1, "step": step, "config": config.model_dump(mode="json"), **checkpoint_info,
+            "state": skeleton})
+
+    main = accelerator.is_main_process
+    log = TrainingLog(out, step if info is not None else None, config.tensorboard) if main else None
+    bar = tqdm(total=config.steps, initial=step, desc=f"train {model}", unit="step",
+               disable=True if not (progress and main) else None)
+    deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
+    try:
+        while step < config.steps:
+            losses = trainer.step(to_batch(sampler.next()))
+            step += 1
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("loss", "loss_d", "loss_g", "ada_p")})
+            if main and (step % config.log_every == 0 or step == config.steps):
+                log.write(step, losses)
+            if main and config.preview_every and (step % config.preview_every == 0 or step == config.steps):
+                (out / "previews").mkdir(exist_ok=True)
+                preview(out / "previews" / f"step_{step:06d}.png")
+            out_of_time = deadline is not None and time.monotonic() > deadline
+            if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
+                save(step)
+            if out_of_time:
+                break
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    return out / CHECKPOINT_NAME
+
+
+def _centre_crop(volume: np.ndarray, patch: Sequence[int]) -> np.ndarray:
+    return crop(volume, [max(0, (n - p) // 2) for n, p in zip(volume.shape[-3:], patch, strict=True)], patch)
+
+
+def _sampler(config: TrainConfig, accelerator, images: list[np.ndarray], patch, masks=None) -> PatchSampler:
+    # under `accelerate launch` every process draws its own patches
+    return PatchSampler(images, patch, config.batch_size, sample_rng(config.seed, (1 << 20) +
+                                                                     accelerator.process_index),
+                        masks, config.data.paired)
+
+
 def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> Path:
     """Train the positionally-conditioned cGAN; returns the checkpoint path.
 
@@ -224,15 +298,13 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
     """
     import torch
 
-    from cellsynth.models.training import TrainingLog, pack_state, unpack_state
+    from cellsynth.previews import write_preview
     from cellsynth.synthesis.conditioning import positional_map, specimen_from_image
 
     out = Path(out)
     info = _check_run_folder(out, resume, config, "gan")
-    if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-        raise MissingDependencyError("tensorboard: true needs the tensorboard package; pip install tensorboard")
     images, spacing, normalisation = load_training_images(config.data)
-    gan = config.gan
+    gan, patch = config.gan, patch_size(config, "gan")
     image_volumes = [np.stack([image, positional_map(specimen_from_image(image, spacing), spacing, gan.alpha_um,
                                                      gan.beta_um)]) for image in images]
     conditions, labels = _mask_volumes(config, spacing, images[0].shape)
@@ -244,72 +316,99 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
             if image.shape != condition.shape[1:]:
                 raise InputError(f"paired mask of shape {condition.shape[1:]} differs from its image's {image.shape}")
     trainer = build_gan_trainer(config, math.ceil(len(images) / config.batch_size))
-    accelerator = trainer.accelerator
-    # under `accelerate launch` every process draws its own patches
-    sampler = PatchSampler(image_volumes, config.data.patch, config.batch_size,
-                           sample_rng(config.seed, (1 << 20) + accelerator.process_index), conditions,
-                           config.data.paired)
-    step = 0
-    if info is not None:
-        tensors, _ = read_checkpoint(out / CHECKPOINT_NAME, "gan")
-        state = unpack_state(info["state"], tensors)
-        trainer.load_state_dict(state["trainer"])
-        sampler.load_state_dict(state["sampler"])
-        step = info["step"]
-    out.mkdir(exist_ok=True)  # every process: they share the folder
-    preview = crop(conditions[0], [max(0, (n - p) // 2) for n, p in zip(conditions[0].shape[1:], config.data.patch,
-                                                                          strict=True)], config.data.patch)
-    preview_labels = crop(labels[0], [max(0, (n - p) // 2) for n, p in zip(labels[0].shape, config.data.patch,
-                                                                           strict=True)], config.data.patch)
+    sampler = _sampler(config, trainer.accelerator, image_volumes, patch, conditions)
+    preview_condition, preview_labels = _centre_crop(conditions[0], patch), _centre_crop(labels[0], patch)
 
-    def save(step: int) -> None:
-        accelerator.wait_for_everyone()
-        if not accelerator.is_main_process:
-            return
-        tensors, skeleton = pack_state({"trainer": trainer.state_dict(), "sampler": sampler.state_dict()})
-        weights = {f"generator.{k}": v for k, v in trainer.generator_weights().items()}
-        write_checkpoint(out / CHECKPOINT_NAME, {**weights, **tensors}, {
-            "model": "gan", "format": 1, "step": step, "config": config.model_dump(mode="json"),
-            "architecture": gan_architecture(config), "spacing_um": list(spacing), "normalisation": normalisation,
-            "conditioning": {"kind": gan.kind, "alpha_um": gan.alpha_um, "beta_um": gan.beta_um},
-            "patch": list(config.data.patch), "state": skeleton})
+    def to_batch(batch: dict) -> dict:
+        batch = {key: torch.from_numpy(value) for key, value in batch.items()}
+        return {"image": batch["image"][:, :1], "image_position": batch["image"][:, 1:],
+                "mask": batch["mask"][:, :1], "mask_position": batch["mask"][:, 1:], "paired": batch["paired"]}
 
-    main = accelerator.is_main_process
-    log = TrainingLog(out, step if info is not None else None, config.tensorboard) if main else None
-    from tqdm.auto import tqdm
+    def preview(path: Path) -> None:
+        fake = generate_patch(trainer.unwrapped_generator, preview_condition, trainer.accelerator.device)
+        write_preview(path, fake, preview_labels, spacing)
 
-    bar = tqdm(total=config.steps, initial=step, desc="train gan", unit="step",
-               disable=True if not (progress and main) else None)
-    import time
+    return _fit("gan", config, out, info, trainer, sampler, to_batch, {
+        "architecture": gan_architecture(config), "spacing_um": list(spacing), "normalisation": normalisation,
+        "conditioning": {"kind": gan.kind, "alpha_um": gan.alpha_um, "beta_um": gan.beta_um},
+        "patch": list(patch)}, preview, progress)
 
-    deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
+
+def ddpm_architecture(config: TrainConfig) -> dict:
+    """Keyword arguments of the DDPM denoiser's :class:`~cellsynth.models.unet3d.UNet3D`."""
+    ddpm = config.ddpm
+    return {"in_channels": 1, "out_channels": 1, "widths": list(ddpm.widths), "norm": "group",
+            "upsample": "pixelshuffle", "time_embedding": True, "attention": ddpm.attention,
+            "out_activation": "none", "negative_slope": -1.0}
+
+
+def build_ddpm_trainer(config: TrainConfig):
+    """The seeded DDPM trainer of ``config``."""
+    import torch
+
+    from cellsynth.models.diffusion import DiffusionTrainer, make_scheduler
+    from cellsynth.models.training import make_accelerator
+    from cellsynth.models.unet3d import UNet3D, seeded
+
+    ddpm = config.ddpm
+    model = seeded(lambda: UNet3D(**ddpm_architecture(config)), torch.Generator().manual_seed(config.seed))
+    scheduler = make_scheduler("ddpm", num_train_timesteps=ddpm.num_train_timesteps,
+                               beta_schedule=ddpm.beta_schedule, prediction_type=ddpm.prediction)
     try:
-        while step < config.steps:
-            batch = {key: torch.from_numpy(value) for key, value in sampler.next().items()}
-            losses = trainer.step({"image": batch["image"][:, :1], "image_position": batch["image"][:, 1:],
-                                   "mask": batch["mask"][:, :1], "mask_position": batch["mask"][:, 1:],
-                                   "paired": batch["paired"]})
-            step += 1
-            bar.update(1)
-            bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("loss_d", "loss_g", "ada_p")})
-            if main and (step % config.log_every == 0 or step == config.steps):
-                log.write(step, losses)
-            if main and config.preview_every and (step % config.preview_every == 0 or step == config.steps):
-                from cellsynth.previews import write_preview
+        accelerator = make_accelerator(config.mixed_precision, config.device)
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    return DiffusionTrainer(model, scheduler, accelerator, learning_rate=ddpm.learning_rate,
+                            ema_decay=ddpm.ema_decay, seed=config.seed)
 
-                (out / "previews").mkdir(exist_ok=True)
-                fake = generate_patch(trainer.unwrapped_generator, preview, trainer.accelerator.device)
-                write_preview(out / "previews" / f"step_{step:06d}.png", fake, preview_labels, spacing)
-            out_of_time = deadline is not None and time.monotonic() > deadline
-            if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
-                save(step)
-            if out_of_time:
-                break
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
-    return out / CHECKPOINT_NAME
+
+def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> Path:
+    """Train the DDPM on unlabelled images (random patches in [0, 1], mapped to [−1, 1]); returns the
+    checkpoint path. The checkpoint also carries the sketch statistics fitted to the training images
+    (objects = connected components above Otsu) and the sketch blur (default 1 voxel)."""
+    import torch
+
+    from cellsynth.synthesis.conditioning import fit_sketch_statistics
+
+    out = Path(out)
+    info = _check_run_folder(out, resume, config, "ddpm")
+    images, spacing, normalisation = load_training_images(config.data)
+    patch, ddpm = patch_size(config, "ddpm"), config.ddpm
+    statistics = [fit_sketch_statistics(image) for image in images]
+    sketch = {key: float(np.mean([getattr(s, key) for s in statistics])) for key in statistics[0].as_dict()}
+    trainer = build_ddpm_trainer(config)
+    sampler = _sampler(config, trainer.accelerator, [image[None] for image in images], patch)
+
+    def preview(path: Path) -> None:  # 10 DDIM steps from t = 400 of a blurred training patch
+        from scipy import ndimage
+
+        from cellsynth.models.diffusion import make_scheduler, sdedit, whole_denoiser
+        from cellsynth.previews import write_preview
+
+        real = _centre_crop(images[0], patch)
+        sketch = torch.from_numpy(ndimage.gaussian_filter(real, 1.0)[None] * 2 - 1).to(trainer.accelerator.device)
+        network = trainer.unwrapped_model.eval()
+        scheduler = make_scheduler("ddim", num_train_timesteps=ddpm.num_train_timesteps,
+                                   beta_schedule=ddpm.beta_schedule, prediction_type=ddpm.prediction)
+        shown = sdedit(whole_denoiser(network), sketch, scheduler, t_start=min(400, ddpm.num_train_timesteps - 1),
+                       steps=10, generator=torch.Generator().manual_seed(0))
+        network.train()
+        write_preview(path, (shown[0].float().cpu().numpy() + 1) / 2, np.zeros(real.shape, np.uint16), spacing)
+
+    return _fit("ddpm", config, out, info, trainer, sampler,
+                lambda batch: {"image": torch.from_numpy(batch["image"])}, {
+                    "architecture": ddpm_architecture(config), "spacing_um": list(spacing),
+                    "normalisation": normalisation, "patch": list(patch),
+                    "schedule": {"num_train_timesteps": ddpm.num_train_timesteps,
+                                 "beta_schedule": ddpm.beta_schedule, "prediction_type": ddpm.prediction},
+                    "sketch": {**sketch, "blur_um": list(ddpm.sketch_blur_um or spacing)}}, preview, progress)
+
+
+def patch_size(config: TrainConfig, model: str) -> tuple[int, int, int]:
+    """``data.patch``, or the model's default (cGAN 64×128×128 as the paper, DDPM 32×128×128 as seed 003)."""
+    if config.data.patch is not None:
+        return tuple(config.data.patch)  # type: ignore[return-value]
+    return (64, 128, 128) if model == "gan" else (32, 128, 128)
 
 
 def generate_patch(model, condition: np.ndarray, device) -> np.ndarray:

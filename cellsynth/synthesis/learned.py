@@ -93,21 +93,23 @@ class LearnedGenerator:
         return {"patch": patch, "overlap": [min(self.patching.overlap, p // 4) for p in patch],
                 "crop": [min(self.patching.crop, p // 8) for p in patch], "window": self.patching.window}
 
-    def run_tiled(self, condition: np.ndarray, spacing: Sequence[float], fn) -> np.ndarray:
-        """``fn`` over the tiles of a ``(C, Z, Y, X)`` condition at ``spacing``, resampled to the training
-        spacing and back when they differ; returns the ZYX result at the input's shape."""
+    def run_whole(self, condition: np.ndarray, spacing: Sequence[float], fn) -> np.ndarray:
+        """``fn`` on a ``(C, Z, Y, X)`` condition at the training spacing (resampled there and the result
+        back when ``spacing`` differs); returns the ZYX result at the input's shape."""
         spacing = check_spacing(spacing)
         shape = condition.shape[1:]
         resample = not np.allclose(spacing, self.training_spacing, rtol=SPACING_TOLERANCE)
         if resample:
             size = [max(1, round(n * s / t)) for n, s, t in zip(shape, spacing, self.training_spacing, strict=True)]
             condition = _resample(condition, size, order=1)
-        result, _ = apply_patched(fn, condition, **self.tile_geometry(), multiple=max(self.network.divisor),
-                                  batch_size=self.patching.batch_size, out_channels=1)
-        result = np.asarray(result, np.float32)[0]
-        if resample:
-            result = _resample(result[None], shape, order=1)[0]
-        return result
+        result = np.asarray(fn(condition), np.float32).reshape(condition.shape[1:])
+        return _resample(result[None], shape, order=1)[0] if resample else result
+
+    def run_tiled(self, condition: np.ndarray, spacing: Sequence[float], fn) -> np.ndarray:
+        """:meth:`run_whole` with ``fn`` (a network on a tile batch) applied tile by tile by the patch engine."""
+        return self.run_whole(condition, spacing, lambda c: apply_patched(
+            fn, c, **self.tile_geometry(), multiple=max(self.network.divisor), batch_size=self.patching.batch_size,
+            out_channels=1)[0])
 
     def describe(self) -> dict:
         return {"name": self.name, "checkpoint": str(self.checkpoint), "step": self.info.get("step"),
@@ -164,3 +166,95 @@ class GanGenerator(LearnedGenerator):
             return network(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device)).float().cpu().numpy()
 
         return np.clip(self.run_tiled(condition, spacing, run), 0.0, 1.0)
+
+
+class DiffusionGenerator(LearnedGenerator):
+    """The DDPM (seed 003): a blurred sketch of the masks, noised to a start timestep and denoised (SDEdit).
+
+    Every denoising step runs the network on all tiles of the volume and blends them before one
+    scheduler step on the whole volume (per-step fusion: one coherent sample, no seams).
+
+    Parameters
+    ----------
+    checkpoint : path
+        From ``cellsynth train ddpm``.
+    patching : PatchingConfig, optional
+        Overlap, crop, window and batch size of the tiles (the patch is the training patch).
+    sampler : str
+        ``ddpm`` (ancestral), ``ddim`` or ``dpmsolver`` (DPM-Solver++).
+    steps : int
+        Denoising steps.
+    t_start, strength, snr : optional
+        Where to start (at most one; default t_start = 400 of 1000).
+    statistics : SketchStatistics, optional
+        Sketch intensities; default the ones fitted to the training images.
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    name = "ddpm"
+
+    def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, *,
+                 sampler: str = "dpmsolver", steps: int = 25, t_start: int | None = None,
+                 strength: float | None = None, snr: float | None = None, statistics=None, device: str = "auto"):
+        from cellsynth.models.diffusion import make_scheduler, start_timestep
+        from cellsynth.synthesis.conditioning import SketchStatistics
+
+        super().__init__(checkpoint, patching, device)
+        sketch = dict(self.info["sketch"])
+        self.blur_um = tuple(sketch.pop("blur_um"))
+        self.statistics = statistics or SketchStatistics(**sketch)
+        try:
+            self.scheduler = make_scheduler(sampler, **self.info["schedule"])
+            if t_start is None and strength is None and snr is None:
+                t_start = min(400, self.scheduler.config.num_train_timesteps - 1)
+            self.t_start = start_timestep(self.scheduler, t_start=t_start, strength=strength, snr=snr)
+            if steps < 1:
+                raise ValueError(f"steps must be >= 1; got {steps}")
+        except ValueError as err:
+            raise InputError(str(err)) from None
+        self.sampler, self.steps = sampler, int(steps)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "sampler": self.sampler, "steps": self.steps, "t_start": self.t_start,
+                "sketch": self.statistics.as_dict(), "blur_um": list(self.blur_um)}
+
+    def sample(self, sketch: np.ndarray, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+        """SDEdit of a ZYX ``sketch`` in [0, 1] (float32 result in [0, 1], the sketch's shape).
+
+        Raises
+        ------
+        InputError
+            If the sketch is outside [0, 1] (e.g. already in the model's [−1, 1]).
+        """
+        import torch
+
+        from cellsynth.models.diffusion import fused_denoiser, sdedit
+        from cellsynth.synthesis.patching import PatchPlan, fit_patch
+
+        sketch = np.asarray(sketch, np.float32)
+        low, high = float(sketch.min()), float(sketch.max())
+        if low < -1e-6 or high > 1 + 1e-6:
+            raise InputError(f"the sketch must be in [0, 1] (the model's [−1, 1] is applied here); got "
+                             f"[{low:.3g}, {high:.3g}]")
+        generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
+
+        def run(condition: np.ndarray) -> np.ndarray:
+            geometry = self.tile_geometry()
+            patch = fit_patch(condition.shape[1:], geometry.pop("patch"), geometry["overlap"], geometry["crop"],
+                              max(self.network.divisor))
+            plan = PatchPlan(condition.shape[1:], patch, **geometry)
+            x0 = torch.from_numpy(condition * 2 - 1).to(self.device)
+            denoise = fused_denoiser(self.network, plan, self.patching.batch_size)
+            return ((sdedit(denoise, x0, self.scheduler, t_start=self.t_start, steps=self.steps,
+                            generator=generator) + 1) / 2).float().cpu().numpy()
+
+        return np.clip(self.run_whole(sketch[None], spacing, run), 0.0, 1.0)
+
+    def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+        """The image of ``masks``: a sketch (intensities from ``rng``) sampled by SDEdit (float32 in [0, 1])."""
+        from cellsynth.synthesis.conditioning import make_sketch
+
+        sketch = make_sketch(masks.labels, spacing, self.statistics, rng, blur_um=self.blur_um,
+                             membranes=masks.membranes)
+        return self.sample(sketch, spacing, rng)

@@ -26,7 +26,6 @@ from cellsynth.dataset import (
     sample_rng,
 )
 from cellsynth.errors import InputError
-from cellsynth.io import read_checkpoint_info
 from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
 
 
@@ -105,8 +104,11 @@ def load_generator(config: Config) -> Generator:
 
         alphas = config.generator.alpha_um or [None]
         return GanGenerator(checkpoint, config.patching, alpha_um=alphas[0])
-    read_checkpoint_info(checkpoint, name)
-    raise InputError(f"generator '{name}' cannot be loaded by this version of cellsynth yet; use --generator optics")
+    from cellsynth.synthesis.learned import DiffusionGenerator
+
+    settings = config.generator
+    return DiffusionGenerator(checkpoint, config.patching, sampler=settings.sampler, steps=settings.steps,
+                              t_start=settings.t_start, strength=settings.strength, snr=settings.snr)
 
 
 def quality_levels(config: Config, generator: Generator | None) -> tuple[list[str], tuple[Generator, ...]]:

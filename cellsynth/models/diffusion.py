@@ -1,0 +1,199 @@
+"""The DDPM (seed 003): ε-prediction training, and SDEdit sampling from a sketch with diffusers' schedulers.
+
+Images live in [−1, 1] inside this module. Sampling starts from the sketch noised to a start
+timestep and denoises with DDPM ancestral steps (the reference), DDIM, or DPM-Solver++. For a
+volume larger than a patch, every step runs the network on all overlapping tiles of one
+:class:`~cellsynth.synthesis.patching.PatchPlan`, blends the predictions with its weights and takes
+**one** scheduler step on the whole volume from one global noise tensor: one coherent sample, no
+seams (the reference samples tiles independently).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+SAMPLERS = ("ddpm", "ddim", "dpmsolver")
+PREDICTIONS = ("epsilon", "v_prediction")
+
+
+def make_scheduler(sampler: str = "ddpm", *, num_train_timesteps: int = 1000,
+                   beta_schedule: str = "squaredcos_cap_v2", prediction_type: str = "epsilon"):
+    """A diffusers scheduler: ``ddpm`` (ancestral; also the training noise schedule), ``ddim`` (η = 0)
+    or ``dpmsolver`` (DPM-Solver++ 2nd order multistep), all on the same β schedule."""
+    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}")
+    if prediction_type not in PREDICTIONS:
+        raise ValueError(f"unknown prediction type '{prediction_type}'; choose one of {', '.join(PREDICTIONS)}")
+    common = {"num_train_timesteps": num_train_timesteps, "beta_schedule": beta_schedule,
+              "prediction_type": prediction_type}
+    if sampler == "ddpm":
+        return DDPMScheduler(**common, clip_sample=True, clip_sample_range=1.0)
+    if sampler == "ddim":
+        return DDIMScheduler(**common, clip_sample=True, clip_sample_range=1.0, set_alpha_to_one=True)
+    return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
+                                       thresholding=False, lower_order_final=True)
+
+
+def diffusion_loss(model: nn.Module, images: torch.Tensor, scheduler, generator: torch.Generator) -> torch.Tensor:
+    """MSE of the network's ε (or v) prediction at a uniformly drawn timestep per sample.
+
+    ``images``: ``(B, C, Z, Y, X)`` in [−1, 1]. The timesteps and noise come from ``generator``
+    (on the CPU, so every device draws the same).
+    """
+    batch = images.shape[0]
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
+    noise = torch.randn(images.shape, generator=generator).to(images.device, images.dtype)
+    timesteps = timesteps.to(images.device)
+    noisy = scheduler.add_noise(images, noise, timesteps)
+    target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(images, noise,
+                                                                                                 timesteps)
+    return F.mse_loss(model(noisy, timesteps).float(), target.float())
+
+
+def start_timestep(scheduler, *, t_start: int | None = None, strength: float | None = None,
+                   snr: float | None = None) -> int:
+    """The SDEdit start timestep from exactly one of ``t_start``, ``strength`` (t_start / T) or a target
+    signal-to-noise ratio ᾱ/(1−ᾱ) (the same SNR means the same noise under any schedule).
+
+    Raises
+    ------
+    ValueError
+        If none or several are given, or the value is outside [0, T).
+    """
+    total = scheduler.config.num_train_timesteps
+    given = [name for name, value in (("t_start", t_start), ("strength", strength), ("snr", snr)) if value is not None]
+    if len(given) != 1:
+        raise ValueError(f"give exactly one of t_start, strength, snr; got {', '.join(given) or 'none'}")
+    if t_start is not None:
+        if not 0 <= t_start < total:
+            raise ValueError(f"t_start must be in [0, {total}) for a {total}-step model; got {t_start}")
+        return int(t_start)
+    if strength is not None:
+        if not 0 <= strength < 1:
+            raise ValueError(f"strength must be in [0, 1); got {strength}")
+        return int(round(strength * total))
+    if not snr > 0:
+        raise ValueError(f"the target SNR must be > 0; got {snr}")
+    alphas = scheduler.alphas_cumprod.double()
+    return int(torch.argmin((torch.log(alphas / (1 - alphas)) - math.log(snr)).abs()))
+
+
+def sampling_timesteps(scheduler, t_start: int, steps: int) -> torch.Tensor:
+    """About ``steps`` timesteps from ``t_start`` down to 0 on the scheduler's own spacing (set on it)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1; got {steps}")
+    total = scheduler.config.num_train_timesteps
+    scheduler.set_timesteps(min(total, max(1, round(steps * total / max(t_start, 1)))))
+    return scheduler.timesteps[scheduler.timesteps <= t_start]
+
+
+@torch.no_grad()
+def sdedit(denoise, sketch: torch.Tensor, scheduler, *, t_start: int, steps: int,
+           generator: torch.Generator) -> torch.Tensor:
+    """Noise ``sketch`` (``(C, Z, Y, X)`` in [−1, 1]) to ``t_start``, then denoise with ``scheduler``.
+
+    Parameters
+    ----------
+    denoise : callable
+        ``(x_t (C, Z, Y, X), t) → ε̂ or v̂ (C, Z, Y, X)``: the network on the whole volume, or the
+        per-step fusion of its tiles (:func:`fused_denoiser`).
+    steps : int
+        Denoising steps (the reference: 400 ancestral steps from t = 400).
+    generator : torch.Generator
+        The start noise and every ancestral noise draw (CPU: same numbers on every device).
+
+    Returns
+    -------
+    torch.Tensor
+        The sample in [−1, 1]; the sketch itself when ``t_start`` is 0.
+    """
+    if t_start == 0:
+        return sketch.clone()
+    timesteps = sampling_timesteps(scheduler, t_start, steps)
+    noise = torch.randn(sketch.shape, generator=generator).to(sketch.device, sketch.dtype)
+    x = scheduler.add_noise(sketch, noise, timesteps[:1].to(sketch.device))
+    for t in timesteps:
+        # a CPU generator: diffusers draws the ancestral noise on the CPU and moves it, so any device agrees
+        x = scheduler.step(denoise(x, t)[None], t, x[None], generator=generator).prev_sample[0]
+    return x.clamp(-1, 1)
+
+
+def fused_denoiser(model: nn.Module, plan, batch_size: int = 1, conditions: torch.Tensor | None = None):
+    """``(x_t, t) → prediction`` that runs ``model`` on every tile of ``plan`` and blends the tiles with the
+    plan's weights (per-step fusion). ``conditions`` (extra input channels, e.g. the positional map)
+    are concatenated to ``x_t`` before tiling."""
+
+    def denoise(x: torch.Tensor, t) -> torch.Tensor:
+        volume = x if conditions is None else torch.cat([x, conditions], dim=0)
+
+        def run(tiles: torch.Tensor) -> torch.Tensor:
+            timesteps = torch.full((tiles.shape[0],), int(t), device=tiles.device)
+            return model(tiles, timesteps).float()
+
+        return plan.apply(run, volume, batch_size=batch_size, out_channels=x.shape[0])
+
+    return denoise
+
+
+def whole_denoiser(model: nn.Module, conditions: torch.Tensor | None = None):
+    """``(x_t, t) → prediction`` with one network call on the whole volume."""
+
+    def denoise(x: torch.Tensor, t) -> torch.Tensor:
+        volume = x if conditions is None else torch.cat([x, conditions], dim=0)
+        return model(volume[None], torch.full((1,), int(t), device=x.device))[0].float()
+
+    return denoise
+
+
+class DiffusionTrainer:
+    """The denoiser, AdamW, its EMA and the noise schedule, prepared by an Accelerator."""
+
+    def __init__(self, model: nn.Module, scheduler, accelerator, *, learning_rate: float = 1e-4,
+                 ema_decay: float | None = 0.9999, seed: int = 0):
+        from cellsynth.models.training import make_ema
+
+        self.accelerator, self.scheduler = accelerator, scheduler
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.ema = make_ema(self.unwrapped_model, ema_decay) if ema_decay else None
+        self.random = torch.Generator().manual_seed(seed)  # timesteps and noise
+
+    @property
+    def unwrapped_model(self) -> nn.Module:
+        return self.accelerator.unwrap_model(self.model)
+
+    def step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """One optimiser step on ``batch['image']`` (in [0, 1]; mapped to [−1, 1] here)."""
+        images = batch["image"].to(self.accelerator.device) * 2 - 1
+        with self.accelerator.autocast():
+            loss = diffusion_loss(self.model, images, self.scheduler, self.random)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.step(self.unwrapped_model.parameters())
+        return {"loss": float(loss.detach())}
+
+    def generator_weights(self) -> dict[str, torch.Tensor]:
+        from cellsynth.models.training import ema_weights
+
+        model = self.unwrapped_model
+        return ema_weights(model, self.ema) if self.ema is not None else dict(model.state_dict())
+
+    def state_dict(self) -> dict:
+        return {"model": self.unwrapped_model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None, "rng": self.random.get_state()}
+
+    def load_state_dict(self, state: Mapping) -> None:
+        self.unwrapped_model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.load_state_dict(state["ema"])
+        self.random.set_state(state["rng"])
