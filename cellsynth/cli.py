@@ -185,7 +185,7 @@ def _generate(args: argparse.Namespace) -> int:
     from cellsynth.synthesis.pipeline import generate_dataset, load_generator
 
     config = _run_config(args, {"generator.name": args.generator, "generator.checkpoint": args.checkpoint,
-                                "generator.alpha_um": args.alpha})
+                                "generator.alpha_um": args.alpha, **_sampling_overrides(args)})
     generator = load_generator(config)
     dataset = generate_dataset(config, args.out, generator=generator, resume=args.resume, progress=not args.quiet,
                                workers=args.workers, scheduler=args.scheduler)
@@ -207,27 +207,35 @@ def _lengths(text: str) -> list[float]:
     return values
 
 
+def _sampling_overrides(args: argparse.Namespace) -> dict:
+    return {f"generator.{key}": getattr(args, key) for key in ("sampler", "steps", "t_start", "strength", "snr")}
+
+
 def _train(args: argparse.Namespace) -> int:
     from cellsynth.config import TrainConfig, load_config, with_overrides
-    from cellsynth.train import train_gan
+    from cellsynth.train import train_ddpm, train_gan
 
     config = with_overrides(load_config(args.config, TrainConfig), {"steps": args.steps, "device": args.device})
-    checkpoint = train_gan(config, args.out, resume=args.resume, progress=not args.quiet)
+    train = train_gan if args.model == "gan" else train_ddpm
+    checkpoint = train(config, args.out, resume=args.resume, progress=not args.quiet)
     print(f"checkpoint: {checkpoint}")
     return 0
 
 
 def _synthesize(args: argparse.Namespace) -> int:
-    from cellsynth.config import PatchingConfig
+    import numpy as np
+
+    from cellsynth.config import GeneratorConfig, PatchingConfig, validate_config
     from cellsynth.io import check_labels, read_checkpoint_info, read_volume, write_volume
     from cellsynth.masks.simulate import SimulatedMasks
-    from cellsynth.synthesis.learned import GanGenerator
+    from cellsynth.synthesis.learned import DiffusionGenerator, GanGenerator
 
-    info = read_checkpoint_info(args.checkpoint)
-    if info["model"] != "gan":
-        raise InputError(f"'{args.checkpoint}' is a {info['model']} checkpoint; synthesize takes a gan checkpoint")
-    if args.alpha is not None and len(args.alpha) != 1:
-        raise InputError("synthesize makes one image: give one --alpha value")
+    model = read_checkpoint_info(args.checkpoint)["model"]
+    if args.alpha is not None and (len(args.alpha) != 1 or model != "gan"):
+        raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
+    settings = validate_config({"name": model, "checkpoint": str(args.checkpoint), **{
+        k.split(".")[1]: v for k, v in _sampling_overrides(args).items() if v is not None}}, "command line",
+        GeneratorConfig)
     labels, spacing = read_volume(args.labels, args.spacing)
     labels = check_labels(labels, f"labels '{args.labels}'")
     foreground = None
@@ -236,9 +244,14 @@ def _synthesize(args: argparse.Namespace) -> int:
         if foreground.shape != labels.shape:
             raise InputError(f"foreground of shape {foreground.shape} differs from the labels' {labels.shape}")
         foreground = foreground > 0
-    generator = GanGenerator(args.checkpoint, PatchingConfig(), alpha_um=args.alpha[0] if args.alpha else None,
-                             device=args.device)
-    image = generator.render(SimulatedMasks(labels, foreground), spacing)
+    if model == "gan":
+        generator = GanGenerator(args.checkpoint, PatchingConfig(), alpha_um=args.alpha[0] if args.alpha else None,
+                                 device=args.device)
+    else:
+        generator = DiffusionGenerator(args.checkpoint, PatchingConfig(), sampler=settings.sampler,
+                                       steps=settings.steps, t_start=settings.t_start, strength=settings.strength,
+                                       snr=settings.snr, device=args.device)
+    image = generator.render(SimulatedMasks(labels, foreground), spacing, np.random.default_rng(args.seed))
     write_volume(args.out, image, spacing)
     print(f"image: {args.out}")
     return 0
@@ -425,31 +438,42 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--alpha", type=_lengths, metavar="A[,A...]",
                           help="gan: positional-map α in µm; several (e.g. 10,50,100,500,1000) = every sample at "
                                "each quality level")
+    _sampling_arguments(generate)
     generate.set_defaults(func=_generate)
 
     train = commands.add_parser("train", help="train a generator on your own (unlabelled) images")
     train_commands = train.add_subparsers(dest="model", required=True, metavar="MODEL")
-    train_gan = train_commands.add_parser(
-        "gan", parents=[common], help="the positionally-conditioned cGAN with adaptive discriminator augmentation",
+    training = _Parser(add_help=False)  # what both training commands take
+    training.add_argument("config", type=Path, help="training YAML (see README: data, masks, gan, ddpm)")
+    training.add_argument("--out", required=True, type=Path, help="new run folder (or the one to --resume)")
+    training.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    training.add_argument("--steps", type=int, help="total steps (overrides steps; raise it to train longer)")
+    training.add_argument("--device", help="auto (default), cpu or cuda")
+    train_commands.add_parser(
+        "gan", parents=[common, training],
+        help="the positionally-conditioned cGAN with adaptive discriminator augmentation",
         description="Unpaired by default: real images plus simulated (or real) masks; checkpoint, log.csv and "
-                    "previews go to --out. Runs on a GPU when there is one (bf16), or under `accelerate launch`.")
-    train_gan.add_argument("config", type=Path, help="training YAML (see README: data.images, masks, gan)")
-    train_gan.add_argument("--out", required=True, type=Path, help="new run folder (or the one to --resume)")
-    train_gan.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    train_gan.add_argument("--steps", type=int, help="total steps (overrides steps; raise it to train longer)")
-    train_gan.add_argument("--device", help="auto (default), cpu or cuda")
-    train_gan.set_defaults(func=_train)
+                    "previews go to --out. Runs on a GPU when there is one (bf16), or under `accelerate launch`.",
+    ).set_defaults(func=_train)
+    train_commands.add_parser(
+        "ddpm", parents=[common, training], help="a DDPM on unlabelled images (no masks at all)",
+        description="ε-prediction DDPM (cosine schedule, EMA) on random patches of data.images; the sketch "
+                    "statistics for generation are fitted to the images. Same run folder layout as train gan.",
+    ).set_defaults(func=_train)
 
     synthesize = commands.add_parser("synthesize", parents=[common],
-                                     help="one image from a label volume (e.g. a real segmentation) with a gan")
+                                     help="one image from a label volume (e.g. a real segmentation) with a gan or ddpm")
     synthesize.add_argument("labels", type=Path, help="instance label volume")
-    synthesize.add_argument("--checkpoint", required=True, type=Path, help="gan checkpoint from `cellsynth train`")
+    synthesize.add_argument("--checkpoint", required=True, type=Path,
+                            help="gan or ddpm checkpoint from `cellsynth train`")
     synthesize.add_argument("--out", required=True, type=Path, help="image file to write (.tif, .ome.zarr)")
     synthesize.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
                             help="voxel size in µm (required for files without one)")
     synthesize.add_argument("--foreground", type=Path, help="specimen mask (default: the closed labels)")
     synthesize.add_argument("--alpha", type=_lengths, metavar="A", help="positional-map α in µm (quality level)")
     synthesize.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    synthesize.add_argument("--seed", type=int, default=0, help="ddpm: seed of the sketch and the noise")
+    _sampling_arguments(synthesize)
     synthesize.set_defaults(func=_synthesize)
 
     masks = commands.add_parser("masks", help="simulate annotations (no images) and fit shape models")
@@ -541,6 +565,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Cellpose only: {' or '.join(CELLPOSE_LAYOUTS)} (default slices: Cellpose trains in 2D)")
     export.set_defaults(func=_export)
     return parser
+
+
+def _sampling_arguments(parser: argparse.ArgumentParser) -> None:
+    """The DDPM's sampling options (generate and synthesize)."""
+    parser.add_argument("--sampler", help="ddpm: dpmsolver (default), ddim, or ddpm (ancestral, the reference)")
+    parser.add_argument("--steps", type=int, help="ddpm: denoising steps (default 25)")
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument("--t-start", type=int, dest="t_start", help="ddpm: start timestep (default 400 of 1000)")
+    start.add_argument("--strength", type=float, help="ddpm: start at strength·T instead")
+    start.add_argument("--snr", type=float, help="ddpm: start where the signal-to-noise ratio ᾱ/(1−ᾱ) is this")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
