@@ -275,28 +275,6 @@ CASES += [
     ("report-not-a-dataset", lambda t: ["report", str(t)], "is not a cellsynth dataset"),
 ]
 
-def snapshot(root):
-    return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
-
-
-@pytest.mark.parametrize(("setup", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, setup, fragment):
-    argv = setup(tmp_path)
-    capsys.readouterr()
-    before = snapshot(tmp_path)
-    try:
-        status = main(argv)
-    except SystemExit as exit_:  # argparse usage errors exit from inside parse_args
-        status = exit_.code
-    err = capsys.readouterr().err
-    assert status == 2
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("cellsynth: error: ") or lines[0].startswith("cellsynth ")
-    assert fragment in lines[0]
-    assert snapshot(tmp_path) == before
-
-
 def train_run(tmp, yaml_text, *extra):
     """A `cellsynth train gan` run on a training config holding ``yaml_text``."""
     config_file(tmp, yaml_text)
@@ -336,6 +314,60 @@ CASES += [
      "alpha_um (quality levels) needs generator 'gan'"),
     ("generate-alpha-not-numbers", lambda t: ["generate", "--out", str(t / "out"), "--alpha", "10,x"],
      "expected comma-separated numbers"),
-    ("synthesize-ddpm-checkpoint", ddpm_checkpoint, "synthesize takes a gan checkpoint"),
+    ("synthesize-incomplete-checkpoint", ddpm_checkpoint, "lacks architecture, spacing_um, patch, schedule, sketch: "
+                                                          "not a complete ddpm checkpoint"),
     ("synthesize-pickle", pickled_checkpoint, "not a safetensors file; cellsynth never unpickles"),
 ]
+
+
+def ddpm_generate(tmp, *extra):
+    """`cellsynth generate --generator ddpm` with a (weightless) ddpm checkpoint and ``extra`` options."""
+    import torch
+
+    from cellsynth.io import write_checkpoint
+
+    (tmp / "in").mkdir()
+    info = {"model": "ddpm", "patch": [8, 16, 16], "spacing_um": list(SPACING),
+            "architecture": {"widths": [4, 8], "time_embedding": True},
+            "schedule": {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+                         "prediction_type": "epsilon"},
+            "sketch": {"object_mean": 0.6, "object_std": 0.1, "background_mean": 0.1, "background_std": 0.0,
+                       "blur_um": list(SPACING)}}
+    write_checkpoint(tmp / "in" / "d.safetensors", {"x": torch.zeros(1)}, info)
+    return ["generate", "--out", str(tmp / "out"), "--generator", "ddpm", "--checkpoint",
+            str(tmp / "in" / "d.safetensors"), "-q", *extra]
+
+
+CASES += [
+    ("ddpm-t-start-too-large", lambda t: ddpm_generate(t, "--t-start", "1000"),
+     "t_start must be in [0, 1000) for a 1000-step model; got 1000"),
+    ("ddpm-zero-steps", lambda t: ddpm_generate(t, "--steps", "0"), "'generator.steps': input should be greater"),
+    ("ddpm-unknown-sampler", lambda t: ddpm_generate(t, "--sampler", "euler"),
+     "'generator.sampler': input should be 'ddpm', 'ddim' or 'dpmsolver'"),
+    ("ddpm-two-starts", lambda t: ddpm_generate(t, "--t-start", "10", "--strength", "0.2"), "not allowed with"),
+    ("gan-given-a-ddpm-checkpoint", lambda t: [a.replace("ddpm", "gan") if a == "ddpm" else a
+                                               for a in ddpm_generate(t)],
+     "is a ddpm checkpoint; a gan checkpoint is needed here"),
+]
+
+
+def snapshot(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize(("setup", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, setup, fragment):
+    argv = setup(tmp_path)
+    capsys.readouterr()
+    before = snapshot(tmp_path)
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse usage errors exit from inside parse_args
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("cellsynth: error: ") or lines[0].startswith("cellsynth ")
+    assert fragment in lines[0]
+    assert snapshot(tmp_path) == before

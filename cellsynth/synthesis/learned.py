@@ -66,10 +66,15 @@ class LearnedGenerator:
     """What the cGAN and DDPM generators share: checkpoint, device, tiling, spacing handling."""
 
     name = "learned"
+    #: Checkpoint info keys generation needs.
+    required = ("architecture", "spacing_um", "patch")
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, device: str = "auto"):
         self.checkpoint = Path(checkpoint)
         self.info = read_checkpoint_info(self.checkpoint, self.name)
+        missing = [key for key in self.required if key not in self.info]
+        if missing:
+            raise InputError(f"'{checkpoint}' lacks {', '.join(missing)}: not a complete {self.name} checkpoint")
         self.patching = patching or PatchingConfig()
         self.device = _device(device)
         self._network = None
@@ -132,6 +137,7 @@ class GanGenerator(LearnedGenerator):
     """
 
     name = "gan"
+    required = (*LearnedGenerator.required, "conditioning")
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None,
                  alpha_um: float | None = None, device: str = "auto"):
@@ -193,6 +199,7 @@ class DiffusionGenerator(LearnedGenerator):
     """
 
     name = "ddpm"
+    required = (*LearnedGenerator.required, "schedule", "sketch")
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, *,
                  sampler: str = "dpmsolver", steps: int = 25, t_start: int | None = None,

@@ -1,0 +1,199 @@
+"""The DDPM: schedulers on volumes, sketches, SDEdit sampling with per-step tile fusion, training, resume."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from cellsynth.config import TrainConfig, load_preset, with_overrides
+from cellsynth.dataset import sample_rng
+from cellsynth.errors import InputError
+from cellsynth.io import read_checkpoint, write_volume
+from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+from cellsynth.models.diffusion import (
+    fused_denoiser,
+    make_scheduler,
+    sampling_timesteps,
+    sdedit,
+    start_timestep,
+    whole_denoiser,
+)
+from cellsynth.synthesis.conditioning import SketchStatistics, fit_sketch_statistics, make_sketch
+from cellsynth.synthesis.learned import DiffusionGenerator
+from cellsynth.synthesis.optics import OpticsRenderer
+from cellsynth.synthesis.patching import PatchPlan
+from cellsynth.train import train_ddpm
+
+SPACING = (0.29, 0.26, 0.26)
+
+
+@pytest.fixture(scope="module")
+def renderer_images(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("images")
+    config = with_overrides(load_preset("default"), {"volume.shape": (12, 48, 48)})
+    renderer = OpticsRenderer(config.optics, config.patching)
+    for index in range(2):
+        masks = simulate_masks(config.masks, config.volume, sample_rng(7, index))
+        write_volume(folder / f"image{index}.tif", renderer.render(masks, SPACING, sample_rng(8, index)), SPACING)
+    return folder
+
+
+def tiny_config(folder, **top) -> TrainConfig:
+    return TrainConfig.model_validate({
+        "steps": 6, "log_every": 1, "preview_every": 0, "checkpoint_every": 3, "device": "cpu", "batch_size": 4,
+        "data": {"images": [str(folder / "image*.tif")], "patch": [8, 16, 16]},
+        "ddpm": {"widths": [8, 16], "attention": False, "learning_rate": 2e-3, "ema_decay": 0.99}, **top})
+
+
+def log_rows(run) -> list[dict]:
+    with (run / "log.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def trained(renderer_images, tmp_path_factory):
+    return train_ddpm(tiny_config(renderer_images, preview_every=6), tmp_path_factory.mktemp("run") / "ddpm",
+                      progress=False)
+
+
+def per_voxel_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """A toy denoiser that looks at one voxel only (its ε̂ depends on t too)."""
+    return 0.3 * x * (1 + t.float()[:, None, None, None, None] / 1000)
+
+
+# ----------------------------------------------------------------------------- schedulers and sampling
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmsolver"])
+def test_schedulers_work_on_5d_volumes(sampler):
+    scheduler = make_scheduler(sampler)
+    x0 = torch.rand(2, 1, 4, 8, 8) * 2 - 1
+    noise = torch.randn(2, 1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    scheduler.set_timesteps(10)  # as sdedit does before noising (DPM-Solver indexes its own timesteps)
+    timesteps = scheduler.timesteps[[1, 8]]
+    noisy = scheduler.add_noise(x0, noise, timesteps)
+    alphas = scheduler.alphas_cumprod[timesteps].reshape(2, 1, 1, 1, 1)
+    assert torch.allclose(noisy, alphas.sqrt() * x0 + (1 - alphas).sqrt() * noise, atol=1e-5)
+    step = scheduler.step(noise, scheduler.timesteps[1], noisy, generator=torch.Generator().manual_seed(1))
+    assert step.prev_sample.shape == (2, 1, 4, 8, 8) and torch.isfinite(step.prev_sample).all()
+
+
+def test_start_timestep_from_t_start_strength_or_snr_and_its_errors():
+    scheduler = make_scheduler("ddpm")
+    assert start_timestep(scheduler, t_start=400) == 400
+    assert start_timestep(scheduler, strength=0.4) == 400
+    t = start_timestep(scheduler, snr=1.0)  # ᾱ = ½ on the cosine schedule: half-way
+    assert 0.45 < float(scheduler.alphas_cumprod[t]) < 0.55
+    linear = make_scheduler("ddpm", beta_schedule="linear")
+    assert start_timestep(linear, snr=1.0) != t  # same SNR, another timestep under another schedule
+    with pytest.raises(ValueError, match=r"t_start must be in \[0, 1000\) for a 1000-step model; got 1000"):
+        start_timestep(scheduler, t_start=1000)
+    with pytest.raises(ValueError, match="exactly one of t_start, strength, snr"):
+        start_timestep(scheduler, t_start=3, strength=0.1)
+    with pytest.raises(ValueError, match="steps must be >= 1"):
+        sampling_timesteps(scheduler, 400, 0)
+    with pytest.raises(ValueError, match="unknown sampler 'euler'"):
+        make_scheduler("euler")
+    steps = sampling_timesteps(make_scheduler("ddim"), 400, 25)
+    assert 23 <= len(steps) <= 27 and int(steps.max()) <= 400 and int(steps.min()) < 20
+
+
+def test_t_start_zero_returns_the_sketch():
+    sketch = torch.rand(1, 4, 8, 8) * 2 - 1
+    out = sdedit(whole_denoiser(lambda x, t: x), sketch, make_scheduler("ddpm"), t_start=0, steps=5,
+                 generator=torch.Generator())
+    assert torch.equal(out, sketch)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "dpmsolver"])
+def test_per_step_tile_fusion_equals_the_whole_volume_call_for_a_per_voxel_model(sampler):
+    sketch = torch.rand(1, 12, 40, 40, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    plan = PatchPlan((12, 40, 40), patch=(8, 16, 16), overlap=(2, 4, 4), crop=(1, 2, 2))
+    assert len(plan.tiles) > 8
+    results = [sdedit(denoise, sketch, make_scheduler(sampler), t_start=300, steps=8,
+                      generator=torch.Generator().manual_seed(5))
+               for denoise in (fused_denoiser(per_voxel_model, plan, batch_size=3), whole_denoiser(per_voxel_model))]
+    assert torch.allclose(results[0], results[1], atol=1e-5)
+    assert not torch.allclose(results[0], sketch, atol=1e-2)  # it did denoise something
+
+
+# ----------------------------------------------------------------------------- sketches
+
+
+def test_sketch_statistics_follow_the_fitted_distribution():
+    rng = np.random.default_rng(0)
+    labels = np.zeros((20, 60, 60), np.uint16)
+    grid = np.arange(400).reshape(4, 10, 10) + 1
+    labels[1:19:5, 1:59:6, 1:59:6] = 0
+    for (z, y, x), value in np.ndenumerate(grid):  # 400 3×4×4 boxes
+        labels[z * 5 + 1:z * 5 + 4, y * 6 + 1:y * 6 + 5, x * 6 + 1:x * 6 + 5] = value
+    truth = rng.normal(0.55, 0.08, 401)
+    image = np.where(labels > 0, truth[labels], rng.normal(0.1, 0.01, labels.shape)).astype(np.float32)
+    fitted = fit_sketch_statistics(image, labels)
+    assert fitted.object_mean == pytest.approx(0.55, abs=0.01) and fitted.object_std == pytest.approx(0.08, abs=0.01)
+    assert fitted.background_mean == pytest.approx(0.1, abs=0.002)
+    sketch = make_sketch(labels, SPACING, fitted, np.random.default_rng(1))
+    drawn = np.array([sketch[labels == i][0] for i in range(1, 401)])
+    assert drawn.mean() == pytest.approx(fitted.object_mean, abs=0.012)
+    assert drawn.std() == pytest.approx(fitted.object_std, rel=0.15)
+    assert np.ptp(sketch[labels == 0]) == 0  # one background value per volume
+    membranes = make_sketch(labels, SPACING, SketchStatistics(0.9, 0.0, 0.1, 0.0), np.random.default_rng(1),
+                            membranes=labels == 0)
+    assert set(np.unique(membranes)) == {np.float32(0.1), np.float32(0.9)}
+    blurred = make_sketch(labels, SPACING, fitted, np.random.default_rng(1), blur_um=(0.29, 0.26, 0.26))
+    assert blurred.std() < sketch.std() and blurred.mean() == pytest.approx(sketch.mean(), abs=1e-3)
+    unlabelled = fit_sketch_statistics(image)  # Otsu components stand in for labels
+    assert unlabelled.object_mean == pytest.approx(0.55, abs=0.03)
+
+
+# ----------------------------------------------------------------------------- training and generation
+
+
+def test_tiny_ddpm_trained_a_few_hundred_cpu_steps_lowers_its_loss(renderer_images, tmp_path):
+    train_ddpm(tiny_config(renderer_images, steps=200, checkpoint_every=200), tmp_path / "run", progress=False)
+    loss = [float(row["loss"]) for row in log_rows(tmp_path / "run")]
+    assert len(loss) == 200 and np.mean(loss[-20:]) < 0.5 * np.mean(loss[:20])
+
+
+def test_checkpoint_round_trip_and_exact_resume(renderer_images, trained, tmp_path):
+    _, info = read_checkpoint(trained, "ddpm")
+    assert info["schedule"] == {"num_train_timesteps": 1000, "beta_schedule": "squaredcos_cap_v2",
+                                "prediction_type": "epsilon"}
+    assert info["sketch"]["blur_um"] == pytest.approx(SPACING) and info["patch"] == [8, 16, 16]
+    assert (trained.parent / "previews" / "step_000006.png").is_file()
+    split = tmp_path / "split"
+    train_ddpm(tiny_config(renderer_images, steps=3), split, progress=False)
+    train_ddpm(tiny_config(renderer_images, steps=6), split, resume=True, progress=False)
+    assert log_rows(split) == log_rows(trained.parent)
+    first, _ = read_checkpoint(trained)
+    second, _ = read_checkpoint(split / "checkpoint.safetensors")
+    assert first.keys() == second.keys() and all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_same_seed_same_sample_and_the_sketch_at_t_start_zero(trained):
+    labels = np.zeros((10, 40, 40), np.uint16)
+    labels[2:8, 5:15, 5:15], labels[2:8, 20:34, 18:30] = 1, 2
+    masks = SimulatedMasks(labels, None)
+    generator = DiffusionGenerator(trained, sampler="ddim", steps=4, device="cpu")
+    first = generator.render(masks, SPACING, np.random.default_rng(1))
+    assert first.shape == labels.shape and first.dtype == np.float32 and 0 <= first.min() and first.max() <= 1
+    assert np.array_equal(first, generator.render(masks, SPACING, np.random.default_rng(1)))
+    assert not np.array_equal(first, generator.render(masks, SPACING, np.random.default_rng(2)))
+    still = DiffusionGenerator(trained, t_start=0, device="cpu")
+    sketch = make_sketch(labels, SPACING, still.statistics, np.random.default_rng(4), blur_um=still.blur_um)
+    assert np.allclose(still.sample(sketch, SPACING, np.random.default_rng(5)), sketch, atol=1e-6)
+
+
+def test_bad_sampling_settings_are_refused(trained):
+    with pytest.raises(InputError, match=r"t_start must be in \[0, 1000\)"):
+        DiffusionGenerator(trained, t_start=1000)
+    with pytest.raises(InputError, match="steps must be >= 1; got 0"):
+        DiffusionGenerator(trained, steps=0)
+    with pytest.raises(InputError, match="unknown sampler 'heun'"):
+        DiffusionGenerator(trained, sampler="heun")
+    generator = DiffusionGenerator(trained, device="cpu")
+    with pytest.raises(InputError, match=r"the sketch must be in \[0, 1\]"):
+        generator.sample(np.full((4, 16, 16), -0.5, np.float32), SPACING, np.random.default_rng(0))
