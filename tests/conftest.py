@@ -49,3 +49,21 @@ def make_dataset(tmp_path):
         )
 
     return build
+
+
+def write_renderer_images(folder, shape, seed: int, n: int = 2, spacing=(0.29, 0.26, 0.26)):
+    """``n`` physics-renderer images ``imageI.tif`` (and their ``labelsI.tif``) of the default preset in ``folder``."""
+    from cellsynth.config import load_preset, with_overrides
+    from cellsynth.dataset import sample_rng
+    from cellsynth.io import write_volume
+    from cellsynth.masks.simulate import simulate_masks
+    from cellsynth.synthesis.optics import OpticsRenderer
+
+    config = with_overrides(load_preset("default"), {"volume.shape": shape})
+    renderer = OpticsRenderer(config.optics, config.patching)
+    for index in range(n):
+        masks = simulate_masks(config.masks, config.volume, sample_rng(seed, index))
+        write_volume(folder / f"image{index}.tif", renderer.render(masks, spacing, sample_rng(seed + 1, index)),
+                     spacing)
+        write_volume(folder / f"labels{index}.tif", masks.labels, spacing)
+    return folder

@@ -7,12 +7,12 @@ import csv
 import numpy as np
 import pytest
 import torch
+from conftest import write_renderer_images
 
-from cellsynth.config import TrainConfig, load_preset, with_overrides
-from cellsynth.dataset import sample_rng
+from cellsynth.config import TrainConfig
 from cellsynth.errors import InputError
-from cellsynth.io import read_checkpoint, write_volume
-from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+from cellsynth.io import read_checkpoint
+from cellsynth.masks.simulate import SimulatedMasks
 from cellsynth.models.diffusion import (
     fused_denoiser,
     make_scheduler,
@@ -23,7 +23,6 @@ from cellsynth.models.diffusion import (
 )
 from cellsynth.synthesis.conditioning import SketchStatistics, fit_sketch_statistics, make_sketch
 from cellsynth.synthesis.learned import DiffusionGenerator
-from cellsynth.synthesis.optics import OpticsRenderer
 from cellsynth.synthesis.patching import PatchPlan
 from cellsynth.train import train_ddpm
 
@@ -32,13 +31,8 @@ SPACING = (0.29, 0.26, 0.26)
 
 @pytest.fixture(scope="module")
 def renderer_images(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("images")
-    config = with_overrides(load_preset("default"), {"volume.shape": (12, 48, 48)})
-    renderer = OpticsRenderer(config.optics, config.patching)
-    for index in range(2):
-        masks = simulate_masks(config.masks, config.volume, sample_rng(7, index))
-        write_volume(folder / f"image{index}.tif", renderer.render(masks, SPACING, sample_rng(8, index)), SPACING)
-    return folder
+    """Two physics-renderer images (TIFF with spacing) and their labels."""
+    return write_renderer_images(tmp_path_factory.mktemp("images"), (12, 48, 48), seed=7)
 
 
 def tiny_config(folder, **top) -> TrainConfig:

@@ -7,19 +7,19 @@ import csv
 import numpy as np
 import pytest
 import torch
+from conftest import write_renderer_images
 
 from cellsynth.config import TrainConfig, load_preset, with_overrides
-from cellsynth.dataset import Dataset, sample_rng
+from cellsynth.dataset import Dataset
 from cellsynth.errors import InputError
-from cellsynth.io import read_checkpoint, write_checkpoint, write_volume
-from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+from cellsynth.io import read_checkpoint, write_checkpoint
+from cellsynth.masks.simulate import SimulatedMasks
 from cellsynth.models import gan
 from cellsynth.models.discriminator import PatchDiscriminator
 from cellsynth.models.gan import AdaController, augment
 from cellsynth.models.unet3d import UNet3D, pixel_shuffle_3d, pixel_unshuffle_3d, seeded
 from cellsynth.synthesis.conditioning import mask_channel, positional_map
 from cellsynth.synthesis.learned import GanGenerator, load_network
-from cellsynth.synthesis.optics import OpticsRenderer
 from cellsynth.synthesis.pipeline import generate_dataset, load_generator
 from cellsynth.train import train_gan
 
@@ -28,15 +28,8 @@ SPACING = (0.29, 0.26, 0.26)
 
 @pytest.fixture(scope="module")
 def renderer_images(tmp_path_factory):
-    """Two 16×64×64 physics-renderer images (TIFF with spacing) and their labels."""
-    folder = tmp_path_factory.mktemp("images")
-    config = with_overrides(load_preset("default"), {"volume.shape": (16, 64, 64)})
-    renderer = OpticsRenderer(config.optics, config.patching)
-    for index in range(2):
-        masks = simulate_masks(config.masks, config.volume, sample_rng(5, index))
-        write_volume(folder / f"image{index}.tif", renderer.render(masks, SPACING, sample_rng(6, index)), SPACING)
-        write_volume(folder / f"labels{index}.tif", masks.labels, SPACING)
-    return folder
+    """Two physics-renderer images (TIFF with spacing) and their labels."""
+    return write_renderer_images(tmp_path_factory.mktemp("images"), (16, 64, 64), seed=5)
 
 
 def tiny_config(folder, **overrides) -> TrainConfig:
