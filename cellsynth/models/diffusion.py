@@ -125,29 +125,25 @@ def sdedit(denoise, sketch: torch.Tensor, scheduler, *, t_start: int, steps: int
     return x.clamp(-1, 1)
 
 
-def fused_denoiser(model: nn.Module, plan, batch_size: int = 1, conditions: torch.Tensor | None = None):
+def fused_denoiser(model: nn.Module, plan, batch_size: int = 1):
     """``(x_t, t) → prediction`` that runs ``model`` on every tile of ``plan`` and blends the tiles with the
-    plan's weights (per-step fusion). ``conditions`` (extra input channels, e.g. the positional map)
-    are concatenated to ``x_t`` before tiling."""
+    plan's weights (per-step fusion)."""
 
     def denoise(x: torch.Tensor, t) -> torch.Tensor:
-        volume = x if conditions is None else torch.cat([x, conditions], dim=0)
-
         def run(tiles: torch.Tensor) -> torch.Tensor:
             timesteps = torch.full((tiles.shape[0],), int(t), device=tiles.device)
             return model(tiles, timesteps).float()
 
-        return plan.apply(run, volume, batch_size=batch_size, out_channels=x.shape[0])
+        return plan.apply(run, x, batch_size=batch_size, out_channels=x.shape[0])
 
     return denoise
 
 
-def whole_denoiser(model: nn.Module, conditions: torch.Tensor | None = None):
+def whole_denoiser(model: nn.Module):
     """``(x_t, t) → prediction`` with one network call on the whole volume."""
 
     def denoise(x: torch.Tensor, t) -> torch.Tensor:
-        volume = x if conditions is None else torch.cat([x, conditions], dim=0)
-        return model(volume[None], torch.full((1,), int(t), device=x.device))[0].float()
+        return model(x[None], torch.full((1,), int(t), device=x.device))[0].float()
 
     return denoise
 
