@@ -151,7 +151,24 @@ def semantic_scores(true: np.ndarray, pred: np.ndarray, tolerance: float = 0) ->
             "tolerance": tolerance}
 
 
-def segmentation_report(true: np.ndarray, pred: np.ndarray, thresholds: Sequence[float] = THRESHOLDS,
-                        tolerance: float = 0) -> dict:
-    """:func:`matching` at every threshold plus :func:`semantic_scores`, JSON-ready."""
-    return {"matching": matching(true, pred, thresholds), "semantic": semantic_scores(true, pred, tolerance)}
+def pooled_scores(per_image: Sequence[Sequence[dict]]) -> list[dict]:
+    """Matching scores over several images: counts summed per threshold, then the ratios.
+
+    Examples
+    --------
+    >>> a = np.zeros((1, 4, 8), np.uint16); a[0, :, :3] = 1; a[0, :, 5:] = 2
+    >>> rows = pooled_scores([matching(a, a, (0.5,)), matching(a, np.zeros_like(a), (0.5,))])
+    >>> rows[0]["tp"], rows[0]["n_true"], rows[0]["average_precision"]
+    (2, 4, 0.5)
+    """
+    return [scores_from_counts(rows[0]["threshold"], *(sum(r[k] for r in rows) for k in ("n_true", "n_pred", "tp")),
+                               sum(r["mean_matched_iou"] * r["tp"] for r in rows if r["tp"]))
+            for rows in zip(*per_image, strict=True)]
+
+
+def score_at(scores: Sequence[dict], threshold: float, key: str = "average_precision") -> float:
+    """One figure (default the average precision) at one IoU threshold of :func:`matching`'s rows."""
+    for row in scores:
+        if abs(row["threshold"] - threshold) < 1e-9:
+            return row[key]
+    raise InputError(f"no scores at IoU threshold {threshold:g}; have {[r['threshold'] for r in scores]}")

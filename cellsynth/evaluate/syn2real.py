@@ -1,27 +1,46 @@
-"""Syn2Real: train a compact 3D segmenter on one dataset, test it on another, report the matching scores.
+"""Syn2Real: train a 3D segmenter on one dataset, test it on another, report the matching scores.
 
-Trained on synthetic data and tested on real data it answers "is this synthetic dataset good
-enough?"; trained on the real training split it gives the Real2Real baseline to compare with.
+Trained on synthetic data and tested on the user's real images it answers "is this synthetic
+dataset worth training on?"; trained on a spatially disjoint part of the real data (see
+:func:`cellsynth.evaluate.volumes.split_dataset`) it gives Real2Real, and
+:func:`cellsynth.evaluate.baseline.baseline` the untrained classical figure to beat.
 
-The segmenter is a small 3D U-Net (:class:`cellsynth.models.unet3d.UNet3D`) predicting two
-probabilities per voxel, foreground and instance boundary (the targets of
-:func:`segmentation_targets`), trained with binary cross-entropy on random patches augmented on the
-fly (:class:`cellsynth.augment.PatchDataset`). Test volumes go through the patch engine, and
-instances come from a seeded watershed: seeds are the connected foreground voxels away from
-boundaries, flooded over the boundary probability within the foreground.
+The segmenter
+-------------
+- **Grid.** Training and test volumes are resampled to one *working spacing* (default: the
+  coarsest spacing of the data, but never finer than 0.5 µm per axis: nuclei a few µm across keep
+  ten or more voxels, and a CPU trains in minutes). Patches have a size in µm. Intensities are
+  normalised per volume (0.1/99.9 percentiles to [0, 1]).
+- **Network.** The one 3D U-Net (:class:`cellsynth.models.unet3d.UNet3D`, three down-samplings,
+  instance norm) predicts two maps: the foreground and a *centre-ness*, each object's distance to
+  its own surface in µm divided by that object's largest such distance (1 at its centre, → 0 at
+  its border, 0 outside). Binary cross-entropy on both.
+- **Training.** Random patches (70 % centred on an object) with on-the-fly augmentation
+  (:func:`default_augmentation`), Adam, a 5 % linear warm-up then cosine decay over the budget
+  (``steps`` or ``minutes``, whichever ends first), bf16 autocast where the hardware has it.
+- **Model selection.** The last ``validation_fraction`` of every training volume (along its longest
+  lateral axis) is never trained on. At ten points of the budget the network segments it; the
+  thresholds (foreground, seed) with the best AP@0.5 there, and the weights of the best point,
+  are kept. The test set is never looked at before the end.
+- **Instances.** Seeds are the connected voxels with foreground and centre-ness above their
+  thresholds; a watershed of the negated centre-ness grows them inside the foreground
+  (:func:`instances_from_probabilities`), at the test image's own grid.
 """
 
 from __future__ import annotations
 
-import json
+import copy
+import math
 import os
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import count, product
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import ndimage as ndi
-from skimage.segmentation import watershed
 from tqdm.auto import tqdm
 
 from cellsynth.augment import (
@@ -30,27 +49,71 @@ from cellsynth.augment import (
     Flip,
     Gamma,
     GaussianNoise,
+    LabelledImage,
     PatchDataset,
     Rotate90,
     Stacked,
     Transform,
-    load_labelled_images,
+    normalize_percentiles,
 )
 from cellsynth.errors import InputError
-from cellsynth.evaluate.images import jsonable
-from cellsynth.evaluate.segmentation import THRESHOLDS, matching, scores_from_counts
-from cellsynth.io import atomic_path, write_json_atomic, write_volume
-from cellsynth.masks.derived import SEMANTIC_CLASSES, semantic_from_instances
+from cellsynth.evaluate.baseline import (
+    MIN_VOLUME_UM3,
+    check_output_folder,
+    seeded_watershed,
+    write_segmentation_results,
+)
+from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores, score_at
+from cellsynth.evaluate.volumes import Volume, read_volumes, resample, split_volume
+from cellsynth.io import Spacing, atomic_path, check_spacing
+from cellsynth.masks.derived import instance_boundaries
+from cellsynth.models.training import autocast_dtype, resolve_device
 from cellsynth.models.unet3d import UNet3D, seeded
 from cellsynth.synthesis.patching import apply_patched
 
 PERCENTILES = (0.1, 99.9)
+#: The working grid is never finer than this (µm per axis) unless asked for.
+MIN_WORKING_SPACING_UM = 0.5
+#: Default training patch (z, y, x) in µm.
+PATCH_UM = (16.0, 32.0, 32.0)
+#: Default share of each training volume held out for model selection.
+VALIDATION_FRACTION = 0.2
+#: Model selection happens at this many evenly spread points of the budget.
+N_VALIDATIONS = 10
+FOREGROUND_THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
+SEED_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+WARMUP = 0.05
+#: Bytes of training memory per patch voxel per base feature (measured: fp32, Adam, batch 2).
+_BYTES_PER_VOXEL_FEATURE = 220
 
 
-def segmentation_targets(labels: np.ndarray, spacing=None) -> dict[str, np.ndarray]:
-    """``{"target": (2, Z, Y, X) float32}``: foreground and instance-boundary masks of ``labels``."""
-    semantic = semantic_from_instances(labels)
-    return {"target": np.stack([semantic > 0, semantic == SEMANTIC_CLASSES["border"]]).astype(np.float32)}
+def centreness(labels: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+    """Each object's distance to its own surface (µm) over that object's largest one: 1 at its centre, 0 outside.
+
+    Touching objects are kept apart: voxels of an instance that touch another instance or the
+    background count as its surface (:func:`~cellsynth.masks.derived.instance_boundaries`).
+
+    Examples
+    --------
+    >>> labels = np.zeros((1, 1, 7), np.uint16); labels[0, 0, 1:6] = 3
+    >>> centreness(labels, (1, 1, 1))[0, 0].round(2)
+    array([0.  , 0.33, 0.67, 1.  , 0.67, 0.33, 0.  ], dtype=float32)
+    """
+    labels = np.asarray(labels)
+    inside = labels > 0
+    if not inside.any():
+        return np.zeros(labels.shape, np.float32)
+    interior = inside & ~instance_boundaries(labels)
+    distance = ndi.distance_transform_edt(interior, sampling=spacing) + inside * min(spacing)
+    largest = np.zeros(int(labels.max()) + 1)
+    ids = np.unique(labels[inside])
+    largest[ids] = ndi.maximum(distance, labels, ids)
+    return np.where(inside, distance / np.maximum(largest[labels], 1e-12), 0).astype(np.float32)
+
+
+def segmentation_targets(labels: np.ndarray, spacing: Sequence[float]) -> dict[str, np.ndarray]:
+    """``{"target": (2, Z, Y, X) float32}``: the foreground and :func:`centreness` of ``labels``."""
+    return {"target": np.stack([(labels > 0).astype(np.float32), centreness(labels, spacing)])}
 
 
 def default_augmentation() -> Transform:
@@ -59,8 +122,14 @@ def default_augmentation() -> Transform:
                    p=0.5)
 
 
-def pools_for(patch: Sequence[int], levels: int = 2) -> list[tuple[int, int, int]]:
-    """Pooling per level: halve an axis only while it keeps at least 4 voxels."""
+def working_spacing(spacings: Sequence[Sequence[float]], min_spacing_um: float = MIN_WORKING_SPACING_UM) -> Spacing:
+    """The coarsest voxel size of ``spacings`` per axis, but at least ``min_spacing_um``."""
+    spacings = [check_spacing(s) for s in spacings]
+    return tuple(max(min_spacing_um, *(s[axis] for s in spacings)) for axis in range(3))  # type: ignore[return-value]
+
+
+def pools_for(patch: Sequence[int], levels: int = 3) -> list[tuple[int, int, int]]:
+    """Down-sampling per level: halve an axis only while it keeps at least 4 voxels."""
     size, pools = list(patch), []
     for _ in range(levels):
         pool = tuple(2 if n // 2 >= 4 else 1 for n in size)
@@ -69,100 +138,313 @@ def pools_for(patch: Sequence[int], levels: int = 2) -> list[tuple[int, int, int
     return pools  # type: ignore[return-value]
 
 
+def patch_voxels(patch_um: Sequence[float], spacing: Sequence[float]) -> tuple[int, int, int]:
+    """A patch of ``patch_um`` µm in voxels of ``spacing``, rounded to a multiple of 8 (at least 8)."""
+    patch_um = tuple(float(p) for p in patch_um)
+    if len(patch_um) != 3 or not all(math.isfinite(p) and p > 0 for p in patch_um):
+        raise InputError(f"patch size must be three lengths > 0 µm (z, y, x); got {patch_um}")
+    return tuple(max(8, 8 * round(p / s / 8)) for p, s in zip(patch_um, spacing, strict=True))  # type: ignore
+
+
+def training_bytes(patch: Sequence[int], batch_size: int, features: int) -> int:
+    """A generous estimate of the memory one training step needs (activations, gradients, optimiser)."""
+    return int(np.prod(patch)) * batch_size * features * _BYTES_PER_VOXEL_FEATURE
+
+
+def _check_memory(patch: Sequence[int], batch_size: int, features: int) -> None:
+    import psutil
+
+    needed, available = training_bytes(patch, batch_size, features), psutil.virtual_memory().available
+    if needed > available:
+        raise InputError(f"a training step on {batch_size} patches of {tuple(patch)} voxels with {features} features "
+                         f"needs about {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB are free; "
+                         "use a smaller --patch-um, a coarser --spacing or a smaller --batch-size")
+
+
+def prepare(volume: Volume, spacing: Spacing) -> LabelledImage:
+    """A labelled volume on the working grid, intensities normalised to [0, 1]."""
+    image = resample(volume.image, volume.spacing, spacing, order=1)
+    labels = resample(volume.labels, volume.spacing, spacing, order=0, shape=image.shape)
+    return LabelledImage(normalize_percentiles(image, *PERCENTILES), labels, spacing)
+
+
+def instances_from_probabilities(probabilities: np.ndarray, spacing: Sequence[float], *,
+                                 foreground_threshold: float = 0.5, seed_threshold: float = 0.5,
+                                 min_volume_um3: float = MIN_VOLUME_UM3) -> np.ndarray:
+    """Instances from foreground and centre-ness maps: seeds where both are high, a watershed from them.
+
+    Parameters
+    ----------
+    probabilities : ndarray, shape (2, Z, Y, X)
+        Foreground probability and predicted centre-ness.
+    spacing : 3 floats
+        Voxel size in µm.
+    foreground_threshold, seed_threshold : float
+        The foreground is ``p_fg > foreground_threshold``; seeds are its connected parts with
+        centre-ness above ``seed_threshold`` (at least a tenth of ``min_volume_um3``).
+    min_volume_um3 : float
+        Smaller objects are dropped; the rest are numbered 1…n.
+
+    Examples
+    --------
+    >>> p = np.zeros((2, 1, 1, 9)); p[0, 0, 0, 1:8] = 1; p[1, 0, 0] = [0, .2, .9, .2, .1, .3, .9, .3, 0]
+    >>> instances_from_probabilities(p, (1, 1, 1), min_volume_um3=1)[0, 0]
+    array([0, 1, 1, 1, 2, 2, 2, 2, 0], dtype=uint16)
+    """
+    foreground, centre = probabilities
+    mask = foreground > foreground_threshold
+    seeds, _ = ndi.label(mask & (centre > seed_threshold))
+    small = np.bincount(seeds.ravel()) * np.prod(spacing) < min_volume_um3 / 10
+    small[0] = False
+    seeds[small[seeds]] = 0
+    return seeded_watershed(-centre, seeds, mask, spacing, min_volume_um3)
+
+
+def choose_thresholds(probabilities: Sequence[np.ndarray], volumes: Sequence[Volume],
+                      min_volume_um3: float = MIN_VOLUME_UM3) -> tuple[dict, float]:
+    """The (foreground, seed) thresholds with the best pooled AP@0.5 over ``volumes``, and that AP.
+
+    Ties go to the better mean AP over IoU 0.5…0.9, then to the middle of the grids.
+    """
+    best, best_key = None, None
+    for fg, seed in product(FOREGROUND_THRESHOLDS, SEED_THRESHOLDS):
+        predicted = [instances_from_probabilities(p, v.spacing, foreground_threshold=fg, seed_threshold=seed,
+                                                  min_volume_um3=min_volume_um3)
+                     for p, v in zip(probabilities, volumes, strict=True)]
+        pooled = pooled_scores([matching(v.labels, q, THRESHOLDS[4:]) for v, q in zip(volumes, predicted,
+                                                                                        strict=True)])
+        key = (score_at(pooled, 0.5), np.mean([r["average_precision"] for r in pooled]),
+               -abs(fg - 0.5) - abs(seed - 0.5))
+        if best_key is None or key > best_key:
+            best, best_key = {"foreground": fg, "seed": seed}, key
+    return best, float(best_key[0])
+
+
+@dataclass
+class Segmenter:
+    """A trained segmenter: network, working grid, patch, thresholds; segments images of any spacing.
+
+    Attributes
+    ----------
+    model : UNet3D
+    spacing : tuple of 3 float
+        Working voxel size (µm).
+    patch : tuple of 3 int
+        Training and inference tile (voxels of the working grid).
+    thresholds : dict
+        ``foreground`` and ``seed`` thresholds (chosen on validation data).
+    min_volume_um3 : float
+    device : str
+    dtype : torch.dtype or None
+        Autocast dtype (None: fp32).
+    history : dict
+        Training record: losses, validation points, steps, seconds, the selected step.
+    """
+
+    model: UNet3D
+    spacing: Spacing
+    patch: tuple[int, int, int]
+    thresholds: dict = field(default_factory=lambda: {"foreground": 0.5, "seed": 0.5})
+    min_volume_um3: float = MIN_VOLUME_UM3
+    device: str = "cpu"
+    dtype: torch.dtype | None = None
+    history: dict = field(default_factory=dict)
+
+    def probabilities(self, image: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+        """Foreground and centre-ness ``(2, Z, Y, X)`` of a raw image, on the image's own grid."""
+        spacing = check_spacing(spacing)
+        working = normalize_percentiles(resample(image, spacing, self.spacing, order=1), *PERCENTILES)
+        divisor = max(self.model.divisor)
+        overlap, crop = [p // 4 for p in self.patch], [p // 8 for p in self.patch]
+        model = self.model.eval()
+
+        @torch.no_grad()
+        def run(tiles: np.ndarray) -> np.ndarray:
+            with torch.autocast(self.device, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+                logits = model(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device))
+            return torch.sigmoid(logits.float()).cpu().numpy()
+
+        result, _ = apply_patched(run, working[None], patch=self.patch, overlap=overlap, crop=crop, window="hann",
+                                  multiple=divisor, batch_size=2, out_channels=2)
+        return np.stack([resample(channel, self.spacing, spacing, order=1, shape=image.shape) for channel in result])
+
+    def segment(self, image: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+        """Instance labels of a raw image, on its own grid."""
+        return instances_from_probabilities(self.probabilities(image, spacing), check_spacing(spacing),
+                                            foreground_threshold=self.thresholds["foreground"],
+                                            seed_threshold=self.thresholds["seed"],
+                                            min_volume_um3=self.min_volume_um3)
+
+    def save(self, path: str | os.PathLike, settings: dict) -> None:
+        """Weights in safetensors; spacing, patch, thresholds and ``settings`` in its metadata."""
+        import json
+
+        from safetensors.torch import save_file
+
+        metadata = {"cellsynth_checkpoint": "syn2real-segmenter",
+                    "settings": json.dumps({**settings, "working_spacing_um": list(self.spacing),
+                                            "patch_voxels": list(self.patch), "thresholds": self.thresholds})}
+        with atomic_path(path) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}, str(tmp),
+                      metadata=metadata)
+
+
+def _learning_rate(progress: float, peak: float) -> float:
+    """Linear warm-up over the first 5 % of the budget, then cosine decay to 2 % of ``peak``."""
+    if progress < WARMUP:
+        return peak * max(progress / WARMUP, 0.01)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, (progress - WARMUP) / (1 - WARMUP))))
+    return peak * (0.02 + 0.98 * cosine)
+
+
+def _split_for_validation(volumes: Sequence[Volume], fraction: float) -> tuple[list[Volume], list[Volume]]:
+    """Each volume cut along its longer lateral axis: the first part trains, the last ``fraction`` validates."""
+    train, validation = [], []
+    for volume in volumes:
+        axis = 1 if volume.image.shape[1] >= volume.image.shape[2] else 2
+        parts = [split_volume(a, axis, 1 - fraction) for a in (volume.image, volume.labels)]
+        train.append(Volume(parts[0][0], volume.spacing, parts[1][0], volume.name))
+        validation.append(Volume(parts[0][1], volume.spacing, parts[1][1], volume.name))
+    if not any(v.labels.any() for v in validation):
+        raise InputError("the validation part of the training data holds no labelled object; "
+                         "use a larger --validation-fraction or more training data")
+    return train, validation
+
+
 def train_segmenter(
-    train,
+    train: str | os.PathLike | Sequence[Volume],
     *,
-    patch: Sequence[int] = (16, 64, 64),
-    steps: int = 300,
+    spacing_um: Sequence[float] | None = None,
+    patch_um: Sequence[float] = PATCH_UM,
+    steps: int | None = 2000,
+    minutes: float | None = None,
     batch_size: int = 2,
-    learning_rate: float = 1e-3,
+    learning_rate: float = 2e-3,
     features: int = 16,
+    validation_fraction: float = VALIDATION_FRACTION,
+    min_volume_um3: float = MIN_VOLUME_UM3,
     transform: Transform | None = None,
     seed: int = 0,
     device: str = "cpu",
+    precision: str = "auto",
     progress: bool = True,
-) -> tuple[UNet3D, list[float]]:
-    """Train the segmenter on random augmented patches of ``train`` (a dataset folder or labelled images).
+) -> Segmenter:
+    """Train the segmenter (module doc) on labelled volumes; select weights and thresholds on held-out parts.
+
+    Parameters
+    ----------
+    train : path-like or sequence of Volume
+        A dataset folder with labels, or volumes with labels.
+    spacing_um : 3 floats, optional
+        Working voxel size in µm (default :func:`working_spacing` of the training data).
+    patch_um : 3 floats
+        Training patch (z, y, x) in µm.
+    steps, minutes : int or float, optional
+        Budget: training stops at whichever comes first (at least one must be given).
+    batch_size, learning_rate, features : int, float, int
+        Patches per step, Adam's peak learning rate, channels of the first U-Net level.
+    validation_fraction : float
+        Share of each training volume held out for model selection, in (0, 0.5].
+    min_volume_um3 : float
+        Smaller predicted objects are dropped.
+    transform : Transform, optional
+        Augmentation (default :func:`default_augmentation`).
+    seed : int
+        Weights, patches and augmentation; with a step budget, the same seed gives the same model.
+    device : {"cpu", "cuda", "auto"}
+    precision : {"auto", "bf16", "fp32"}
+        Autocast: ``auto`` uses bf16 where the hardware has it (:func:`autocast_dtype`).
+    progress : bool
 
     Returns
     -------
-    model : UNet3D
-        In eval mode.
-    losses : list of float
-        The loss of every step.
+    Segmenter
+        With ``history``: ``losses`` (every step), ``validation`` (step, seconds, AP@0.5,
+        thresholds at each point), ``selected_step``, ``steps``, ``seconds``.
+
+    Examples
+    --------
+    >>> segmenter = train_segmenter("data/cells3d_left", minutes=15)            # doctest: +SKIP
+    >>> labels = segmenter.segment(image, spacing)                               # doctest: +SKIP
     """
-    if steps < 1 or batch_size < 1:
-        raise InputError(f"steps and batch size must be >= 1; got {steps} and {batch_size}")
-    patches = PatchDataset(train, patch, transform=default_augmentation() if transform is None else transform,
-                           samples_per_epoch=steps * batch_size, foreground_fraction=0.7, percentiles=PERCENTILES,
+    if steps is None and minutes is None:
+        raise InputError("give a training budget: steps, minutes or both")
+    if (steps is not None and steps < 1) or (minutes is not None and not minutes > 0):
+        raise InputError(f"the training budget must be >= 1 step and > 0 minutes; got steps {steps}, minutes {minutes}")
+    if batch_size < 1 or features < 1 or not learning_rate > 0:
+        raise InputError(f"batch size and features must be >= 1 and the learning rate > 0; "
+                         f"got {batch_size}, {features}, {learning_rate}")
+    if not 0 < validation_fraction <= 0.5:
+        raise InputError(f"the validation fraction must lie in (0, 0.5]; got {validation_fraction!r}")
+    device = resolve_device(device)
+    dtype = autocast_dtype(device, precision)
+    volumes = read_volumes(train, labels=True, what="--train") if isinstance(train, (str, os.PathLike)) else list(train)
+    if not volumes or any(v.labels is None for v in volumes):
+        raise InputError("the training set needs at least one image, each with its labels")
+    if not any(v.labels.any() for v in volumes):
+        raise InputError("the training labels hold no object")
+    spacing = check_spacing(spacing_um, "--spacing") if spacing_um is not None else working_spacing(
+        [v.spacing for v in volumes])
+    patch = patch_voxels(patch_um, spacing)
+    _check_memory(patch, batch_size, features)
+    fitting, validation = _split_for_validation(volumes, validation_fraction)
+    patches = PatchDataset([prepare(v, spacing) for v in fitting], patch,
+                           transform=default_augmentation() if transform is None else transform,
+                           samples_per_epoch=batch_size * 50, foreground_fraction=0.7, percentiles=None,
                            targets=segmentation_targets, seed=seed)
-    model = seeded(lambda: UNet3D(1, 2, (features, 2 * features, 4 * features), pools_for(patch), upsample="transpose",
+    model = seeded(lambda: UNet3D(1, 2, [features * 2**k for k in range(4)], pools_for(patch), upsample="transpose",
                                   negative_slope=0.1), torch.Generator().manual_seed(seed)).to(device)
+    segmenter = Segmenter(model, spacing, patch, min_volume_um3=min_volume_um3, device=device, dtype=dtype)
     optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate)
-    losses = []
-    model.train()
-    loader = torch.utils.data.DataLoader(patches, batch_size=batch_size)
-    for batch in tqdm(loader, desc="training", unit="step", disable=True if not progress else None):
-        logits = model(batch["image"].to(device))
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, batch["target"].to(device))
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(float(loss.detach()))
-    return model.eval(), losses
+    losses, points = [], []
+    best_state, best_ap = None, -1.0
+    budget_s = minutes * 60 if minutes is not None else math.inf
+    start = time.perf_counter()
+    next_check = 1
+    bar = tqdm(total=steps, desc="training", unit="step", disable=True if not progress else None)
 
+    def progress_of(step: int) -> float:
+        return max(step / steps if steps is not None else 0.0, (time.perf_counter() - start) / budget_s)
 
-def predict_probabilities(model: UNet3D, image: np.ndarray, patch: Sequence[int], device: str = "cpu",
-                          batch_size: int = 2) -> np.ndarray:
-    """Foreground and boundary probabilities ``(2, Z, Y, X)`` of a normalised image, tile by tile."""
-    divisor = max(model.divisor)
-    patch = [max(divisor, p - p % divisor) for p in patch]
-    overlap = [p // 4 for p in patch]
-    crop = [p // 8 for p in patch]
-
-    @torch.no_grad()
-    def run(tiles: np.ndarray) -> np.ndarray:
-        return torch.sigmoid(model(torch.from_numpy(np.ascontiguousarray(tiles)).to(device))).cpu().numpy()
-
-    result, _ = apply_patched(run, image[None].astype(np.float32), patch=patch, overlap=overlap, crop=crop,
-                              window="hann", multiple=divisor, batch_size=batch_size, out_channels=2)
-    return result
-
-
-def instances_from_probabilities(probabilities: np.ndarray, threshold: float = 0.5, min_seed_voxels: int = 4,
-                                 min_object_voxels: int = 32) -> np.ndarray:
-    """Seeded watershed: seeds = foreground away from boundaries, flooded over the boundary probability.
-
-    Seeds smaller than ``min_seed_voxels`` and objects smaller than ``min_object_voxels`` (speckle)
-    are dropped; the remaining objects are numbered 1…n.
-    """
-    foreground, boundary = probabilities
-    mask = foreground > threshold
-    seeds, _ = ndi.label(mask & (boundary < threshold))
-    seeds[(np.bincount(seeds.ravel()) < min_seed_voxels)[seeds] & (seeds > 0)] = 0
-    labels = watershed(boundary, seeds, mask=mask)
-    sizes = np.bincount(labels.ravel())
-    keep = sizes >= min_object_voxels
-    keep[0] = False
-    numbering = np.zeros(len(sizes), np.int64)
-    numbering[keep] = np.arange(1, keep.sum() + 1)
-    labels = numbering[labels]
-    return labels.astype(np.uint32 if labels.max() >= 2**16 else np.uint16)
-
-
-def pooled_scores(per_image: list[list[dict]]) -> list[dict]:
-    """Matching scores over all test images: counts summed per threshold, then the ratios."""
-    return [scores_from_counts(rows[0]["threshold"], *(sum(r[k] for r in rows) for k in ("n_true", "n_pred", "tp")),
-                               sum(r["mean_matched_iou"] * r["tp"] for r in rows if r["tp"]))
-            for rows in zip(*per_image, strict=True)]
-
-
-def _check_out(out: Path) -> Path:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"output folder '{out}' exists and is not empty; choose a new folder")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder '{out}': its parent '{out.parent}' does not exist")
-    return out
+    done = False
+    for epoch in count():
+        patches.set_epoch(epoch)
+        for batch in torch.utils.data.DataLoader(patches, batch_size=batch_size):
+            for group in optimiser.param_groups:
+                group["lr"] = _learning_rate(progress_of(len(losses)), learning_rate)
+            model.train()
+            with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+                logits = model(batch["image"].to(device))
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["target"].to(device))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(float(loss.detach()))
+            bar.update()
+            finished = progress_of(len(losses)) >= 1
+            if finished or progress_of(len(losses)) >= next_check / N_VALIDATIONS:
+                next_check = math.floor(progress_of(len(losses)) * N_VALIDATIONS) + 1
+                probabilities = [segmenter.probabilities(v.image, v.spacing) for v in validation]
+                thresholds, ap = choose_thresholds(probabilities, validation, min_volume_um3)
+                points.append({"step": len(losses), "seconds": round(time.perf_counter() - start, 2),
+                               "validation_ap50": ap, "thresholds": thresholds,
+                               "loss": float(np.mean(losses[-50:]))})
+                if ap >= best_ap:
+                    best_ap, best_state = ap, copy.deepcopy(model.state_dict())
+                    segmenter.thresholds = thresholds
+            if finished:
+                done = True
+                break
+        if done:
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    selected = max((p for p in points if p["validation_ap50"] == best_ap), key=lambda p: p["step"])
+    segmenter.history = {"losses": losses, "validation": points, "selected_step": selected["step"],
+                         "validation_ap50": best_ap, "steps": len(losses),
+                         "seconds": round(time.perf_counter() - start, 2)}
+    model.eval()
+    return segmenter
 
 
 def syn2real(
@@ -170,51 +452,56 @@ def syn2real(
     test: str | os.PathLike,
     out: str | os.PathLike,
     *,
-    patch: Sequence[int] = (16, 64, 64),
-    steps: int = 300,
+    spacing_um: Sequence[float] | None = None,
+    patch_um: Sequence[float] = PATCH_UM,
+    steps: int | None = 2000,
+    minutes: float | None = None,
     batch_size: int = 2,
-    learning_rate: float = 1e-3,
+    learning_rate: float = 2e-3,
     features: int = 16,
+    validation_fraction: float = VALIDATION_FRACTION,
     thresholds: Sequence[float] = THRESHOLDS,
     seed: int = 0,
     device: str = "cpu",
+    precision: str = "auto",
     progress: bool = True,
 ) -> dict:
-    """Train on ``train``, segment every image of ``test``, and write the report into ``out``.
+    """Train on ``train`` (:func:`train_segmenter`), segment every image of ``test``, write the report into ``out``.
 
-    ``out`` receives ``report.json`` (pooled and per-image matching at every threshold, the loss
-    curve, the settings), ``segmenter.safetensors`` (the weights, settings in its metadata) and
-    ``predictions/test_NNNN.tif`` (the instances found). Both datasets are validated before
-    training starts.
+    ``out`` receives ``report.json`` (pooled and per-image matching at every IoU threshold, the
+    settings, the loss curve and the validation points), ``segmenter.safetensors`` (weights;
+    working spacing, patch and thresholds in its metadata) and ``predictions/test_NNNN.tif``.
+    Both datasets and ``out`` are checked before training starts. The working spacing defaults to
+    :func:`working_spacing` of the training *and* test data.
+
+    Examples
+    --------
+    >>> report = syn2real("data/nuclei", "data/cells3d_right", "data/syn2real", minutes=15)   # doctest: +SKIP
+    >>> report["pooled"][4]["average_precision"]                                              # doctest: +SKIP
     """
-    out = _check_out(Path(out))
-    patch = tuple(int(p) for p in patch)
-    if len(patch) != 3 or min(patch) < 4:
-        raise InputError(f"patch must be three sizes >= 4 voxels (z, y, x); got {patch}")
-    test_items = load_labelled_images(test, percentiles=PERCENTILES)
-    load_labelled_images(train, percentiles=None)  # fail on a bad training set before any work
-    model, losses = train_segmenter(train, patch=patch, steps=steps, batch_size=batch_size,
-                                    learning_rate=learning_rate, features=features, seed=seed, device=device,
-                                    progress=progress)
-    per_image, predictions = [], []
-    for item in tqdm(test_items, desc="testing", unit="image", disable=True if not progress else None):
-        predicted = instances_from_probabilities(predict_probabilities(model, item.image, patch, device))
-        predictions.append(predicted)
-        per_image.append(matching(item.labels, predicted, thresholds))
-    settings = {"train": str(train), "test": str(test), "patch": list(patch), "steps": steps,
-                "batch_size": batch_size, "learning_rate": learning_rate, "features": features, "seed": seed,
-                "device": device, "normalization_percentiles": list(PERCENTILES)}
-    report = jsonable({"settings": settings, "pooled": pooled_scores(per_image), "per_image": per_image,
-                       "loss_first": losses[0], "loss_last": float(np.mean(losses[-max(1, len(losses) // 10):])),
-                       "losses": losses})
+    out = check_output_folder(out)
+    test_volumes = read_volumes(test, labels=True, what="--test")
+    train_volumes = read_volumes(train, labels=True, what="--train")
+    if spacing_um is None:
+        spacing_um = working_spacing([v.spacing for v in train_volumes + test_volumes])
+    segmenter = train_segmenter(train_volumes, spacing_um=spacing_um, patch_um=patch_um, steps=steps, minutes=minutes,
+                                batch_size=batch_size, learning_rate=learning_rate, features=features,
+                                validation_fraction=validation_fraction, seed=seed, device=device,
+                                precision=precision, progress=progress)
+    predictions = [segmenter.segment(v.image, v.spacing)
+                   for v in tqdm(test_volumes, desc="testing", unit="image", disable=True if not progress else None)]
+    history = segmenter.history
+    settings = {"method": "syn2real", "train": str(train), "test": str(test),
+                "working_spacing_um": list(segmenter.spacing), "patch_um": [float(p) for p in patch_um],
+                "patch_voxels": list(segmenter.patch), "budget_steps": steps, "budget_minutes": minutes,
+                "batch_size": batch_size, "learning_rate": learning_rate, "features": features,
+                "validation_fraction": validation_fraction, "seed": seed, "device": segmenter.device,
+                "precision": "bf16" if segmenter.dtype is not None else "fp32",
+                "normalization_percentiles": list(PERCENTILES), "thresholds": segmenter.thresholds}
     out.mkdir(exist_ok=True)
-    (out / "predictions").mkdir(exist_ok=True)
-    for index, (item, predicted) in enumerate(zip(test_items, predictions, strict=True)):
-        write_volume(out / "predictions" / f"test_{index:04d}.tif", predicted, item.spacing)
-    with atomic_path(out / "segmenter.safetensors") as tmp:
-        from safetensors.torch import save_file
-
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                  metadata={"cellsynth_checkpoint": "syn2real-segmenter", "settings": json.dumps(settings)})
-    write_json_atomic(out / "report.json", report)
-    return report
+    segmenter.save(out / "segmenter.safetensors", settings)
+    losses = history["losses"]
+    return write_segmentation_results(
+        Path(out), test_volumes, predictions, settings, thresholds,
+        training={key: history[key] for key in ("steps", "seconds", "selected_step", "validation_ap50", "validation")},
+        loss_first=losses[0], loss_last=float(np.mean(losses[-max(1, len(losses) // 10):])), losses=losses)

@@ -1,0 +1,395 @@
+"""Classifier two-sample test (C2ST): can a small 3D CNN tell real patches from synthetic ones?
+
+Paired metrics judge a synthetic image against the real one drawn from the same labels, and rank
+a bare label mask above a good renderer; they cannot say whether the images *look* real. A
+classifier can (Lopez-Paz & Oquab, "Revisiting classifier two-sample tests", ICLR 2017): train it
+to separate the two sets, test it on patches it never saw. Held-out accuracy 0.5 means the sets
+cannot be told apart; 1.0 means they are trivially different.
+
+The protocol
+------------
+1. Every volume is normalised on its own (1st/99.8th percentiles → 0/1, unclipped) and, when the
+   inputs differ in spacing, resampled to the coarsest spacing per axis (anti-aliased).
+2. Every volume is cut along its longer lateral axis: the first ``1 − test_fraction`` is for
+   training, the rest for testing, so no patch straddles the cut and the classifier cannot win by
+   memorising positions.
+3. Training patches (size in µm) are drawn at random positions inside the training parts, half
+   real and half synthetic in every batch, flipped at random along y and x.
+4. Test patches tile the test parts without overlap (independent patches, so the binomial interval
+   holds); the larger class is subsampled to the size of the smaller (balanced).
+5. The classifier (three conv stages, global average pooling, one logit) trains with Adam for a
+   fixed budget (steps or minutes), seeded. Reported: accuracy at p = 0.5, ROC AUC (Mann–Whitney),
+   the number of test patches and the exact (Clopper–Pearson) 95 % interval of the accuracy.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+from torch import nn
+
+from cellsynth.errors import InputError
+from cellsynth.evaluate.images import jsonable
+from cellsynth.evaluate.metrics import normalize
+from cellsynth.evaluate.volumes import Volume, common_spacing, read_volumes, resample, split_volume
+from cellsynth.io import check_image, check_spacing, write_bytes_atomic, write_json_atomic
+from cellsynth.models.training import autocast_dtype, resolve_device
+from cellsynth.models.unet3d import seeded
+
+#: Default patch (z, y, x) in µm: about 17×31×31 voxels at the cells3d spacing.
+PATCH_UM = (5.0, 8.0, 8.0)
+STEPS = 400
+BATCH_SIZE = 32
+TEST_FRACTION = 0.5
+#: At most this many test patches per class (a random subset of the tiling beyond it).
+MAX_TEST_PATCHES = 2000
+MIN_TEST_PATCHES = 4
+#: Patches shown per row of the figure.
+N_SHOWN = 8
+
+
+def _pools(patch: Sequence[int], levels: int = 2) -> list[tuple[int, int, int]]:
+    size, pools = list(patch), []
+    for _ in range(levels):
+        pool = tuple(2 if n >= 4 else 1 for n in size)
+        size = [n // p for n, p in zip(size, pool, strict=True)]
+        pools.append(pool)
+    return pools  # type: ignore[return-value]
+
+
+def make_classifier(patch: Sequence[int], width: int = 16) -> nn.Module:
+    """Three 3×3×3 conv stages (``width``, 2·``width``, 4·``width`` channels, LeakyReLU, max-pool
+    between), global average pooling and one logit."""
+    pools = _pools(patch)
+    layers: list[nn.Module] = []
+    channels = [1, width, 2 * width, 4 * width]
+    for stage in range(3):
+        layers += [nn.Conv3d(channels[stage], channels[stage + 1], 3, padding=1), nn.LeakyReLU(0.1)]
+        if stage < 2:
+            layers.append(nn.MaxPool3d(pools[stage]))
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(4 * width, 1))
+
+
+def patch_shape(patch_um: Sequence[float], spacing: Sequence[float], flat: bool) -> tuple[int, int, int]:
+    """``patch_um`` in voxels of ``spacing`` (one plane for 2D data)."""
+    patch_um = tuple(float(p) for p in patch_um)
+    if len(patch_um) != 3 or not all(math.isfinite(p) and p > 0 for p in patch_um):
+        raise InputError(f"patch size must be three lengths > 0 µm (z, y, x); got {patch_um}")
+    shape = tuple(max(1, round(p / s)) for p, s in zip(patch_um, spacing, strict=True))
+    return (1, *shape[1:]) if flat else shape  # type: ignore[return-value]
+
+
+def _as_volumes(data, spacing, what: str) -> list[Volume]:
+    if isinstance(data, (str, os.PathLike)):
+        return read_volumes(data, spacing, what=what)
+    if isinstance(data, np.ndarray):
+        data = [data]
+    volumes = []
+    for item in data:
+        if isinstance(item, Volume):
+            volumes.append(item)
+        else:
+            if spacing is None:
+                raise InputError(f"{what}: arrays need a voxel spacing in µm")
+            volumes.append(Volume(check_image(item, f"{what} image"), check_spacing(spacing)))
+    if not volumes:
+        raise InputError(f"{what}: no image given")
+    return volumes
+
+
+def _grid_starts(size: int, patch: int) -> list[int]:
+    return list(range(0, size - patch + 1, patch))
+
+
+@dataclass
+class TwoSampleTest:
+    """The outcome of :func:`c2st`: figures, the test patches and their scores."""
+
+    accuracy: float
+    auc: float
+    ci95: tuple[float, float]
+    n_test: int
+    settings: dict
+    history: dict = field(default_factory=dict)
+    patches: np.ndarray | None = field(default=None, repr=False)
+    labels: np.ndarray | None = field(default=None, repr=False)
+    scores: np.ndarray | None = field(default=None, repr=False)
+
+    def summary(self) -> dict:
+        """The JSON-able figures: ``c2st_accuracy``, ``c2st_auc``, ``c2st_ci95``, ``n_test`` and the settings."""
+        return jsonable({"c2st_accuracy": self.accuracy, "c2st_auc": self.auc, "c2st_ci95": list(self.ci95),
+                         "n_test": self.n_test, "c2st_settings": self.settings, "c2st_training": self.history})
+
+    def figure(self, path: str | os.PathLike) -> Path:
+        """A PNG of the 8 test patches scored most synthetic (top row) and most real (bottom row).
+
+        Each panel is the patch's middle z-plane, titled with its true class and p(synthetic).
+        """
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        from matplotlib import pyplot as plt
+
+        order = np.argsort(self.scores)
+        rows = [order[::-1][:N_SHOWN], order[:N_SHOWN]]
+        figure, axes = plt.subplots(2, N_SHOWN, figsize=(1.6 * N_SHOWN, 3.8), squeeze=False)
+        for row, (indices, title) in enumerate(zip(rows, ("most synthetic-looking", "most real-looking"),
+                                                   strict=True)):
+            for column in range(N_SHOWN):
+                ax = axes[row][column]
+                ax.axis("off")
+                if column >= len(indices):
+                    continue
+                index = indices[column]
+                patch = self.patches[index]
+                ax.imshow(patch[patch.shape[0] // 2], cmap="gray", vmin=0, vmax=1)
+                truth = "synthetic" if self.labels[index] else "real"
+                ax.set_title(f"{truth}\np={self.scores[index]:.2f}", fontsize=8,
+                             color="#d62728" if self.labels[index] else "#1f77b4")
+            axes[row][0].text(-0.15, 0.5, title, transform=axes[row][0].transAxes, rotation=90, va="center",
+                              ha="right", fontsize=8)
+        figure.suptitle(f"C2ST: accuracy {self.accuracy:.3f} (95 % CI {self.ci95[0]:.2f}–{self.ci95[1]:.2f}), "
+                        f"AUC {self.auc:.3f}, {self.n_test} test patches", fontsize=9)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100)
+        plt.close(figure)
+        write_bytes_atomic(path, buffer.getvalue())
+        return Path(path)
+
+
+def _prepare(volumes: Sequence[Volume], spacing, test_fraction: float, patch, what: str) -> tuple[list, list]:
+    """Normalised, resampled volumes cut into training and test parts (each at least one patch)."""
+    train, test = [], []
+    for volume in volumes:
+        image = resample(normalize(volume.image).astype(np.float32), volume.spacing, spacing, order=1)
+        axis = 1 if image.shape[1] >= image.shape[2] else 2
+        if any(n < p for n, p in zip(image.shape, patch, strict=True)):
+            raise InputError(f"{what} image {volume.name or ''} of {image.shape} voxels (at {spacing} µm) is smaller "
+                             f"than one patch of {patch} voxels; use a smaller patch size or larger images")
+        first, second = split_volume(image, axis, 1 - test_fraction)
+        for part, name in ((first, "training"), (second, "test")):
+            if part.shape[axis] < patch[axis]:
+                raise InputError(f"the {name} part of a {what} image is {part.shape[axis]} voxels along "
+                                 f"{'zyx'[axis]}, less than one patch ({patch[axis]}); use a smaller patch size")
+        train.append(first)
+        test.append(second)
+    return train, test
+
+
+def _random_patches(parts: Sequence[np.ndarray], patch, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` patches at random positions inside ``parts`` (volumes picked in proportion to their positions)."""
+    positions = np.array([np.prod([s - p + 1 for s, p in zip(part.shape, patch, strict=True)]) for part in parts],
+                         float)
+    chosen = rng.choice(len(parts), size=n, p=positions / positions.sum())
+    out = np.empty((n, *patch), np.float32)
+    for k, index in enumerate(chosen):
+        part = parts[index]
+        start = [int(rng.integers(s - p + 1)) for s, p in zip(part.shape, patch, strict=True)]
+        window = part[tuple(slice(a, a + p) for a, p in zip(start, patch, strict=True))]
+        for axis in (1, 2):
+            if rng.random() < 0.5:
+                window = np.flip(window, axis)
+        out[k] = window
+    return out
+
+
+def _grid_patches(parts: Sequence[np.ndarray], patch) -> np.ndarray:
+    """Every non-overlapping patch that fits in each part."""
+    tiles = [part[z:z + patch[0], y:y + patch[1], x:x + patch[2]]
+             for part in parts
+             for z in _grid_starts(part.shape[0], patch[0])
+             for y in _grid_starts(part.shape[1], patch[1])
+             for x in _grid_starts(part.shape[2], patch[2])]
+    return np.stack(tiles).astype(np.float32)
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the ROC curve: P(score of a positive > score of a negative), ties counted half.
+
+    Examples
+    --------
+    >>> roc_auc(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
+    0.75
+    """
+    labels = np.asarray(labels, bool)
+    ranks = stats.rankdata(scores)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def c2st(
+    real,
+    synthetic,
+    *,
+    spacing: Sequence[float] | None = None,
+    synthetic_spacing: Sequence[float] | None = None,
+    patch_um: Sequence[float] = PATCH_UM,
+    steps: int | None = STEPS,
+    minutes: float | None = None,
+    batch_size: int = BATCH_SIZE,
+    test_fraction: float = TEST_FRACTION,
+    seed: int = 0,
+    device: str = "cpu",
+    precision: str = "auto",
+) -> TwoSampleTest:
+    """Train a small 3D CNN to tell real from synthetic patches and test it on held-out regions.
+
+    Parameters
+    ----------
+    real, synthetic : ndarray, sequence of ndarray or Volume, or path-like
+        ZYX images (an image file or dataset folder is read with
+        :func:`~cellsynth.evaluate.volumes.read_volumes`).
+    spacing : 3 floats, optional
+        Voxel size (µm) of arrays and of files without one; ``synthetic_spacing`` for the synthetic
+        arrays when it differs (default: ``spacing``).
+    patch_um : 3 floats
+        Patch size (z, y, x) in µm.
+    steps, minutes : optional
+        Training budget; it stops at whichever comes first (at least one must be given).
+    batch_size : int
+        Patches per step (half real, half synthetic; rounded up to even).
+    test_fraction : float
+        Share of every volume (along its longer lateral axis) kept for testing, in (0, 1).
+    seed : int
+        Classifier weights, patch positions, flips and the balancing subsample.
+    device : {"cpu", "cuda", "auto"}
+    precision : {"auto", "bf16", "fp32"}
+
+    Returns
+    -------
+    TwoSampleTest
+        ``accuracy``, ``auc``, ``ci95``, ``n_test``; :meth:`TwoSampleTest.summary` for JSON and
+        :meth:`TwoSampleTest.figure` for the PNG.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> a, b = rng.normal(size=(8, 64, 64)), rng.normal(size=(8, 64, 64))
+    >>> result = c2st(a, b + 3 * (np.arange(64) % 2), spacing=(1, 1, 1), patch_um=(4, 8, 8), steps=60)
+    >>> result.accuracy > 0.9
+    True
+    """
+    if steps is None and minutes is None:
+        raise InputError("give a C2ST budget: steps, minutes or both")
+    if (steps is not None and steps < 1) or (minutes is not None and not minutes > 0):
+        raise InputError(f"the C2ST budget must be >= 1 step and > 0 minutes; got steps {steps}, minutes {minutes}")
+    if batch_size < 2:
+        raise InputError(f"batch size must be >= 2 (half real, half synthetic); got {batch_size}")
+    if not 0 < test_fraction < 1:
+        raise InputError(f"test fraction must lie strictly between 0 and 1; got {test_fraction!r}")
+    device = resolve_device(device)
+    dtype = autocast_dtype(device, precision)
+    reals = _as_volumes(real, spacing, "real")
+    synthetics = _as_volumes(synthetic, synthetic_spacing if synthetic_spacing is not None else spacing, "synthetic")
+    flat = {v.image.shape[0] == 1 for v in reals + synthetics}
+    if len(flat) > 1:
+        raise InputError("the real and synthetic images differ in dimensionality (2D planes vs 3D stacks); "
+                         "compare 2D with 2D or 3D with 3D")
+    grid = common_spacing([v.spacing for v in reals + synthetics])
+    patch = patch_shape(patch_um, grid, flat.pop())
+    real_train, real_test = _prepare(reals, grid, test_fraction, patch, "real")
+    synthetic_train, synthetic_test = _prepare(synthetics, grid, test_fraction, patch, "synthetic")
+
+    rng = np.random.default_rng(seed)
+    tests = [_grid_patches(real_test, patch), _grid_patches(synthetic_test, patch)]
+    n_each = min(len(tests[0]), len(tests[1]), MAX_TEST_PATCHES)
+    if n_each < MIN_TEST_PATCHES:
+        raise InputError(f"only {n_each} test patches per class fit in the test parts; at least {MIN_TEST_PATCHES} "
+                         "are needed: use a smaller patch size or larger images")
+    tests = [t[np.sort(rng.choice(len(t), n_each, replace=False))] for t in tests]
+    test_patches = np.concatenate(tests)
+    test_labels = np.repeat([0, 1], n_each)
+
+    model = seeded(lambda: make_classifier(patch), torch.Generator().manual_seed(seed)).to(device)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    half = (batch_size + 1) // 2
+    target = torch.cat([torch.zeros(half), torch.ones(half)])[:, None].to(device)
+    budget_s = minutes * 60 if minutes is not None else math.inf
+    losses, start = [], time.perf_counter()
+    while (steps is None or len(losses) < steps) and time.perf_counter() - start < budget_s:
+        batch = np.concatenate([_random_patches(real_train, patch, half, rng),
+                                _random_patches(synthetic_train, patch, half, rng)])
+        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+            logits = model(torch.from_numpy(batch[:, None]).to(device))
+        loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    scores = []
+    with torch.no_grad(), torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
+        for chunk in range(0, len(test_patches), 256):
+            logits = model(torch.from_numpy(test_patches[chunk:chunk + 256, None]).to(device))
+            scores.append(torch.sigmoid(logits.float()).cpu().numpy()[:, 0])
+    scores = np.concatenate(scores)
+    correct = int(((scores > 0.5) == test_labels.astype(bool)).sum())
+    interval = stats.binomtest(correct, len(scores)).proportion_ci(0.95)
+    settings = {"patch_um": [float(p) for p in patch_um], "patch_voxels": list(patch), "spacing_um": list(grid),
+                "budget_steps": steps, "budget_minutes": minutes, "batch_size": 2 * half,
+                "test_fraction": test_fraction, "seed": seed, "device": device,
+                "precision": "bf16" if dtype is not None else "fp32",
+                "n_real_volumes": len(reals), "n_synthetic_volumes": len(synthetics)}
+    history = {"steps": len(losses), "seconds": round(time.perf_counter() - start, 2),
+               "loss_first": losses[0] if losses else None,
+               "loss_last": float(np.mean(losses[-max(1, len(losses) // 10):])) if losses else None}
+    return TwoSampleTest(accuracy=correct / len(scores), auc=roc_auc(test_labels, scores),
+                         ci95=(float(interval.low), float(interval.high)), n_test=len(scores), settings=settings,
+                         history=history, patches=test_patches, labels=test_labels, scores=scores)
+
+
+def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out: str | os.PathLike, *,
+                     spacing: Sequence[float] | None = None, patch_um: Sequence[float] = PATCH_UM,
+                     steps: int | None = STEPS, minutes: float | None = None, seed: int = 0,
+                     device: str = "cpu") -> dict:
+    """``cellsynth evaluate realism``: C2ST plus the unpaired statistics, written into ``out``.
+
+    ``out/realism.json`` holds ``c2st_accuracy``, ``c2st_auc``, ``c2st_ci95``, ``n_test``, the C2ST
+    settings and ``unpaired``: histogram distance, spectra distances and contrast of the first real
+    against the first synthetic volume (at the common spacing; contrast where labels exist).
+    ``out/c2st_patches.png`` shows the most synthetic- and real-looking test patches;
+    ``spectra.png``, ``histogram.png``, ``depth.png``, ``xz_profile.png`` and ``slices.png`` the curves.
+
+    Examples
+    --------
+    >>> evaluate_realism("data/cells3d_right", "data/nuclei", "data/realism", minutes=2)  # doctest: +SKIP
+    """
+    from cellsynth.evaluate.baseline import check_output_folder
+    from cellsynth.evaluate.plots import write_plots
+    from cellsynth.evaluate.realism import compare
+
+    out = check_output_folder(out)
+    reals, synthetics = read_volumes(real, spacing, what="--real"), read_volumes(synthetic, spacing,
+                                                                                 what="--synthetic")
+    result = c2st(reals, synthetics, patch_um=patch_um, steps=steps, minutes=minutes, seed=seed, device=device)
+    grid = tuple(result.settings["spacing_um"])
+    first_real = resample(reals[0].image, reals[0].spacing, grid)
+    first_synthetic = resample(synthetics[0].image, synthetics[0].spacing, grid)
+
+    def labels_of(volume: Volume, shape) -> np.ndarray | None:
+        if volume.labels is None or not volume.labels.any():
+            return None
+        return resample(volume.labels, volume.spacing, grid, order=0, shape=shape)
+
+    distances, real_stats, synthetic_stats = compare(first_real, first_synthetic, grid,
+                                                     real_labels=labels_of(reals[0], first_real.shape),
+                                                     synthetic_labels=labels_of(synthetics[0], first_synthetic.shape))
+    report = {**result.summary(), "real": str(real), "synthetic": str(synthetic), "unpaired": jsonable(distances),
+              "unpaired_of": [reals[0].name, synthetics[0].name]}
+    out.mkdir(exist_ok=True)
+    result.figure(out / "c2st_patches.png")
+    plots = write_plots({"real": first_real, "synthetic": first_synthetic},
+                        {"real": real_stats, "synthetic": synthetic_stats}, grid, out)
+    report["plots"] = ["c2st_patches.png", *(p.name for p in plots)]
+    write_json_atomic(out / "realism.json", report)
+    return report

@@ -1,0 +1,236 @@
+"""Volumes for evaluation: read from files or dataset folders, put on one grid, cut into disjoint parts.
+
+Everything that compares or trains on volumes from different sources (C2ST, the classical
+baseline, Syn2Real) goes through these few functions, so that "the same spacing" and "spatially
+disjoint" mean one thing everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cellsynth.config import OutputConfig
+from cellsynth.dataset import MANIFEST_NAME, Dataset, Sample, build_dataset, check_new_dataset_folder
+from cellsynth.errors import DatasetError, InputError
+from cellsynth.io import Spacing, check_image, check_labels, check_spacing, read_volume
+
+#: Axis names of a ZYX volume.
+AXES = "zyx"
+
+
+@dataclass(frozen=True)
+class Volume:
+    """One image (and optionally its instance labels) with its voxel spacing in µm."""
+
+    image: np.ndarray
+    spacing: Spacing
+    labels: np.ndarray | None = None
+    name: str = ""
+
+
+def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = None, *,
+                 labels: bool = False, what: str = "input") -> list[Volume]:
+    """The images of an image file or of a dataset folder's finished samples.
+
+    Parameters
+    ----------
+    source : path-like
+        An image file (TIFF, OME-Zarr, .npy) or a cellsynth dataset folder.
+    spacing : 3 floats, optional
+        Voxel size in µm for files that carry none (it overrides a file's own).
+    labels : bool
+        Require instance labels (only a dataset folder has them).
+    what : str
+        How error messages name the source (e.g. ``"--real"``).
+
+    Returns
+    -------
+    list of Volume
+
+    Examples
+    --------
+    >>> volumes = read_volumes("data/cells3d", labels=True)      # doctest: +SKIP
+    >>> volumes[0].image.shape, volumes[0].spacing               # doctest: +SKIP
+    ((60, 256, 256), (0.29, 0.26, 0.26))
+    """
+    path = Path(source)
+    if (path / MANIFEST_NAME).is_file():
+        dataset = Dataset.open(path)
+        done = dataset.done()
+        if not done:
+            raise DatasetError(f"{what} dataset '{path}' has no finished sample")
+        volumes = []
+        for index in done:
+            sample = dataset.read_sample(index)
+            if sample.image is None:
+                raise DatasetError(f"{what} dataset '{path}' holds masks only; it needs images")
+            volumes.append(Volume(check_image(sample.image, f"{what} image"), check_spacing(sample.spacing),
+                                  check_labels(sample.labels, f"{what} labels"), dataset.name(index)))
+        return volumes
+    if labels:
+        raise InputError(f"{what} '{path}' must be a cellsynth dataset folder (images with labels); "
+                         "make one with `cellsynth dataset import` or `cellsynth dataset example`")
+    if path.is_dir() and not path.name.endswith(".zarr"):
+        raise DatasetError(f"{what} '{path}' is a folder without a manifest; give an image file or a dataset folder")
+    image, spacing = read_volume(path, spacing)
+    return [Volume(check_image(image, f"{what} image"), spacing, None, path.name)]
+
+
+def common_spacing(spacings: Sequence[Sequence[float]]) -> Spacing:
+    """The coarsest voxel size per axis: every volume can be brought to it without inventing detail."""
+    spacings = [check_spacing(s) for s in spacings]
+    return tuple(float(max(s[axis] for s in spacings)) for axis in range(3))  # type: ignore[return-value]
+
+
+def resample(volume: np.ndarray, spacing: Sequence[float], target: Sequence[float], *, order: int = 1,
+             shape: Sequence[int] | None = None) -> np.ndarray:
+    """``volume`` on a grid of voxel size ``target`` (µm), covering the same field of view.
+
+    Parameters
+    ----------
+    volume : ndarray
+        ZYX volume.
+    spacing, target : 3 floats
+        Its voxel size and the wanted one, in µm.
+    order : int
+        Interpolation order: 1 (linear, for images; low-pass filtered first when coarsening, so
+        noise does not alias) or 0 (nearest, for labels).
+    shape : 3 ints, optional
+        The output shape (default ``round(n · spacing / target)``, at least 1).
+
+    Returns
+    -------
+    ndarray
+        float32 for order 1, the input dtype for order 0. Unchanged when the grids agree.
+
+    Examples
+    --------
+    >>> resample(np.ones((10, 20, 20)), (0.5, 0.25, 0.25), (0.5, 0.5, 0.5)).shape
+    (10, 10, 10)
+    """
+    from skimage.transform import resize
+
+    spacing, target = check_spacing(spacing), check_spacing(target, "target spacing")
+    if shape is None:
+        shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(volume.shape, spacing, target, strict=True))
+    shape = tuple(int(n) for n in shape)
+    if shape == volume.shape:
+        return volume.astype(np.float32, copy=False) if order else volume
+    if order == 0:
+        return resize(volume, shape, order=0, mode="edge", anti_aliasing=False, preserve_range=True).astype(
+            volume.dtype)
+    coarser = any(m < n for m, n in zip(shape, volume.shape, strict=True))
+    return resize(volume.astype(np.float32, copy=False), shape, order=1, mode="edge", anti_aliasing=coarser,
+                  preserve_range=True).astype(np.float32)
+
+
+def check_axis(axis: str | int) -> int:
+    """An axis given as ``z|y|x`` or ``0|1|2``, as an index."""
+    if isinstance(axis, str) and axis in AXES:
+        return AXES.index(axis)
+    if isinstance(axis, (int, np.integer)) and 0 <= axis < 3:
+        return int(axis)
+    raise InputError(f"axis must be one of z, y, x (or 0, 1, 2); got {axis!r}")
+
+
+def split_index(size: int, fraction: float, what: str = "volume") -> int:
+    """Where to cut an axis of ``size`` voxels so the first part holds ``fraction`` of it (both parts non-empty)."""
+    if not 0 < fraction < 1:
+        raise InputError(f"the split fraction must lie strictly between 0 and 1; got {fraction!r}")
+    cut = int(round(size * fraction))
+    if not 0 < cut < size:
+        raise InputError(f"cannot cut a {what} of {size} voxels at fraction {fraction:g}: one part would be empty")
+    return cut
+
+
+def split_volume(volume: np.ndarray, axis: str | int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two spatially disjoint parts of ``volume``: before and after the cut along ``axis``.
+
+    Examples
+    --------
+    >>> a, b = split_volume(np.zeros((4, 6, 10)), "x", 0.5)
+    >>> a.shape, b.shape
+    ((4, 6, 5), (4, 6, 5))
+    """
+    axis = check_axis(axis)
+    cut = split_index(volume.shape[axis], fraction)
+    before = tuple(slice(0, cut) if a == axis else slice(None) for a in range(volume.ndim))
+    after = tuple(slice(cut, None) if a == axis else slice(None) for a in range(volume.ndim))
+    return volume[before], volume[after]
+
+
+def split_dataset(source: str | os.PathLike, first: str | os.PathLike, second: str | os.PathLike, *,
+                  axis: str | int = "x", fraction: float = 0.5, progress: bool = True) -> tuple:
+    """Cut every sample of a dataset into two spatially disjoint datasets (e.g. train and test halves).
+
+    Each sample is cut along ``axis`` where the first part holds ``fraction`` of it; images, labels
+    and the optional volumes (semantic map, foreground, membranes) are cut alike, spacing and label
+    ids are kept (an object crossing the cut appears in both parts, as a user's own crop would show
+    it). Both folders are checked before anything is written; if the second cannot be finished, the
+    first is removed again.
+
+    Parameters
+    ----------
+    source : path-like
+        Dataset folder (finished samples are used, checksums verified).
+    first, second : path-like
+        New dataset folders for the parts before and after the cut.
+    axis : {"z", "y", "x"} or int
+    fraction : float
+        Share of the axis that goes to ``first``, strictly between 0 and 1.
+    progress : bool
+        Show progress bars on a terminal.
+
+    Returns
+    -------
+    (Dataset, Dataset)
+
+    Examples
+    --------
+    >>> left, right = split_dataset("data/cells3d", "data/cells3d_left", "data/cells3d_right")  # doctest: +SKIP
+    """
+    axis = check_axis(axis)
+    source_dataset = Dataset.open(source)
+    done = source_dataset.done()
+    if not done:
+        raise DatasetError(f"dataset '{source}' has no finished sample to split")
+    if Path(first).resolve() == Path(second).resolve():
+        raise InputError("the two parts need two different folders")
+    for index in done:
+        shape = source_dataset.samples[index].get("shape", [])
+        split_index(shape[axis] if len(shape) == 3 else 0, fraction,
+                    f"sample '{source_dataset.name(index)}' along {AXES[axis]}")
+    folders = [check_new_dataset_folder(first), check_new_dataset_folder(second)]
+    names = [source_dataset.name(i) for i in done]
+    output = OutputConfig(**source_dataset.manifest.get("output", {}))
+
+    def part(which: int):
+        def make(position: int, rng=None) -> Sample:
+            sample = source_dataset.read_sample(done[position])
+            cut = split_index(sample.labels.shape[axis], fraction)
+
+            def take(volume):
+                return None if volume is None else split_volume(volume, axis, fraction)[which]
+
+            return Sample(image=take(sample.image), labels=take(sample.labels), spacing=sample.spacing,
+                          semantic=take(sample.semantic), extras={k: take(v) for k, v in sample.extras.items()},
+                          params={"source": str(source), "source_sample": names[position],
+                                  "part": ("first", "second")[which], "axis": AXES[axis], "cut_voxel": cut})
+        return make
+
+    recipe = {"split": {"source": str(source), "axis": AXES[axis], "fraction": fraction}}
+    parts = [build_dataset(folders[0], names, part(0), config={**recipe, "part": "first"}, seed=None,
+                           output=output, progress=progress)]
+    try:
+        parts.append(build_dataset(folders[1], names, part(1), config={**recipe, "part": "second"}, seed=None,
+                                   output=output, progress=progress))
+    except BaseException:
+        shutil.rmtree(folders[0], ignore_errors=True)
+        raise
+    return tuple(parts)
