@@ -27,3 +27,7 @@ class DatasetError(CellsynthError, RuntimeError):
 
 class MissingDependencyError(CellsynthError, ImportError):
     """An optional dependency (an extra) is not installed."""
+
+
+class TrainingError(CellsynthError, RuntimeError):
+    """Training that cannot go on as configured (e.g. the loss became NaN)."""

@@ -256,7 +256,7 @@ def evaluate_run(tmp, real=None, synthetic=None, labels=None):
 
 def syn2real_run(tmp, *extra):
     return dataset_and(tmp, "evaluate", "syn2real", "--train", "{tmp}/in/ds", "--test", "{tmp}/in/ds", "-q",
-                       "--steps", "1", "--patch", "4", "8", "8", *extra)
+                       "--steps", "1", "--patch-um", "2", "4", "4", *extra)
 
 
 CASES += [
@@ -267,8 +267,8 @@ CASES += [
     ("evaluate-empty-labels", lambda t: evaluate_run(t, labels=np.zeros((4, 16, 20), np.uint16)),
      "the labels are empty"),
     ("syn2real-out-not-empty", lambda t: syn2real_run(t, "--out", str(t / "in")), "exists and is not empty"),
-    ("syn2real-tiny-patch", lambda t: syn2real_run(t, "--out", str(t / "out"), "--patch", "2", "8", "8"),
-     "patch must be three sizes >= 4 voxels"),
+    ("syn2real-negative-patch", lambda t: syn2real_run(t, "--out", str(t / "out"), "--patch-um", "-2", "8", "8"),
+     "patch size must be three lengths > 0 µm"),
     ("syn2real-masks-only-test", lambda t: masks_only_dataset(t)[:0] + [
         "evaluate", "syn2real", "--train", str(t / "in" / "ds"), "--test", str(t / "in" / "ds"),
         "--out", str(t / "out"), "-q"], "holds masks only"),
@@ -348,6 +348,57 @@ CASES += [
     ("gan-given-a-ddpm-checkpoint", lambda t: [a.replace("ddpm", "gan") if a == "ddpm" else a
                                                for a in ddpm_generate(t)],
      "is a ddpm checkpoint; a gan checkpoint is needed here"),
+]
+
+
+def realism_run(tmp, real=None, synthetic=None, *extra):
+    """Two image files in tmp/in, then `cellsynth evaluate realism` on them."""
+    folder = tmp / "in"
+    folder.mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for name, array in (("real", real), ("synthetic", synthetic)):
+        write_volume(folder / f"{name}.tif", rng.random((8, 64, 64), dtype=np.float32) if array is None else array,
+                     (1.0, 1.0, 1.0))
+    return ["evaluate", "realism", "--real", str(folder / "real.tif"), "--synthetic", str(folder / "synthetic.tif"),
+            "--out", str(tmp / "out"), "--patch-um", "4", "8", "8", "--steps", "2", *extra]
+
+
+def empty_dataset(tmp):
+    """A dataset folder whose only sample never finished."""
+    from cellsynth.dataset import Dataset
+
+    (tmp / "in").mkdir(exist_ok=True)
+    Dataset.create(tmp / "in" / "empty", ["s"], config={}, seed=0, output=OutputConfig())
+    return str(tmp / "in" / "empty")
+
+
+CASES += [
+    ("realism-2d-against-3d", lambda t: realism_run(t, real=np.random.default_rng(0).random((64, 64), np.float32)),
+     "differ in dimensionality"),
+    ("realism-real-smaller-than-a-patch", lambda t: realism_run(t, real=np.random.default_rng(0).random(
+        (2, 64, 64), np.float32)), "smaller than one patch"),
+    ("realism-zero-steps", lambda t: realism_run(t, None, None, "--steps", "0"), "budget must be >= 1 step"),
+    ("realism-zero-minutes", lambda t: realism_run(t, None, None, "--minutes", "0"), "> 0 minutes"),
+    ("realism-empty-dataset", lambda t: realism_run(t)[:2] + ["--real", empty_dataset(t)] + realism_run(t)[4:],
+     "has no finished sample"),
+    ("baseline-empty-dataset", lambda t: ["evaluate", "baseline", "--test", empty_dataset(t), "--out",
+                                          str(t / "out")], "has no finished sample"),
+    ("baseline-image-file-not-a-dataset", lambda t: realism_run(t)[:0] + [
+        "evaluate", "baseline", "--test", str(t / "in" / "real.tif"), "--out", str(t / "out")],
+     "must be a cellsynth dataset folder"),
+    ("syn2real-zero-steps", lambda t: syn2real_run(t, "--out", str(t / "out"), "--steps", "0"),
+     "budget must be >= 1 step"),
+    ("syn2real-empty-train", lambda t: [empty_dataset(t) if a.endswith("/in/ds") and i == 3 else a for i, a in
+                                        enumerate(syn2real_run(t, "--out", str(t / "out")))],
+     "has no finished sample"),
+    ("syn2real-cuda-without-a-gpu", lambda t: syn2real_run(t, "--out", str(t / "out"), "--device", "cuda"),
+     "torch sees no CUDA GPU"),
+    ("split-fraction-one", lambda t: dataset_and(t, "dataset", "split", "{tmp}/in/ds", "--fraction", "1",
+                                                 "--out", "{tmp}/a", "{tmp}/b"), "strictly between 0 and 1"),
+    ("split-same-folder-twice", lambda t: dataset_and(t, "dataset", "split", "{tmp}/in/ds", "--out", "{tmp}/a",
+                                                      "{tmp}/a"), "two different folders"),
+    ("split-not-a-dataset", lambda t: ["dataset", "split", str(t), "--out", str(t / "a"), str(t / "b")],
+     "is not a cellsynth dataset"),
 ]
 
 

@@ -26,8 +26,8 @@ from cellsynth.evaluate.realism import (
     xz_profile,
 )
 from cellsynth.evaluate.report import write_report
-from cellsynth.evaluate.segmentation import iou_matrix, matching, semantic_scores
-from cellsynth.evaluate.syn2real import instances_from_probabilities, pooled_scores, syn2real
+from cellsynth.evaluate.segmentation import iou_matrix, matching, pooled_scores, semantic_scores
+from cellsynth.evaluate.syn2real import instances_from_probabilities, syn2real
 from cellsynth.io import write_volume
 from cellsynth.masks.derived import specimen_mask
 
@@ -233,13 +233,15 @@ def test_semantic_scores_and_tolerance():
 # ----------------------------------------------------------------------------- syn2real
 
 
-def test_seeded_watershed_splits_touching_objects_at_the_boundary():
+def test_seeded_watershed_splits_touching_objects_at_their_centres():
     foreground = np.zeros((1, 8, 16))
     foreground[0, 1:7, 1:15] = 1
-    boundary = np.zeros_like(foreground)
-    boundary[0, 1:7, 8] = 1  # the two objects touch along x = 8
+    centre = np.zeros_like(foreground)
+    centre[0, 2:6, 3:6] = 0.9  # two centres; the objects touch where the centre-ness is lowest
+    centre[0, 2:6, 10:13] = 0.9
+    centre[0, 1:7, 6:10] = 0.1
     foreground[0, 7, 15] = 1  # a one-voxel speck
-    labels = instances_from_probabilities(np.stack([foreground, boundary]), min_seed_voxels=1)
+    labels = instances_from_probabilities(np.stack([foreground, centre]), (1, 1, 1), min_volume_um3=2)
     assert sorted(np.unique(labels)) == [0, 1, 2] and labels[0, 7, 15] == 0
     assert labels[0, 3, 3] != labels[0, 3, 12] and labels[0, 3, 8] > 0
 
@@ -247,18 +249,23 @@ def test_seeded_watershed_splits_touching_objects_at_the_boundary():
 def test_syn2real_runs_end_to_end_on_a_tiny_cpu_setup(make_dataset, tmp_path, capsys):
     train, test = make_dataset(n=2, name="train"), make_dataset(n=1, name="test")
     out = tmp_path / "s2r"
+    tiny = ["--patch-um", "2", "4", "4", "--spacing", *map(str, SPACING), "--validation-fraction", "0.5"]
     assert main(["evaluate", "syn2real", "--train", str(train.root), "--test", str(test.root), "--out", str(out),
-                 "--steps", "3", "--patch", "4", "16", "16", "--device", "cpu", "-q"]) == 0
+                 "--steps", "3", *tiny, "--device", "cpu", "-q"]) == 0
     report = json.loads((out / "report.json").read_text())
     assert [row["threshold"] for row in report["pooled"]] == pytest.approx([0.1 * k for k in range(1, 10)])
     assert len(report["losses"]) == 3 and report["pooled"][0]["n_true"] == 3
-    assert report["pooled"][4] == pooled_scores(report["per_image"])[4]
+    assert report["training"]["steps"] == 3 and report["training"]["validation"][-1]["step"] == 3
+    assert report["settings"]["patch_voxels"] == [8, 16, 16] and report["settings"]["thresholds"]["seed"] > 0
+    pooled = pooled_scores(report["per_image"])[4]
+    assert all(report["pooled"][4][k] == pooled[k] for k in ("n_true", "n_pred", "tp", "average_precision"))
     assert (out / "predictions" / "test_0000.tif").exists()
     with safe_open(out / "segmenter.safetensors", "pt") as weights:
         assert weights.metadata()["cellsynth_checkpoint"] == "syn2real-segmenter"
+        assert json.loads(weights.metadata()["settings"])["working_spacing_um"] == list(SPACING)
     assert "0.5  " in capsys.readouterr().out
     with pytest.raises(InputError, match="exists and is not empty"):
-        syn2real(train.root, test.root, out, steps=1, patch=(4, 16, 16), progress=False)
+        syn2real(train.root, test.root, out, steps=1, patch_um=(2, 4, 4), progress=False)
 
 
 def test_report_is_one_self_contained_html_page(make_dataset, tmp_path):

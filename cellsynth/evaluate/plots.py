@@ -41,7 +41,8 @@ def _curves(ax, stats: Mapping[str, Mapping], key: str, *, log: bool = False) ->
             ax.plot(x, y, label=name, color=COLOURS.get(name))
     if log:
         ax.set_yscale("log")
-    ax.legend()
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
 
 
 def write_plots(

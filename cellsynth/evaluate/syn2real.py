@@ -67,7 +67,7 @@ from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores,
 from cellsynth.evaluate.volumes import Volume, read_volumes, resample, split_volume
 from cellsynth.io import Spacing, atomic_path, check_spacing
 from cellsynth.masks.derived import instance_boundaries
-from cellsynth.models.training import autocast_dtype, resolve_device
+from cellsynth.models.training import autocast_dtype, check_finite, resolve_device
 from cellsynth.models.unet3d import UNet3D, seeded
 from cellsynth.synthesis.patching import apply_patched
 
@@ -416,6 +416,7 @@ def train_segmenter(
             with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
                 logits = model(batch["image"].to(device))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["target"].to(device))
+            check_finite(loss, len(losses), precision)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cellsynth.errors import InputError
+from cellsynth.errors import InputError, TrainingError
 
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
 
@@ -51,6 +51,14 @@ def autocast_dtype(device: str, precision: str = "auto") -> torch.dtype | None:
     if device == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     return torch.bfloat16 if torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
+def check_finite(loss: torch.Tensor, step: int, precision: str) -> None:
+    """Stop with one clear line when a loss stops being finite (training diverged)."""
+    if not torch.isfinite(loss):
+        advice = " or --precision fp32" if precision != "fp32" else ""
+        raise TrainingError(f"training diverged: the loss is {float(loss)} at step {step}; "
+                            f"retry with a smaller learning rate{advice}")
 
 
 def make_accelerator(mixed_precision: str = "auto", device: str = "auto"):
