@@ -35,7 +35,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import count, product
+from itertools import count
 from pathlib import Path
 
 import numpy as np
@@ -64,7 +64,7 @@ from cellsynth.evaluate.baseline import (
     write_segmentation_results,
 )
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores, score_at
-from cellsynth.evaluate.volumes import Volume, read_volumes, resample, split_volume
+from cellsynth.evaluate.volumes import Volume, grid_shape, read_volumes, resample, split_volume
 from cellsynth.io import Spacing, atomic_path, check_spacing
 from cellsynth.masks.derived import instance_boundaries
 from cellsynth.models.training import autocast_dtype, check_finite, resolve_device
@@ -202,22 +202,25 @@ def instances_from_probabilities(probabilities: np.ndarray, spacing: Sequence[fl
 
 def choose_thresholds(probabilities: Sequence[np.ndarray], volumes: Sequence[Volume],
                       min_volume_um3: float = MIN_VOLUME_UM3) -> tuple[dict, float]:
-    """The (foreground, seed) thresholds with the best pooled AP@0.5 over ``volumes``, and that AP.
+    """Foreground and seed thresholds with the best pooled AP@0.5 over ``volumes``, and that AP.
 
-    Ties go to the better mean AP over IoU 0.5…0.9, then to the middle of the grids.
+    A coordinate search: the seed threshold first (foreground at 0.5), then the foreground
+    threshold at that seed threshold. Ties go to the better mean AP over IoU 0.5…0.9, then to
+    values nearer 0.5.
     """
-    best, best_key = None, None
-    for fg, seed in product(FOREGROUND_THRESHOLDS, SEED_THRESHOLDS):
+    def key(fg: float, seed: float) -> tuple:
         predicted = [instances_from_probabilities(p, v.spacing, foreground_threshold=fg, seed_threshold=seed,
                                                   min_volume_um3=min_volume_um3)
                      for p, v in zip(probabilities, volumes, strict=True)]
-        pooled = pooled_scores([matching(v.labels, q, THRESHOLDS[4:]) for v, q in zip(volumes, predicted,
-                                                                                        strict=True)])
-        key = (score_at(pooled, 0.5), np.mean([r["average_precision"] for r in pooled]),
-               -abs(fg - 0.5) - abs(seed - 0.5))
-        if best_key is None or key > best_key:
-            best, best_key = {"foreground": fg, "seed": seed}, key
-    return best, float(best_key[0])
+        pooled = pooled_scores([matching(v.labels, q, THRESHOLDS[4:])
+                                for v, q in zip(volumes, predicted, strict=True)])
+        mean_ap = np.mean([r["average_precision"] for r in pooled])
+        return score_at(pooled, 0.5), mean_ap, -abs(fg - 0.5) - abs(seed - 0.5)
+
+    seed = max(SEED_THRESHOLDS, key=lambda t: key(0.5, t))
+    scored = {fg: key(fg, seed) for fg in FOREGROUND_THRESHOLDS}
+    foreground = max(scored, key=scored.get)
+    return {"foreground": foreground, "seed": seed}, float(scored[foreground][0])
 
 
 @dataclass
@@ -388,6 +391,10 @@ def train_segmenter(
     patch = patch_voxels(patch_um, spacing)
     _check_memory(patch, batch_size, features)
     fitting, validation = _split_for_validation(volumes, validation_fraction)
+    validation = [Volume(resample(v.image, v.spacing, spacing), spacing,
+                         resample(v.labels, v.spacing, spacing, order=0,
+                                  shape=grid_shape(v.image.shape, v.spacing, spacing)), v.name)
+                  for v in validation]  # model selection on the working grid: cheap enough to run ten times
     patches = PatchDataset([prepare(v, spacing) for v in fitting], patch,
                            transform=default_augmentation() if transform is None else transform,
                            samples_per_epoch=batch_size * 50, foreground_fraction=0.7, percentiles=None,

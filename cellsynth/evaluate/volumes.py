@@ -88,6 +88,17 @@ def common_spacing(spacings: Sequence[Sequence[float]]) -> Spacing:
     return tuple(float(max(s[axis] for s in spacings)) for axis in range(3))  # type: ignore[return-value]
 
 
+def grid_shape(shape: Sequence[int], spacing: Sequence[float], target: Sequence[float]) -> tuple[int, int, int]:
+    """The shape that covers the field of view of ``shape`` voxels of ``spacing`` with voxels of ``target`` µm.
+
+    Examples
+    --------
+    >>> grid_shape((60, 256, 256), (0.29, 0.26, 0.26), (0.5, 0.5, 0.5))
+    (35, 133, 133)
+    """
+    return tuple(max(1, round(n * s / t)) for n, s, t in zip(shape, spacing, target, strict=True))  # type: ignore
+
+
 def resample(volume: np.ndarray, spacing: Sequence[float], target: Sequence[float], *, order: int = 1,
              shape: Sequence[int] | None = None) -> np.ndarray:
     """``volume`` on a grid of voxel size ``target`` (µm), covering the same field of view.
@@ -117,9 +128,7 @@ def resample(volume: np.ndarray, spacing: Sequence[float], target: Sequence[floa
     from skimage.transform import resize
 
     spacing, target = check_spacing(spacing), check_spacing(target, "target spacing")
-    if shape is None:
-        shape = tuple(max(1, round(n * s / t)) for n, s, t in zip(volume.shape, spacing, target, strict=True))
-    shape = tuple(int(n) for n in shape)
+    shape = grid_shape(volume.shape, spacing, target) if shape is None else tuple(int(n) for n in shape)
     if shape == volume.shape:
         return volume.astype(np.float32, copy=False) if order else volume
     if order == 0:
