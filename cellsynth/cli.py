@@ -184,6 +184,10 @@ def _masks_simulate(args: argparse.Namespace) -> int:
 def _generate(args: argparse.Namespace) -> int:
     from cellsynth.synthesis.pipeline import generate_dataset, load_generator
 
+    if args.like is not None:
+        return _generate_like(args)
+    if args.labels or args.spacing:
+        raise InputError("--labels and --spacing go with --like IMAGE")
     config = _run_config(args, {"generator.name": args.generator, "generator.checkpoint": args.checkpoint,
                                 "generator.alpha_um": args.alpha, **_sampling_overrides(args)})
     generator = load_generator(config)
@@ -192,6 +196,28 @@ def _generate(args: argparse.Namespace) -> int:
     _report(dataset)
     if config.dataset.output.previews:
         print(f"previews: {Path(args.out) / 'previews'}")
+    return 0
+
+
+def _generate_like(args: argparse.Namespace) -> int:
+    from cellsynth.config import with_overrides
+    from cellsynth.dataset import check_new_dataset_folder
+    from cellsynth.synthesis.calibrate import calibrate, write_calibration
+    from cellsynth.synthesis.pipeline import generate_dataset, load_generator
+
+    if args.config or args.preset or args.generator or args.checkpoint:
+        raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
+                         "generator or checkpoint")
+    if not args.resume:
+        check_new_dataset_folder(args.out)
+    images, labels, spacing = _read_calibration_inputs(args.like, args.labels, args.spacing)
+    calibration = calibrate(images, spacing, labels, n_samples=args.n or 8, seed=args.seed or 0)
+    config = with_overrides(calibration.config, {})
+    dataset = generate_dataset(config, args.out, generator=load_generator(config), resume=args.resume,
+                               progress=not args.quiet, workers=args.workers, scheduler=args.scheduler)
+    write_calibration(calibration, Path(args.out) / "calibration.yaml", sources=args.like)
+    _report(dataset)
+    print(f"calibrated preset: {Path(args.out) / 'calibration.yaml'}")
     return 0
 
 
@@ -222,20 +248,32 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_output_file(path: Path) -> None:
+    """Refuse an output file whose format or folder is wrong before any work is done."""
+    from cellsynth.io import volume_format
+
+    if volume_format(path) == "npy":
+        raise InputError(f"'{path}': .npy is read only; write .tif, .ome.tif or .ome.zarr")
+    if not path.parent.is_dir():
+        raise InputError(f"cannot write '{path}': folder '{path.parent}' does not exist")
+
+
 def _synthesize(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from cellsynth.config import GeneratorConfig, PatchingConfig, validate_config
+    from cellsynth.config import GeneratorConfig, PatchingConfig, resolve_config, validate_config
     from cellsynth.io import check_labels, read_checkpoint_info, read_volume, write_volume
     from cellsynth.masks.simulate import SimulatedMasks
     from cellsynth.synthesis.learned import DiffusionGenerator, GanGenerator
+    from cellsynth.synthesis.pipeline import load_generator
 
-    model = read_checkpoint_info(args.checkpoint)["model"]
+    if (args.checkpoint is None) == (args.config is None):
+        raise InputError("give --checkpoint (a trained gan or ddpm) or --config (a preset or YAML: its generator, "
+                         "the physics renderer by default), one of the two")
+    _check_output_file(args.out)
+    model = read_checkpoint_info(args.checkpoint)["model"] if args.checkpoint else None
     if args.alpha is not None and (len(args.alpha) != 1 or model != "gan"):
         raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
-    settings = validate_config({"name": model, "checkpoint": str(args.checkpoint), **{
-        k.split(".")[1]: v for k, v in _sampling_overrides(args).items() if v is not None}}, "command line",
-        GeneratorConfig)
     labels, spacing = read_volume(args.labels, args.spacing)
     labels = check_labels(labels, f"labels '{args.labels}'")
     foreground = None
@@ -244,16 +282,61 @@ def _synthesize(args: argparse.Namespace) -> int:
         if foreground.shape != labels.shape:
             raise InputError(f"foreground of shape {foreground.shape} differs from the labels' {labels.shape}")
         foreground = foreground > 0
-    if model == "gan":
+    if args.config is not None:
+        generator = load_generator(resolve_config(args.config))
+        if foreground is None and generator.name == "optics":
+            foreground = np.ones(labels.shape, bool)  # a field of view inside the specimen, as organism 'none'
+    elif model == "gan":
         generator = GanGenerator(args.checkpoint, PatchingConfig(), alpha_um=args.alpha[0] if args.alpha else None,
                                  device=args.device)
     else:
+        settings = validate_config({"name": model, "checkpoint": str(args.checkpoint), **{
+            k.split(".")[1]: v for k, v in _sampling_overrides(args).items() if v is not None}}, "command line",
+            GeneratorConfig)
         generator = DiffusionGenerator(args.checkpoint, PatchingConfig(), sampler=settings.sampler,
                                        steps=settings.steps, t_start=settings.t_start, strength=settings.strength,
                                        snr=settings.snr, device=args.device)
     image = generator.render(SimulatedMasks(labels, foreground), spacing, np.random.default_rng(args.seed))
     write_volume(args.out, image, spacing)
     print(f"image: {args.out}")
+    return 0
+
+
+def _read_calibration_inputs(images: Sequence[str], labels: Sequence[str] | None, spacing) -> tuple:
+    from cellsynth.io import read_volume
+
+    volumes, label_volumes = [], None
+    for path in images:
+        image, spacing = read_volume(path, spacing)
+        volumes.append(image)
+    if labels:
+        label_volumes = [read_volume(path, spacing)[0] for path in labels]
+    return volumes, label_volumes, spacing
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from cellsynth.evaluate.baseline import check_output_folder
+    from cellsynth.evaluate.calibration import write_calibration_report
+    from cellsynth.synthesis.calibrate import calibrate, write_calibration
+
+    if not str(args.out).endswith((".yaml", ".yml")):
+        raise InputError(f"--out must name a .yaml file; got '{args.out}'")
+    if not args.out.parent.is_dir():
+        raise InputError(f"cannot write '{args.out}': folder '{args.out.parent}' does not exist")
+    if args.report is not None:
+        check_output_folder(args.report)
+    images, labels, spacing = _read_calibration_inputs(args.images, args.labels, args.spacing)
+    calibration = calibrate(images, spacing, labels, n_samples=args.n)
+    if args.report is not None:
+        write_calibration_report(calibration, spacing, args.report)
+    write_calibration(calibration, args.out, sources=args.images)
+    optics, nuclei = calibration.config.optics, calibration.config.masks.nuclei
+    print(f"{args.out}: gain {optics.gain:.3g} ADU/e-, PSF σ {optics.psf_sigma_um[0]:.2f}/{optics.psf_sigma_um[1]:.2f} "
+          f"µm (z/xy), {calibration.config.masks.placement.n_cells} nuclei of {nuclei.radius_um:.2f} µm "
+          f"(flattening {nuclei.flattening:.2f}), texture {optics.texture:.2f}; "
+          f"`cellsynth generate {args.out} --out DIR` makes data like it")
+    if args.report:
+        print(f"report: {args.report}")
     return 0
 
 
@@ -478,6 +561,13 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", parents=[common, run], help="simulate masks and render images: an annotated dataset",
         description="The main job: from a preset or YAML config to image + label pairs, manifest and previews.",
     )
+    generate.add_argument("--like", nargs="+", metavar="IMAGE",
+                          help="calibrate the physics renderer and the masks on your real image(s) first (see "
+                               "`cellsynth calibrate`); the calibrated preset goes into the dataset folder")
+    generate.add_argument("--labels", nargs="+", help="--like: label volumes of those images (default: classical "
+                                                      "segmentation)")
+    generate.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                          help="--like: voxel size in µm of images without one")
     generate.add_argument("--generator", help="optics (default, no training), gan or ddpm (need --checkpoint)")
     generate.add_argument("--checkpoint", help="a cellsynth checkpoint for gan or ddpm")
     generate.add_argument("--alpha", type=_lengths, metavar="A[,A...]",
@@ -506,10 +596,27 @@ def build_parser() -> argparse.ArgumentParser:
                     "statistics for generation are fitted to the images. Same run folder layout as train gan.",
     ).set_defaults(func=_train)
 
+    calibrate = commands.add_parser(
+        "calibrate", parents=[common], help="measure your real image(s) and write a preset that makes data like them",
+        description="Camera (photon transfer), background, attenuation, PSF, per-object brightness, rim, texture "
+                    "spectrum, nucleoli, and the masks' density, size, flattening and arrangement in z; each value "
+                    "in the YAML carries a comment saying how it was measured.",
+    )
+    calibrate.add_argument("images", nargs="+", help="raw 3D image file(s) of one microscope setting")
+    calibrate.add_argument("--labels", nargs="+", help="their instance labels (default: classical segmentation)")
+    calibrate.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
+                           help="voxel size in µm (required for files without one)")
+    calibrate.add_argument("--out", required=True, type=Path, help="preset file to write (PRESET.yaml)")
+    calibrate.add_argument("--report", type=Path, help="folder for calibration.json and a real-vs-synthetic PNG")
+    calibrate.add_argument("--n", type=int, default=8, help="dataset.n_samples of the preset (default 8)")
+    calibrate.set_defaults(func=_calibrate)
+
     synthesize = commands.add_parser("synthesize", parents=[common],
-                                     help="one image from a label volume (e.g. a real segmentation) with a gan or ddpm")
+                                     help="one image from a label volume (e.g. a real segmentation) with any generator")
     synthesize.add_argument("labels", type=Path, help="instance label volume")
-    synthesize.add_argument("--checkpoint", required=True, type=Path,
+    synthesize.add_argument("--config", help="preset name or YAML: render with its generator (the physics "
+                                             "renderer by default; e.g. a `cellsynth calibrate` preset)")
+    synthesize.add_argument("--checkpoint", type=Path,
                             help="gan or ddpm checkpoint from `cellsynth train`")
     synthesize.add_argument("--out", required=True, type=Path, help="image file to write (.tif, .ome.zarr)")
     synthesize.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),

@@ -89,6 +89,10 @@ class PlacementConfig(StrictModel):
         (9.0, 9.0, 9.0),
         description="minimum centre distance in µm, one or (z, y, x); layers: spacing of the outer layer")
     decay: Annotated[float, Field(gt=0, le=1)] = Field(0.9, description="layers: spacing grows by 1/decay per layer")
+    z_range_um: tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)],
+                      Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        None, description="poisson: centres only at depths z (µm from the first plane) in [low, high]: "
+                          "a monolayer or slab; null: the whole depth")
     detections: str | None = Field(None, description="detections: CSV file with columns z, y, x (µm)")
 
     @model_validator(mode="after")
@@ -97,6 +101,8 @@ class PlacementConfig(StrictModel):
             raise ValueError("placement method 'detections' needs 'detections' (a CSV path)")
         if self.method == "layers" and len(set(self.min_distance_um)) > 1:
             raise ValueError("placement method 'layers' needs one min_distance_um (µm) for all axes")
+        if self.z_range_um is not None and (self.method != "poisson" or self.z_range_um[0] > self.z_range_um[1]):
+            raise ValueError("z_range_um is [low, high] µm with low <= high, for placement method 'poisson'")
         return self
 
 
@@ -110,6 +116,10 @@ class NucleiConfig(StrictModel):
     deformation: Annotated[float, Field(ge=0, le=1)] = Field(0.15, description="sh: relative RMS of the radius")
     lmax: Annotated[int, Field(ge=2, le=32)] = 12
     elongation: PositiveUm = Field(1.0, description="ellipsoid: long/short axis along the organism's surface normal")
+    flattening: Annotated[float, Field(gt=0, le=4, allow_inf_nan=False)] = Field(
+        1.0, description="minor/major axis ratio of a squeeze along flattening_axis, volume kept (1: none; "
+                         "< 1: oblate, e.g. nuclei lying flat in a monolayer)")
+    flattening_axis: Literal["z", "random"] = Field("z", description="z: the optical axis; random: per nucleus")
     ssm_model: str | None = Field(None, description="ssm: a model .npz from `cellsynth masks fit-ssm`")
 
     @model_validator(mode="after")
@@ -145,6 +155,23 @@ class OpticsConfig(StrictModel):
     texture: Annotated[float, Field(ge=0, le=5)] = Field(0.45, description="relative amplitude of nucleus texture")
     texture_scales_um: tuple[PositiveUm, PositiveUm] = Field(
         (0.4, 2.0), description="texture length scales (fine, coarse) in µm: band-pass noise between them")
+    texture_spectrum: list[tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)],
+                                 Annotated[float, Field(ge=0, allow_inf_nan=False)]]] | None = Field(
+        None, description="texture amplitude spectrum before the PSF: [cycles/µm, relative amplitude] knots "
+                          "(e.g. from `cellsynth calibrate`); replaces texture_scales_um when given")
+    texture_sigma: Annotated[float, Field(ge=0, le=3)] = Field(
+        0.0, description="log-normal spread of each object's texture amplitude (0: the same for all)")
+    interior_profile: list[tuple[Annotated[float, Field(ge=0, le=1)],
+                                 Annotated[float, Field(ge=0, allow_inf_nan=False)]]] | None = Field(
+        None, description="density against normalised depth inside each object, [depth, factor] knots from 0 "
+                          "(its surface) to 1 (its centre); factor > 1 near 0 is a bright rim")
+    nucleoli_per_object: Annotated[float, Field(ge=0, le=20)] = Field(
+        0.0, description="mean number of dark inclusions (nucleoli) per object (Poisson)")
+    nucleolus_radius_um: PositiveUm = Field(0.8, description="mean radius of a dark inclusion, µm")
+    nucleolus_radius_std_um: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
+        0.2, description="spread of the inclusion radius, µm")
+    nucleolus_darkness: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.5, description="inclusions have (1 − darkness) of the object's density")
     cytoplasm: Annotated[float, Field(ge=0, le=1)] = Field(
         0.05, description="membrane cells: density of the cell interior relative to its membrane")
     background: Annotated[float, Field(ge=0)] = Field(0.2, description="autofluorescence inside the organism")
@@ -157,6 +184,10 @@ class OpticsConfig(StrictModel):
     wavelength_um: Annotated[float, Field(gt=0.2, lt=2.0)] = Field(0.52, description="emission wavelength, µm")
     refractive_index: Annotated[float, Field(ge=1.0, le=1.7)] = Field(1.33, description="immersion medium")
     confocal: bool = Field(True, description="pinhole-limited PSF (σ / √2) instead of widefield")
+    psf_sigma_um: tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)],
+                        Annotated[float, Field(ge=0, allow_inf_nan=False)],
+                        Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        None, description="measured Gaussian PSF σ (z, y, x) in µm; replaces the one from NA, wavelength and index")
     photons: PositiveUm = Field(250.0, description="expected photo-electrons per voxel at density 1")
     read_noise: Annotated[float, Field(ge=0)] = Field(2.0, description="camera read noise, electrons RMS")
     gain: PositiveUm = Field(4.0, description="ADU per electron")
@@ -169,6 +200,11 @@ class OpticsConfig(StrictModel):
     def _scales_ordered(self):
         if self.texture_scales_um[0] >= self.texture_scales_um[1]:
             raise ValueError("texture_scales_um must be (fine, coarse) with fine < coarse")
+        for name in ("texture_spectrum", "interior_profile"):
+            knots = getattr(self, name)
+            increasing = knots is not None and all(b[0] > a[0] for a, b in zip(knots[:-1], knots[1:], strict=True))
+            if knots is not None and (len(knots) < 2 or not increasing):
+                raise ValueError(f"{name} needs two or more [x, value] knots with increasing x")
         return self
 
 

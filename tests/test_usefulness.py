@@ -11,12 +11,14 @@ from scipy import ndimage as ndi
 
 from cellsynth.cli import main
 from cellsynth.errors import InputError
-from cellsynth.evaluate.baseline import baseline, classical_segmentation
+from cellsynth.evaluate.baseline import baseline
 from cellsynth.evaluate.c2st import c2st, roc_auc
 from cellsynth.evaluate.segmentation import matching, score_at
-from cellsynth.evaluate.syn2real import centreness, train_segmenter
+from cellsynth.evaluate.syn2real import train_segmenter
 from cellsynth.evaluate.volumes import Volume, resample, split_dataset
 from cellsynth.io import read_volume, write_volume
+from cellsynth.masks.derived import centreness
+from cellsynth.masks.segment import classical_segmentation
 
 ISO = (1.0, 1.0, 1.0)
 TINY_C2ST = {"spacing": ISO, "patch_um": (4, 8, 8), "steps": 60, "batch_size": 16}

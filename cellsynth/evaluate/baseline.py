@@ -1,17 +1,8 @@
 """The classical baseline: smoothing, Otsu threshold and a distance-transform watershed, no training.
 
 A segmenter trained on cellsynth data has to beat this on the user's real images, or the data is
-not worth training on. Every parameter is a length or volume in µm, with defaults a user would
-pick for nuclei a few µm across, not tuned on any test set:
-
-1. Gaussian smoothing with σ = ``smoothing_um`` (per axis in voxels from the spacing);
-2. Otsu's threshold of the smoothed image, holes of each object filled (dark nucleoli);
-3. the Euclidean distance to the background in µm; its local maxima within a box of half-width
-   ``min_seed_distance_um`` (per axis) are the seeds, one per plateau; an object with no seed of its
-   own gets one;
-4. a watershed of the negated distance from those seeds inside the mask; objects smaller than
-   ``min_volume_um3`` are dropped and the rest numbered 1…n.
-
+not worth training on. The segmentation itself is
+:func:`cellsynth.masks.segment.classical_segmentation` (every parameter in µm).
 :func:`baseline` runs it over a labelled test set and writes the same ``report.json`` as
 :func:`cellsynth.evaluate.syn2real.syn2real`, so the figures sit side by side.
 """
@@ -23,124 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage as ndi
-from skimage.filters import threshold_otsu
-from skimage.segmentation import watershed
 
 from cellsynth.errors import InputError
 from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores
 from cellsynth.evaluate.volumes import Volume, read_volumes
-from cellsynth.io import check_image, check_spacing, write_json_atomic, write_volume
-
-SMOOTHING_UM = 1.0
-MIN_SEED_DISTANCE_UM = 5.0
-MIN_VOLUME_UM3 = 50.0
-
-
-def relabel_sequential_min_size(labels: np.ndarray, min_voxels: int) -> np.ndarray:
-    """``labels`` without objects smaller than ``min_voxels``, renumbered 1…n (uint16, or uint32 if needed)."""
-    sizes = np.bincount(labels.ravel())
-    keep = sizes >= max(1, min_voxels)
-    keep[0] = False
-    numbering = np.zeros(len(sizes), np.int64)
-    numbering[keep] = np.arange(1, keep.sum() + 1)
-    labels = numbering[labels]
-    return labels.astype(np.uint32 if labels.max() >= 2**16 else np.uint16)
-
-
-def distance_watershed(mask: np.ndarray, spacing: Sequence[float], min_seed_distance_um: float,
-                       min_volume_um3: float) -> np.ndarray:
-    """Instances of a binary mask: seeds at the maxima of its distance map, a watershed from them.
-
-    Parameters
-    ----------
-    mask : ndarray of bool
-        ZYX foreground.
-    spacing : 3 floats
-        Voxel size in µm.
-    min_seed_distance_um : float
-        Seeds are the maxima of the distance to the background (µm) over a box of this half-width.
-    min_volume_um3 : float
-        Smaller objects are dropped.
-
-    Returns
-    -------
-    ndarray of uint16 or uint32
-        Instances numbered 1…n.
-
-    Examples
-    --------
-    >>> mask = np.zeros((9, 9, 30), bool); mask[2:7, 2:7, 2:9] = mask[2:7, 2:7, 20:28] = True
-    >>> int(distance_watershed(mask, (1, 1, 1), 3.0, 10.0).max())
-    2
-    """
-    spacing = check_spacing(spacing)
-    if not min_seed_distance_um > 0 or not min_volume_um3 >= 0:
-        raise InputError(f"the least seed distance must be > 0 µm and the least volume >= 0 µm³; "
-                         f"got {min_seed_distance_um!r} and {min_volume_um3!r}")
-    mask = np.asarray(mask, bool)
-    distance = ndi.distance_transform_edt(mask, sampling=spacing)
-    window = [2 * int(round(min_seed_distance_um / s)) + 1 for s in spacing]
-    peaks = mask & (distance == ndi.maximum_filter(distance, size=window))
-    seeds, _ = ndi.label(peaks)
-    return seeded_watershed(-distance, seeds, mask, spacing, min_volume_um3)
-
-
-def seeded_watershed(surface: np.ndarray, seeds: np.ndarray, mask: np.ndarray, spacing: Sequence[float],
-                     min_volume_um3: float) -> np.ndarray:
-    """A watershed of ``surface`` from ``seeds`` inside ``mask``; small objects dropped, the rest numbered 1…n.
-
-    A connected part of the mask without a seed becomes one object of its own instead of being lost.
-    """
-    seeds = np.where(mask, seeds, 0).astype(np.int64)
-    objects, n_objects = ndi.label(mask)
-    seeded = np.zeros(n_objects + 1, bool)
-    seeded[objects[seeds > 0]] = True
-    orphans = ~seeded[objects] & mask
-    seeds[orphans] = objects[orphans] + seeds.max()
-    labels = watershed(surface, seeds, mask=mask)
-    return relabel_sequential_min_size(labels, int(np.ceil(min_volume_um3 / np.prod(spacing))))
-
-
-def classical_segmentation(image: np.ndarray, spacing: Sequence[float], *, smoothing_um: float = SMOOTHING_UM,
-                           min_seed_distance_um: float = MIN_SEED_DISTANCE_UM,
-                           min_volume_um3: float = MIN_VOLUME_UM3) -> np.ndarray:
-    """Instances of a fluorescence image by smoothing, Otsu and a distance watershed (module doc).
-
-    Parameters
-    ----------
-    image : ndarray
-        ZYX intensities (any units; objects bright).
-    spacing : 3 floats
-        Voxel size in µm.
-    smoothing_um : float
-        Gaussian σ in µm (0: none).
-    min_seed_distance_um, min_volume_um3 : float
-        See :func:`distance_watershed`.
-
-    Returns
-    -------
-    ndarray of uint16 or uint32
-        Instance labels of the image's shape, numbered 1…n.
-
-    Examples
-    --------
-    >>> image = np.zeros((12, 40, 40), np.float32); image[3:9, 5:15, 5:15] = image[3:9, 25:35, 22:32] = 1
-    >>> labels = classical_segmentation(image, (1, 1, 1), smoothing_um=0.5)
-    >>> int(labels.max())
-    2
-    """
-    image = check_image(image).astype(np.float32, copy=False)
-    spacing = check_spacing(spacing)
-    if not smoothing_um >= 0:
-        raise InputError(f"smoothing must be >= 0 µm; got {smoothing_um!r}")
-    smooth = ndi.gaussian_filter(image, [smoothing_um / s for s in spacing]) if smoothing_um > 0 else image
-    if smooth.min() == smooth.max():
-        raise InputError("the image is constant: there is nothing to threshold")
-    mask = smooth > threshold_otsu(smooth)
-    mask = ndi.binary_fill_holes(mask)
-    return distance_watershed(mask, spacing, min_seed_distance_um, min_volume_um3)
+from cellsynth.io import write_json_atomic, write_volume
+from cellsynth.masks.segment import MIN_SEED_DISTANCE_UM, MIN_VOLUME_UM3, SMOOTHING_UM, classical_segmentation
 
 
 def check_output_folder(out: str | os.PathLike) -> Path:

@@ -57,16 +57,12 @@ from cellsynth.augment import (
     normalize_percentiles,
 )
 from cellsynth.errors import InputError
-from cellsynth.evaluate.baseline import (
-    MIN_VOLUME_UM3,
-    check_output_folder,
-    seeded_watershed,
-    write_segmentation_results,
-)
+from cellsynth.evaluate.baseline import check_output_folder, write_segmentation_results
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores, score_at
 from cellsynth.evaluate.volumes import Volume, grid_shape, read_volumes, resample, split_volume
 from cellsynth.io import Spacing, atomic_path, check_spacing
-from cellsynth.masks.derived import instance_boundaries
+from cellsynth.masks.derived import centreness
+from cellsynth.masks.segment import MIN_VOLUME_UM3, seeded_watershed
 from cellsynth.models.training import autocast_dtype, check_finite, resolve_device
 from cellsynth.models.unet3d import UNet3D, seeded
 from cellsynth.synthesis.patching import apply_patched
@@ -85,30 +81,6 @@ SEED_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 WARMUP = 0.05
 #: Bytes of training memory per patch voxel per base feature (measured: fp32, Adam, batch 2).
 _BYTES_PER_VOXEL_FEATURE = 220
-
-
-def centreness(labels: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
-    """Each object's distance to its own surface (µm) over that object's largest one: 1 at its centre, 0 outside.
-
-    Touching objects are kept apart: voxels of an instance that touch another instance or the
-    background count as its surface (:func:`~cellsynth.masks.derived.instance_boundaries`).
-
-    Examples
-    --------
-    >>> labels = np.zeros((1, 1, 7), np.uint16); labels[0, 0, 1:6] = 3
-    >>> centreness(labels, (1, 1, 1))[0, 0].round(2)
-    array([0.  , 0.33, 0.67, 1.  , 0.67, 0.33, 0.  ], dtype=float32)
-    """
-    labels = np.asarray(labels)
-    inside = labels > 0
-    if not inside.any():
-        return np.zeros(labels.shape, np.float32)
-    interior = inside & ~instance_boundaries(labels)
-    distance = ndi.distance_transform_edt(interior, sampling=spacing) + inside * min(spacing)
-    largest = np.zeros(int(labels.max()) + 1)
-    ids = np.unique(labels[inside])
-    largest[ids] = ndi.maximum(distance, labels, ids)
-    return np.where(inside, distance / np.maximum(largest[labels], 1e-12), 0).astype(np.float32)
 
 
 def segmentation_targets(labels: np.ndarray, spacing: Sequence[float]) -> dict[str, np.ndarray]:

@@ -122,9 +122,39 @@ class EllipsoidShape:
         return np.sqrt(((local / np.asarray(self.semi_axes_um)) ** 2).sum(axis=-1))
 
 
+@dataclass(frozen=True)
+class FlattenedShape:
+    """``shape`` squeezed along the unit vector ``axis`` to ``ratio`` of its extent across it, volume kept.
+
+    Along the axis lengths scale by ``ratio^(2/3)``, across it by ``ratio^(-1/3)``: a sphere becomes
+    an oblate spheroid with minor/major axis ratio ``ratio`` (a prolate one for ``ratio`` > 1).
+    """
+
+    shape: object
+    axis: np.ndarray
+    ratio: float
+
+    @property
+    def factors(self) -> tuple[float, float]:
+        return self.ratio ** (2 / 3), self.ratio ** (-1 / 3)
+
+    @property
+    def mean_radius(self) -> float:
+        return self.shape.mean_radius
+
+    @property
+    def max_radius(self) -> float:
+        return self.shape.max_radius * max(self.factors)
+
+    def normalised_distance(self, offsets_um: np.ndarray) -> np.ndarray:
+        along_factor, across_factor = self.factors
+        along = (offsets_um @ self.axis)[..., None] * self.axis
+        return self.shape.normalised_distance(along / along_factor + (offsets_um - along) / across_factor)
+
+
 #: Anything with ``normalised_distance(offsets_um)``, ``max_radius`` and ``mean_radius`` (also
 #: :class:`cellsynth.masks.ssm.RadialShape`).
-Shape = SHShape | EllipsoidShape
+Shape = SHShape | EllipsoidShape | FlattenedShape
 
 
 def random_sh_coefficients(
@@ -312,6 +342,8 @@ def simulate_nuclei(
     deformation: float = 0.15,
     lmax: int = DEFAULT_LMAX,
     elongation: float = 1.0,
+    flattening: float = 1.0,
+    flattening_axis: str = "z",
     ssm=None,
 ) -> tuple[np.ndarray, dict]:
     """Nuclei of random size and shape at given centres, clipped to the foreground.
@@ -335,6 +367,11 @@ def simulate_nuclei(
         SH smoothness, relative RMS deformation and degree (see :func:`random_sh_shape`).
     elongation : float
         Ellipsoids only: long / short axis ratio.
+    flattening : float
+        Any shape: minor / major axis ratio of the squeeze along ``flattening_axis`` (volume kept;
+        1 = none, 0.56 for the oblate nuclei of a cells3d monolayer; :class:`FlattenedShape`).
+    flattening_axis : {'z', 'random'}
+        The optical axis (nuclei lying flat in a monolayer) or a random direction per nucleus.
     ssm : cellsynth.masks.ssm.StatisticalShapeModel, optional
         Required with ``shape='ssm'``.
 
@@ -365,6 +402,17 @@ def simulate_nuclei(
     elif shape == "ellipsoid":
         normals = surface_normals(foreground, spacing, centres_um)
         shapes = [ellipsoid_shape(r, elongation, n) for r, n in zip(radii, normals, strict=True)]
+    if not np.isfinite(flattening) or flattening <= 0:
+        raise InputError(f"flattening must be a minor/major axis ratio > 0; got {flattening!r}")
+    if flattening_axis not in ("z", "random"):
+        raise InputError(f"unknown flattening axis '{flattening_axis}'; accepted: z, random")
+    if flattening != 1:
+        if flattening_axis == "z":
+            axes = np.tile([1.0, 0.0, 0.0], (len(shapes), 1))
+        else:
+            axes = rng.standard_normal((len(shapes), 3))
+            axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+        shapes = [FlattenedShape(s, a, float(flattening)) for s, a in zip(shapes, axes, strict=True)]
     labels, info = rasterize_shapes(foreground.shape, spacing, centres_um, shapes, foreground=foreground)
     return labels, {"radii_um": [round(float(r), 4) for r in radii], **info}
 

@@ -85,12 +85,25 @@ def place_cells(config: PlacementConfig, foreground: np.ndarray, spacing, rng: n
                                                decay=config.decay, n_cells=config.n_cells)
             extra = {"n_layers": int(layers.max()) + 1 if len(layers) else 0}
         else:
-            points = poisson_disk_positions(foreground, spacing, config.min_distance_um, rng, n_cells=config.n_cells)
+            points = poisson_disk_positions(slab(foreground, spacing, config.z_range_um), spacing,
+                                            config.min_distance_um, rng, n_cells=config.n_cells)
             extra = {}
     for warning in caught:  # re-issue from here, once per sample
         warnings.warn(str(warning.message), warning.category, stacklevel=3)
     requested = config.n_cells if config.n_cells is not None else len(points)
     return points, {"n_cells_requested": requested, "n_cells_placed": len(points), **extra}
+
+
+def slab(region: np.ndarray, spacing, z_range_um: tuple[float, float] | None) -> np.ndarray:
+    """``region`` limited to the planes whose depth z (µm from the first plane) lies in ``z_range_um``."""
+    if z_range_um is None:
+        return region
+    depth = np.arange(region.shape[0]) * spacing[0]
+    inside = (depth >= z_range_um[0]) & (depth <= z_range_um[1])
+    if not inside.any():
+        raise InputError(f"placement.z_range_um {list(z_range_um)} holds no plane of a volume "
+                         f"{region.shape[0] * spacing[0]:.3g} µm deep")
+    return region & inside[:, None, None]
 
 
 def _check_room(config: MasksConfig, volume: VolumeConfig, cell_diameter_um: float) -> None:
@@ -141,7 +154,8 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng: np.random.Gen
         labels, drawn = simulate_nuclei(
             foreground, spacing, rng, positions, radius_um=nuclei.radius_um, radius_std_um=nuclei.radius_std_um,
             shape=nuclei.shape, gamma=nuclei.gamma, deformation=nuclei.deformation, lmax=nuclei.lmax,
-            elongation=nuclei.elongation, ssm=model,
+            elongation=nuclei.elongation, flattening=nuclei.flattening, flattening_axis=nuclei.flattening_axis,
+            ssm=model,
         )
         info |= {key: drawn[key] for key in ("n_contested_voxels", "n_empty_cells")}
         return SimulatedMasks(labels, foreground, None, info)

@@ -35,7 +35,7 @@ from scipy import ndimage, signal
 
 from cellsynth.config import OpticsConfig, PatchingConfig
 from cellsynth.io import check_spacing
-from cellsynth.masks.derived import depth_below_surface_um
+from cellsynth.masks.derived import centreness, depth_below_surface_um
 from cellsynth.synthesis.patching import apply_patched
 
 #: Widefield Gaussian-PSF constants (Zhang et al. 2007): σ_xy = A λ/NA, σ_z = B λ n / NA².
@@ -74,9 +74,70 @@ def bandpass_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.rando
     return band / max(float(band.std()), 1e-12)
 
 
+def spectral_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.random.Generator,
+                   spectrum: Sequence[Sequence[float]]) -> np.ndarray:
+    """Unit-variance noise whose amplitude spectrum follows ``spectrum`` (cycles/µm, relative amplitude knots).
+
+    White noise is filtered in Fourier space by the amplitude interpolated at each frequency's
+    magnitude (µm⁻¹, from the spacing, so anisotropic grids get isotropic texture); beyond the
+    last knot the amplitude is the last knot's.
+
+    Examples
+    --------
+    >>> noise = spectral_noise((8, 32, 32), (0.5, 0.25, 0.25), np.random.default_rng(0), [[0, 0], [1, 1], [2, 0]])
+    >>> round(float(noise.std()), 3), noise.dtype
+    (1.0, dtype('float32'))
+    """
+    knots = np.asarray(spectrum, float)
+    white = rng.standard_normal(tuple(shape), dtype=np.float32)
+    axes = [np.fft.fftfreq(n, d) for n, d in zip(shape[:-1], spacing[:-1], strict=True)]
+    axes.append(np.fft.rfftfreq(shape[-1], spacing[-1]))
+    frequency = np.sqrt(sum(g**2 for g in np.meshgrid(*axes, indexing="ij", sparse=True)))
+    amplitude = np.interp(frequency, knots[:, 0], knots[:, 1]).astype(np.float32)
+    filtered = np.fft.irfftn(np.fft.rfftn(white) * amplitude, s=tuple(shape)).astype(np.float32)
+    filtered -= filtered.mean()
+    return filtered / max(float(filtered.std()), 1e-12)
+
+
+def inclusions(labels: np.ndarray, spacing: Sequence[float], rng: np.random.Generator, *, per_object: float,
+               radius_um: float, radius_std_um: float, depth: np.ndarray) -> np.ndarray:
+    """Dark inclusions (nucleoli): a Poisson number of balls per object, centred where its normalised depth > 0.4.
+
+    Returns a boolean mask, clipped to the object each ball belongs to.
+    """
+    from cellsynth.masks.nuclei import EllipsoidShape, rasterize_shapes
+
+    ids = np.flatnonzero(np.bincount(labels.ravel()))
+    ids = ids[ids > 0]
+    counts = rng.poisson(per_object, len(ids))
+    deep = np.flatnonzero((depth > 0.4).ravel())
+    owner = labels.ravel()[deep]
+    centres, shapes, parents = [], [], []
+    for object_id, count in zip(ids, counts, strict=True):
+        candidates = deep[owner == object_id]
+        if count == 0 or len(candidates) == 0:
+            continue
+        for flat in rng.choice(candidates, count):
+            radius = max(float(rng.normal(radius_um, radius_std_um)), 0.25 * radius_um)
+            centres.append(np.asarray(np.unravel_index(flat, labels.shape)) * np.asarray(spacing))
+            shapes.append(EllipsoidShape((radius, radius, radius), np.eye(3)))
+            parents.append(object_id)
+    if not shapes:
+        return np.zeros(labels.shape, bool)
+    balls, _ = rasterize_shapes(labels.shape, spacing, np.asarray(centres), shapes)
+    parent_of = np.concatenate([[0], parents])
+    return (balls > 0) & (parent_of[balls] == labels)
+
+
 def fluorophore_density(labels: np.ndarray, spacing: Sequence[float], rng: np.random.Generator,
                         optics: OpticsConfig, membranes: np.ndarray | None = None) -> np.ndarray:
-    """Relative fluorophore density (1 = a median cell), float32, before background and optics."""
+    """Relative fluorophore density (1 = a median cell), float32, before background and optics.
+
+    Per object: a log-normal brightness, the interior profile against normalised depth (rim),
+    dark inclusions, and texture ``1 + a·n`` with ``n`` unit-variance noise (measured spectrum or
+    band-pass) and ``a`` the texture amplitude, log-normal per object. Features left at their
+    defaults draw nothing, so older configs render bit for bit as before.
+    """
     n_ids = int(labels.max()) + 1
     brightness = np.exp(rng.normal(0.0, optics.brightness_sigma, n_ids)).astype(np.float32)
     brightness[0] = 0
@@ -85,9 +146,26 @@ def fluorophore_density(labels: np.ndarray, spacing: Sequence[float], rng: np.ra
         density = per_voxel * np.where(membranes, 1.0, optics.cytoplasm).astype(np.float32)
     else:
         density = per_voxel
+    depth = None
+    if optics.interior_profile is not None or optics.nucleoli_per_object > 0:
+        depth = centreness(labels, spacing)
+    if optics.interior_profile is not None:
+        knots = np.asarray(optics.interior_profile, np.float32)
+        density = density * np.interp(depth, knots[:, 0], knots[:, 1]).astype(np.float32)
+    if optics.nucleoli_per_object > 0:
+        dark = inclusions(labels, spacing, rng, per_object=optics.nucleoli_per_object,
+                          radius_um=optics.nucleolus_radius_um, radius_std_um=optics.nucleolus_radius_std_um,
+                          depth=depth)
+        density = np.where(dark, density * np.float32(1 - optics.nucleolus_darkness), density)
     if optics.texture > 0:
-        texture = bandpass_noise(labels.shape, spacing, rng, optics.texture_scales_um)
-        density = density * np.clip(1 + optics.texture * texture, 0, None)
+        if optics.texture_spectrum is not None:
+            texture = spectral_noise(labels.shape, spacing, rng, optics.texture_spectrum)
+        else:
+            texture = bandpass_noise(labels.shape, spacing, rng, optics.texture_scales_um)
+        amplitude = np.full(n_ids, optics.texture, np.float32)
+        if optics.texture_sigma > 0:
+            amplitude *= np.exp(rng.normal(0.0, optics.texture_sigma, n_ids)).astype(np.float32)
+        density = density * np.clip(1 + amplitude[labels] * texture, 0, None)
     return density.astype(np.float32)
 
 
@@ -131,8 +209,8 @@ class OpticsRenderer:
     def blur(self, image: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
         """The PSF convolution, tile by tile through the patch engine."""
         o = self.optics
-        kernel = gaussian_psf(psf_sigma_um(o.numerical_aperture, o.wavelength_um, o.refractive_index, o.confocal),
-                              spacing)
+        sigma = o.psf_sigma_um or psf_sigma_um(o.numerical_aperture, o.wavelength_um, o.refractive_index, o.confocal)
+        kernel = gaussian_psf(sigma, spacing)
         radius = [k // 2 for k in kernel.shape]
         crop = [max(self.patching.crop, r) for r in radius]
         patch = [max(p, o_ + 2 * c + 1) for p, o_, c in zip(self.patching.patch, (self.patching.overlap,) * 3, crop,

@@ -1,0 +1,566 @@
+"""Calibrate: measure a user's real volume(s) and write the config that makes images like them.
+
+A biologist has one real volume of nuclei (with or without a segmentation) and wants thousands of
+annotated volumes that look like it. :func:`calibrate` measures, from the real data, every value
+the mask simulator and the physics renderer need, each with a sentence saying how it was measured,
+and returns a validated :class:`~cellsynth.config.Config` that ``cellsynth generate`` accepts.
+
+Without labels, the objects are found with the classical segmentation
+(:func:`cellsynth.masks.segment.classical_segmentation`). Then:
+
+- **Camera** (photon transfer): in flat regions the noise variance grows linearly with the mean,
+  ``var = g·(mean − offset) + g²·σ_read²``. The noise variance is measured on a high-pass residual
+  (each voxel minus the mean of its two neighbours along y and x, variance 1.5 σ² for white noise)
+  in the 30 % flattest voxels of each mean-intensity bin; a weighted line fit gives the gain ``g``.
+  The offset is the dark level (0.5th percentile of the 1 µm-smoothed image) and the read noise
+  follows from the intercept: a single volume only fixes their combination, so the pair is one
+  consistent choice (the images it makes have the measured variance at every level).
+- **Background** (median far from objects), **depth attenuation** (per-object brightness against
+  centroid depth, a log-linear fit; none when the objects span less than 5 µm or it does not fall),
+  **bit depth** (from the data type and the largest value).
+- **PSF** (Gaussian σ per axis): the image is fitted by ``a + b·G_σ ⊛ B`` with ``B`` each object
+  filled with its mean, σ_lateral and σ_z by coordinate search on a grid.
+- **Objects**: brightness spread (std of the log of the per-object mean above background), the mean
+  profile against normalised depth inside the objects (:func:`~cellsynth.masks.derived.centreness`,
+  a bright rim shows as a factor > 1 near 0), the texture (the residual inside objects relative to
+  that model: its power spectrum minus the white-noise floor of the camera, divided by the PSF's
+  squared transfer function → the spectrum and amplitude before the blur; its per-object spread),
+  dark inclusions (connected parts of the smoothed residual below a robust threshold: count,
+  radius, darkness).
+- **Masks**: objects per volume, equivalent radius (mean, spread), flattening (minor/major axis of
+  the inertia ellipsoid in µm) and whether the minor axis lies along z, the arrangement in z (a slab
+  between two depths when the centroids span less than half the depth), nearest-neighbour distances
+  (the least centre distance of the placement).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+from scipy import ndimage as ndi
+from scipy.spatial import cKDTree
+
+from cellsynth.config import Config, validate_config
+from cellsynth.errors import InputError
+from cellsynth.io import Spacing, check_image, check_labels, check_spacing, write_bytes_atomic
+from cellsynth.masks.derived import centreness
+from cellsynth.masks.segment import classical_segmentation
+
+#: Normalised-depth bins of the interior profile.
+PROFILE_EDGES = np.linspace(0, 1, 9)
+#: Frequency bins (cycles/µm) of the texture spectrum.
+N_SPECTRUM_BINS = 12
+#: Grids of the PSF fit, µm.
+LATERAL_SIGMAS = np.round(np.arange(0.0, 1.21, 0.05), 3)
+AXIAL_SIGMAS = np.round(np.arange(0.0, 3.01, 0.1), 3)
+#: Inclusions smaller than a ball of this radius (µm) are texture, not nucleoli.
+MIN_INCLUSION_RADIUS_UM = 0.3
+
+
+@dataclass
+class Calibration:
+    """What :func:`calibrate` measured: the config, and each value with how it was measured.
+
+    Attributes
+    ----------
+    config : Config
+        Validated; ``cellsynth generate`` accepts it unchanged.
+    measured : dict
+        Dotted config key (or a report-only name) → ``{"value": ..., "how": "..."}``.
+    labels : list of ndarray
+        The labels the measurements used (given, or from the classical segmentation).
+    images : list of ndarray
+        The images measured.
+    """
+
+    config: Config
+    measured: dict = field(default_factory=dict)
+    labels: list = field(default_factory=list, repr=False)
+    images: list = field(default_factory=list, repr=False)
+
+    def yaml(self, header: str = "") -> str:
+        """The config as YAML, every measured value followed by a comment saying how it was measured."""
+        lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+        _emit(self.config.model_dump(mode="json", exclude_unset=True), self.measured, "", 0, lines)
+        return "\n".join(lines) + "\n"
+
+
+def _flow(value) -> str:
+    """``value`` as one line of flow-style YAML (a scalar alone would get a document-end marker)."""
+    return yaml.safe_dump([value], default_flow_style=True, width=10_000, allow_unicode=True).strip()[1:-1]
+
+
+def _emit(data: dict, measured: dict, prefix: str, depth: int, lines: list[str]) -> None:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        indent = "  " * depth
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            _emit(value, measured, dotted + ".", depth + 1, lines)
+            continue
+        comment = f"  # {measured[dotted]['how']}" if dotted in measured else ""
+        lines.append(f"{indent}{key}: {_flow(value)}{comment}")
+
+
+# ----------------------------------------------------------------------------- measurements
+
+
+def _check_inputs(images, labels, spacing) -> tuple[list[np.ndarray], list[np.ndarray] | None, Spacing]:
+    if isinstance(images, np.ndarray):
+        images = [images]
+    if labels is not None and isinstance(labels, np.ndarray):
+        labels = [labels]
+    if not images:
+        raise InputError("calibration needs at least one image")
+    spacing = check_spacing(spacing)
+    checked = []
+    for index, image in enumerate(images):
+        image = check_image(image, f"image {index}")
+        if image.shape[0] < 3:
+            raise InputError(f"image {index} has {image.shape[0]} plane(s); calibration needs a 3D stack "
+                             "(at least 3 planes) to measure the PSF along z and the arrangement in depth")
+        if float(image.max()) == float(image.min()):
+            raise InputError(f"image {index} is constant ({float(image.min()):g}): there is nothing to measure")
+        checked.append(image)
+    if labels is not None:
+        if len(labels) != len(checked):
+            raise InputError(f"got {len(checked)} images but {len(labels)} label volumes; give one per image")
+        labels = [check_labels(lab, f"labels {i}") for i, lab in enumerate(labels)]
+        for index, (image, lab) in enumerate(zip(checked, labels, strict=True)):
+            if lab.shape != image.shape:
+                raise InputError(f"labels {index} of shape {lab.shape} do not match image {index} of shape "
+                                 f"{image.shape}")
+    return checked, labels, spacing
+
+
+def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: float | None = None) -> dict:
+    """Gain, offset and read noise from the noise variance against the mean in flat regions (module doc).
+
+    Returns
+    -------
+    dict
+        ``gain`` (ADU per electron), ``offset`` (ADU), ``read_noise`` (electrons), ``intercept``
+        (ADU², of the line ``var = gain·mean + intercept``) and the binned ``points`` (mean, var).
+    """
+    image = image.astype(np.float64)
+    residual_sq = np.zeros_like(image)
+    for axis in (1, 2):
+        neighbours = 0.5 * (np.roll(image, 1, axis) + np.roll(image, -1, axis))
+        residual_sq += (image - neighbours) ** 2 / 1.5
+    residual_sq /= 2
+    mean = ndi.uniform_filter(image, (3, 5, 5))
+    smooth = ndi.gaussian_filter(image, [0.5 / s for s in spacing])
+    slope = np.sqrt(sum(g**2 for g in np.gradient(smooth, *spacing)))
+    valid = np.ones(image.shape, bool)
+    valid[:, [0, -1], :] = valid[:, :, [0, -1]] = False
+    if saturation is not None:
+        valid &= ndi.maximum_filter(image, 3) < saturation
+    means, noise, flat = mean[valid], residual_sq[valid], slope[valid]
+    edges = np.unique(np.quantile(means, np.linspace(0, 1, 25)))
+    points = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        inside = (means >= low) & (means < high)
+        if inside.sum() < 200:
+            continue
+        flattest = flat[inside] <= np.quantile(flat[inside], 0.3)
+        points.append((float(means[inside][flattest].mean()), float(noise[inside][flattest].mean()),
+                       int(flattest.sum())))
+    if len(points) < 3:
+        raise InputError("too few flat regions to measure the camera's noise; the image needs some extent "
+                         "of background and of object interiors")
+    m, v, n = (np.array(c) for c in zip(*points, strict=True))
+    gain, intercept = np.polyfit(m, v, 1, w=np.sqrt(n))
+    if not gain > 0:
+        raise InputError("the noise does not grow with the intensity (photon transfer slope <= 0); "
+                         "is this a raw, unprocessed fluorescence image?")
+    offset = float(np.percentile(ndi.gaussian_filter(image, [1.0 / s for s in spacing]), 0.5))
+    read_noise = math.sqrt(max(intercept + gain * offset, 0.0)) / gain
+    return {"gain": float(gain), "offset": offset, "read_noise": float(read_noise), "intercept": float(intercept),
+            "points": [[round(a, 3), round(b, 3)] for a, b in zip(m, v, strict=True)]}
+
+
+def _object_table(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray) -> dict:
+    """Per-object mean (interior), volume, centroid (µm), inertia axes, border contact."""
+    ids = np.flatnonzero(np.bincount(labels.ravel()))
+    ids = ids[ids > 0]
+    interior = np.where(depth > 0.25, labels, 0)
+    means = np.asarray(ndi.mean(image, interior, ids))
+    fallback = np.asarray(ndi.mean(image, labels, ids))
+    means = np.where(np.isfinite(means), means, fallback)
+    volumes = np.asarray(ndi.sum(np.ones(labels.shape), labels, ids)) * np.prod(spacing)
+    grids = np.meshgrid(*[np.arange(n) * s for n, s in zip(labels.shape, spacing, strict=True)], indexing="ij",
+                        sparse=True)
+    centroids = np.stack([np.asarray(ndi.mean(np.broadcast_to(g, labels.shape), labels, ids)) for g in grids], 1)
+    ratios, along_z = [], []
+    slices = ndi.find_objects(labels)
+    touching = []
+    for object_id in ids:
+        box = slices[object_id - 1]
+        touching.append(any(s.start == 0 or s.stop == n for s, n in zip(box, labels.shape, strict=True)))
+        points = np.argwhere(labels[box] == object_id) * np.asarray(spacing)
+        if len(points) < 10:
+            ratios.append(np.nan)
+            along_z.append(np.nan)
+            continue
+        eigenvalues, eigenvectors = np.linalg.eigh(np.cov(points.T))
+        ratios.append(math.sqrt(max(eigenvalues[0], 0) / eigenvalues[-1]))
+        along_z.append(abs(eigenvectors[0, 0]))
+    return {"ids": ids, "mean": means, "volume": volumes, "centroid": centroids, "ratio": np.asarray(ratios),
+            "minor_along_z": np.asarray(along_z), "touching": np.asarray(touching, bool)}
+
+
+def fit_psf(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.ndarray, ids: np.ndarray,
+            background: float) -> tuple[float, float]:
+    """Gaussian PSF σ (axial, lateral) in µm: ``image ≈ a + b·G_σ ⊛ B`` by coordinate search (module doc)."""
+    lookup = np.full(int(labels.max()) + 1, background, np.float64)
+    lookup[ids] = means
+    model = lookup[labels].astype(np.float32)
+    target = image.astype(np.float32)
+
+    def error(axial: float, lateral: float) -> float:
+        blurred = ndi.gaussian_filter(model, [axial / spacing[0], lateral / spacing[1], lateral / spacing[2]])
+        x = blurred.ravel().astype(np.float64)
+        design = np.stack([np.ones_like(x), x], 1)
+        coefficients, residual, *_ = np.linalg.lstsq(design, target.ravel().astype(np.float64), rcond=None)
+        return float(residual[0]) if len(residual) else float(np.sum((design @ coefficients - target.ravel()) ** 2))
+
+    axial, lateral = 0.5, 0.2
+    for _ in range(2):
+        lateral = min(LATERAL_SIGMAS, key=lambda s: error(axial, s))
+        axial = min(AXIAL_SIGMAS, key=lambda s: error(s, lateral))
+    return float(axial), float(lateral)
+
+
+def interior_profile(image: np.ndarray, labels: np.ndarray, depth: np.ndarray, means: np.ndarray, ids: np.ndarray,
+                     background: float) -> list[list[float]]:
+    """Mean intensity above background, relative to each object's mean, per normalised-depth bin (mean 1)."""
+    inside = labels > 0
+    lookup = np.ones(int(labels.max()) + 1)
+    lookup[ids] = np.maximum(means - background, 1e-9)
+    relative = (image[inside] - background) / lookup[labels[inside]]
+    which = np.clip(np.digitize(depth[inside], PROFILE_EDGES) - 1, 0, len(PROFILE_EDGES) - 2)
+    counts = np.bincount(which, minlength=len(PROFILE_EDGES) - 1)
+    sums = np.bincount(which, relative, minlength=len(PROFILE_EDGES) - 1)
+    values = np.divide(sums, counts, out=np.ones(len(counts)), where=counts > 0)
+    values /= (values * counts).sum() / counts.sum()
+    centres = (PROFILE_EDGES[:-1] + PROFILE_EDGES[1:]) / 2
+    centres[0], centres[-1] = 0.0, 1.0
+    return [[round(float(c), 3), round(float(v), 4)] for c, v in zip(centres, values, strict=True)]
+
+
+def object_model(labels: np.ndarray, depth: np.ndarray, means: np.ndarray, ids: np.ndarray, background: float,
+                 profile: Sequence[Sequence[float]], psf: tuple[float, float], spacing: Spacing) -> np.ndarray:
+    """The noise- and texture-free image: background, each object at its mean times the profile, blurred by the PSF."""
+    lookup = np.full(int(labels.max()) + 1, background, np.float64)
+    lookup[ids] = means
+    knots = np.asarray(profile)
+    factor = np.where(labels > 0, np.interp(depth, knots[:, 0], knots[:, 1]), 1.0)
+    model = background + (lookup[labels] - background) * factor
+    axial, lateral = psf
+    return ndi.gaussian_filter(model, [axial / spacing[0], lateral / spacing[1], lateral / spacing[2]])
+
+
+def deconvolved_profile(image: np.ndarray, labels: np.ndarray, depth: np.ndarray, means: np.ndarray,
+                        ids: np.ndarray, background: float, psf: tuple[float, float], spacing: Spacing,
+                        iterations: int = 10) -> tuple[list, list]:
+    """The in-object profile before the PSF: multiplicative updates until the blurred model shows the measured one.
+
+    Returns the profile before the blur and the measured one (both as knots).
+    """
+    measured = interior_profile(image, labels, depth, means, ids, background)
+    target = np.asarray(measured)[:, 1]
+    current = target.copy()
+    for _ in range(iterations):
+        knots = [[d, float(v)] for (d, _), v in zip(measured, current, strict=True)]
+        blurred = object_model(labels, depth, means, ids, background, knots, psf, spacing)
+        shown = np.asarray(interior_profile(blurred, labels, depth, means, ids, background))[:, 1]
+        current = np.clip(current * target / np.maximum(shown, 1e-6), 0.05, 20)
+    current /= np.average(current, weights=np.bincount(np.clip(np.digitize(depth[labels > 0], PROFILE_EDGES) - 1, 0,
+                                                                len(PROFILE_EDGES) - 2),
+                                                        minlength=len(PROFILE_EDGES) - 1) + 1e-9)
+    before = [[d, round(float(v), 4)] for (d, _), v in zip(measured, current, strict=True)]
+    return before, measured
+
+
+def texture_spectrum(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray,
+                     expected: np.ndarray, camera: dict, psf: tuple[float, float]) -> dict:
+    """The texture inside objects before the PSF: amplitude, spectrum knots and per-object spread (module doc)."""
+    offset, gain, read = camera["offset"], camera["gain"], camera["read_noise"]
+    mask = depth > 0.15
+    signal = np.maximum(expected - offset, 1e-9)
+    relative = np.where(mask, (image - expected) / signal, 0.0)
+    noise = (gain * signal + gain**2 * read**2) / signal**2
+    floor = float(noise[mask].mean())
+    fraction = mask.mean()
+    power = np.abs(np.fft.fftn(relative - relative[mask].mean() * mask)) ** 2 / (relative.size * fraction)
+    frequencies = np.meshgrid(*[np.fft.fftfreq(n, s) for n, s in zip(image.shape, spacing, strict=True)],
+                              indexing="ij", sparse=True)
+    radius = np.sqrt(sum(f**2 for f in frequencies))
+    axial, lateral = psf
+    otf_sq = np.exp(-4 * np.pi**2 * (axial**2 * frequencies[0] ** 2 + lateral**2 * (frequencies[1] ** 2 +
+                                                                                     frequencies[2] ** 2)))
+    usable = otf_sq > 0.05  # beyond, the PSF passes too little to tell texture from noise
+    before_blur = np.where(usable, np.maximum(power - floor, 0) / np.maximum(otf_sq, 1e-12), 0.0)
+    amplitude = float(np.sqrt(before_blur.mean()))
+    nyquist = min(0.5 / s for s in spacing)
+    edges = np.linspace(0, nyquist, N_SPECTRUM_BINS + 1)
+    which = np.digitize(radius.ravel(), edges) - 1
+    keep = (which >= 0) & (which < N_SPECTRUM_BINS)
+    sums = np.bincount(which[keep], before_blur.ravel()[keep], N_SPECTRUM_BINS)
+    counts = np.bincount(which[keep], minlength=N_SPECTRUM_BINS)
+    psd = np.divide(sums, counts, out=np.zeros(N_SPECTRUM_BINS), where=counts > 0)
+    knots_amplitude = np.sqrt(psd / max(psd.max(), 1e-300))
+    centres = (edges[:-1] + edges[1:]) / 2
+    spectrum = [[0.0, round(float(knots_amplitude[0]), 4)]] + [
+        [round(float(c), 4), round(float(a), 4)] for c, a in zip(centres, knots_amplitude, strict=True)]
+    per_object = []
+    for object_id in np.unique(labels[mask]):
+        inside = mask & (labels == object_id)
+        if inside.sum() >= 200:
+            variance = relative[inside].var() - noise[inside].mean()
+            if variance > 0:
+                per_object.append(math.sqrt(variance))
+    spread = float(np.std(np.log(per_object))) if len(per_object) >= 5 else 0.0
+    return {"amplitude": amplitude, "spectrum": spectrum, "spread": spread, "noise_floor": floor,
+            "post_blur_amplitude": float(math.sqrt(max((power - floor).mean(), 0)))}
+
+
+def dark_inclusions(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray,
+                    expected: np.ndarray, offset: float) -> dict:
+    """Count, radius and darkness of dark inclusions (nucleoli) inside the objects (module doc)."""
+    interior = depth > 0.2
+    relative = np.where(interior, (image - expected) / np.maximum(expected - offset, 1e-9), 0.0)
+    sigma = [0.4 / s for s in spacing]
+    weight = ndi.gaussian_filter(interior.astype(np.float64), sigma)
+    smooth = np.divide(ndi.gaussian_filter(relative, sigma), weight, out=np.zeros_like(relative), where=weight > 0.3)
+    values = smooth[interior & (weight > 0.3)]
+    if values.size == 0:
+        return {"per_object": 0.0, "radius_um": 0.8, "radius_std_um": 0.2, "darkness": 0.5, "n": 0}
+    threshold = -max(0.2, 4 * 1.4826 * float(np.median(np.abs(values - np.median(values)))))
+    dark, n = ndi.label(interior & (weight > 0.3) & (smooth < threshold))
+    voxel = float(np.prod(spacing))
+    sizes = np.bincount(dark.ravel())[1:] * voxel
+    keep = np.flatnonzero(sizes >= 4 / 3 * math.pi * MIN_INCLUSION_RADIUS_UM**3) + 1
+    n_objects = max(1, len(np.unique(labels[labels > 0])))
+    if len(keep) == 0:
+        return {"per_object": 0.0, "radius_um": 0.8, "radius_std_um": 0.2, "darkness": 0.5, "n": 0,
+                "threshold": threshold}
+    radii = (3 * sizes[keep - 1] / (4 * math.pi)) ** (1 / 3)
+    darkness = -np.asarray(ndi.mean(relative, dark, keep))
+    return {"per_object": len(keep) / n_objects, "radius_um": float(radii.mean()),
+            "radius_std_um": float(radii.std()), "darkness": float(np.clip(darkness.mean(), 0.05, 1)),
+            "n": int(len(keep)), "threshold": threshold}
+
+
+# ----------------------------------------------------------------------------- calibrate
+
+
+def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int = 8, seed: int = 0,
+              segmentation: dict | None = None) -> Calibration:
+    """Measure real nuclei volume(s) and return the config that simulates and renders data like them.
+
+    Parameters
+    ----------
+    images : ndarray or sequence of ndarray
+        Raw 3D images (ZYX, camera units) of one microscope setting; objects bright.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    labels : ndarray or sequence of ndarray, optional
+        Their instance labels; default: :func:`~cellsynth.masks.segment.classical_segmentation`.
+    n_samples, seed : int
+        The dataset section of the config.
+    segmentation : dict, optional
+        Keyword arguments of the classical segmentation (µm) when labels are not given.
+
+    Returns
+    -------
+    Calibration
+        ``config`` (validated), ``measured`` (value and method of each), ``labels`` used.
+
+    Examples
+    --------
+    >>> image, labels, spacing = cellsynth.cells3d_nuclei()          # doctest: +SKIP
+    >>> calibration = calibrate(image, spacing)                       # doctest: +SKIP
+    >>> Path("mine.yaml").write_text(calibration.yaml())              # doctest: +SKIP
+    """
+    images, labels, spacing = _check_inputs(images, labels, spacing)
+    segmented = labels is None
+    if segmented:
+        labels = [classical_segmentation(image, spacing, **(segmentation or {})) for image in images]
+    if not any(lab.any() for lab in labels):
+        raise InputError("no object was found in the image(s)" + (" by the classical segmentation (Otsu + "
+                         "watershed); give --labels" if segmented else "; the labels are empty"))
+    measured: dict = {}
+
+    def note(key: str, value, how: str):
+        measured[key] = {"value": value, "how": how}
+        return value
+
+    # everything per volume, then pooled: the first volume carries the per-voxel fits
+    image, label = images[0], labels[0]
+    source = "the classical segmentation" if segmented else "the given labels"
+    depth = centreness(label, spacing)
+    integer = np.issubdtype(image.dtype, np.integer)
+    top = float(max(i.max() for i in images))
+    bits = int(np.clip(math.ceil(math.log2(top + 1)), 8, 16)) if integer else 16
+    saturation = 2**bits - 1 if integer else None
+    camera = photon_transfer(image.astype(np.float64), spacing, saturation)
+    outside = np.concatenate([i[ndi.distance_transform_edt(lab == 0, sampling=spacing) > 2.0]
+                              for i, lab in zip(images, labels, strict=True)]).astype(np.float64)
+    if outside.size == 0:
+        outside = np.concatenate([i[lab == 0] for i, lab in zip(images, labels, strict=True)]).astype(np.float64)
+    background = float(np.median(outside))
+    tables = [_object_table(i.astype(np.float64), lab, spacing, centreness(lab, spacing) if k else depth)
+              for k, (i, lab) in enumerate(zip(images, labels, strict=True))]
+    table = {key: np.concatenate([t[key] for t in tables]) for key in tables[0]}
+    above = table["mean"] - background
+    bright = above[above > 0]
+    if bright.size == 0:
+        raise InputError("the objects are not brighter than the background; are they bright objects on a dark "
+                         "background?")
+    median_above = float(np.median(bright))
+    gain = camera["gain"]
+    photons = median_above / gain
+    first = tables[0]
+    psf_axial, psf_lateral = fit_psf(image.astype(np.float64), label, spacing, first["mean"], first["ids"],
+                                     background)
+    profile, seen_profile = deconvolved_profile(image.astype(np.float64), label, depth, first["mean"], first["ids"],
+                                                background, (psf_axial, psf_lateral), spacing)
+    expected = object_model(label, depth, first["mean"], first["ids"], background, profile, (psf_axial, psf_lateral),
+                            spacing)
+    texture = texture_spectrum(image.astype(np.float64), label, spacing, depth, expected, camera,
+                               (psf_axial, psf_lateral))
+    nucleoli = dark_inclusions(image.astype(np.float64), label, spacing, depth, expected, camera["offset"])
+
+    # masks: shape statistics from objects not cut by the volume's faces
+    whole = ~table["touching"]
+    shapes = whole if whole.sum() >= 3 else np.ones_like(whole)
+    radii = (3 * table["volume"][shapes] / (4 * math.pi)) ** (1 / 3)
+    ratio = float(np.nanmedian(table["ratio"][shapes]))
+    along_z = float(np.nanmean(table["minor_along_z"][shapes]))
+    depth_um = image.shape[0] * spacing[0]
+    z = table["centroid"][:, 0]
+    nn = []
+    for t in tables:
+        if len(t["centroid"]) >= 2:
+            distance, _ = cKDTree(t["centroid"]).query(t["centroid"], k=2)
+            nn.extend(distance[:, 1])
+    nn = np.asarray(nn)
+    n_cells = round(len(table["ids"]) / len(images))
+    slab = (np.percentile(z, 95) - np.percentile(z, 5)) < 0.5 * depth_um and len(z) >= 3
+
+    # attenuation: per-object brightness against depth
+    log_bright = np.log(np.maximum(above, 1e-9))
+    attenuation = None
+    if np.ptp(z) >= 5 and len(z) >= 5:
+        slope = np.polyfit(z[above > 0], log_bright[above > 0], 1)[0]
+        if slope < 0 and -1 / slope < 10 * depth_um:
+            attenuation = float(-1 / slope)
+
+    nuclei_radius = float(radii.mean())
+    min_distance = float(np.percentile(nn, 10)) if len(nn) else 2.2 * nuclei_radius
+    config = {
+        "dataset": {"n_samples": n_samples, "seed": seed, "name_prefix": "calibrated"},
+        "volume": {"shape": list(image.shape), "spacing_um": list(spacing)},
+        "masks": {
+            "kind": "nuclei",
+            "organism": {"kind": "none"},
+            "placement": {"method": "poisson", "n_cells": max(1, n_cells),
+                          "min_distance_um": [round(min_distance, 3)] * 3,
+                          "z_range_um": [round(max(0.0, float(np.percentile(z, 5)) - 0.5), 3),
+                                         round(float(np.percentile(z, 95)) + 0.5, 3)] if slab else None},
+            "nuclei": {"shape": "sh", "radius_um": round(nuclei_radius, 3),
+                       "radius_std_um": round(float(radii.std()), 3), "flattening": round(min(ratio, 1.0), 3),
+                       "flattening_axis": "z" if along_z > 0.8 else "random"},
+        },
+        "generator": {"name": "optics"},
+        "optics": {
+            "brightness_sigma": round(float(np.std(np.log(bright))) if bright.size >= 3 else 0.0, 4),
+            "texture": round(min(texture["amplitude"], 5.0), 4),
+            "texture_spectrum": texture["spectrum"],
+            "texture_sigma": round(min(texture["spread"], 3.0), 4),
+            "interior_profile": profile,
+            "nucleoli_per_object": round(min(nucleoli["per_object"], 20.0), 3),
+            "nucleolus_radius_um": round(max(nucleoli["radius_um"], 0.05), 3),
+            "nucleolus_radius_std_um": round(nucleoli["radius_std_um"], 3),
+            "nucleolus_darkness": round(nucleoli["darkness"], 3),
+            "background": round(max(background - camera["offset"], 0.0) / (gain * photons), 5),
+            "haze": 0.0,
+            "attenuation_length_um": None if attenuation is None else round(attenuation, 2),
+            "psf_sigma_um": [psf_axial, psf_lateral, psf_lateral],
+            "photons": round(photons, 3),
+            "read_noise": round(camera["read_noise"], 4),
+            "gain": round(gain, 4),
+            "offset": round(camera["offset"], 3),
+            "bit_depth": bits,
+            "output_dtype": "uint16" if integer else "float32",
+        },
+    }
+    n_objects = len(table["ids"])
+    note("volume.shape", None, "the calibration image's own shape (voxels)")
+    note("masks.placement.n_cells", n_cells, f"objects per volume in {source} ({n_objects} in {len(images)})")
+    note("masks.placement.min_distance_um", min_distance,
+         f"10th percentile of the nearest-neighbour centroid distance (median {np.median(nn):.2f} µm)"
+         if len(nn) else "2.2 × the mean radius (one object only)")
+    note("masks.placement.z_range_um", config["masks"]["placement"]["z_range_um"],
+         f"5th-95th percentile of the centroid depth ± 0.5 µm: a slab (centroids span "
+         f"{np.ptp(z):.1f} of {depth_um:.1f} µm)" if slab else
+         f"none: centroids span {np.ptp(z):.1f} of {depth_um:.1f} µm, the whole depth")
+    note("masks.nuclei.radius_um", nuclei_radius, f"mean equivalent radius of {int(shapes.sum())} objects not cut "
+         "by a face, from their volume in µm³")
+    note("masks.nuclei.radius_std_um", float(radii.std()), "spread (std) of the same equivalent radii")
+    note("masks.nuclei.flattening", ratio, "median minor/major axis ratio of the inertia ellipsoids in µm")
+    note("masks.nuclei.flattening_axis", along_z, f"mean |cos| between the minor axis and z: {along_z:.2f} "
+         "(> 0.8: z)")
+    note("masks.nuclei.shape", "sh", "not measured: spherical harmonics, deformation and gamma at their defaults")
+    note("optics.brightness_sigma", config["optics"]["brightness_sigma"],
+         "std of the log of each object's interior mean above the background")
+    note("optics.texture", texture["amplitude"], "RMS of the in-object residual before the PSF (camera noise floor "
+         f"{texture['noise_floor']:.4f} removed; {texture['post_blur_amplitude']:.3f} after the PSF)")
+    note("optics.texture_spectrum", texture["spectrum"], "amplitude spectrum (cycles/µm) of that residual, "
+         "deconvolved by the PSF's transfer function")
+    note("optics.texture_sigma", texture["spread"], "std of the log of the per-object texture RMS")
+    note("optics.interior_profile", profile, "mean intensity above background over the object mean, against "
+         "the normalised depth (0 surface, 1 centre), undone of the PSF's blur")
+    note("seen_interior_profile", seen_profile, "the same in the image, after the blur")
+    note("optics.nucleoli_per_object", nucleoli["per_object"], f"{nucleoli['n']} dark inclusions (smoothed "
+         f"residual below {nucleoli.get('threshold', 0):.2f}, ≥ {MIN_INCLUSION_RADIUS_UM} µm) over {n_objects} objects")
+    note("optics.nucleolus_radius_um", nucleoli["radius_um"], "mean equivalent radius of those inclusions")
+    note("optics.nucleolus_radius_std_um", nucleoli["radius_std_um"], "their spread")
+    note("optics.nucleolus_darkness", nucleoli["darkness"], "1 − their mean intensity relative to the object")
+    note("optics.background", config["optics"]["background"], f"median {background:.1f} (camera units) > 2 µm away "
+         "from any object, above the offset, in units of the median object signal")
+    note("optics.haze", 0.0, "not modelled apart: the measured background holds it")
+    note("optics.attenuation_length_um", attenuation, "log-linear fit of object brightness against depth"
+         if attenuation is not None else "none: objects span < 5 µm of depth or do not dim with depth")
+    note("optics.psf_sigma_um", [psf_axial, psf_lateral, psf_lateral], "Gaussian σ fitted so that the objects, "
+         "filled with their means and blurred, best match the image")
+    note("optics.photons", photons, f"median object signal above background ({median_above:.1f}) / gain")
+    note("optics.gain", gain, f"photon transfer slope over {len(camera['points'])} intensity bins")
+    note("optics.offset", camera["offset"], "dark level: 0.5th percentile of the 1 µm-smoothed image")
+    note("optics.read_noise", camera["read_noise"], "from the photon-transfer intercept at the offset (electrons)")
+    note("optics.bit_depth", bits, f"{image.dtype} data up to {top:g}" if integer else "floating-point data")
+    note("optics.output_dtype", config["optics"]["output_dtype"], "the calibration images' kind")
+    note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
+    validated = validate_config(config, "calibration")
+    return Calibration(validated, measured, labels, images)  # type: ignore[arg-type]
+
+
+def write_calibration(calibration: Calibration, path: str | os.PathLike, sources: Sequence[str] = ()) -> Path:
+    """Write the calibrated preset as commented YAML, atomically, after checking that it reads back unchanged."""
+    path = Path(path)
+    header = ("cellsynth preset written by `cellsynth calibrate`" + (f" from {', '.join(map(str, sources))}"
+                                                                     if sources else "") +
+              ".\nEach measured value carries a comment saying how it was measured; every length is in µm.\n"
+              "Use it with `cellsynth generate THIS.yaml --out DIR`; check it with `cellsynth config check`.")
+    text = calibration.yaml(header)
+    if validate_config(yaml.safe_load(text), str(path)) != calibration.config:
+        raise RuntimeError("the calibrated preset does not read back as written")  # a bug, never the user's input
+    write_bytes_atomic(path, text.encode())
+    return path
