@@ -147,6 +147,16 @@ class MasksConfig(StrictModel):
     membranes: MembranesConfig = MembranesConfig()
 
 
+class InclusionConfig(StrictModel):
+    """One kind of inclusion inside objects: a Poisson number of balls per object, centred away from its surface."""
+
+    per_object: Annotated[float, Field(ge=0, le=50)] = Field(1.0, description="mean count per object (Poisson)")
+    radius_um: PositiveUm = Field(0.8, description="mean radius, µm")
+    radius_std_um: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(0.2, description="radius spread, µm")
+    factor: Annotated[float, Field(ge=0, le=20, allow_inf_nan=False)] = Field(
+        0.5, description="density inside relative to the object's: < 1 dark (nucleoli), > 1 bright (chromocenters)")
+
+
 class OpticsConfig(StrictModel):
     """The physics renderer (`cellsynth.synthesis.optics`): sample, microscope and camera."""
 
@@ -159,19 +169,18 @@ class OpticsConfig(StrictModel):
                                  Annotated[float, Field(ge=0, allow_inf_nan=False)]]] | None = Field(
         None, description="texture amplitude spectrum before the PSF: [cycles/µm, relative amplitude] knots "
                           "(e.g. from `cellsynth calibrate`); replaces texture_scales_um when given")
+    texture_law: Literal["additive", "lognormal"] = Field(
+        "additive", description="additive: density × max(0, 1 + a·n); lognormal: density × exp(a·n − a²/2), "
+                                "skewed to bright spots and never 0 (a = texture, n unit-variance noise)")
     texture_sigma: Annotated[float, Field(ge=0, le=3)] = Field(
         0.0, description="log-normal spread of each object's texture amplitude (0: the same for all)")
     interior_profile: list[tuple[Annotated[float, Field(ge=0, le=1)],
                                  Annotated[float, Field(ge=0, allow_inf_nan=False)]]] | None = Field(
         None, description="density against normalised depth inside each object, [depth, factor] knots from 0 "
                           "(its surface) to 1 (its centre); factor > 1 near 0 is a bright rim")
-    nucleoli_per_object: Annotated[float, Field(ge=0, le=20)] = Field(
-        0.0, description="mean number of dark inclusions (nucleoli) per object (Poisson)")
-    nucleolus_radius_um: PositiveUm = Field(0.8, description="mean radius of a dark inclusion, µm")
-    nucleolus_radius_std_um: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(
-        0.2, description="spread of the inclusion radius, µm")
-    nucleolus_darkness: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.5, description="inclusions have (1 − darkness) of the object's density")
+    inclusions: list[InclusionConfig] = Field(
+        [], description="kinds of small balls inside objects: dark nucleoli (factor < 1), bright chromocenters "
+                        "(factor > 1); none by default")
     cytoplasm: Annotated[float, Field(ge=0, le=1)] = Field(
         0.05, description="membrane cells: density of the cell interior relative to its membrane")
     background: Annotated[float, Field(ge=0)] = Field(0.2, description="autofluorescence inside the organism")
@@ -184,6 +193,9 @@ class OpticsConfig(StrictModel):
     wavelength_um: Annotated[float, Field(gt=0.2, lt=2.0)] = Field(0.52, description="emission wavelength, µm")
     refractive_index: Annotated[float, Field(ge=1.0, le=1.7)] = Field(1.33, description="immersion medium")
     confocal: bool = Field(True, description="pinhole-limited PSF (σ / √2) instead of widefield")
+    noise_correlation_um: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = Field(
+        0.0, description="σ (µm) of a Gaussian that correlates the camera noise between neighbouring voxels "
+                         "(variance kept); 0: independent voxels")
     psf_sigma_um: tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)],
                         Annotated[float, Field(ge=0, allow_inf_nan=False)],
                         Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(

@@ -12,7 +12,9 @@ Without labels, the objects are found with the classical segmentation
   ``var = g·(mean − offset) + g²·σ_read²``. The noise variance is measured on a high-pass residual
   (each voxel minus the mean of its two neighbours along y and x, variance 1.5 σ² for white noise)
   in the 30 % flattest voxels of each mean-intensity bin; a weighted line fit gives the gain ``g``.
-  The offset is the dark level (0.5th percentile of the 1 µm-smoothed image) and the read noise
+  Neighbouring voxels' noise may correlate (measured far from objects, :func:`noise_correlation`);
+  the residual's variance is corrected for it. The offset is the dark level (0.5th percentile of the
+  1 µm-smoothed image) and the read noise
   follows from the intercept: a single volume only fixes their combination, so the pair is one
   consistent choice (the images it makes have the measured variance at every level).
 - **Background** (median far from objects), **depth attenuation** (per-object brightness against
@@ -139,7 +141,31 @@ def _check_inputs(images, labels, spacing) -> tuple[list[np.ndarray], list[np.nd
     return checked, labels, spacing
 
 
-def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: float | None = None) -> dict:
+def noise_correlation(image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) -> dict:
+    """Lag-1 correlation of the noise along y and x, far (> 2 µm) from objects, and the Gaussian σ (µm) it implies.
+
+    The slowly varying background (a 1 µm Gaussian average over those voxels only, so no object
+    light leaks in) is removed first. Gaussian-blurred white noise of σ voxels has lag-1
+    correlation ``exp(−1 / (4σ²))``.
+    """
+    far = ndi.distance_transform_edt(labels == 0, sampling=spacing) > 2.0
+    sigma = [1.0 / s for s in spacing]
+    weight = ndi.gaussian_filter(far.astype(np.float64), sigma)
+    local = np.divide(ndi.gaussian_filter(image * far, sigma), weight, out=np.zeros_like(image), where=weight > 1e-3)
+    residual = image - local
+    correlations = []
+    for axis in (1, 2):
+        shifted = np.roll(residual, -1, axis)
+        inside = far & np.roll(far, -1, axis)
+        a, b = residual[inside], shifted[inside]
+        correlations.append(float(np.corrcoef(a, b)[0, 1]) if a.size > 100 else 0.0)
+    rho = float(np.clip(np.mean(correlations), 0.0, 0.95))
+    sigma_voxels = 1 / (2 * math.sqrt(math.log(1 / rho))) if rho > 0.02 else 0.0
+    return {"rho": correlations, "sigma_um": sigma_voxels * float(np.mean(spacing[1:]))}
+
+
+def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: float | None = None,
+                    rho: Sequence[float] = (0.0, 0.0)) -> dict:
     """Gain, offset and read noise from the noise variance against the mean in flat regions (module doc).
 
     Returns
@@ -150,9 +176,10 @@ def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: flo
     """
     image = image.astype(np.float64)
     residual_sq = np.zeros_like(image)
-    for axis in (1, 2):
+    for axis, r in zip((1, 2), rho, strict=True):
         neighbours = 0.5 * (np.roll(image, 1, axis) + np.roll(image, -1, axis))
-        residual_sq += (image - neighbours) ** 2 / 1.5
+        # residual variance over the noise variance: 1.5 for white noise, less when neighbours correlate
+        residual_sq += (image - neighbours) ** 2 / (1.5 - 2 * r + 0.5 * r**4)
     residual_sq /= 2
     mean = ndi.uniform_filter(image, (3, 5, 5))
     smooth = ndi.gaussian_filter(image, [0.5 / s for s in spacing])
@@ -215,26 +242,50 @@ def _object_table(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth
             "minor_along_z": np.asarray(along_z), "touching": np.asarray(touching, bool)}
 
 
-def fit_psf(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.ndarray, ids: np.ndarray,
-            background: float) -> tuple[float, float]:
-    """Gaussian PSF σ (axial, lateral) in µm: ``image ≈ a + b·G_σ ⊛ B`` by coordinate search (module doc)."""
+def edge_following(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.ndarray, ids: np.ndarray,
+                   background: float, reach_um: float = 1.0) -> np.ndarray:
+    """``labels`` moved onto the image's own edges: within ``reach_um`` of each object, the voxels brighter
+    (after a 0.3 µm smoothing) than halfway between the object's mean and the background.
+
+    Annotations rarely sit exactly on the half-maximum of a blurred edge; a PSF fitted to them would
+    absorb the offset as blur.
+    """
+    distance, nearest = ndi.distance_transform_edt(labels == 0, sampling=spacing, return_indices=True)
+    owner = labels[tuple(nearest)]
+    owner[distance > reach_um] = 0
     lookup = np.full(int(labels.max()) + 1, background, np.float64)
     lookup[ids] = means
-    model = lookup[labels].astype(np.float32)
-    target = image.astype(np.float32)
+    smooth = ndi.gaussian_filter(image, [0.3 / s for s in spacing])
+    return np.where((owner > 0) & (smooth > (lookup[owner] + background) / 2), owner, 0)
 
-    def error(axial: float, lateral: float) -> float:
-        blurred = ndi.gaussian_filter(model, [axial / spacing[0], lateral / spacing[1], lateral / spacing[2]])
-        x = blurred.ravel().astype(np.float64)
-        design = np.stack([np.ones_like(x), x], 1)
-        coefficients, residual, *_ = np.linalg.lstsq(design, target.ravel().astype(np.float64), rcond=None)
-        return float(residual[0]) if len(residual) else float(np.sum((design @ coefficients - target.ravel()) ** 2))
 
-    axial, lateral = 0.5, 0.2
-    for _ in range(2):
-        lateral = min(LATERAL_SIGMAS, key=lambda s: error(axial, s))
-        axial = min(AXIAL_SIGMAS, key=lambda s: error(s, lateral))
-    return float(axial), float(lateral)
+def fit_psf(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.ndarray, ids: np.ndarray,
+            background: float) -> tuple[float, float]:
+    """Gaussian PSF σ (axial, lateral) in µm: ``image ≈ a + b·G_σ ⊛ B`` by coordinate search (module doc).
+
+    ``B`` fills the objects with their means, once as labelled and once moved onto the image's own
+    edges (:func:`edge_following`); the outlines that explain the image better (smaller residual) win.
+    """
+    lookup = np.full(int(labels.max()) + 1, background, np.float64)
+    lookup[ids] = means
+    target = image.astype(np.float32).ravel().astype(np.float64)
+    best = None
+    for outlines in (labels, edge_following(image, labels, spacing, means, ids, background)):
+        model = lookup[outlines].astype(np.float32)
+
+        def error(axial: float, lateral: float, model=model) -> float:
+            blurred = ndi.gaussian_filter(model, [axial / spacing[0], lateral / spacing[1], lateral / spacing[2]])
+            design = np.stack([np.ones(blurred.size), blurred.ravel().astype(np.float64)], 1)
+            coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
+            return float(np.sum((design @ coefficients - target) ** 2))
+
+        axial, lateral = 0.5, 0.2
+        for _ in range(2):
+            lateral = min(LATERAL_SIGMAS, key=lambda s, a=axial: error(a, s))
+            axial = min(AXIAL_SIGMAS, key=lambda s, b=lateral: error(s, b))
+        fit = (error(axial, lateral), float(axial), float(lateral))
+        best = fit if best is None or fit[0] < best[0] else best
+    return best[1], best[2]
 
 
 def interior_profile(image: np.ndarray, labels: np.ndarray, depth: np.ndarray, means: np.ndarray, ids: np.ndarray,
@@ -331,31 +382,39 @@ def texture_spectrum(image: np.ndarray, labels: np.ndarray, spacing: Spacing, de
             "post_blur_amplitude": float(math.sqrt(max((power - floor).mean(), 0)))}
 
 
-def dark_inclusions(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray,
-                    expected: np.ndarray, offset: float) -> dict:
-    """Count, radius and darkness of dark inclusions (nucleoli) inside the objects (module doc)."""
+def find_inclusions(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray,
+                    expected: np.ndarray, offset: float) -> list[dict]:
+    """Dark (nucleoli) and bright (chromocenters) inclusions: connected parts of the smoothed in-object residual
+    beyond a robust threshold (4 MADs, at least 20 %), each at least a ball of 0.3 µm.
+
+    Returns one :class:`~cellsynth.config.InclusionConfig`-shaped dict per kind found (count per
+    object, radius mean and spread, density factor), with ``n`` and ``threshold``.
+    """
     interior = depth > 0.2
     relative = np.where(interior, (image - expected) / np.maximum(expected - offset, 1e-9), 0.0)
     sigma = [0.4 / s for s in spacing]
     weight = ndi.gaussian_filter(interior.astype(np.float64), sigma)
+    usable = interior & (weight > 0.3)
     smooth = np.divide(ndi.gaussian_filter(relative, sigma), weight, out=np.zeros_like(relative), where=weight > 0.3)
-    values = smooth[interior & (weight > 0.3)]
+    values = smooth[usable]
     if values.size == 0:
-        return {"per_object": 0.0, "radius_um": 0.8, "radius_std_um": 0.2, "darkness": 0.5, "n": 0}
-    threshold = -max(0.2, 4 * 1.4826 * float(np.median(np.abs(values - np.median(values)))))
-    dark, n = ndi.label(interior & (weight > 0.3) & (smooth < threshold))
-    voxel = float(np.prod(spacing))
-    sizes = np.bincount(dark.ravel())[1:] * voxel
-    keep = np.flatnonzero(sizes >= 4 / 3 * math.pi * MIN_INCLUSION_RADIUS_UM**3) + 1
+        return []
+    spread = max(0.2, 4 * 1.4826 * float(np.median(np.abs(values - np.median(values)))))
     n_objects = max(1, len(np.unique(labels[labels > 0])))
-    if len(keep) == 0:
-        return {"per_object": 0.0, "radius_um": 0.8, "radius_std_um": 0.2, "darkness": 0.5, "n": 0,
-                "threshold": threshold}
-    radii = (3 * sizes[keep - 1] / (4 * math.pi)) ** (1 / 3)
-    darkness = -np.asarray(ndi.mean(relative, dark, keep))
-    return {"per_object": len(keep) / n_objects, "radius_um": float(radii.mean()),
-            "radius_std_um": float(radii.std()), "darkness": float(np.clip(darkness.mean(), 0.05, 1)),
-            "n": int(len(keep)), "threshold": threshold}
+    least = 4 / 3 * math.pi * MIN_INCLUSION_RADIUS_UM**3
+    kinds = []
+    for sign in (-1, 1):
+        found, _ = ndi.label(usable & (sign * smooth > spread))
+        sizes = np.bincount(found.ravel())[1:] * float(np.prod(spacing))
+        keep = np.flatnonzero(sizes >= least) + 1
+        if len(keep) == 0:
+            continue
+        radii = (3 * sizes[keep - 1] / (4 * math.pi)) ** (1 / 3)
+        contrast = np.asarray(ndi.mean(relative, found, keep))
+        kinds.append({"per_object": len(keep) / n_objects, "radius_um": float(radii.mean()),
+                      "radius_std_um": float(radii.std()), "factor": float(np.clip(1 + contrast.mean(), 0.0, 20.0)),
+                      "n": int(len(keep)), "threshold": sign * spread})
+    return kinds
 
 
 # ----------------------------------------------------------------------------- calibrate
@@ -410,7 +469,8 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
     top = float(max(i.max() for i in images))
     bits = int(np.clip(math.ceil(math.log2(top + 1)), 8, 16)) if integer else 16
     saturation = 2**bits - 1 if integer else None
-    camera = photon_transfer(image.astype(np.float64), spacing, saturation)
+    correlation = noise_correlation(image.astype(np.float64), label, spacing)
+    camera = photon_transfer(image.astype(np.float64), spacing, saturation, correlation["rho"])
     outside = np.concatenate([i[ndi.distance_transform_edt(lab == 0, sampling=spacing) > 2.0]
                               for i, lab in zip(images, labels, strict=True)]).astype(np.float64)
     if outside.size == 0:
@@ -436,7 +496,7 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
                             spacing)
     texture = texture_spectrum(image.astype(np.float64), label, spacing, depth, expected, camera,
                                (psf_axial, psf_lateral))
-    nucleoli = dark_inclusions(image.astype(np.float64), label, spacing, depth, expected, camera["offset"])
+    inclusions = find_inclusions(image.astype(np.float64), label, spacing, depth, expected, camera["offset"])
 
     # masks: shape statistics from objects not cut by the volume's faces
     whole = ~table["touching"]
@@ -482,14 +542,15 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
         "generator": {"name": "optics"},
         "optics": {
             "brightness_sigma": round(float(np.std(np.log(bright))) if bright.size >= 3 else 0.0, 4),
-            "texture": round(min(texture["amplitude"], 5.0), 4),
+            "texture": round(min(math.sqrt(math.log1p(texture["amplitude"] ** 2)), 5.0), 4),
+            "texture_law": "lognormal",
             "texture_spectrum": texture["spectrum"],
             "texture_sigma": round(min(texture["spread"], 3.0), 4),
             "interior_profile": profile,
-            "nucleoli_per_object": round(min(nucleoli["per_object"], 20.0), 3),
-            "nucleolus_radius_um": round(max(nucleoli["radius_um"], 0.05), 3),
-            "nucleolus_radius_std_um": round(nucleoli["radius_std_um"], 3),
-            "nucleolus_darkness": round(nucleoli["darkness"], 3),
+            "inclusions": [{"per_object": round(min(k["per_object"], 50.0), 3), "radius_um": round(k["radius_um"], 3),
+                            "radius_std_um": round(k["radius_std_um"], 3), "factor": round(k["factor"], 3)}
+                           for k in inclusions],
+            "noise_correlation_um": round(correlation["sigma_um"], 4),
             "background": round(max(background - camera["offset"], 0.0) / (gain * photons), 5),
             "haze": 0.0,
             "attenuation_length_um": None if attenuation is None else round(attenuation, 2),
@@ -521,7 +582,8 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
     note("masks.nuclei.shape", "sh", "not measured: spherical harmonics, deformation and gamma at their defaults")
     note("optics.brightness_sigma", config["optics"]["brightness_sigma"],
          "std of the log of each object's interior mean above the background")
-    note("optics.texture", texture["amplitude"], "RMS of the in-object residual before the PSF (camera noise floor "
+    note("optics.texture", texture["amplitude"], "log-normal σ whose relative RMS is that of the in-object residual "
+         "before the PSF (camera noise floor "
          f"{texture['noise_floor']:.4f} removed; {texture['post_blur_amplitude']:.3f} after the PSF)")
     note("optics.texture_spectrum", texture["spectrum"], "amplitude spectrum (cycles/µm) of that residual, "
          "deconvolved by the PSF's transfer function")
@@ -529,11 +591,12 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
     note("optics.interior_profile", profile, "mean intensity above background over the object mean, against "
          "the normalised depth (0 surface, 1 centre), undone of the PSF's blur")
     note("seen_interior_profile", seen_profile, "the same in the image, after the blur")
-    note("optics.nucleoli_per_object", nucleoli["per_object"], f"{nucleoli['n']} dark inclusions (smoothed "
-         f"residual below {nucleoli.get('threshold', 0):.2f}, ≥ {MIN_INCLUSION_RADIUS_UM} µm) over {n_objects} objects")
-    note("optics.nucleolus_radius_um", nucleoli["radius_um"], "mean equivalent radius of those inclusions")
-    note("optics.nucleolus_radius_std_um", nucleoli["radius_std_um"], "their spread")
-    note("optics.nucleolus_darkness", nucleoli["darkness"], "1 − their mean intensity relative to the object")
+    note("optics.inclusions", config["optics"]["inclusions"], "; ".join(
+        f"{k['n']} {'dark' if k['factor'] < 1 else 'bright'} (smoothed residual beyond {k['threshold']:+.2f}, "
+        f"≥ {MIN_INCLUSION_RADIUS_UM} µm)" for k in inclusions) + f" inclusions over {n_objects} objects"
+        if inclusions else f"none found (≥ {MIN_INCLUSION_RADIUS_UM} µm beyond 4 MADs of the in-object residual)")
+    note("optics.noise_correlation_um", correlation["sigma_um"], "lag-1 noise correlation along y, x far from "
+         f"objects: {correlation['rho'][0]:.2f}, {correlation['rho'][1]:.2f}")
     note("optics.background", config["optics"]["background"], f"median {background:.1f} (camera units) > 2 µm away "
          "from any object, above the offset, in units of the median object signal")
     note("optics.haze", 0.0, "not modelled apart: the measured background holds it")

@@ -101,7 +101,7 @@ def spectral_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.rando
 
 def inclusions(labels: np.ndarray, spacing: Sequence[float], rng: np.random.Generator, *, per_object: float,
                radius_um: float, radius_std_um: float, depth: np.ndarray) -> np.ndarray:
-    """Dark inclusions (nucleoli): a Poisson number of balls per object, centred where its normalised depth > 0.4.
+    """Inclusions (nucleoli, chromocenters): a Poisson number of balls per object, centred at normalised depth > 0.4.
 
     Returns a boolean mask, clipped to the object each ball belongs to.
     """
@@ -134,8 +134,9 @@ def fluorophore_density(labels: np.ndarray, spacing: Sequence[float], rng: np.ra
     """Relative fluorophore density (1 = a median cell), float32, before background and optics.
 
     Per object: a log-normal brightness, the interior profile against normalised depth (rim),
-    dark inclusions, and texture ``1 + a·n`` with ``n`` unit-variance noise (measured spectrum or
-    band-pass) and ``a`` the texture amplitude, log-normal per object. Features left at their
+    dark and bright inclusions, and texture ``max(0, 1 + a·n)`` or ``exp(a·n − a²/2)`` with ``n``
+    unit-variance noise (measured spectrum or band-pass) and ``a`` the texture amplitude, log-normal
+    per object. Features left at their
     defaults draw nothing, so older configs render bit for bit as before.
     """
     n_ids = int(labels.max()) + 1
@@ -147,16 +148,15 @@ def fluorophore_density(labels: np.ndarray, spacing: Sequence[float], rng: np.ra
     else:
         density = per_voxel
     depth = None
-    if optics.interior_profile is not None or optics.nucleoli_per_object > 0:
+    if optics.interior_profile is not None or optics.inclusions:
         depth = centreness(labels, spacing)
     if optics.interior_profile is not None:
         knots = np.asarray(optics.interior_profile, np.float32)
         density = density * np.interp(depth, knots[:, 0], knots[:, 1]).astype(np.float32)
-    if optics.nucleoli_per_object > 0:
-        dark = inclusions(labels, spacing, rng, per_object=optics.nucleoli_per_object,
-                          radius_um=optics.nucleolus_radius_um, radius_std_um=optics.nucleolus_radius_std_um,
-                          depth=depth)
-        density = np.where(dark, density * np.float32(1 - optics.nucleolus_darkness), density)
+    for kind in optics.inclusions:
+        balls = inclusions(labels, spacing, rng, per_object=kind.per_object, radius_um=kind.radius_um,
+                           radius_std_um=kind.radius_std_um, depth=depth)
+        density = np.where(balls, density * np.float32(kind.factor), density)
     if optics.texture > 0:
         if optics.texture_spectrum is not None:
             texture = spectral_noise(labels.shape, spacing, rng, optics.texture_spectrum)
@@ -165,7 +165,11 @@ def fluorophore_density(labels: np.ndarray, spacing: Sequence[float], rng: np.ra
         amplitude = np.full(n_ids, optics.texture, np.float32)
         if optics.texture_sigma > 0:
             amplitude *= np.exp(rng.normal(0.0, optics.texture_sigma, n_ids)).astype(np.float32)
-        density = density * np.clip(1 + amplitude[labels] * texture, 0, None)
+        a = amplitude[labels]
+        if optics.texture_law == "lognormal":
+            density = density * np.exp(a * texture - a * a / 2)
+        else:
+            density = density * np.clip(1 + a * texture, 0, None)
     return density.astype(np.float32)
 
 
@@ -177,10 +181,21 @@ def depth_um(foreground: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     return depth_below_surface_um(foreground, spacing).astype(np.float32)
 
 
-def camera(signal_image: np.ndarray, rng: np.random.Generator, optics: OpticsConfig) -> np.ndarray:
-    """Photo-electrons (Poisson) + read noise → ADU, clipped to the camera's range (float64 ADU)."""
-    electrons = rng.poisson(np.clip(signal_image, 0, None).astype(np.float64) * optics.photons)
-    electrons = electrons + rng.normal(0.0, optics.read_noise, signal_image.shape)
+def camera(signal_image: np.ndarray, rng: np.random.Generator, optics: OpticsConfig,
+           spacing: Sequence[float] | None = None) -> np.ndarray:
+    """Photo-electrons (Poisson) + read noise → ADU, clipped to the camera's range (float64 ADU).
+
+    With ``noise_correlation_um`` > 0 the noise (electrons minus their expectation) is blurred by a
+    Gaussian of that σ and scaled back to its variance per voxel, as detectors and scanners that
+    spread each count over neighbouring pixels do.
+    """
+    expected = np.clip(signal_image, 0, None).astype(np.float64) * optics.photons
+    electrons = rng.poisson(expected) + rng.normal(0.0, optics.read_noise, signal_image.shape)
+    if optics.noise_correlation_um > 0:
+        noise = electrons - expected
+        sigma = [optics.noise_correlation_um / s for s in spacing]
+        kernel_norm = np.sqrt((gaussian_psf(sigma, (1.0, 1.0, 1.0)) ** 2).sum())  # std of blurred unit noise
+        electrons = expected + ndimage.gaussian_filter(noise, sigma) / kernel_norm
     full_scale = 2**optics.bit_depth - 1
     return np.clip(optics.offset + optics.gain * electrons, 0, full_scale)
 
@@ -233,7 +248,7 @@ class OpticsRenderer:
         density += np.where(masks.foreground, o.background, o.background_outside).astype(np.float32)
         if o.attenuation_length_um is not None:
             density *= np.exp(-depth_um(masks.foreground, spacing) / o.attenuation_length_um)
-        adu = camera(self.blur(density, spacing), rng, o)
+        adu = camera(self.blur(density, spacing), rng, o, spacing)
         if o.output_dtype == "uint16":
             return np.rint(adu).astype(np.uint16)
         return (adu / (2**o.bit_depth - 1)).astype(np.float32)
