@@ -402,6 +402,36 @@ CASES += [
 ]
 
 
+def calibrate_run(tmp, image=None, labels=None, *extra):
+    """Image (and label) files in tmp/in, then `cellsynth calibrate` on them."""
+    folder = tmp / "in"
+    folder.mkdir(exist_ok=True)
+    image = np.random.default_rng(0).poisson(100, (8, 64, 64)).astype(np.uint16) if image is None else image
+    write_volume(folder / "image.tif", image, (0.5, 0.25, 0.25))
+    args = ["calibrate", str(folder / "image.tif"), "--out", str(tmp / "out.yaml"), *extra]
+    if labels is not None:
+        write_volume(folder / "labels.tif", labels, (0.5, 0.25, 0.25))
+        args += ["--labels", str(folder / "labels.tif")]
+    return args
+
+
+CASES += [
+    ("calibrate-constant-image", lambda t: calibrate_run(t, np.full((8, 64, 64), 7, np.uint16)), "is constant"),
+    ("calibrate-2d-image", lambda t: calibrate_run(t, np.random.default_rng(0).poisson(100, (64, 64)).astype(
+        np.uint16)), "needs a 3D stack"),
+    ("calibrate-labels-do-not-match", lambda t: calibrate_run(t, None, np.ones((8, 64, 63), np.uint16)),
+     "do not match image 0"),
+    ("calibrate-no-objects", lambda t: calibrate_run(t, None, np.zeros((8, 64, 64), np.uint16)), "no object"),
+    ("calibrate-out-not-yaml", lambda t: calibrate_run(t)[:2] + ["--out", str(t / "out.txt")], "must name a .yaml"),
+    ("generate-like-with-a-preset", lambda t: calibrate_run(t)[:0] + [
+        "generate", "--like", str(t / "in" / "x.tif"), "--preset", "nuclei", "--out", str(t / "o")],
+     "takes no config, preset"),
+    ("synthesize-config-and-checkpoint", lambda t: calibrate_run(t, None, np.ones((8, 64, 64), np.uint16))[:0] + [
+        "synthesize", str(t / "in" / "labels.tif"), "--config", "nuclei", "--checkpoint", str(t / "in" / "c"),
+        "--out", str(t / "o.tif")], "one of the two"),
+]
+
+
 def snapshot(root):
     return sorted((str(p.relative_to(root)), p.stat().st_size if p.is_file() else -1) for p in root.rglob("*"))
 

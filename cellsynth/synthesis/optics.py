@@ -94,7 +94,7 @@ def spectral_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.rando
     axes.append(np.fft.rfftfreq(shape[-1], spacing[-1]))
     frequency = np.sqrt(sum(g**2 for g in np.meshgrid(*axes, indexing="ij", sparse=True)))
     amplitude = np.interp(frequency, knots[:, 0], knots[:, 1]).astype(np.float32)
-    filtered = np.fft.irfftn(np.fft.rfftn(white) * amplitude, s=tuple(shape)).astype(np.float32)
+    filtered = np.fft.irfftn(np.fft.rfftn(white) * amplitude, s=tuple(shape), axes=(0, 1, 2)).astype(np.float32)
     filtered -= filtered.mean()
     return filtered / max(float(filtered.std()), 1e-12)
 

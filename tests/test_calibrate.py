@@ -1,0 +1,168 @@
+"""Calibration: known parameters come back; presets round-trip; the new renderer and simulator features work.
+
+Tolerances a single 32×128×128 volume with 21 nuclei allows (stated per parameter): gain, offset
+±10 %; read noise ±25 % (it only enters through the photon-transfer intercept); PSF σ within one
+grid step (0.1 µm along z, 0.05 µm laterally); brightness spread ±20 % (21 draws of a log-normal);
+radius ±10 %; flattening ±15 %; the slab holds the true one within 0.6 µm at each end; the in-object
+profile of a re-rendered image within 10 % of the original's at every depth. The texture is kept
+below 0.6 cycles/µm: finer texture is indistinguishable from shot noise in one volume.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from cellsynth.cli import main
+from cellsynth.config import load_config, validate_config
+from cellsynth.errors import InputError
+from cellsynth.io import read_volume, write_volume
+from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+from cellsynth.synthesis.calibrate import calibrate, noise_correlation, write_calibration
+from cellsynth.synthesis.optics import OpticsRenderer
+
+KNOWN = {
+    "volume": {"shape": [32, 128, 128], "spacing_um": [0.4, 0.2, 0.2]},
+    "masks": {"kind": "nuclei",
+              "placement": {"method": "poisson", "min_distance_um": 5.5, "z_range_um": [5.0, 8.0]},
+              "nuclei": {"radius_um": 2.5, "radius_std_um": 0.2, "flattening": 0.6}},
+    "optics": {"brightness_sigma": 0.3, "texture": 0.25, "texture_law": "lognormal",
+               "texture_spectrum": [[0, 1], [0.3, 1], [0.6, 0]], "background": 0.0, "haze": 0.0,
+               "attenuation_length_um": None, "psf_sigma_um": [0.6, 0.2, 0.2], "photons": 250, "gain": 4.0,
+               "offset": 100.0, "read_noise": 2.0, "interior_profile": [[0, 1.5], [0.3, 1.0], [1, 1.0]],
+               "bit_depth": 16, "output_dtype": "uint16"},
+}
+
+
+@pytest.fixture(scope="module")
+def known():
+    config = validate_config(KNOWN)
+    rng = np.random.default_rng(0)
+    masks = simulate_masks(config.masks, config.volume, rng)
+    image = OpticsRenderer(config.optics, config.patching).render(masks, config.volume.spacing_um, rng)
+    return config, masks, image, calibrate(image, config.volume.spacing_um, masks.labels)
+
+
+def test_calibration_recovers_the_parameters_an_image_was_rendered_with(known):
+    config, masks, image, calibration = known
+    optics, nuclei, placement = calibration.config.optics, calibration.config.masks.nuclei, \
+        calibration.config.masks.placement
+    assert optics.gain == pytest.approx(4.0, rel=0.10)
+    assert optics.offset == pytest.approx(100.0, rel=0.10)
+    assert optics.read_noise == pytest.approx(2.0, rel=0.25)
+    assert abs(optics.psf_sigma_um[0] - 0.6) <= 0.1 + 1e-9 and abs(optics.psf_sigma_um[1] - 0.2) <= 0.05 + 1e-9
+    assert optics.brightness_sigma == pytest.approx(0.3, rel=0.20)
+    assert nuclei.radius_um == pytest.approx(2.5, rel=0.10) and nuclei.flattening_axis == "z"
+    assert nuclei.flattening == pytest.approx(0.6, rel=0.15)
+    low, high = placement.z_range_um
+    assert abs(low - 5.0) <= 0.6 and abs(high - 8.0) <= 0.6
+    assert placement.n_cells == len(np.unique(masks.labels)) - 1
+    assert optics.output_dtype == "uint16" and optics.background < 0.01
+    profile = np.asarray(optics.interior_profile)
+    assert profile[0, 1] > profile[-1, 1]  # the bright rim comes back, undone of the blur
+
+
+def test_the_calibrated_renderer_shows_the_measured_profile_and_texture(known):
+    config, masks, image, calibration = known
+    again = OpticsRenderer(calibration.config.optics, config.patching).render(
+        SimulatedMasks(masks.labels, masks.foreground), config.volume.spacing_um, np.random.default_rng(1))
+    second = calibrate(again, config.volume.spacing_um, masks.labels)
+    seen, seen_again = (np.asarray(c.measured["seen_interior_profile"]["value"])[:, 1] for c in (calibration, second))
+    assert np.allclose(seen_again, seen, rtol=0.10)
+    assert second.config.optics.gain == pytest.approx(calibration.config.optics.gain, rel=0.10)
+
+
+def test_every_measured_value_is_commented_and_the_preset_round_trips(known, tmp_path):
+    *_, calibration = known
+    path = write_calibration(calibration, tmp_path / "mine.yaml", sources=["known.tif"])
+    text = path.read_text()
+    assert text.startswith("# cellsynth preset written by `cellsynth calibrate` from known.tif")
+    assert "  gain: " in text and "# photon transfer slope" in text and "# Gaussian σ fitted" in text
+    assert load_config(path) == calibration.config
+    assert main(["config", "check", str(path)]) == 0
+    assert yaml.safe_load(text)["optics"]["texture_law"] == "lognormal"
+
+
+def test_calibrate_command_writes_a_preset_and_a_report_that_generate_accepts(known, tmp_path, capsys):
+    config, masks, image, _ = known
+    write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
+    write_volume(tmp_path / "labels.tif", masks.labels, config.volume.spacing_um)
+    preset, report = tmp_path / "p.yaml", tmp_path / "report"
+    assert main(["calibrate", str(tmp_path / "image.tif"), "--labels", str(tmp_path / "labels.tif"), "--out",
+                 str(preset), "--report", str(report), "--n", "1"]) == 0
+    assert "gain" in capsys.readouterr().out
+    assert {"calibration.png", "calibration.json"} <= {p.name for p in report.iterdir()}
+    assert main(["generate", str(preset), "--out", str(tmp_path / "data"), "-q"]) == 0
+    image_out, spacing = read_volume(tmp_path / "data" / "images" / "calibrated_0000.tif")
+    assert image_out.dtype == np.uint16 and image_out.shape == image.shape and spacing == (0.4, 0.2, 0.2)
+    assert main(["synthesize", str(tmp_path / "labels.tif"), "--config", str(preset), "--out",
+                 str(tmp_path / "again.tif")]) == 0
+    assert read_volume(tmp_path / "again.tif")[0].shape == image.shape
+
+
+def test_generate_like_is_deterministic_for_a_seed_and_keeps_its_preset(known, tmp_path):
+    config, masks, image, _ = known
+    write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
+    outs = [tmp_path / name for name in ("a", "b")]
+    for out in outs:
+        assert main(["generate", "--like", str(tmp_path / "image.tif"), "--out", str(out), "--n", "1", "--seed",
+                     "3", "-q"]) == 0
+    first, second = (read_volume(out / "images" / "calibrated_0000.tif")[0] for out in outs)
+    assert np.array_equal(first, second)
+    assert load_config(outs[0] / "calibration.yaml").dataset.seed == 3
+
+
+def test_calibration_refuses_what_it_cannot_measure():
+    image = np.random.default_rng(0).poisson(100, (8, 64, 64)).astype(np.uint16)
+    with pytest.raises(InputError, match="is constant"):
+        calibrate(np.full((8, 32, 32), 7, np.uint16), (1, 1, 1))
+    with pytest.raises(InputError, match="3D stack"):
+        calibrate(image[0], (1, 1, 1))
+    with pytest.raises(InputError, match="do not match"):
+        calibrate(image, (1, 1, 1), np.zeros((8, 64, 63), np.uint16))
+    with pytest.raises(InputError, match="no object"):
+        calibrate(image, (1, 1, 1), np.zeros((8, 64, 64), np.uint16))
+
+
+# ----------------------------------------------------------------------------- renderer and simulator features
+
+
+def test_flattened_nuclei_lie_in_a_slab():
+    config = validate_config({"volume": {"shape": [40, 96, 96], "spacing_um": [0.25, 0.25, 0.25]},
+                              "masks": {"placement": {"min_distance_um": 6.0, "z_range_um": [4.0, 6.0]},
+                                        "nuclei": {"radius_um": 2.5, "deformation": 0.0, "flattening": 0.5}}})
+    labels = simulate_masks(config.masks, config.volume, np.random.default_rng(0)).labels
+    points = np.argwhere(labels > 0) * 0.25
+    ids = labels[labels > 0]
+    for object_id in np.unique(ids)[:5]:
+        inside = points[ids == object_id]
+        centre_z = inside[:, 0].mean()
+        if inside[:, 1:].min() > 0.3 and inside[:, 1:].max() < 23.5:  # objects not cut by a lateral face
+            extent = inside.max(axis=0) - inside.min(axis=0)
+            assert extent[0] / extent[1] == pytest.approx(0.5, abs=0.12)
+        assert 4.0 - 0.3 <= centre_z <= 6.0 + 0.3
+
+
+def test_inclusions_texture_law_and_noise_correlation_render_as_configured():
+    labels = np.zeros((16, 64, 64), np.uint16)
+    labels[3:13, 8:56, 8:56] = 1
+    base = {"texture": 0.0, "haze": 0.0, "background": 0.0, "attenuation_length_um": None, "photons": 1e4,
+            "read_noise": 0.0, "psf_sigma_um": [0.0, 0.0, 0.0], "bit_depth": 16}
+    spacing = (0.5, 0.25, 0.25)
+
+    def render(**optics):
+        config = validate_config({"optics": {**base, **optics}})
+        return OpticsRenderer(config.optics).render(SimulatedMasks(labels, np.ones(labels.shape, bool)), spacing,
+                                                    np.random.default_rng(0))
+
+    dark = render(inclusions=[{"per_object": 8, "radius_um": 1.0, "radius_std_um": 0.0, "factor": 0.2}])
+    plain = render()
+    inside = labels > 0
+    assert (dark[inside] < 0.5 * np.median(plain[inside])).mean() > 0.01
+    textured = render(texture=0.4, texture_law="lognormal", texture_spectrum=[[0, 1], [0.5, 1], [1.0, 0]])
+    assert textured[inside].min() > 0 and textured[inside].mean() == pytest.approx(plain[inside].mean(), rel=0.05)
+    correlated = render(noise_correlation_um=0.1, photons=100.0)
+    measured = noise_correlation(correlated.astype(np.float64) * 65535, np.zeros(labels.shape, np.uint16), spacing)
+    assert measured["sigma_um"] == pytest.approx(0.1, rel=0.3)
+    assert np.std(correlated[inside]) == pytest.approx(np.std(render(photons=100.0)[inside]), rel=0.1)
