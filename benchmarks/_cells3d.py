@@ -26,9 +26,9 @@ def cells3d_halves(root: Path) -> tuple[Dataset, Dataset]:
                          progress=False)
 
 
-def preset_dataset(root: Path, preset: str | Config, n_samples: int, seed: int = 0) -> Dataset:
-    """``n_samples`` samples of a shipped preset (or a config) rendered by its physics renderer."""
+def preset_dataset(root: Path, preset: str | Config, n_samples: int, seed: int = 0, name: str | None = None) -> Dataset:
+    """``n_samples`` samples of a shipped preset (or a config) rendered by its physics renderer, in ``root/NAME``."""
     config = load_preset(preset) if isinstance(preset, str) else preset
     config = with_overrides(config, {"dataset.n_samples": n_samples, "dataset.seed": seed})
-    name = preset if isinstance(preset, str) else "config"
-    return generate_dataset(config, root / f"{name}_{n_samples}", generator=load_generator(config), progress=False)
+    folder = root / (name or (preset if isinstance(preset, str) else "config"))
+    return generate_dataset(config, folder, generator=load_generator(config), progress=False)

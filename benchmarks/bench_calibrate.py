@@ -5,7 +5,8 @@
 2. 8 samples generated from the calibrated preset (same shape as the left half, 60×256×128);
 3. against the cells3d **right half**: C2ST accuracy (``evaluate realism`` defaults: 5×8×8 µm
    patches, 400 steps) and Syn2Real AP@0.5 with the same CPU budget as Real2Real (``--minutes``,
-   default 15), next to the shipped ``nuclei`` preset and the classical baseline.
+   default 15), next to the classical baseline (the shipped ``nuclei`` preset's C2ST here, its
+   Syn2Real in ``bench_syn2real.py``). About 50 minutes.
 
 Goals (issue "Calibrate"): C2ST ≤ 0.70; Syn2Real AP@0.5 ≥ the classical baseline and ≥ 90 % of Real2Real.
 Run: ``python benchmarks/bench_calibrate.py [--minutes M] [--c2st-only]``; needs ``cellsynth[examples]``;
@@ -46,7 +47,7 @@ def main(minutes: float = 15.0, n_samples: int = 8, c2st_only: bool = False, out
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
                 write_calibration(calibration, out / f"{name}.yaml", sources=["cells3d left half"])
-            arms[name] = preset_dataset(root, calibration.config, n_samples)
+            arms[name] = preset_dataset(root, calibration.config, n_samples, name=name)
         arms["nuclei_preset"] = preset_dataset(root, "nuclei", n_samples)
         for name, dataset in arms.items():
             test = c2st(real, read_volumes(dataset.root))
@@ -58,7 +59,8 @@ def main(minutes: float = 15.0, n_samples: int = 8, c2st_only: bool = False, out
         if not c2st_only:
             base = baseline(right.root)
             result["classical_baseline_ap50"] = round(score_at(base["pooled"], 0.5), 3)
-            trained = {"real2real": left.root, **{name: dataset.root for name, dataset in arms.items()}}
+            trained = {"real2real": left.root, **{name: dataset.root for name, dataset in arms.items()
+                                                  if name != "nuclei_preset"}}  # the preset's: bench_syn2real.py
             for name, train_root in trained.items():
                 report = syn2real(train_root, right.root, root / f"s2r_{name}", steps=None, minutes=minutes,
                                   device="cpu", progress=False)

@@ -291,6 +291,42 @@ def fit_psf(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.n
     return best[1], best[2]
 
 
+HAZE_SCALES_UM = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+
+
+def fit_haze(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.ndarray, ids: np.ndarray,
+             background: float) -> dict:
+    """Out-of-focus light: voxels > 1 µm from objects fitted as ``floor + haze·(G_s ⊛ M)``.
+
+    ``M`` is each object's mean above ``background`` (camera units), ``s`` the haze scale (µm, the
+    grid value with the least squared residual); ``haze`` is then the renderer's ``haze`` (light
+    per unit of object signal). ``inside`` is the mean of ``G_s ⊛ M / M`` over object voxels (the
+    haze the objects receive themselves). Without room around the objects, no haze.
+    """
+    lookup = np.zeros(int(labels.max()) + 1)
+    lookup[ids] = np.maximum(means - background, 0)
+    signal = lookup[labels]
+    around = ndi.distance_transform_edt(labels == 0, sampling=spacing) > 1.0
+    target = image[around]
+    none = {"haze": 0.0, "scale_um": 3.0, "floor": background, "inside": 0.0}
+    if target.size < 1000 or not signal.any():
+        return none
+    best = None
+    for scale in HAZE_SCALES_UM:
+        spread = ndi.gaussian_filter(signal, [scale / s for s in spacing])
+        design = np.stack([np.ones(target.size), spread[around]], 1)
+        coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
+        error = float(np.sum((design @ coefficients - target) ** 2))
+        if best is None or error < best[0]:
+            best = (error, scale, coefficients, spread)
+    _, scale, (floor, haze), spread = best
+    if haze <= 0:
+        return none
+    inside = labels > 0
+    return {"haze": float(haze), "scale_um": float(scale), "floor": float(floor),
+            "inside": float(np.mean(spread[inside] / np.maximum(signal[inside], 1e-9)))}
+
+
 def interior_profile(image: np.ndarray, labels: np.ndarray, depth: np.ndarray, means: np.ndarray, ids: np.ndarray,
                      background: float) -> list[list[float]]:
     """Mean intensity above background, relative to each object's mean, per normalised-depth bin (mean 1)."""
@@ -529,10 +565,12 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
     if bright.size == 0:
         raise InputError("the objects are not brighter than the background; are they bright objects on a dark "
                          "background?")
-    median_above = float(np.median(bright))
     gain = camera["gain"]
-    photons = median_above / gain
     first = tables[0]
+    haze = fit_haze(image.astype(np.float64), label, spacing, first["mean"], first["ids"], background)
+    floor = haze["floor"]
+    median_above = float(np.median(np.maximum(table["mean"] - floor, 1e-9)))
+    photons = median_above / (gain * (1 + haze["haze"] * haze["inside"]))
     psf_axial, psf_lateral = fit_psf(image.astype(np.float64), label, spacing, first["mean"], first["ids"],
                                      background)
     profile, seen_profile = deconvolved_profile(image.astype(np.float64), label, depth, first["mean"], first["ids"],
@@ -598,8 +636,9 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
                             "radius_std_um": round(k["radius_std_um"], 3), "factor": round(k["factor"], 3)}
                            for k in inclusions],
             "noise_correlation_um": round(correlation["sigma_um"], 4),
-            "background": round(max(background - camera["offset"], 0.0) / (gain * photons), 5),
-            "haze": 0.0,
+            "background": round(max(floor - camera["offset"], 0.0) / (gain * photons), 5),
+            "haze": round(haze["haze"], 4),
+            "haze_scale_um": haze["scale_um"],
             "attenuation_length_um": None if attenuation is None else round(attenuation, 2),
             "psf_sigma_um": [psf_axial, psf_lateral, psf_lateral],
             "photons": round(photons, 3),
@@ -645,14 +684,17 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
         if inclusions else f"none found (≥ {MIN_INCLUSION_RADIUS_UM} µm beyond 4 MADs of the in-object residual)")
     note("optics.noise_correlation_um", correlation["sigma_um"], "lag-1 noise correlation along y, x far from "
          f"objects: {correlation['rho'][0]:.2f}, {correlation['rho'][1]:.2f}")
-    note("optics.background", config["optics"]["background"], f"median {background:.1f} (camera units) > 2 µm away "
-         "from any object, above the offset, in units of the median object signal")
-    note("optics.haze", 0.0, "not modelled apart: the measured background holds it")
+    note("optics.background", config["optics"]["background"], f"background without haze ({floor:.1f} camera units, "
+         f"median > 2 µm from objects {background:.1f}) above the offset, in units of the median object signal")
+    note("optics.haze", haze["haze"], "out-of-focus light: the image > 1 µm from objects fitted as floor + haze × "
+         "(the objects' signal blurred by haze_scale_um)")
+    note("optics.haze_scale_um", haze["scale_um"], "the blur of that fit with the least residual")
     note("optics.attenuation_length_um", attenuation, "log-linear fit of object brightness against depth"
          if attenuation is not None else "none: objects span < 5 µm of depth or do not dim with depth")
     note("optics.psf_sigma_um", [psf_axial, psf_lateral, psf_lateral], "Gaussian σ fitted so that the objects, "
          "filled with their means and blurred, best match the image")
-    note("optics.photons", photons, f"median object signal above background ({median_above:.1f}) / gain")
+    note("optics.photons", photons, f"median object signal above the floor ({median_above:.1f}) / gain, less "
+         "the haze inside objects")
     note("optics.gain", gain, f"photon transfer slope over {len(camera['points'])} intensity bins")
     note("optics.offset", camera["offset"], "dark level: 0.5th percentile of the 1 µm-smoothed image")
     note("optics.read_noise", camera["read_noise"], "from the photon-transfer intercept at the offset (electrons)")
