@@ -47,8 +47,13 @@ CPU = {"patch": [16, 32, 32], "ddpm": {"widths": [16, 32, 64], "attention": Fals
 GPU = {"patch": [32, 128, 128], "ddpm": {}, "batch_size": 4}
 
 
+def whole_depth(shape) -> dict:
+    """The nuclei preset's slab (cells3d's monolayer) spread over a volume too shallow to hold it."""
+    return {"masks.placement.z_range_um": [0.0, shape[0] * load_preset("nuclei").volume.spacing_um[0]]}
+
+
 def renderer_pairs(folder: Path, shape, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    config = with_overrides(load_preset("nuclei"), {"volume.shape": shape})
+    config = with_overrides(load_preset("nuclei"), {"volume.shape": shape, **whole_depth(shape)})
     renderer = OpticsRenderer(config.optics, config.patching)
     pairs = []
     for index in range(n):
@@ -131,8 +136,8 @@ def main(argv=None) -> dict:
         dpm = DiffusionGenerator(checkpoint, sampler="dpmsolver", steps=25, t_start=400,
                                  device="cuda" if gpu else "cpu")
         wide = [patch[0], 3 * (patch[1] - 4) - 2 * 8, 3 * (patch[2] - 4) - 2 * 8]  # 3×3 cores of the seam plan
-        wide_labels = simulate_masks(load_preset("nuclei").masks, with_overrides(
-            load_preset("nuclei"), {"volume.shape": wide}).volume, sample_rng(9, 0)).labels
+        wide_labels = simulate_masks(with_overrides(load_preset("nuclei"), whole_depth(wide)).masks, with_overrides(
+            load_preset("nuclei"), {"volume.shape": wide, **whole_depth(wide)}).volume, sample_rng(9, 0)).labels
         wide_sketch = make_sketch(wide_labels, SPACING, dpm.statistics, np.random.default_rng(2), blur_um=dpm.blur_um)
         result["seams"] = seams(dpm, wide_sketch, patch)
         if gpu:

@@ -39,8 +39,13 @@ CPU = {"patch": [16, 64, 64], "gan": {"widths": [8, 16, 32], "discriminator_widt
 GPU = {"patch": [64, 128, 128], "gan": {}, "volume": (128, 512, 512)}
 
 
+def whole_depth(shape) -> dict:
+    """The nuclei preset's slab (cells3d's monolayer) spread over a volume too shallow to hold it."""
+    return {"masks.placement.z_range_um": [0.0, shape[0] * load_preset("nuclei").volume.spacing_um[0]]}
+
+
 def renderer_volume(folder: Path, shape) -> Path:
-    config = with_overrides(load_preset("nuclei"), {"volume.shape": shape})
+    config = with_overrides(load_preset("nuclei"), {"volume.shape": shape, **whole_depth(shape)})
     masks = simulate_masks(config.masks, config.volume, sample_rng(0, 0))
     image = OpticsRenderer(config.optics, config.patching).render(masks, SPACING, sample_rng(1, 0))
     write_volume(folder / "image.tif", image, SPACING)
@@ -70,7 +75,7 @@ def training_speed(sizes: dict) -> float:
 
 
 def generation_speed(checkpoint: Path, sizes: dict) -> float:
-    config = with_overrides(load_preset("nuclei"), {"volume.shape": sizes["volume"]})
+    config = with_overrides(load_preset("nuclei"), {"volume.shape": sizes["volume"], **whole_depth(sizes["volume"])})
     masks = simulate_masks(config.masks, config.volume, sample_rng(0, 1))
     generator = GanGenerator(checkpoint)
     generator.render(masks, SPACING)  # load and warm up

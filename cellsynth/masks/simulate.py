@@ -101,8 +101,9 @@ def slab(region: np.ndarray, spacing, z_range_um: tuple[float, float] | None) ->
     depth = np.arange(region.shape[0]) * spacing[0]
     inside = (depth >= z_range_um[0]) & (depth <= z_range_um[1])
     if not inside.any():
-        raise InputError(f"placement.z_range_um {list(z_range_um)} holds no plane of a volume "
-                         f"{region.shape[0] * spacing[0]:.3g} µm deep")
+        depth_um = region.shape[0] * spacing[0]
+        raise InputError(f"placement.z_range_um {list(z_range_um)} holds no plane of a volume {depth_um:.3g} µm deep; "
+                         f"set masks.placement.z_range_um within [0, {depth_um:.3g}] µm")
     return region & inside[:, None, None]
 
 

@@ -90,8 +90,35 @@ class Calibration:
     def yaml(self, header: str = "") -> str:
         """The config as YAML, every measured value followed by a comment saying how it was measured."""
         lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-        _emit(self.config.model_dump(mode="json", exclude_unset=True), self.measured, "", 0, lines)
+        full = self.config.model_dump(mode="json")
+        shown = self.config.model_dump(mode="json", exclude_defaults=True)
+        for dotted in self.measured:  # a measured value stays visible even where it equals the default
+            keys = dotted.split(".")
+            value = full
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is None and not _has(full, keys):
+                continue
+            target = shown
+            for key in keys[:-1]:
+                target = target.setdefault(key, {})
+            target[keys[-1]] = value
+        _emit(_ordered(shown, full), self.measured, "", 0, lines)
         return "\n".join(lines) + "\n"
+
+
+def _has(data: dict, keys: Sequence[str]) -> bool:
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True
+
+
+def _ordered(shown: dict, full: dict) -> dict:
+    """``shown`` with its keys in the order of the config's fields."""
+    return {key: _ordered(shown[key], full[key]) if isinstance(shown[key], dict) else shown[key]
+            for key in full if key in shown}
 
 
 def _flow(value) -> str:
