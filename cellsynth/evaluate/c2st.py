@@ -42,7 +42,7 @@ from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.metrics import normalize
 from cellsynth.evaluate.volumes import Volume, common_spacing, read_volumes, resample, split_volume
 from cellsynth.io import check_image, check_spacing, write_bytes_atomic, write_json_atomic
-from cellsynth.models.training import autocast_dtype, check_finite, resolve_device
+from cellsynth.models.training import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import seeded
 
 #: Default patch (z, y, x) in µm: about 17×31×31 voxels at the cells3d spacing.
@@ -321,14 +321,8 @@ def c2st(
     while (steps is None or len(losses) < steps) and time.perf_counter() - start < budget_s:
         batch = np.concatenate([_random_patches(real_train, patch, half, rng),
                                 _random_patches(synthetic_train, patch, half, rng)])
-        with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
-            logits = model(torch.from_numpy(batch[:, None]).to(device))
-        loss = nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
-        check_finite(loss, len(losses), precision)
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        losses.append(float(loss.detach()))
+        losses.append(supervised_step(model, optimiser, torch.from_numpy(batch[:, None]).to(device), target, dtype,
+                                      precision, len(losses)))
     model.eval()
     scores = []
     with torch.no_grad(), torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):

@@ -18,6 +18,7 @@ from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import normalize
 from cellsynth.io import check_spacing
 from cellsynth.masks.derived import specimen_mask
+from cellsynth.synthesis.calibrate import radial_average
 
 HISTOGRAM_SAMPLES = 200_000
 
@@ -65,16 +66,8 @@ def radial_spectrum(image: np.ndarray, spacing: Sequence[float], n_bins: int = 3
         if n > 1:
             window *= np.hanning(n).reshape([-1 if a == axis else 1 for a in range(3)])
     power = np.abs(np.fft.fftn((image - image.mean()) * window)) ** 2
-    grids = np.meshgrid(*[np.fft.fftfreq(n, d) for n, d in zip(image.shape, spacing, strict=True)], indexing="ij")
-    radius = np.sqrt(sum(g**2 for g in grids))
-    nyquist = min(0.5 / d for d, n in zip(spacing, image.shape, strict=True) if n > 1)
-    edges = np.linspace(0, nyquist, n_bins + 1)
-    which = np.digitize(radius.ravel(), edges) - 1
-    valid = (which >= 0) & (which < n_bins)
-    sums = np.bincount(which[valid], power.ravel()[valid], n_bins)
-    counts = np.bincount(which[valid], minlength=n_bins)
-    mean = np.divide(sums, counts, out=np.zeros(n_bins), where=counts > 0)
-    return (edges[:-1] + edges[1:]) / 2, mean / max(mean.sum(), 1e-300)
+    frequency, mean = radial_average(power, spacing, n_bins)
+    return frequency, mean / max(mean.sum(), 1e-300)
 
 
 def axis_spectra(image: np.ndarray, spacing: Sequence[float]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

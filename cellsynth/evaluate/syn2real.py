@@ -63,7 +63,7 @@ from cellsynth.evaluate.volumes import Volume, grid_shape, read_volumes, resampl
 from cellsynth.io import Spacing, atomic_path, check_spacing
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import MIN_VOLUME_UM3, seeded_watershed
-from cellsynth.models.training import autocast_dtype, check_finite, resolve_device
+from cellsynth.models.training import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import UNet3D, seeded
 from cellsynth.synthesis.patching import apply_patched
 
@@ -391,15 +391,8 @@ def train_segmenter(
         for batch in torch.utils.data.DataLoader(patches, batch_size=batch_size):
             for group in optimiser.param_groups:
                 group["lr"] = _learning_rate(progress_of(len(losses)), learning_rate)
-            model.train()
-            with torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None):
-                logits = model(batch["image"].to(device))
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), batch["target"].to(device))
-            check_finite(loss, len(losses), precision)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
+            losses.append(supervised_step(model, optimiser, batch["image"].to(device), batch["target"].to(device),
+                                          dtype, precision, len(losses)))
             bar.update()
             finished = progress_of(len(losses)) >= 1
             if finished or progress_of(len(losses)) >= next_check / N_VALIDATIONS:

@@ -61,6 +61,23 @@ def check_finite(loss: torch.Tensor, step: int, precision: str) -> None:
                             f"retry with a smaller learning rate{advice}")
 
 
+def supervised_step(model: torch.nn.Module, optimiser: torch.optim.Optimizer, inputs: torch.Tensor,
+                    target: torch.Tensor, dtype: torch.dtype | None, precision: str, step: int) -> float:
+    """One optimiser step on binary cross-entropy with logits, autocast to ``dtype`` (None: fp32); returns the loss.
+
+    A non-finite loss stops training with one line (:func:`check_finite`).
+    """
+    model.train()
+    with torch.autocast(inputs.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        logits = model(inputs)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), target)
+    check_finite(loss, step, precision)
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return float(loss.detach())
+
+
 def make_accelerator(mixed_precision: str = "auto", device: str = "auto"):
     """An :class:`accelerate.Accelerator`: one GPU, several under ``accelerate launch``, or the CPU.
 

@@ -405,6 +405,34 @@ def deconvolved_profile(image: np.ndarray, labels: np.ndarray, depth: np.ndarray
     return before, measured
 
 
+def radial_average(power: np.ndarray, spacing: Sequence[float], n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of an unshifted ``fftn``-layout array over shells of equal frequency magnitude (cycles/µm).
+
+    The shells span 0 to the coarsest non-flat axis' Nyquist frequency.
+
+    Returns
+    -------
+    frequency, mean : ndarray
+        Shell centres in cycles/µm and the mean of ``power`` in each (0 for an empty shell).
+
+    Examples
+    --------
+    >>> centres, mean = radial_average(np.ones((4, 8, 8)), (1.0, 1.0, 1.0), 4)
+    >>> centres.tolist(), mean.tolist()
+    ([0.0625, 0.1875, 0.3125, 0.4375], [1.0, 1.0, 1.0, 1.0])
+    """
+    grids = np.meshgrid(*[np.fft.fftfreq(n, d) for n, d in zip(power.shape, spacing, strict=True)], indexing="ij",
+                        sparse=True)
+    radius = np.sqrt(sum(g**2 for g in grids))
+    nyquist = min(0.5 / d for d, n in zip(spacing, power.shape, strict=True) if n > 1)
+    edges = np.linspace(0, nyquist, n_bins + 1)
+    which = np.digitize(np.broadcast_to(radius, power.shape).ravel(), edges) - 1
+    valid = (which >= 0) & (which < n_bins)
+    sums = np.bincount(which[valid], power.ravel()[valid], n_bins)
+    counts = np.bincount(which[valid], minlength=n_bins)
+    return (edges[:-1] + edges[1:]) / 2, np.divide(sums, counts, out=np.zeros(n_bins), where=counts > 0)
+
+
 def texture_spectrum(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray,
                      expected: np.ndarray, camera: dict, psf: tuple[float, float]) -> dict:
     """The texture inside objects before the PSF: amplitude, spectrum knots and per-object spread (module doc)."""
@@ -418,22 +446,14 @@ def texture_spectrum(image: np.ndarray, labels: np.ndarray, spacing: Spacing, de
     power = np.abs(np.fft.fftn(relative - relative[mask].mean() * mask)) ** 2 / (relative.size * fraction)
     frequencies = np.meshgrid(*[np.fft.fftfreq(n, s) for n, s in zip(image.shape, spacing, strict=True)],
                               indexing="ij", sparse=True)
-    radius = np.sqrt(sum(f**2 for f in frequencies))
     axial, lateral = psf
     otf_sq = np.exp(-4 * np.pi**2 * (axial**2 * frequencies[0] ** 2 + lateral**2 * (frequencies[1] ** 2 +
                                                                                      frequencies[2] ** 2)))
     usable = otf_sq > 0.05  # beyond, the PSF passes too little to tell texture from noise
     before_blur = np.where(usable, np.maximum(power - floor, 0) / np.maximum(otf_sq, 1e-12), 0.0)
     amplitude = float(np.sqrt(before_blur.mean()))
-    nyquist = min(0.5 / s for s in spacing)
-    edges = np.linspace(0, nyquist, N_SPECTRUM_BINS + 1)
-    which = np.digitize(radius.ravel(), edges) - 1
-    keep = (which >= 0) & (which < N_SPECTRUM_BINS)
-    sums = np.bincount(which[keep], before_blur.ravel()[keep], N_SPECTRUM_BINS)
-    counts = np.bincount(which[keep], minlength=N_SPECTRUM_BINS)
-    psd = np.divide(sums, counts, out=np.zeros(N_SPECTRUM_BINS), where=counts > 0)
+    centres, psd = radial_average(before_blur, spacing, N_SPECTRUM_BINS)
     knots_amplitude = np.sqrt(psd / max(psd.max(), 1e-300))
-    centres = (edges[:-1] + edges[1:]) / 2
     spectrum = [[0.0, round(float(knots_amplitude[0]), 4)]] + [
         [round(float(c), 4), round(float(a), 4)] for c, a in zip(centres, knots_amplitude, strict=True)]
     per_object = []
@@ -539,7 +559,7 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
     spacing : 3 floats
         Voxel size (z, y, x) in µm.
     labels : ndarray or sequence of ndarray, optional
-        Their instance labels; default: :func:`~cellsynth.masks.segment.classical_segmentation`.
+        Their instance labels; default: the classical segmentation (:func:`segment_adaptively`).
     n_samples, seed : int
         The dataset section of the config.
     segmentation : dict, optional
@@ -744,3 +764,4 @@ def write_calibration(calibration: Calibration, path: str | os.PathLike, sources
         raise RuntimeError("the calibrated preset does not read back as written")  # a bug, never the user's input
     write_bytes_atomic(path, text.encode())
     return path
+
