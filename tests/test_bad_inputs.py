@@ -363,6 +363,12 @@ def realism_run(tmp, real=None, synthetic=None, *extra):
             "--out", str(tmp / "out"), "--patch-um", "4", "8", "8", "--steps", "2", *extra]
 
 
+def replace_after(args, flag, value):
+    """``args`` with the value that follows ``flag`` replaced."""
+    index = args.index(flag) + 1
+    return args[:index] + [value] + args[index + 1:]
+
+
 def empty_dataset(tmp):
     """A dataset folder whose only sample never finished."""
     from cellsynth.dataset import Dataset
@@ -388,9 +394,8 @@ CASES += [
      "must be a cellsynth dataset folder"),
     ("syn2real-zero-steps", lambda t: syn2real_run(t, "--out", str(t / "out"), "--steps", "0"),
      "budget must be >= 1 step"),
-    ("syn2real-empty-train", lambda t: [empty_dataset(t) if a.endswith("/in/ds") and i == 3 else a for i, a in
-                                        enumerate(syn2real_run(t, "--out", str(t / "out")))],
-     "has no finished sample"),
+    ("syn2real-empty-train", lambda t: replace_after(syn2real_run(t, "--out", str(t / "out")), "--train",
+                                                     empty_dataset(t)), "has no finished sample"),
     ("syn2real-cuda-without-a-gpu", lambda t: syn2real_run(t, "--out", str(t / "out"), "--device", "cuda"),
      "torch sees no CUDA GPU"),
     ("split-fraction-one", lambda t: dataset_and(t, "dataset", "split", "{tmp}/in/ds", "--fraction", "1",
