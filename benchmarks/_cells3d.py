@@ -12,6 +12,8 @@ from pathlib import Path
 from cellsynth.config import Config, load_preset, with_overrides
 from cellsynth.dataset import Dataset, Sample, build_dataset
 from cellsynth.datasets import cells3d_nuclei
+from cellsynth.evaluate.segmentation import THRESHOLDS, score_at
+from cellsynth.evaluate.syn2real import syn2real
 from cellsynth.evaluate.volumes import split_dataset
 from cellsynth.synthesis.pipeline import generate_dataset, load_generator
 
@@ -32,3 +34,26 @@ def preset_dataset(root: Path, preset: str | Config, n_samples: int, seed: int =
     config = with_overrides(config, {"dataset.n_samples": n_samples, "dataset.seed": seed})
     folder = root / (name or (preset if isinstance(preset, str) else "config"))
     return generate_dataset(config, folder, generator=load_generator(config), progress=False)
+
+
+#: The default IoU thresholds 0.1…0.9 plus 0.75.
+IOU = tuple(sorted({*THRESHOLDS, 0.75}))
+
+
+def figures(report: dict) -> dict:
+    """AP@0.5, AP@0.75, mean matched IoU and objects found at 0.5 of a baseline or syn2real report (+ training)."""
+    pooled = report["pooled"]
+    row = {"ap50": round(score_at(pooled, 0.5), 3), "ap75": round(score_at(pooled, 0.75), 3),
+           "mean_matched_iou50": round(score_at(pooled, 0.5, "mean_matched_iou") or 0.0, 3),
+           "correct50": score_at(pooled, 0.5, "correct")}
+    if "training" in report:
+        training = report["training"]
+        row.update(steps=training["steps"], seconds=training["seconds"], selected_step=training["selected_step"],
+                   validation_ap50=round(training["validation_ap50"], 3), thresholds=report["settings"]["thresholds"])
+    return row
+
+
+def train_and_judge(train: Path, test: Path, out: Path, minutes: float) -> dict:
+    """Syn2Real (or Real2Real) on the CPU with a minutes budget: :func:`figures` of its report."""
+    return figures(syn2real(train, test, out, steps=None, minutes=minutes, thresholds=IOU, device="cpu",
+                            progress=False))

@@ -21,12 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _cells3d import cells3d_halves, preset_dataset
+from _cells3d import IOU, cells3d_halves, figures, preset_dataset, train_and_judge
 
 from cellsynth.evaluate.baseline import baseline
 from cellsynth.evaluate.c2st import c2st
-from cellsynth.evaluate.segmentation import score_at
-from cellsynth.evaluate.syn2real import syn2real
 from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.synthesis.calibrate import calibrate, write_calibration
 
@@ -58,18 +56,15 @@ def main(minutes: float = 15.0, n_samples: int = 8, c2st_only: bool = False, out
                 test.figure(out / f"c2st_{name}.png")
             print(name, result[name])
         if not c2st_only:
-            base = baseline(right.root)
-            result["classical_baseline_ap50"] = round(score_at(base["pooled"], 0.5), 3)
+            result["classical_baseline"] = figures(baseline(right.root, thresholds=IOU))
             trained = {name: dataset.root for name, dataset in arms.items()
                        if name != "nuclei_preset"}  # the preset's Syn2Real: bench_syn2real.py
             if real2real:  # bench_syn2real.py measures it too
                 trained = {"real2real": left.root, **trained}
             for name, train_root in trained.items():
-                report = syn2real(train_root, right.root, root / f"s2r_{name}", steps=None, minutes=minutes,
-                                  device="cpu", progress=False)
-                row = result.setdefault(name, {})
-                row.update(ap50=round(score_at(report["pooled"], 0.5), 3), steps=report["training"]["steps"])
-                print(name, row)
+                result.setdefault(name, {}).update(train_and_judge(train_root, right.root, root / f"s2r_{name}",
+                                                                   minutes))
+                print(name, result[name])
     print(json.dumps(result))
     return result
 

@@ -21,26 +21,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from _cells3d import cells3d_halves, preset_dataset
+from _cells3d import IOU, cells3d_halves, figures, preset_dataset, train_and_judge
 
 from cellsynth.evaluate.baseline import baseline
-from cellsynth.evaluate.segmentation import THRESHOLDS, score_at
-from cellsynth.evaluate.syn2real import syn2real
-
-#: The default IoU thresholds 0.1…0.9 plus 0.75.
-IOU = tuple(sorted({*THRESHOLDS, 0.75}))
-
-
-def figures(report: dict) -> dict:
-    pooled = report["pooled"]
-    row = {"ap50": round(score_at(pooled, 0.5), 3), "ap75": round(score_at(pooled, 0.75), 3),
-           "mean_matched_iou50": round(score_at(pooled, 0.5, "mean_matched_iou") or 0.0, 3),
-           "correct50": score_at(pooled, 0.5, "correct")}
-    if "training" in report:
-        training = report["training"]
-        row.update(steps=training["steps"], seconds=training["seconds"], selected_step=training["selected_step"],
-                   validation_ap50=round(training["validation_ap50"], 3), thresholds=report["settings"]["thresholds"])
-    return row
 
 
 def main(minutes: float = 15.0, n_samples: int = 8) -> dict:
@@ -53,9 +36,7 @@ def main(minutes: float = 15.0, n_samples: int = 8) -> dict:
         print("classical baseline:", result["classical_baseline"])
         preset = preset_dataset(root, "nuclei", n_samples)
         for name, train in (("real2real", left.root), ("syn2real_nuclei_preset", preset.root)):
-            report = syn2real(train, right.root, root / name, steps=None, minutes=minutes, thresholds=IOU,
-                              device="cpu", progress=False)
-            result[name] = figures(report)
+            result[name] = train_and_judge(train, right.root, root / name, minutes)
             print(f"{name}:", result[name])
     print(json.dumps(result))
     return result
