@@ -124,6 +124,9 @@ def test_detections_from_array_and_csv(tmp_path):
         positions_from_detections(tmp_path / "bad.csv")
     with pytest.raises(InputError, match="NaN"):
         positions_from_detections(np.array([[np.nan, 1, 1]]))
+    (tmp_path / "empty.csv").write_text("z,y,x\n")
+    with pytest.raises(FileFormatError, match="has a header but no detection rows"):
+        positions_from_detections(tmp_path / "empty.csv")
 
 
 @pytest.mark.parametrize("distance", [0.0, -1.0, (1.0, 0.0, 1.0)])

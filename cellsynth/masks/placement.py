@@ -217,12 +217,16 @@ def positions_from_detections(
         path = Path(detections)
         try:
             with open(path, newline="") as handle:
-                rows = list(csv.DictReader(handle))
+                reader = csv.DictReader(handle)
+                rows = list(reader)
+                header = reader.fieldnames or []
         except OSError as err:
             raise FileFormatError(f"cannot read detections '{path}': {err.strerror or err}") from None
-        columns = {name.strip().lower().removesuffix("_um"): name for name in (rows[0] if rows else {})}
+        columns = {name.strip().lower().removesuffix("_um"): name for name in header}
         if not {"z", "y", "x"} <= set(columns):
             raise FileFormatError(f"'{path}' needs a header with columns z, y, x (µm); found {sorted(columns)}")
+        if not rows:
+            raise FileFormatError(f"'{path}' has a header but no detection rows; give one z, y, x row per cell (µm)")
         try:
             points = np.array([[float(row[columns[a]]) for a in "zyx"] for row in rows], float)
         except ValueError as err:
