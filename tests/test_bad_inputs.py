@@ -275,6 +275,13 @@ CASES += [
     ("report-not-a-dataset", lambda t: ["report", str(t)], "is not a cellsynth dataset"),
 ]
 
+def tiny_image(tmp):
+    """A small float image with spacing in tmp/in/image.tif."""
+    (tmp / "in").mkdir(exist_ok=True)
+    write_volume(tmp / "in" / "image.tif", np.random.default_rng(0).random((8, 32, 32), dtype=np.float32), SPACING)
+    return [str(tmp / "in" / "image.tif")]
+
+
 def train_run(tmp, yaml_text, *extra):
     """A `cellsynth train gan` run on a training config holding ``yaml_text``."""
     config_file(tmp, yaml_text)
@@ -305,6 +312,10 @@ def pickled_checkpoint(tmp):
 
 CASES += [
     ("train-no-images", lambda t: train_run(t, "steps: 2\n"), "'data': field required"),
+    ("train-cuda-without-a-gpu", lambda t: tiny_image(t)[:0] + train_run(
+        t, f"data: {{images: [{t / 'in' / 'image.tif'}], patch: [4, 16, 16]}}\n"
+           "masks: {nuclei: {radius_um: 1.0}, placement: {min_distance_um: 2.5}}\n", "--device", "cuda"),
+     "torch sees no CUDA GPU"),
     ("train-images-match-nothing", lambda t: train_run(t, "data: {images: [/nonexistent/*.tif]}\n"),
      "training image '/nonexistent/*.tif' matches no file"),
     ("train-resume-nothing", lambda t: train_run(t, "data: {images: [a.tif]}\n", "--resume"), "nothing to resume"),

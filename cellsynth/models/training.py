@@ -92,9 +92,7 @@ def make_accelerator(mixed_precision: str = "auto", device: str = "auto"):
 
     if mixed_precision not in MIXED_PRECISIONS:
         raise ValueError(f"unknown mixed precision '{mixed_precision}'; choose one of {', '.join(MIXED_PRECISIONS)}")
-    if device not in ("auto", "cpu", "cuda"):
-        raise ValueError(f"unknown device '{device}'; choose auto, cpu or cuda")
-    cpu = device == "cpu" or not torch.cuda.is_available()
+    cpu = resolve_device(device) == "cpu"
     if mixed_precision == "auto":
         mixed_precision = "bf16" if not cpu and torch.cuda.is_bf16_supported() else "no"
     return Accelerator(cpu=cpu, mixed_precision="no" if cpu else mixed_precision)

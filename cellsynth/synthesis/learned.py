@@ -24,16 +24,6 @@ from cellsynth.synthesis.patching import apply_patched
 SPACING_TOLERANCE = 0.02
 
 
-def _device(device: str) -> str:
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"unknown device '{device}'; choose auto, cpu or cuda")
-    return device
-
-
 def load_network(checkpoint: str | os.PathLike, model: str, prefix: str = "generator."):
     """The eval-mode network stored in a cellsynth checkpoint under ``prefix`` and its info.
 
@@ -70,13 +60,15 @@ class LearnedGenerator:
     required = ("architecture", "spacing_um", "patch")
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, device: str = "auto"):
+        from cellsynth.models.training import resolve_device
+
         self.checkpoint = Path(checkpoint)
         self.info = read_checkpoint_info(self.checkpoint, self.name)
         missing = [key for key in self.required if key not in self.info]
         if missing:
             raise InputError(f"'{checkpoint}' lacks {', '.join(missing)}: not a complete {self.name} checkpoint")
         self.patching = patching or PatchingConfig()
-        self.device = _device(device)
+        self.device = resolve_device(device)
         self._network = None
 
     def __getstate__(self) -> dict:
