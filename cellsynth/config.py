@@ -265,6 +265,11 @@ class GeneratorConfig(StrictModel):
         given = [k for k in ("t_start", "strength", "snr") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give one of t_start, strength, snr; got {', '.join(given)}")
+        sampling = [k for k in ("sampler", "steps", "t_start", "strength", "snr")
+                    if getattr(self, k) != type(self).model_fields[k].default]
+        if sampling and self.name != "ddpm":
+            raise ValueError(f"{', '.join(sampling)} set the ddpm generator's sampling; generator '{self.name}' "
+                             "takes none")
         return self
 
 

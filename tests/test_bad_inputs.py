@@ -350,6 +350,8 @@ def ddpm_generate(tmp, *extra):
 
 
 CASES += [
+    ("optics-given-a-t-start", lambda t: ["generate", "--out", str(t / "out"), "--t-start", "5000", "-q"],
+     "t_start set the ddpm generator's sampling; generator 'optics' takes none"),
     ("ddpm-t-start-too-large", lambda t: ddpm_generate(t, "--t-start", "1000"),
      "t_start must be in [0, 1000) for a 1000-step model; got 1000"),
     ("ddpm-zero-steps", lambda t: ddpm_generate(t, "--steps", "0"), "'generator.steps': input should be greater"),

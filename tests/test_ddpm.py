@@ -79,6 +79,7 @@ def test_start_timestep_from_t_start_strength_or_snr_and_its_errors():
     scheduler = make_scheduler("ddpm")
     assert start_timestep(scheduler, t_start=400) == 400
     assert start_timestep(scheduler, strength=0.4) == 400
+    assert start_timestep(scheduler, strength=0.9996) == 999  # rounds up to T, which does not exist
     t = start_timestep(scheduler, snr=1.0)  # ᾱ = ½ on the cosine schedule: half-way
     assert 0.45 < float(scheduler.alphas_cumprod[t]) < 0.55
     linear = make_scheduler("ddpm", beta_schedule="linear")

@@ -78,7 +78,7 @@ def start_timestep(scheduler, *, t_start: int | None = None, strength: float | N
     if strength is not None:
         if not 0 <= strength < 1:
             raise ValueError(f"strength must be in [0, 1); got {strength}")
-        return int(round(strength * total))
+        return min(total - 1, int(round(strength * total)))  # e.g. 0.9996 of 1000 steps is the last one, 999
     if not snr > 0:
         raise ValueError(f"the target SNR must be > 0; got {snr}")
     alphas = scheduler.alphas_cumprod.double()
