@@ -221,6 +221,17 @@ def _generate_like(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(text: str) -> int:
+    """A seed: a whole number >= 0 (an argparse type)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0; got '{text}'") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a seed is a whole number >= 0; got {value}")
+    return value
+
+
 def _lengths(text: str) -> list[float]:
     """``"10,50,100"`` → ``[10.0, 50.0, 100.0]`` (an argparse type)."""
     try:
@@ -552,7 +563,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", help="a shipped preset instead of a file (see `cellsynth config list`)")
     run.add_argument("--out", required=True, type=Path, help="new dataset folder")
     run.add_argument("--n", type=int, help="number of samples (overrides dataset.n_samples)")
-    run.add_argument("--seed", type=int, help="base seed (overrides dataset.seed)")
+    run.add_argument("--seed", type=_seed, help="base seed (overrides dataset.seed)")
     run.add_argument("--resume", action="store_true", help="complete an interrupted run (same config and seed)")
     run.add_argument("--workers", type=int, default=1, help="samples in parallel on a local dask cluster")
     run.add_argument("--scheduler", help="address of a running dask.distributed scheduler to use instead")
@@ -624,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.add_argument("--foreground", type=Path, help="specimen mask (default: the closed labels)")
     synthesize.add_argument("--alpha", type=_lengths, metavar="A", help="positional-map α in µm (quality level)")
     synthesize.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    synthesize.add_argument("--seed", type=int, default=0, help="ddpm: seed of the sketch and the noise")
+    synthesize.add_argument("--seed", type=_seed, default=0, help="ddpm: seed of the sketch and the noise")
     _sampling_arguments(synthesize)
     synthesize.set_defaults(func=_synthesize)
 
@@ -664,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     diversify.add_argument("--neighbourhood-um", type=float, help="s_σ in µm instead (odd voxel count per axis)")
     diversify.add_argument("--percentiles", nargs=2, type=float, default=[0.0, 100.0], metavar=("LOW", "HIGH"),
                            help="normalise each image to [0, 1] between these percentiles (default 0 100: min-max)")
-    diversify.add_argument("--seed", type=int, default=0, help="base seed of the noise (default 0)")
+    diversify.add_argument("--seed", type=_seed, default=0, help="base seed of the noise (default 0)")
     diversify.add_argument("--resume", action="store_true", help="complete an interrupted run")
     diversify.set_defaults(func=_diversify)
 
@@ -706,7 +717,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="share of each training volume held out to pick weights and thresholds (default 0.2)")
     s2r.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                      help="autocast: auto = bf16 where the CPU or GPU computes it natively")
-    s2r.add_argument("--seed", type=int, default=0)
+    s2r.add_argument("--seed", type=_seed, default=0)
     s2r.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu or cuda")
     s2r.set_defaults(func=_evaluate_syn2real)
 
@@ -738,7 +749,7 @@ def build_parser() -> argparse.ArgumentParser:
     realism.add_argument("--steps", type=int, default=400, help="training steps (default 400)")
     realism.add_argument("--minutes", type=float, help="training time budget; stops at steps or minutes, "
                                                        "whichever first")
-    realism.add_argument("--seed", type=int, default=0)
+    realism.add_argument("--seed", type=_seed, default=0)
     realism.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     realism.set_defaults(func=_evaluate_realism)
 

@@ -143,6 +143,12 @@ def masks_run(tmp, yaml_text, kind="nuclei", *extra):
     return ["masks", kind, str(tmp / "in" / "c.yaml"), "--out", str(tmp / "out"), "-q", *extra]
 
 
+def labels_fit(tmp, labels):
+    (tmp / "in").mkdir()
+    np.save(tmp / "in" / "labels.npy", labels)
+    return ["masks", "fit-ssm", str(tmp / "in" / "labels.npy"), "--spacing", "1", "1", "1", "--out", str(tmp / "m.npz")]
+
+
 def empty_labels_fit(tmp):
     (tmp / "in").mkdir()
     write_volume(tmp / "in" / "empty.tif", np.zeros((4, 16, 20), np.uint16), SPACING)
@@ -172,6 +178,9 @@ CASES += [
     ("masks-config-and-preset", lambda t: masks_run(t, "{}\n", "nuclei", "--preset", "default"),
      "not both"),
     ("fit-ssm-no-instances", empty_labels_fit, "cannot fit a shape model: no instance"),
+    ("fit-ssm-float-labels", lambda t: labels_fit(t, np.full((4, 16, 20), 1.5, np.float32)),
+     "must hold integer instance ids"),
+    ("fit-ssm-negative-labels", lambda t: labels_fit(t, np.full((4, 16, 20), -1, np.int16)), "negative values"),
     ("fit-ssm-not-npz", lambda t: ["masks", "fit-ssm", "--example", "cells3d", "--out", str(t / "m.pkl")],
      "--out must name a .npz file"),
 ]
@@ -396,6 +405,9 @@ CASES += [
      "differ in dimensionality"),
     ("realism-real-smaller-than-a-patch", lambda t: realism_run(t, real=np.random.default_rng(0).random(
         (2, 64, 64), np.float32)), "smaller than one patch"),
+    ("realism-negative-seed", lambda t: realism_run(t, None, None, "--seed", "-1"), "a seed is a whole number >= 0"),
+    ("syn2real-negative-seed", lambda t: syn2real_run(t, "--out", str(t / "out"), "--seed", "-1"),
+     "a seed is a whole number >= 0"),
     ("realism-zero-steps", lambda t: realism_run(t, None, None, "--steps", "0"), "budget must be >= 1 step"),
     ("realism-zero-minutes", lambda t: realism_run(t, None, None, "--minutes", "0"), "> 0 minutes"),
     ("realism-empty-dataset", lambda t: realism_run(t)[:2] + ["--real", empty_dataset(t)] + realism_run(t)[4:],

@@ -287,6 +287,8 @@ def c2st(
         raise InputError(f"the C2ST budget must be >= 1 step and > 0 minutes; got steps {steps}, minutes {minutes}")
     if batch_size < 2:
         raise InputError(f"batch size must be >= 2 (half real, half synthetic); got {batch_size}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"a seed is a whole number >= 0; got {seed!r}")
     if not 0 < test_fraction < 1:
         raise InputError(f"test fraction must lie strictly between 0 and 1; got {test_fraction!r}")
     device = resolve_device(device)

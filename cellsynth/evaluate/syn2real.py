@@ -349,6 +349,8 @@ def train_segmenter(
     if batch_size < 1 or features < 1 or not learning_rate > 0:
         raise InputError(f"batch size and features must be >= 1 and the learning rate > 0; "
                          f"got {batch_size}, {features}, {learning_rate}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"a seed is a whole number >= 0; got {seed!r}")
     if not 0 < validation_fraction <= 0.5:
         raise InputError(f"the validation fraction must lie in (0, 0.5]; got {validation_fraction!r}")
     device = resolve_device(device)

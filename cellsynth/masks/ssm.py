@@ -28,7 +28,7 @@ from scipy.spatial import cKDTree
 from skimage.measure import regionprops
 
 from cellsynth.errors import FileFormatError, InputError
-from cellsynth.io import as_volume, check_spacing, write_bytes_atomic, write_json_atomic
+from cellsynth.io import as_volume, check_labels, check_spacing, write_bytes_atomic, write_json_atomic
 from cellsynth.masks.derived import depth_below_surface_um
 
 #: Number of ray directions of a fitted model.
@@ -129,7 +129,8 @@ def shape_radii(
     stack = [volumes] if isinstance(volumes, np.ndarray) else list(volumes)
     rows = []
     for volume in stack:
-        labels = as_volume(np.asarray(volume), "label volume")
+        labels = (as_volume(np.asarray(volume), "label volume") if per == "foreground"
+                  else check_labels(volume, "label volume"))  # instances need integer ids >= 0
         if per == "foreground":
             if labels.any():
                 mask = labels != 0
