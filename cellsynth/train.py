@@ -20,7 +20,7 @@ import numpy as np
 from cellsynth.config import TrainConfig, TrainDataConfig, VolumeConfig
 from cellsynth.dataset import sample_rng
 from cellsynth.errors import InputError, MissingDependencyError
-from cellsynth.io import check_spacing, read_checkpoint, read_volume, write_checkpoint
+from cellsynth.io import check_image, check_spacing, read_checkpoint, read_volume, write_checkpoint
 from cellsynth.synthesis.patching import reflect_indices
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -54,13 +54,13 @@ def load_training_images(data: TrainDataConfig) -> tuple[list[np.ndarray], tuple
     Raises
     ------
     InputError
-        If a file is missing or unreadable, has no spacing and none is configured, or the files'
-        spacings differ by more than 1 %.
+        If a file is missing or unreadable, holds NaN or inf, has no spacing and none is configured,
+        or the files' spacings differ by more than 1 %.
     """
     images, spacings = [], []
     for path in expand_files(data.images, "training image"):
         image, spacing = read_volume(path, data.spacing_um)
-        images.append(np.asarray(image, np.float32))
+        images.append(np.asarray(check_image(image, f"training image '{path}'"), np.float32))
         spacings.append(check_spacing(data.spacing_um or spacing, f"spacing of '{path}'"))
     spacing = spacings[0]
     for path_spacing in spacings[1:]:

@@ -291,6 +291,12 @@ def tiny_image(tmp):
     return [str(tmp / "in" / "image.tif")]
 
 
+def nan_training_image(tmp):
+    (tmp / "in").mkdir(exist_ok=True)
+    write_volume(tmp / "in" / "nan.tif", nan_image(), SPACING)
+    return []
+
+
 def train_run(tmp, yaml_text, *extra):
     """A `cellsynth train gan` run on a training config holding ``yaml_text``."""
     config_file(tmp, yaml_text)
@@ -321,6 +327,8 @@ def pickled_checkpoint(tmp):
 
 CASES += [
     ("train-no-images", lambda t: train_run(t, "steps: 2\n"), "'data': field required"),
+    ("train-nan-in-an-image", lambda t: nan_training_image(t)[:0] + train_run(
+        t, f"data: {{images: [{t / 'in' / 'nan.tif'}], patch: [4, 16, 16]}}\n"), "contains 1 NaN or inf values"),
     ("train-cuda-without-a-gpu", lambda t: tiny_image(t)[:0] + train_run(
         t, f"data: {{images: [{t / 'in' / 'image.tif'}], patch: [4, 16, 16]}}\n"
            "masks: {nuclei: {radius_um: 1.0}, placement: {min_distance_um: 2.5}}\n", "--device", "cuda"),
