@@ -373,7 +373,12 @@ def write_volume(
     return path
 
 
-def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None) -> tuple[np.ndarray, Spacing]:
+#: What a user who reads a file without a spacing is told to do (callers with another door say theirs).
+SPACING_HINT = "pass spacing=(z, y, x) in µm (CLI: --spacing Z Y X)"
+
+
+def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None, *,
+                spacing_hint: str = SPACING_HINT) -> tuple[np.ndarray, Spacing]:
     """Read a ZYX volume and its spacing.
 
     Parameters
@@ -384,6 +389,8 @@ def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None)
     spacing : sequence of 3 float, optional
         Voxel size ``(z, y, x)`` in µm. Overrides what the file says; required when the file
         carries none (``.npy`` without sidecar, plain TIFF).
+    spacing_hint : str
+        How the error for a file without spacing tells the user to give one.
 
     Returns
     -------
@@ -407,9 +414,7 @@ def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None)
     if spacing is not None:
         found = check_spacing(spacing)
     if found is None:
-        raise FileFormatError(
-            f"'{path}' carries no voxel spacing; pass spacing=(z, y, x) in µm (CLI: --spacing Z Y X)"
-        )
+        raise FileFormatError(f"'{path}' carries no voxel spacing; {spacing_hint}")
     return as_volume(data, f"'{path}'"), found
 
 

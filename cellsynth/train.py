@@ -59,7 +59,8 @@ def load_training_images(data: TrainDataConfig) -> tuple[list[np.ndarray], tuple
     """
     images, spacings = [], []
     for path in expand_files(data.images, "training image"):
-        image, spacing = read_volume(path, data.spacing_um)
+        image, spacing = read_volume(path, data.spacing_um,
+                                     spacing_hint="set data.spacing_um: [z, y, x] (µm) in the training YAML")
         images.append(np.asarray(check_image(image, f"training image '{path}'"), np.float32))
         spacings.append(check_spacing(data.spacing_um or spacing, f"spacing of '{path}'"))
     spacing = spacings[0]
@@ -76,8 +77,15 @@ def load_training_images(data: TrainDataConfig) -> tuple[list[np.ndarray], tuple
 
 
 def crop(volume: np.ndarray, start: Sequence[int], patch: Sequence[int]) -> np.ndarray:
-    """``volume[..., start:start+patch]`` over the last three axes, reflected where it leaves the volume."""
-    index = [reflect_indices(s, p, n) for s, p, n in zip(start, patch, volume.shape[-3:], strict=True)]
+    """``volume[..., start:start+patch]`` over the last three axes, reflected where it leaves the volume.
+
+    A window inside the volume is a slice copy (about 10× faster than the fancy indexing that
+    reflection needs).
+    """
+    shape = volume.shape[-3:]
+    if all(0 <= s and s + p <= n for s, p, n in zip(start, patch, shape, strict=True)):
+        return volume[(..., *(slice(int(s), int(s) + int(p)) for s, p in zip(start, patch, strict=True)))].copy()
+    index = [reflect_indices(s, p, n) for s, p, n in zip(start, patch, shape, strict=True)]
     return volume[..., index[0][:, None, None], index[1][None, :, None], index[2][None, None, :]]
 
 

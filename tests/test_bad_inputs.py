@@ -291,6 +291,12 @@ def tiny_image(tmp):
     return [str(tmp / "in" / "image.tif")]
 
 
+def untagged_image(tmp):
+    (tmp / "in").mkdir(exist_ok=True)
+    np.save(tmp / "in" / "plain.npy", np.random.default_rng(0).random((8, 32, 32), dtype=np.float32))
+    return []
+
+
 def nan_training_image(tmp):
     (tmp / "in").mkdir(exist_ok=True)
     write_volume(tmp / "in" / "nan.tif", nan_image(), SPACING)
@@ -327,6 +333,8 @@ def pickled_checkpoint(tmp):
 
 CASES += [
     ("train-no-images", lambda t: train_run(t, "steps: 2\n"), "'data': field required"),
+    ("train-image-without-spacing", lambda t: tiny_image(t)[:0] + untagged_image(t) + train_run(
+        t, f"data: {{images: [{t / 'in' / 'plain.npy'}], patch: [4, 16, 16]}}\n"), "set data.spacing_um"),
     ("train-nan-in-an-image", lambda t: nan_training_image(t)[:0] + train_run(
         t, f"data: {{images: [{t / 'in' / 'nan.tif'}], patch: [4, 16, 16]}}\n"), "contains 1 NaN or inf values"),
     ("train-cuda-without-a-gpu", lambda t: tiny_image(t)[:0] + train_run(

@@ -299,3 +299,13 @@ def test_cli_trains_resumes_generates_levels_and_synthesizes(renderer_images, tm
 
     image, spacing = read_volume(out)
     assert image.shape == (16, 64, 64) and spacing == pytest.approx(SPACING)
+
+
+def test_training_crop_is_a_slice_inside_and_reflects_outside():
+    from cellsynth.train import crop
+
+    volume = np.arange(2 * 6 * 7 * 8, dtype=np.float32).reshape(2, 6, 7, 8)
+    inside = crop(volume, (1, 2, 3), (4, 4, 4))
+    assert np.array_equal(inside, volume[:, 1:5, 2:6, 3:7]) and inside.base is None  # a copy, not a view
+    outside = crop(volume, (4, 5, 6), (4, 4, 4))  # reaches past every face: reflected
+    assert outside.shape == (2, 4, 4, 4) and np.array_equal(outside[:, 0, 0, 0], volume[:, 4, 5, 6])
