@@ -373,17 +373,16 @@ def build_ddpm_trainer(config: TrainConfig):
 def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> Path:
     """Train the DDPM on unlabelled images (random patches in [0, 1], mapped to [−1, 1]); returns the
     checkpoint path. The checkpoint also carries the sketch statistics fitted to the training images
-    (objects = connected components above Otsu) and the sketch blur (default 1 voxel)."""
+    (objects from the classical segmentation) and the sketch blur (default 1 voxel)."""
     import torch
 
-    from cellsynth.synthesis.conditioning import fit_sketch_statistics
+    from cellsynth.synthesis.conditioning import fit_sketch_statistics, pooled_sketch_statistics
 
     out = Path(out)
     info = _check_run_folder(out, resume, config, "ddpm")
     images, spacing, normalisation = load_training_images(config.data)
     patch, ddpm = patch_size(config, "ddpm"), config.ddpm
-    statistics = [fit_sketch_statistics(image) for image in images]
-    sketch = {key: float(np.mean([getattr(s, key) for s in statistics])) for key in statistics[0].as_dict()}
+    sketch = pooled_sketch_statistics([fit_sketch_statistics(image, spacing=spacing) for image in images]).as_dict()
     trainer = build_ddpm_trainer(config)
     sampler = _sampler(config, trainer.accelerator, [image[None] for image in images], patch)
 

@@ -21,7 +21,12 @@ from cellsynth.models.diffusion import (
     start_timestep,
     whole_denoiser,
 )
-from cellsynth.synthesis.conditioning import SketchStatistics, fit_sketch_statistics, make_sketch
+from cellsynth.synthesis.conditioning import (
+    SketchStatistics,
+    fit_sketch_statistics,
+    make_sketch,
+    pooled_sketch_statistics,
+)
 from cellsynth.synthesis.learned import DiffusionGenerator
 from cellsynth.synthesis.patching import PatchPlan
 from cellsynth.train import train_ddpm
@@ -140,8 +145,12 @@ def test_sketch_statistics_follow_the_fitted_distribution():
     assert set(np.unique(membranes)) == {np.float32(0.1), np.float32(0.9)}
     blurred = make_sketch(labels, SPACING, fitted, np.random.default_rng(1), blur_um=(0.29, 0.26, 0.26))
     assert blurred.std() < sketch.std() and blurred.mean() == pytest.approx(sketch.mean(), abs=1e-3)
-    unlabelled = fit_sketch_statistics(image)  # Otsu components stand in for labels
-    assert unlabelled.object_mean == pytest.approx(0.55, abs=0.03)
+    noisy = np.where(labels > 0, truth[labels], 0.1) + rng.normal(0, 0.12, labels.shape).astype(np.float32)
+    unlabelled = fit_sketch_statistics(noisy, spacing=(1.0, 1.0, 1.0))  # classical segmentation stands in
+    assert unlabelled.object_mean == pytest.approx(0.55, abs=0.03)  # raw Otsu voxels' speckle: about 0.43
+    assert unlabelled.background_std == 0  # one volume: no spread between volumes
+    pooled = pooled_sketch_statistics([SketchStatistics(0.5, 0.1, 0.1, 0.0), SketchStatistics(0.7, 0.1, 0.3, 0.0)])
+    assert pooled.object_mean == pytest.approx(0.6) and pooled.background_std == pytest.approx(0.1)
 
 
 # ----------------------------------------------------------------------------- training and generation

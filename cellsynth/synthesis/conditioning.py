@@ -130,28 +130,42 @@ class SketchStatistics:
         return asdict(self)
 
 
-def fit_sketch_statistics(image: np.ndarray, labels: np.ndarray | None = None) -> SketchStatistics:
-    """Fit :class:`SketchStatistics` to a normalised image and its labels.
+def fit_sketch_statistics(image: np.ndarray, labels: np.ndarray | None = None,
+                          spacing: Sequence[float] | None = None) -> SketchStatistics:
+    """Fit :class:`SketchStatistics` to one normalised image and its labels.
 
-    Without labels (the DDPM trains on unlabelled images), the objects are the connected
-    components above the image's Otsu threshold.
+    Without labels (the DDPM trains on unlabelled images), the objects are those of the classical
+    segmentation (:func:`cellsynth.masks.segment.classical_segmentation`: 1 µm smoothing, Otsu,
+    objects ≥ 50 µm³), not the raw voxels above Otsu, whose speckle would make the objects too dark.
+    ``background_std`` is the spread of the background *between volumes* (one draw per volume):
+    0 for one image; :func:`pooled_sketch_statistics` measures it over several.
 
     Raises
     ------
     InputError
-        If there is no object or no background.
+        If there is no object or no background, or labels are missing and so is the spacing.
     """
     image = np.asarray(image, np.float32)
     if labels is None:
-        labels, _ = ndimage.label(image > threshold_otsu(image))
+        if spacing is None:
+            raise InputError("sketch statistics without labels need the voxel spacing (µm) to find the objects")
+        from cellsynth.masks.segment import classical_segmentation
+
+        labels = classical_segmentation(image, spacing)
     labels = np.asarray(labels)
     ids = np.unique(labels[labels > 0])
     if ids.size == 0 or (labels > 0).all():
         raise InputError("sketch statistics need both objects and background in the image")
     means = ndimage.mean(image, labels, ids)
-    background = image[labels == 0]
-    return SketchStatistics(float(np.mean(means)), float(np.std(means)), float(background.mean()),
-                            float(background.std()))
+    return SketchStatistics(float(np.mean(means)), float(np.std(means)), float(image[labels == 0].mean()), 0.0)
+
+
+def pooled_sketch_statistics(statistics: Sequence[SketchStatistics]) -> SketchStatistics:
+    """One law for several volumes: mean object law, mean background and the background's spread between them."""
+    backgrounds = [s.background_mean for s in statistics]
+    return SketchStatistics(float(np.mean([s.object_mean for s in statistics])),
+                            float(np.mean([s.object_std for s in statistics])), float(np.mean(backgrounds)),
+                            float(np.std(backgrounds)))
 
 
 def make_sketch(labels: np.ndarray, spacing: Sequence[float], statistics: SketchStatistics,
