@@ -113,7 +113,9 @@ class NucleiConfig(StrictModel):
     radius_um: PositiveUm = Field(4.0, description="mean radius, µm (sh, ellipsoid)")
     radius_std_um: Annotated[float, Field(ge=0, allow_inf_nan=False)] = Field(0.4, description="spread of the radius")
     gamma: PositiveUm = Field(5.0, description="sh: smoothness, degree power ∝ l^-gamma (paper: 5)")
-    deformation: Annotated[float, Field(ge=0, le=1)] = Field(0.15, description="sh: relative RMS of the radius")
+    deformation: Annotated[float, Field(ge=0, le=0.4)] = Field(
+        0.15, description="sh: relative RMS of the radius (above 0.4 the draws would need damping to keep every "
+                          "radius positive, and the RMS would not be what is asked)")
     lmax: Annotated[int, Field(ge=2, le=32)] = 12
     elongation: PositiveUm = Field(1.0, description="ellipsoid: long/short axis along the organism's surface normal")
     flattening: Annotated[float, Field(gt=0, le=4, allow_inf_nan=False)] = Field(

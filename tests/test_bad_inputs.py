@@ -177,6 +177,15 @@ CASES += [
      "unknown preset 'nope'"),
     ("masks-config-and-preset", lambda t: masks_run(t, "{}\n", "nuclei", "--preset", "default"),
      "not both"),
+    ("masks-min-distance-below-radius", lambda t: masks_run(
+        t, "masks: {placement: {min_distance_um: 3}, nuclei: {radius_um: 4}}\n"), "overlap into fragments"),
+    ("masks-min-distance-tiny", lambda t: masks_run(
+        t, "masks: {kind: membranes, placement: {min_distance_um: 0.0001}}\n", "membranes"),
+     "at most 200000 are placed"),
+    ("masks-radius-below-a-voxel", lambda t: masks_run(t, "masks: {nuclei: {radius_um: 0.01}}\n"),
+     "smaller than one voxel"),
+    ("masks-deformation-too-large", lambda t: masks_run(t, "masks: {nuclei: {deformation: 0.6}}\n"),
+     "'masks.nuclei.deformation': input should be less than or equal to 0.4"),
     ("fit-ssm-no-instances", empty_labels_fit, "cannot fit a shape model: no instance"),
     ("fit-ssm-float-labels", lambda t: labels_fit(t, np.full((4, 16, 20), 1.5, np.float32)),
      "must hold integer instance ids"),

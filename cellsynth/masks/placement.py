@@ -120,6 +120,7 @@ def poisson_disk_positions(
     if not region.any():
         raise InputError("no voxel is available for cell centres (empty region or foreground)")
     d, scale = _distance_scale(min_distance_um)
+    _check_packing(region, spacing_arr, min_distance_um, n_cells)
     grid = _DiskGrid(d)
     existing = np.asarray(existing_um if existing_um is not None else np.empty((0, 3)), float).reshape(-1, 3)
     # earlier points may be closer to each other than d, so they live in a KD-tree, not the grid
@@ -144,6 +145,25 @@ def poisson_disk_positions(
         warnings.warn(f"placed {len(placed)} of {n_cells} cells: no room for more at a minimum distance of "
                       f"{min_distance_um} µm", CrowdedWarning, stacklevel=2)
     return placed
+
+
+#: No placement makes more cells than this (bounds every loop; a dataset of this many cells per volume
+#: would not fit in memory as meshes or tables anyway).
+MAX_CELLS = 200_000
+
+
+def _check_packing(region: np.ndarray, spacing: np.ndarray, min_distance_um, n_cells: int | None) -> None:
+    """Refuse a minimum distance so small that the region would take more than :data:`MAX_CELLS` centres."""
+    distances = np.broadcast_to(np.asarray(min_distance_um, float), (3,))
+    voxel_um3 = float(np.prod(spacing))
+    if region.shape[0] == 1:  # a 2D field: discs in the plane
+        capacity = region.sum() * spacing[1] * spacing[2] / (np.pi * distances[1] * distances[2] / 4) / 0.9
+    else:
+        capacity = region.sum() * voxel_um3 / (np.pi / 6 * np.prod(distances)) / 0.74
+    wanted = capacity if n_cells is None else min(capacity, n_cells)
+    if wanted > MAX_CELLS:
+        raise InputError(f"a minimum cell distance of {distances.tolist()} µm lets about {capacity:.3g} cells into "
+                         f"this volume; at most {MAX_CELLS} are placed: raise min_distance_um or set n_cells")
 
 
 def layered_positions(

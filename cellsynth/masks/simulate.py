@@ -107,6 +107,17 @@ def slab(region: np.ndarray, spacing, z_range_um: tuple[float, float] | None) ->
     return region & inside[:, None, None]
 
 
+def _check_nuclei(config: MasksConfig, volume: VolumeConfig) -> None:
+    """Refuse nuclei that would vanish between voxels or overlap into fragments (one line each)."""
+    radius, least, voxel = config.nuclei.radius_um, min(config.placement.min_distance_um), min(volume.spacing_um)
+    if radius < voxel:
+        raise InputError(f"masks.nuclei.radius_um {radius:g} µm is smaller than one voxel ({voxel:g} µm): the "
+                         "nuclei would cover no voxel; make them larger or the voxels smaller")
+    if config.placement.method != "detections" and least < radius:
+        raise InputError(f"masks.placement.min_distance_um {least:g} µm is below the nucleus radius {radius:g} µm: "
+                         f"neighbours would overlap into fragments; use about 2 × radius_um ({2 * radius:g} µm)")
+
+
 def _check_room(config: MasksConfig, volume: VolumeConfig, cell_diameter_um: float) -> None:
     extent = np.asarray(volume.shape) * np.asarray(volume.spacing_um)
     if extent[1] < cell_diameter_um or extent[2] < cell_diameter_um:
@@ -147,6 +158,8 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng: np.random.Gen
     else:
         diameter = min(config.placement.min_distance_um)
     _check_room(config, volume, diameter)
+    if config.kind == "nuclei" and model is None:
+        _check_nuclei(config, volume)
     foreground = simulate_organism(config.organism, volume, rng)
     positions, info = place_cells(config.placement, foreground, spacing, rng)
     if len(positions) == 0:
