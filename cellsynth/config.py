@@ -123,6 +123,9 @@ class NucleiConfig(StrictModel):
                          "< 1: oblate, e.g. nuclei lying flat in a monolayer)")
     flattening_axis: Literal["z", "random"] = Field("z", description="z: the optical axis; random: per nucleus")
     ssm_model: str | None = Field(None, description="ssm: a model .npz from `cellsynth masks fit-ssm`")
+    ssm_modes: Annotated[int, Field(ge=0)] | None = Field(None, description="ssm: how many modes vary (default all)")
+    ssm_limit: Annotated[float, Field(gt=0, le=10)] = Field(
+        3.0, description="ssm: each mode's coefficient stays within ± this many standard deviations")
 
     @model_validator(mode="after")
     def _needs_model(self):

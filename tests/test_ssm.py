@@ -152,3 +152,33 @@ def test_cells3d_nuclei_model_simulates_nuclei_of_their_size():
     volumes = np.bincount(simulated.ravel())[1:] * np.prod(spacing)
     radii = (3 * volumes / (4 * np.pi)) ** (1 / 3)
     assert np.all(np.abs(radii - model.mean.mean()) < 1.5)
+
+
+def test_a_hole_inside_a_nucleus_does_not_stop_its_rays():
+    labels = training_volume(n=2)
+    holed = labels.copy()
+    for object_id in (1, 2):  # a dark 'nucleolus' left out of the segmentation, at each centroid
+        centre = np.rint(np.argwhere(labels == object_id).mean(axis=0)).astype(int)
+        holed[tuple(slice(c - 1, c + 2) for c in centre)] = 0
+    directions = fibonacci_directions(128)
+    np.testing.assert_allclose(shape_radii(holed, SPACING, directions), shape_radii(labels, SPACING, directions))
+
+
+def test_mode_count_and_limit_are_config_options(tmp_path):
+    from cellsynth.config import validate_config
+    from cellsynth.masks.simulate import simulate_masks
+
+    model_path = fit_ssm(training_volume(), SPACING, n_directions=128).save(tmp_path / "m.npz")
+    config = validate_config({"volume": {"shape": [30, 96, 96], "spacing_um": list(SPACING)},
+                              "masks": {"placement": {"min_distance_um": 8.0},
+                                        "nuclei": {"shape": "ssm", "ssm_model": str(model_path), "ssm_modes": 0}}})
+    labels = simulate_masks(config.masks, config.volume, np.random.default_rng(0)).labels
+    sizes = [np.count_nonzero(labels == i) for i in np.unique(labels)[1:] if not _touches_border(labels, i)]
+    assert len(sizes) >= 2 and np.ptp(sizes) <= 0.02 * max(sizes)  # no mode varies: every nucleus is the mean
+    with pytest.raises(Exception, match="ssm_limit"):
+        validate_config({"masks": {"nuclei": {"ssm_limit": 0}}})
+
+
+def _touches_border(labels, object_id):
+    points = np.argwhere(labels == object_id)
+    return bool(np.any(points.min(axis=0) == 0) or np.any(points.max(axis=0) == np.asarray(labels.shape) - 1))

@@ -345,6 +345,8 @@ def simulate_nuclei(
     flattening: float = 1.0,
     flattening_axis: str = "z",
     ssm=None,
+    ssm_modes: int | None = None,
+    ssm_limit: float = 3.0,
 ) -> tuple[np.ndarray, dict]:
     """Nuclei of random size and shape at given centres, clipped to the foreground.
 
@@ -374,6 +376,8 @@ def simulate_nuclei(
         The optical axis (nuclei lying flat in a monolayer) or a random direction per nucleus.
     ssm : cellsynth.masks.ssm.StatisticalShapeModel, optional
         Required with ``shape='ssm'``.
+    ssm_modes, ssm_limit
+        SSM nuclei: how many modes vary (default all) and within how many standard deviations.
 
     Returns
     -------
@@ -393,7 +397,7 @@ def simulate_nuclei(
     foreground = np.asarray(foreground, bool)
     centres_um = np.asarray(centres_um, float).reshape(-1, 3)
     if shape == "ssm":
-        shapes = ssm.sample_shapes(rng, len(centres_um))
+        shapes = ssm.sample_shapes(rng, len(centres_um), n_modes=ssm_modes, limit=ssm_limit)
         radii = np.array([s.mean_radius for s in shapes])
     else:
         radii = np.maximum(rng.normal(radius_um, radius_std_um, len(centres_um)), radius_um / 4)

@@ -169,7 +169,7 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng: np.random.Gen
             foreground, spacing, rng, positions, radius_um=nuclei.radius_um, radius_std_um=nuclei.radius_std_um,
             shape=nuclei.shape, gamma=nuclei.gamma, deformation=nuclei.deformation, lmax=nuclei.lmax,
             elongation=nuclei.elongation, flattening=nuclei.flattening, flattening_axis=nuclei.flattening_axis,
-            ssm=model,
+            ssm=model, ssm_modes=nuclei.ssm_modes, ssm_limit=nuclei.ssm_limit,
         )
         info |= {key: drawn[key] for key in ("n_contested_voxels", "n_empty_cells")}
         return SimulatedMasks(labels, foreground, None, info)

@@ -121,7 +121,8 @@ def shape_radii(
 
     ``per='instance'``: every labelled object (objects cut by the volume border are left out with
     ``exclude_border``); ``per='foreground'``: the non-zero region of each volume is one shape
-    (a specimen).
+    (a specimen). Holes inside a shape are filled first, so a ray does not stop at an unlabelled
+    cavity (a nucleolus left out of a segmentation).
     """
     if per not in ("instance", "foreground"):
         raise InputError(f"unknown shape unit '{per}'; accepted: instance, foreground")
@@ -133,14 +134,14 @@ def shape_radii(
                   else check_labels(volume, "label volume"))  # instances need integer ids >= 0
         if per == "foreground":
             if labels.any():
-                mask = labels != 0
+                mask = ndimage.binary_fill_holes(labels != 0)
                 rows.append(ray_radii(mask, spacing_arr, _shape_centre(mask, spacing_arr), directions))
             continue
         for region in regionprops(labels.astype(np.int64, copy=False)):
             low, high = np.asarray(region.bbox[:3]), np.asarray(region.bbox[3:])
             if exclude_border and (np.any(low == 0) or np.any(high == labels.shape)):
                 continue
-            mask = np.pad(region.image, 1)
+            mask = ndimage.binary_fill_holes(np.pad(region.image, 1))  # a dark nucleolus is not outside
             rows.append(ray_radii(mask, spacing_arr, _shape_centre(mask, spacing_arr), directions))
     if not rows:
         what = "instance inside the volume (not touching its border)" if per == "instance" and exclude_border else \
