@@ -140,3 +140,28 @@ def test_empty_region_is_an_error():
         poisson_disk_positions(np.zeros((4, 4, 4), bool), (1, 1, 1), 1.0, np.random.default_rng(0))
     with pytest.raises(InputError, match="foreground is empty"):
         layered_positions(np.zeros((4, 4, 4), bool), (1, 1, 1), 1.0, np.random.default_rng(0))
+
+
+def test_a_2d_field_takes_layers_and_ellipsoid_nuclei():
+    from cellsynth.config import validate_config
+    from cellsynth.masks.simulate import simulate_masks
+
+    for masks in ({"organism": {"kind": "ellipsoid"}, "placement": {"method": "layers", "min_distance_um": 9.0}},
+                  {"organism": {"kind": "ellipsoid"}, "nuclei": {"shape": "ellipsoid", "elongation": 1.5}}):
+        config = validate_config({"volume": {"shape": [1, 256, 256], "spacing_um": [1.0, 0.26, 0.26]},
+                                  "masks": masks})
+        simulated = simulate_masks(config.masks, config.volume, np.random.default_rng(0))
+        assert simulated.info["n_cells_placed"] >= 10 and len(np.unique(simulated.labels)) > 10
+
+
+def test_the_faces_of_a_field_of_view_are_not_a_surface():
+    from cellsynth.masks.derived import specimen_mask
+    from cellsynth.masks.nuclei import surface_normals
+
+    inside = np.ones((20, 40, 40), bool)
+    points = np.array([[0.5, 1.0, 1.0], [5.0, 9.5, 0.2]])
+    np.testing.assert_array_equal(surface_normals(inside, (0.5, 0.25, 0.25), points), [[1, 0, 0], [1, 0, 0]])
+    labels = np.zeros((20, 40, 40), np.uint16)
+    labels[:, 5:15, 5:15], labels[:, 20:30, 5:15], labels[:, 5:15, 20:30] = 1, 2, 3  # nuclei cut by both z faces
+    specimen = specimen_mask(labels, (0.5, 0.25, 0.25), closing_um=2.0)
+    assert specimen[0].mean() == pytest.approx(specimen[10].mean())  # the top plane is not eroded by the crop

@@ -88,10 +88,13 @@ def depth_below_surface_um(foreground: np.ndarray, spacing) -> np.ndarray:
     """Euclidean distance (µm) from each foreground voxel to the nearest voxel outside it.
 
     The volume's border counts as outside, so an organism cut by the field of view still has a
-    surface there. 0 outside the foreground.
+    surface there; a flat axis (one plane: a 2D image) has no border along it. 0 outside the
+    foreground.
     """
-    padded = np.pad(np.asarray(foreground, bool), 1)
-    return ndimage.distance_transform_edt(padded, sampling=spacing)[1:-1, 1:-1, 1:-1]
+    foreground = np.asarray(foreground, bool)
+    pad = [(1, 1) if n > 1 else (0, 0) for n in foreground.shape]
+    depth = ndimage.distance_transform_edt(np.pad(foreground, pad), sampling=spacing)
+    return depth[tuple(slice(a, a + n) for (a, _), n in zip(pad, foreground.shape, strict=True))]
 
 
 def signed_distance_um(foreground: np.ndarray, spacing) -> np.ndarray:
@@ -114,11 +117,14 @@ def specimen_mask(labels: np.ndarray, spacing: Sequence[float], closing_um: floa
     """The specimen as the labelled objects closed by a ``closing_um`` ball and hole-filled (an organism proxy).
 
     The closing is done with two Euclidean distance transforms in µm (exact for a ball, and far
-    faster than a morphological closing with a large structuring element).
+    faster than a morphological closing with a large structuring element). The specimen continues
+    beyond the field of view's faces (a crop is not a surface).
     """
     spacing = check_spacing(spacing)
     dilated = ndimage.distance_transform_edt(np.asarray(labels) == 0, sampling=spacing) <= closing_um
-    closed = ndimage.distance_transform_edt(np.pad(dilated, 1), sampling=spacing)[1:-1, 1:-1, 1:-1] > closing_um
+    # the field of view's faces are a crop, not the specimen's surface: the closing does not erode from them
+    closed = ndimage.distance_transform_edt(np.pad(dilated, 1, constant_values=True),
+                                           sampling=spacing)[1:-1, 1:-1, 1:-1] > closing_um
     return ndimage.binary_fill_holes(closed | (np.asarray(labels) > 0))
 
 

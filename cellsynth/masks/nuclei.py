@@ -423,11 +423,19 @@ def simulate_nuclei(
 
 def surface_normals(foreground: np.ndarray, spacing: Sequence[float], points_um: np.ndarray,
                     smoothing_um: float = 2.0) -> np.ndarray:
-    """Unit vectors at ``points_um`` pointing out of the organism (gradient of the µm distance map)."""
+    """Unit vectors at ``points_um`` pointing out of the organism (gradient of the µm distance map).
+
+    Without an organism surface (the foreground fills the volume: a field of view inside tissue,
+    whose faces are a crop) every vector is the optical axis z; a flat axis (2D) has no component.
+    """
     spacing_arr = np.asarray(check_spacing(spacing))
+    fallback = np.array([1.0, 0.0, 0.0])  # at a symmetry centre the gradient vanishes
+    foreground = np.asarray(foreground, bool)
+    if foreground.all():
+        return np.tile(fallback, (len(np.asarray(points_um).reshape(-1, 3)), 1))
     distance = ndimage.gaussian_filter(depth_below_surface_um(foreground, spacing_arr), smoothing_um / spacing_arr)
     index = np.clip(np.rint(np.asarray(points_um) / spacing_arr).astype(int), 0, np.asarray(foreground.shape) - 1)
-    gradient = np.stack([-np.gradient(distance, s, axis=a)[tuple(index.T)] for a, s in enumerate(spacing_arr)], -1)
+    gradient = np.stack([-np.gradient(distance, s, axis=a)[tuple(index.T)] if distance.shape[a] > 1 else
+                         np.zeros(len(index)) for a, s in enumerate(spacing_arr)], -1)
     norm = np.linalg.norm(gradient, axis=-1, keepdims=True)
-    fallback = np.array([1.0, 0.0, 0.0])  # at a symmetry centre the gradient vanishes
     return np.where(norm > 1e-9, gradient / np.maximum(norm, 1e-12), fallback)
