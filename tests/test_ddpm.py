@@ -98,7 +98,26 @@ def test_start_timestep_from_t_start_strength_or_snr_and_its_errors():
     with pytest.raises(ValueError, match="unknown sampler 'euler'"):
         make_scheduler("euler")
     steps = sampling_timesteps(make_scheduler("ddim"), 400, 25)
-    assert 23 <= len(steps) <= 27 and int(steps.max()) <= 400 and int(steps.min()) < 20
+    assert len(steps) == 25 and int(steps[0]) == 400 and int(steps.min()) == 16
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim", "dpmsolver"])
+@pytest.mark.parametrize(("t_start", "steps"), [(400, 25), (400, 5), (999, 20), (7, 25), (1, 1)])
+def test_sampling_starts_exactly_at_t_start_and_an_oracle_denoiser_recovers_x0(sampler, t_start, steps):
+    scheduler = make_scheduler(sampler)
+    timesteps = sampling_timesteps(scheduler, t_start, steps)
+    assert int(timesteps[0]) == t_start and len(timesteps) == min(steps, t_start)
+    assert torch.all(timesteps[:-1] > timesteps[1:])
+    x0 = torch.rand(1, 4, 8, 8, generator=torch.Generator().manual_seed(0)) * 1.8 - 0.9
+    alphas = scheduler.alphas_cumprod
+
+    def oracle(x, t):  # the exact ε for x0: every sampler must land on x0
+        alpha = alphas[int(t)]
+        return (x - alpha.sqrt() * x0) / (1 - alpha).sqrt()
+
+    out = sdedit(oracle, x0, make_scheduler(sampler), t_start=t_start, steps=steps,
+                 generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(out, x0, atol=2e-3)
 
 
 def test_t_start_zero_returns_the_sketch():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -24,8 +25,12 @@ PREDICTIONS = ("epsilon", "v_prediction")
 def make_scheduler(sampler: str = "ddpm", *, num_train_timesteps: int = 1000,
                    beta_schedule: str = "squaredcos_cap_v2", prediction_type: str = "epsilon"):
     """A diffusers scheduler: ``ddpm`` (ancestral; also the training noise schedule), ``ddim`` (η = 0)
-    or ``dpmsolver`` (DPM-Solver++ 2nd order multistep), all on the same β schedule."""
-    from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+    or ``dpmsolver`` (DPM-Solver++ 2nd order multistep), all on the same β schedule.
+
+    DDIM is diffusers' first-order DPM-Solver++, which is the same update (Lu et al. 2022, §3.3)
+    and, unlike ``DDIMScheduler``, takes an explicit list of timesteps, so sampling starts exactly
+    at ``t_start`` (:func:`sampling_timesteps`)."""
+    from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler '{sampler}'; choose one of {', '.join(SAMPLERS)}")
@@ -35,10 +40,9 @@ def make_scheduler(sampler: str = "ddpm", *, num_train_timesteps: int = 1000,
               "prediction_type": prediction_type}
     if sampler == "ddpm":
         return DDPMScheduler(**common, clip_sample=True, clip_sample_range=1.0)
-    if sampler == "ddim":
-        return DDIMScheduler(**common, clip_sample=True, clip_sample_range=1.0, set_alpha_to_one=True)
-    return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=2,
-                                       thresholding=False, lower_order_final=True)
+    order = 1 if sampler == "ddim" else 2
+    return DPMSolverMultistepScheduler(**common, algorithm_type="dpmsolver++", solver_order=order, thresholding=False,
+                                       lower_order_final=True)
 
 
 def diffusion_loss(model: nn.Module, images: torch.Tensor, scheduler, generator: torch.Generator) -> torch.Tensor:
@@ -86,12 +90,23 @@ def start_timestep(scheduler, *, t_start: int | None = None, strength: float | N
 
 
 def sampling_timesteps(scheduler, t_start: int, steps: int) -> torch.Tensor:
-    """About ``steps`` timesteps from ``t_start`` down to 0 on the scheduler's own spacing (set on it)."""
+    """``steps`` timesteps evenly spaced from exactly ``t_start`` down towards 0 (set on the scheduler).
+
+    The first is ``t_start`` itself, whatever the sampler and the number of steps; with fewer
+    timesteps than steps below ``t_start``, every one of them.
+
+    Examples
+    --------
+    >>> sampling_timesteps(make_scheduler("dpmsolver"), 400, 5).tolist()
+    [400, 320, 240, 160, 80]
+    """
     if steps < 1:
         raise ValueError(f"steps must be >= 1; got {steps}")
-    total = scheduler.config.num_train_timesteps
-    scheduler.set_timesteps(min(total, max(1, round(steps * total / max(t_start, 1)))))
-    return scheduler.timesteps[scheduler.timesteps <= t_start]
+    if t_start < 1:
+        raise ValueError(f"t_start must be >= 1 to sample; got {t_start}")
+    grid = np.round(np.linspace(t_start, 0, min(steps, t_start) + 1)[:-1]).astype(int)
+    scheduler.set_timesteps(timesteps=sorted(set(grid.tolist()), reverse=True))
+    return scheduler.timesteps
 
 
 @torch.no_grad()

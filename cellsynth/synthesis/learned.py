@@ -215,8 +215,10 @@ class DiffusionGenerator(LearnedGenerator):
         self.sampler, self.steps = sampler, int(steps)
 
     def describe(self) -> dict:
+        alpha = float(self.scheduler.alphas_cumprod[self.t_start])
         return {**super().describe(), "sampler": self.sampler, "steps": self.steps, "t_start": self.t_start,
-                "sketch": self.statistics.as_dict(), "blur_um": list(self.blur_um)}
+                "start_snr": round(alpha / max(1 - alpha, 1e-12), 6), "sketch": self.statistics.as_dict(),
+                "blur_um": list(self.blur_um)}
 
     def sample(self, sketch: np.ndarray, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:
         """SDEdit of a ZYX ``sketch`` in [0, 1] (float32 result in [0, 1], the sketch's shape).
