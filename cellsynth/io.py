@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import secrets
@@ -465,7 +466,28 @@ def _tiff_axes_to_zyx(data: np.ndarray, axes: str, path: Path) -> np.ndarray:
     return data
 
 
+class _TiffComplaints(logging.Handler):
+    """Collects what tifffile logs while reading: a truncated file is read as its first pages, with only a log line."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _read_tiff(path: Path) -> tuple[np.ndarray, Spacing | None]:
+    complaints = _TiffComplaints()
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(complaints)
+    try:
+        return _read_tiff_checked(path, complaints)
+    finally:
+        logger.removeHandler(complaints)
+
+
+def _read_tiff_checked(path: Path, complaints: _TiffComplaints) -> tuple[np.ndarray, Spacing | None]:
     try:
         with tifffile.TiffFile(path) as tif:
             series = tif.series[0]
@@ -476,6 +498,10 @@ def _read_tiff(path: Path) -> tuple[np.ndarray, Spacing | None]:
                 spacing = _imagej_spacing(tif.pages[0], tif.imagej_metadata or {}, data.ndim)
             else:
                 spacing = None
+            broken = [m for m in complaints.messages if "corrupt" in m.lower() or "page offset" in m.lower()]
+            if broken:
+                raise FileFormatError(f"cannot read '{path}': the TIFF is truncated or corrupt "
+                                      f"({broken[0].splitlines()[-1].strip()[:120]})")
     except FileFormatError:
         raise
     except Exception as err:  # tifffile raises many types on corrupt input

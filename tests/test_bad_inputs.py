@@ -58,6 +58,15 @@ def corrupt_tiff(tmp):
     return args
 
 
+def truncated_tiff(tmp):
+    """A valid 10-plane image whose file lost its second half (as an interrupted copy leaves it)."""
+    args = pair(tmp, image=np.random.default_rng(0).random((10, 16, 20), dtype=np.float32),
+                labels=boxes_labels((10, 16, 20)), suffix=".tif", spacing=False)
+    data = (tmp / "in" / "image.tif").read_bytes()
+    (tmp / "in" / "image.tif").write_bytes(data[: len(data) // 2])
+    return args
+
+
 def out_is_file(tmp):
     args = pair(tmp)
     (tmp / "in" / "f").write_text("")
@@ -92,6 +101,7 @@ CASES = [
     ("no-spacing", lambda t: pair(t, spacing=False), "carries no voxel spacing; pass spacing"),
     ("negative-spacing", lambda t: pair(t)[:-3] + ["1", "-0.2", "0.2"], "finite numbers > 0"),
     ("corrupt-tiff", corrupt_tiff, "not a readable TIFF"),
+    ("truncated-tiff", lambda t: truncated_tiff(t), "the TIFF is truncated or corrupt"),
     ("missing-image", lambda t: pair(t)[:4] + [str(t / "nope.tif")] + pair(t)[5:], "does not exist"),
     ("unsupported-suffix", unsupported_suffix, "unsupported file type; accepted: .tif"),
     ("count-mismatch", count_mismatch, "got 1 image files but 2 label files"),
