@@ -280,6 +280,8 @@ class Dataset:
             raise DatasetError(f"'{path}' is not valid JSON ({err})") from None
         if manifest.get("cellsynth_manifest") != MANIFEST_FORMAT or not isinstance(manifest.get("samples"), list):
             raise DatasetError(f"'{path}' is not a cellsynth manifest of format {MANIFEST_FORMAT}")
+        for position, entry in enumerate(manifest["samples"]):
+            _check_entry(root, path, position, entry)
         return cls(root, manifest)
 
     # --------------------------------------------------------------- manifest
@@ -376,6 +378,30 @@ def _remove_fresh(root: Path, existed: bool) -> None:
             shutil.rmtree(child) if child.is_dir() else child.unlink()
     else:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _check_entry(root: Path, path: Path, position: int, entry) -> None:
+    """A manifest is input too: every sample entry well formed, every file path inside the dataset."""
+    def bad(why: str) -> DatasetError:
+        return DatasetError(f"'{path}': sample {position} {why}; the manifest is damaged (regenerate the dataset)")
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or entry.get("index") != position:
+        raise bad("is not an entry with its index and name")
+    if entry.get("status") not in ("done", "pending", "failed"):
+        raise bad(f"has status {entry.get('status')!r}; accepted: done, pending, failed")
+    if entry["status"] != "done":
+        return
+    files = entry.get("files")
+    if not isinstance(files, dict) or "labels" not in files:
+        raise bad("is done but lists no files (at least its labels)")
+    inside = root.resolve()
+    for kind, record in files.items():
+        if not isinstance(record, dict) or not isinstance(record.get("path"), str) or \
+                not isinstance(record.get("sha256"), str):
+            raise bad(f"has a '{kind}' file without a path and a SHA-256")
+        relative = Path(record["path"])
+        if relative.is_absolute() or not (inside / relative).resolve().is_relative_to(inside):
+            raise bad(f"names a file outside the dataset ('{record['path']}')")
 
 
 def build_dataset(

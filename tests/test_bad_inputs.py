@@ -67,6 +67,21 @@ def truncated_tiff(tmp):
     return args
 
 
+def damaged_manifest(tmp, damage):
+    """A valid dataset in tmp/in/ds whose manifest's first entry was edited by ``damage`` (None: replaced by 7)."""
+    import json
+
+    args = dataset_and(tmp, "dataset", "verify", "{tmp}/in/ds")
+    path = tmp / "in" / "ds" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    if damage is None:
+        manifest["samples"][0] = 7
+    else:
+        damage(manifest["samples"][0])
+    path.write_text(json.dumps(manifest))
+    return args
+
+
 def out_is_file(tmp):
     args = pair(tmp)
     (tmp / "in" / "f").write_text("")
@@ -102,6 +117,11 @@ CASES = [
     ("negative-spacing", lambda t: pair(t)[:-3] + ["1", "-0.2", "0.2"], "finite numbers > 0"),
     ("corrupt-tiff", corrupt_tiff, "not a readable TIFF"),
     ("truncated-tiff", lambda t: truncated_tiff(t), "the TIFF is truncated or corrupt"),
+    ("manifest-entry-without-files", lambda t: damaged_manifest(t, lambda e: e.pop("files")),
+     "is done but lists no files"),
+    ("manifest-path-outside-the-dataset", lambda t: damaged_manifest(
+        t, lambda e: e["files"]["image"].update(path="../../../etc/hostname")), "names a file outside the dataset"),
+    ("manifest-entry-not-a-mapping", lambda t: damaged_manifest(t, None), "is not an entry with its index and name"),
     ("missing-image", lambda t: pair(t)[:4] + [str(t / "nope.tif")] + pair(t)[5:], "does not exist"),
     ("unsupported-suffix", unsupported_suffix, "unsupported file type; accepted: .tif"),
     ("count-mismatch", count_mismatch, "got 1 image files but 2 label files"),
