@@ -428,17 +428,23 @@ def _accepted_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     return list(model.model_fields)
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error line echoes input, never pages of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _describe(error: dict, model: type[BaseModel]) -> str:
-    where = _location(error["loc"])
+    where = _location(error["loc"])[:120]
     if error["type"] == "extra_forbidden":
         accepted = ", ".join(_accepted_keys(model, error["loc"]))
         return f"unknown key '{where}' (accepted here: {accepted})"
     if error["type"] == "missing" and isinstance(error["loc"][-1], int):
-        return f"'{_location(error['loc'][:-1])}': too few values (got {error['input']!r})"
+        return f"'{_location(error['loc'][:-1])}': too few values (got {_shown(error['input'])})"
     if error["type"] == "value_error":  # a cross-key rule of a section
         return f"'{where}': {error['ctx']['error']}"
     message = error["msg"][0].lower() + error["msg"][1:]
-    return f"'{where}': {message} (got {error['input']!r})"
+    return f"'{where}': {message} (got {_shown(error['input'])})"
 
 
 def validate_config(data: Any, source: str = "config", model: type[StrictModel] = Config) -> StrictModel:
@@ -469,16 +475,79 @@ def load_config(path: str | os.PathLike, model: type[StrictModel] = Config) -> S
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as err:
         raise ConfigError(f"cannot read config '{path}': {err.strerror or err}") from None
+    return validate_config(parse_yaml(raw, str(path)), str(path), model)
+
+
+#: Configs larger than this are refused before parsing (a config is a page of keys, not data).
+MAX_CONFIG_BYTES = 1 << 20
+#: Deeper nesting of mappings and lists is refused (a config is a few levels deep).
+MAX_CONFIG_DEPTH = 32
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """The safe loader, stricter: no aliases (no alias bombs), no duplicate keys, bounded nesting."""
+
+    def __init__(self, stream, source: str):
+        super().__init__(stream)
+        self.name, self._depth = source, 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise ConfigError(f"{self.name}: YAML aliases (*{event.anchor}) are not accepted in a cellsynth config "
+                              f"(line {event.start_mark.line + 1}); write the values out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_CONFIG_DEPTH:
+                mark = self.peek_event().start_mark
+                raise ConfigError(f"{self.name}: nested deeper than {MAX_CONFIG_DEPTH} levels at line {mark.line + 1}; "
+                                  "a cellsynth config is a few levels of keys")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, (str, int, float, bool)):
+                continue
+            if key in seen:
+                raise ConfigError(f"{self.name}: key {_shown(key)} appears twice in one mapping (line "
+                                  f"{key_node.start_mark.line + 1}); keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def parse_yaml(raw: bytes, source: str = "config") -> Any:
+    """YAML bytes to Python objects, for configs: UTF-8, at most 1 MiB, no aliases, no duplicate keys,
+    at most 32 levels deep; any problem is one :class:`ConfigError` line.
+
+    Examples
+    --------
+    >>> parse_yaml(b"dataset: {n_samples: 2}")
+    {'dataset': {'n_samples': 2}}
+    """
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: {len(raw)} bytes; a config is at most {MAX_CONFIG_BYTES} bytes")
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start})") from None
+    loader = _StrictLoader(text, source)
+    try:
+        return loader.get_single_data()
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{where} ({getattr(err, 'problem', err)})") from None
-    return validate_config(data, str(path), model)
+        raise ConfigError(f"{source}: not valid YAML{where} ({_shown(getattr(err, 'problem', err), 120)})") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: nested too deeply to read; a cellsynth config is a few levels of keys") from None
+    finally:
+        loader.dispose()
 
 
 def preset_names() -> list[str]:
@@ -496,7 +565,8 @@ def preset_text(name: str) -> str:
 
 def load_preset(name: str) -> Config:
     """The shipped preset ``name``, validated."""
-    return validate_config(yaml.safe_load(preset_text(name)), f"preset '{name}'")  # type: ignore[return-value]
+    return validate_config(parse_yaml(preset_text(name).encode(), f"preset '{name}'"),  # type: ignore[return-value]
+                           f"preset '{name}'")
 
 
 def resolve_config(name_or_path: str | os.PathLike) -> Config:

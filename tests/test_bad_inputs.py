@@ -46,6 +46,12 @@ def dataset_and(tmp, *args):
     return [a.format(tmp=tmp) for a in args]
 
 
+def config_bytes(tmp, raw: bytes):
+    (tmp / "in").mkdir(exist_ok=True)
+    (tmp / "in" / "c.yaml").write_bytes(raw)
+    return ["config", "check", str(tmp / "in" / "c.yaml")]
+
+
 def config_file(tmp, text):
     (tmp / "in").mkdir(exist_ok=True)
     (tmp / "in" / "c.yaml").write_text(text)
@@ -117,6 +123,16 @@ CASES = [
     ("negative-spacing", lambda t: pair(t)[:-3] + ["1", "-0.2", "0.2"], "finite numbers > 0"),
     ("corrupt-tiff", corrupt_tiff, "not a readable TIFF"),
     ("truncated-tiff", lambda t: truncated_tiff(t), "the TIFF is truncated or corrupt"),
+    ("config-not-utf8", lambda t: config_bytes(t, b"dataset: {n_samples: 2}\n# \xff\xfe\n"), "not UTF-8 text"),
+    ("config-nested-50000-deep", lambda t: config_bytes(t, b"a: " + b"[" * 50000 + b"]" * 50000 + b"\n"),
+     "nested deeper than 32 levels"),
+    ("config-duplicate-key", lambda t: config_file(t, "dataset: {n_samples: 2}\ndataset: {n_samples: 3}\n"),
+     "key 'dataset' appears twice"),
+    ("config-alias-bomb", lambda t: config_file(t, "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a]\n"
+                                                   "c: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"),
+     "YAML aliases (*a) are not accepted"),
+    ("config-huge-value-is-not-echoed", lambda t: config_file(t, f"dataset: {{n_samples: {'9' * 5000}x}}\n"),
+     "(got '99999"),
     ("manifest-entry-without-files", lambda t: damaged_manifest(t, lambda e: e.pop("files")),
      "is done but lists no files"),
     ("manifest-path-outside-the-dataset", lambda t: damaged_manifest(

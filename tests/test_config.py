@@ -63,3 +63,11 @@ def test_missing_file_and_unknown_preset(tmp_path):
         preset_text("nope")
     with pytest.raises(ConfigError, match="neither a preset"):
         resolve_config("nope")
+
+
+def test_an_error_line_echoes_at_most_a_short_piece_of_the_input(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"dataset: {{n_samples: {'9' * 5000}x}}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    assert len(str(caught.value)) < 300 and "…" in str(caught.value)

@@ -49,7 +49,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 from skimage.filters import threshold_otsu
 
-from cellsynth.config import Config, NucleiConfig, validate_config
+from cellsynth.config import Config, NucleiConfig, parse_yaml, validate_config
 from cellsynth.errors import InputError
 from cellsynth.io import Spacing, check_image, check_labels, check_spacing, write_bytes_atomic
 from cellsynth.masks.derived import centreness
@@ -760,7 +760,7 @@ def write_calibration(calibration: Calibration, path: str | os.PathLike, sources
               ".\nEach measured value carries a comment saying how it was measured; every length is in µm.\n"
               "Use it with `cellsynth generate THIS.yaml --out DIR`; check it with `cellsynth config check`.")
     text = calibration.yaml(header)
-    if validate_config(yaml.safe_load(text), str(path)) != calibration.config:
+    if validate_config(parse_yaml(text.encode(), str(path)), str(path)) != calibration.config:
         raise RuntimeError("the calibrated preset does not read back as written")  # a bug, never the user's input
     write_bytes_atomic(path, text.encode())
     return path
