@@ -76,3 +76,28 @@ def test_bad_inputs():
         membrane_mask(np.zeros((2, 2, 2), np.uint16), (1, 1, 1), 0.0)
     with pytest.raises(InputError, match="0 < low <= high"):
         random_weights(np.random.default_rng(0), 3, 1.5, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("spacing", "thickness_um", "expected_um"),
+    [
+        ((2.0, 0.26, 0.26), 1.0, (2.0, 1.04, 1.04)),  # z: one voxel at least; y/x: 4 voxels (was 0.52)
+        ((2.0, 0.26, 0.26), 0.78, (2.0, 0.78, 0.78)),  # an odd count: 3 voxels, not 2 or 4
+        ((0.5, 1.0, 0.2), 3.0, (3.0, 3.0, 3.0)),
+        ((2.0, 0.5, 0.5), 0.5, (2.0, 0.5, 0.5)),  # was 4 µm along z
+    ],
+)
+def test_measured_membrane_thickness_is_the_requested_um_rounded_to_a_voxel(spacing, thickness_um, expected_um):
+    for axis in range(3):
+        shape = [3, 3, 3]
+        shape[axis] = 40
+        labels = np.ones(shape, np.uint16)
+        split = [slice(None)] * 3
+        split[axis] = slice(20, None)
+        labels[tuple(split)] = 2
+        membrane = membrane_mask(labels, spacing, thickness_um)
+        line = np.moveaxis(membrane, axis, 0)[:, 1, 1]
+        measured = line.sum() * spacing[axis]
+        assert measured == pytest.approx(expected_um[axis]), (axis, measured)
+        assert abs(measured - thickness_um) <= spacing[axis] / 2 + 1e-9 or line.sum() == 1
+        assert line[19] and line[20] or line.sum() == 1  # the wall itself is always marked

@@ -97,29 +97,54 @@ def membrane_mask(
     *,
     include_surface: bool = False,
 ) -> np.ndarray:
-    """Voxels of a cell within ``thickness_um / 2`` of a voxel of another cell: a symmetric membrane.
+    """Voxels within ``thickness_um / 2`` of a wall between two cells, rounded to whole voxels.
 
-    Both sides of every wall are marked, so a membrane is ``thickness_um`` thick (at least one
-    voxel on each side, so walls stay closed along every axis). With ``include_surface``, cell
-    voxels next to background (the organism surface) count too.
+    Along each axis a wall is ``m = max(1, round(thickness_um / spacing))`` voxels thick: ``ceil(m/2)``
+    on the side of the lower label and ``floor(m/2)`` on the other, so an odd count stays odd and the
+    measured thickness is within half a voxel of ``thickness_um`` (one voxel at the least, so a wall
+    is closed along every axis: 0.5 µm at a 2 µm z-spacing is 2 µm thick along z). Oblique walls use
+    the ellipsoid with those half-widths. With ``include_surface``, the ``ceil(m/2)`` cell voxels
+    next to background (the organism surface) count too.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Cell labels, 0 = background.
+    spacing : sequence of 3 float
+        Voxel size (z, y, x) in µm.
+    thickness_um : float
+        Membrane thickness in µm, > 0.
+    include_surface : bool
+        Also mark cell voxels that touch the background.
 
     Returns
     -------
     ndarray of bool
+
+    Examples
+    --------
+    >>> labels = np.zeros((1, 1, 12), np.uint16); labels[..., :6] = 1; labels[..., 6:] = 2
+    >>> membrane_mask(labels, (1.0, 1.0, 0.25), 0.75)[0, 0].nonzero()[0].tolist()
+    [4, 5, 6]
     """
     spacing_arr = np.asarray(check_spacing(spacing))
     if not np.isfinite(thickness_um) or thickness_um <= 0:
         raise InputError(f"membrane thickness must be > 0 µm; got {thickness_um!r}")
-    reach = np.maximum(thickness_um / 2 / spacing_arr, 1.0)
-    half = np.floor(reach).astype(int)
-    grid = np.meshgrid(*[np.arange(-h, h + 1) / r for h, r in zip(half, reach, strict=True)], indexing="ij")
-    footprint = sum(g * g for g in grid) <= 1 + 1e-9
+    voxels = np.maximum(np.round(thickness_um / spacing_arr), 1).astype(int)
+    near_lower_label = _ellipsoid_footprint(-(-voxels // 2))
+    near_higher_label = _ellipsoid_footprint(voxels // 2)
     labels = np.asarray(labels)
     cells = labels > 0
     top = np.iinfo(labels.dtype).max
-    higher = ndimage.maximum_filter(labels, footprint=footprint, mode="nearest") > labels
-    lower = ndimage.minimum_filter(np.where(cells, labels, top), footprint=footprint, mode="nearest") < labels
-    membrane = cells & (higher | lower)
+    higher = ndimage.maximum_filter(labels, footprint=near_lower_label, mode="nearest") > labels
+    lower = ndimage.minimum_filter(np.where(cells, labels, top), footprint=near_higher_label, mode="nearest")
+    membrane = cells & (higher | (lower < labels))
     if include_surface:
-        membrane |= cells & (ndimage.minimum_filter(labels, footprint=footprint, mode="nearest") == 0)
+        membrane |= cells & (ndimage.minimum_filter(labels, footprint=near_lower_label, mode="nearest") == 0)
     return membrane
+
+
+def _ellipsoid_footprint(half_widths: np.ndarray) -> np.ndarray:
+    """Offsets within an ellipsoid of the given half-widths in voxels (0 = that axis not searched)."""
+    grid = np.meshgrid(*[np.arange(-h, h + 1) / max(h, 1) for h in half_widths], indexing="ij")
+    return sum(g * g for g in grid) <= 1 + 1e-9
