@@ -17,7 +17,7 @@ from cellsynth.errors import CellsynthError, InputError
 
 EXIT_BAD_INPUT = 2
 #: Files ``dataset import`` takes from a folder.
-IMPORT_SUFFIXES = (".tif", ".tiff", ".npy")
+IMPORT_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,7 +65,7 @@ def _config_check(args: argparse.Namespace) -> int:
 
 def _expand(paths: Sequence[str], what: str) -> tuple[list[Path], bool]:
     """Files named directly, or the importable files of one folder (then pairing is by name)."""
-    if len(paths) == 1 and Path(paths[0]).is_dir():
+    if len(paths) == 1 and Path(paths[0]).is_dir() and Path(paths[0]).suffix.lower() != ".zarr":
         files = sorted(p for p in Path(paths[0]).iterdir() if p.suffix.lower() in IMPORT_SUFFIXES)
         if not files:
             raise InputError(f"{what} folder '{paths[0]}' holds no {', '.join(IMPORT_SUFFIXES)} file")
@@ -74,14 +74,6 @@ def _expand(paths: Sequence[str], what: str) -> tuple[list[Path], bool]:
     if missing:
         raise InputError(f"{what} file '{missing[0]}' does not exist")
     return [Path(p) for p in paths], False
-
-
-def _stem(path: Path) -> str:
-    name = path.name
-    for suffix in (".ome.tiff", ".ome.tif", ".tiff", ".tif", ".npy"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return path.stem
 
 
 def _import_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
@@ -98,12 +90,12 @@ def _import_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
 
 def _dataset_import(args: argparse.Namespace) -> int:
     from cellsynth.config import Config, resolve_config
-    from cellsynth.dataset import Sample, build_dataset
+    from cellsynth.dataset import Sample, build_dataset, semantic_warning, volume_stem
     from cellsynth.io import check_pair, read_volume
 
     config = resolve_config(args.config) if args.config else Config()
     pairs = _import_pairs(args)
-    names = [_stem(image) for image, _ in pairs]
+    names = [volume_stem(image) for image, _ in pairs]
     if len(set(names)) != len(names):
         raise InputError("image files must have distinct names (they become the sample names)")
 
@@ -117,9 +109,12 @@ def _dataset_import(args: argparse.Namespace) -> int:
 
     for index in range(len(pairs)):  # validate every pair before anything is written
         try:
-            load(index)
+            sample = load(index)
         except CellsynthError as err:
             raise type(err)(f"{pairs[index][0].name}: {err}") from None
+        warning = semantic_warning(sample.labels, f"labels '{pairs[index][1].name}'")
+        if warning:
+            warnings.warn(warning, stacklevel=1)
     recipe = {"import": [[str(i), str(lab)] for i, lab in pairs], "spacing_um": args.spacing}
     dataset = build_dataset(args.out, names, load, config=recipe, seed=None, output=config.dataset.output,
                             resume=args.resume, progress=not args.quiet)
@@ -261,12 +256,11 @@ def _train(args: argparse.Namespace) -> int:
 
 def _check_output_file(path: Path) -> None:
     """Refuse an output file whose format or folder is wrong before any work is done."""
-    from cellsynth.io import volume_format
+    from cellsynth.io import check_output, volume_format
 
     if volume_format(path) == "npy":
         raise InputError(f"'{path}': .npy is read only; write .tif, .ome.tif or .ome.zarr")
-    if not path.parent.is_dir():
-        raise InputError(f"cannot write '{path}': folder '{path.parent}' does not exist")
+    check_output(path, "image", folder=False)
 
 
 def _synthesize(args: argparse.Namespace) -> int:
@@ -328,12 +322,12 @@ def _read_calibration_inputs(images: Sequence[str], labels: Sequence[str] | None
 def _calibrate(args: argparse.Namespace) -> int:
     from cellsynth.evaluate.baseline import check_output_folder
     from cellsynth.evaluate.calibration import write_calibration_report
+    from cellsynth.io import check_output
     from cellsynth.synthesis.calibrate import calibrate, write_calibration
 
     if not str(args.out).endswith((".yaml", ".yml")):
         raise InputError(f"--out must name a .yaml file; got '{args.out}'")
-    if not args.out.parent.is_dir():
-        raise InputError(f"cannot write '{args.out}': folder '{args.out.parent}' does not exist")
+    check_output(args.out, "preset", folder=False)
     if args.report is not None:
         check_output_folder(args.report)
     images, labels, spacing = _read_calibration_inputs(args.images, args.labels, args.spacing)
@@ -354,11 +348,14 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _masks_fit_ssm(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from cellsynth.io import read_volume
+    from cellsynth.io import check_output, read_volume
     from cellsynth.masks.ssm import fit_ssm
 
     if bool(args.labels) == bool(args.example):
         raise InputError("give label files or --example cells3d (one of the two)")
+    if not str(args.out).endswith(".npz"):
+        raise InputError(f"--out must name a .npz file (a .json goes beside it); got '{args.out}'")
+    check_output(args.out, "shape model", folder=False)
     if args.example:
         from cellsynth.datasets import cells3d_nuclei
 
@@ -370,8 +367,6 @@ def _masks_fit_ssm(args: argparse.Namespace) -> int:
         for file in files:
             volume, spacing = read_volume(file, spacing)
             volumes.append(volume)
-    if not str(args.out).endswith(".npz"):
-        raise InputError(f"--out must name a .npz file (a .json goes beside it); got '{args.out}'")
     model = fit_ssm(volumes, spacing, per=args.per, n_directions=args.directions, exclude_border=not args.keep_border)
     path = model.save(args.out)
     explained = model.variances / model.variances.sum() if model.n_modes else np.zeros(0)
@@ -389,7 +384,7 @@ def _export(args: argparse.Namespace) -> int:
 
     check_export_target(args.format, args.out, args.cellpose_layout)
     out = export_dataset(args.dataset, args.format, args.out, cellpose_layout=args.cellpose_layout,
-                         progress=not args.quiet)
+                         allow_partial=args.allow_partial, progress=not args.quiet)
     print(f"exported {args.dataset} as {args.format} to {out}")
     return 0
 
@@ -404,7 +399,8 @@ def _diversify(args: argparse.Namespace) -> int:
         raise InputError("give --neighbourhood (voxels) or --neighbourhood-um, not both")
     dataset = diversify_dataset(args.dataset, args.out, w_v_levels=args.levels, w_i_levels=args.intensity_levels,
                                 size=args.neighbourhood, size_um=args.neighbourhood_um, percentiles=args.percentiles,
-                                seed=args.seed, resume=args.resume, progress=not args.quiet)
+                                seed=args.seed, resume=args.resume, allow_partial=args.allow_partial,
+                                progress=not args.quiet)
     _report(dataset)
     for level in dataset.manifest["levels"]:
         score = level["mean_psnr_db"]
@@ -677,6 +673,8 @@ def build_parser() -> argparse.ArgumentParser:
                            help="normalise each image to [0, 1] between these percentiles (default 0 100: min-max)")
     diversify.add_argument("--seed", type=_seed, default=0, help="base seed of the noise (default 0)")
     diversify.add_argument("--resume", action="store_true", help="complete an interrupted run")
+    diversify.add_argument("--allow-partial", action="store_true",
+                           help="use the finished samples of an unfinished dataset (refused by default)")
     diversify.set_defaults(func=_diversify)
 
     evaluate = commands.add_parser("evaluate", help="judge synthetic data: image realism, Syn2Real segmentation")
@@ -763,6 +761,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("dataset", type=Path, help="dataset folder")
     export.add_argument("--format", required=True, help=f"one of: {', '.join(EXPORT_FORMATS)}")
     export.add_argument("--out", required=True, type=Path, help="new (or empty) folder")
+    export.add_argument("--allow-partial", action="store_true",
+                        help="use the finished samples of an unfinished dataset (refused by default)")
     export.add_argument("--cellpose-layout", default="slices",
                         help=f"Cellpose only: {' or '.join(CELLPOSE_LAYOUTS)} (default slices: Cellpose trains in 2D)")
     export.set_defaults(func=_export)
@@ -794,9 +794,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = " ".join(str(err).split())
         print(f"cellsynth: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except OSError as err:  # the file system, not the input: disk full, read-only, a folder removed under us
+        where = f" ('{err.filename}')" if err.filename else ""
+        print(f"cellsynth: error: {err.strerror or err}{where}; {_what_is_kept(args)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("cellsynth: interrupted; finished samples are kept, run again with --resume", file=sys.stderr)
+        print(f"cellsynth: interrupted; {_what_is_kept(args)}", file=sys.stderr)
         return 130
+
+
+def _what_is_kept(args: argparse.Namespace) -> str:
+    """What an interrupted or failed command leaves, for its last line."""
+    if hasattr(args, "resume"):
+        return "finished samples are kept, run again with --resume"
+    return "every file is written whole or not at all; run the command again"
 
 
 if __name__ == "__main__":

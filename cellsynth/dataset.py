@@ -25,6 +25,7 @@ import concurrent.futures
 import hashlib
 import json
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 from tqdm.auto import tqdm
 
 from cellsynth.config import OutputConfig
@@ -41,6 +43,7 @@ from cellsynth.io import (
     Spacing,
     as_volume,
     check_labels,
+    check_output,
     check_pair,
     check_spacing,
     read_volume,
@@ -197,17 +200,7 @@ def write_sample_files(root: str | os.PathLike, name: str, sample: Sample, outpu
 
 def check_new_dataset_folder(root: str | os.PathLike) -> Path:
     """``root`` as a Path if a new dataset can go there (absent or an empty folder, parent exists)."""
-    root = Path(root)
-    if root.exists() and not root.is_dir():
-        raise DatasetError(f"cannot create dataset '{root}': it is a file, not a folder")
-    if root.is_dir() and any(root.iterdir()):
-        raise DatasetError(
-            f"cannot create dataset '{root}': folder exists and is not empty; "
-            "resume it (--resume) or choose a new folder"
-        )
-    if not root.parent.is_dir():
-        raise DatasetError(f"cannot create dataset '{root}': folder '{root.parent}' does not exist")
-    return root
+    return check_output(root, "dataset", folder=True, if_not_empty="resume it (--resume) or choose a new folder")
 
 
 class Dataset:
@@ -261,9 +254,15 @@ class Dataset:
             "versions": package_versions(),
             "samples": [{"index": i, "name": n, "status": "pending"} for i, n in enumerate(names)],
         }
+        created = not root.exists()
         root.mkdir(exist_ok=True)
         dataset = cls(root, manifest)
-        dataset.save()
+        try:
+            dataset.save()
+        except BaseException:  # interrupted or refused before the first manifest: leave no empty folder
+            if created:
+                shutil.rmtree(root, ignore_errors=True)
+            raise
         return dataset
 
     @classmethod
@@ -329,6 +328,29 @@ class Dataset:
     def done(self) -> list[int]:
         """Indices of samples marked done (not re-verified; see :meth:`verify`)."""
         return [i for i, s in enumerate(self.samples) if s["status"] == "done"]
+
+    def finished(self, purpose: str, *, images: bool = False, allow_partial: bool = False) -> list[int]:
+        """Indices of the done samples, checked before anything is read or written for ``purpose``.
+
+        Refuses, in one line: a dataset with no finished sample; an unfinished one (some samples
+        pending or failed) unless ``allow_partial``; with ``images``, one that holds masks only; and
+        one whose finished samples fail their checksum. So a consumer never stops half-way through
+        its output on a bad sample, nor silently uses part of a dataset.
+        """
+        done = self.done()
+        if not done:
+            raise DatasetError(f"dataset '{self.root}' has no finished sample to {purpose}")
+        if len(done) < len(self) and not allow_partial:
+            raise DatasetError(f"dataset '{self.root}' is unfinished ({len(done)} of {len(self)} samples done); "
+                               f"complete it with --resume, or pass --allow-partial to {purpose} the finished ones")
+        if images and any("image" not in self.samples[i]["files"] for i in done):
+            raise DatasetError(f"dataset '{self.root}' holds masks only (no images); to {purpose} it needs images: "
+                               "render them with `cellsynth generate` first")
+        bad = [self.name(i) for i in done if not self.verify(i)]
+        if bad:
+            raise DatasetError(f"dataset '{self.root}': {len(bad)} sample(s) have a missing or changed file "
+                               f"(first: '{bad[0]}'); regenerate them with --resume before you {purpose} it")
+        return done
 
     # --------------------------------------------------------------- reading
 
@@ -444,11 +466,14 @@ def build_dataset(
 
     Raises
     ------
+    InputError
+        If ``root`` cannot be written (see :func:`cellsynth.io.check_output`) or exists and
+        ``resume`` is false.
     DatasetError
-        If ``root`` exists and ``resume`` is false, or the folder was made with another config,
-        seed or sample list. If ``make_sample`` raises, the sample is recorded as failed and the
-        exception propagates; the files of finished samples stay valid, and a folder this run
-        created is removed again when no sample had finished.
+        If the folder was made with another config, seed or sample list. If ``make_sample``
+        raises, the sample is recorded as failed and the exception propagates; the files of
+        finished samples stay valid, and a folder this run created is removed again when no
+        sample had finished.
     """
     root = Path(root)
     existed = root.exists()
@@ -519,23 +544,86 @@ def sample_names(prefix: str, n_samples: int) -> list[str]:
     return [f"{prefix}_{i:0{digits}d}" for i in range(n_samples)]
 
 
+def semantic_warning(labels: np.ndarray, what: str) -> str | None:
+    """A one-line warning when ``labels`` look like classes, not instances; else None.
+
+    Few distinct ids (at most 3) that each fall apart into separate objects is what a binary or
+    class mask looks like: every nucleus would become one instance with all the others.
+    """
+    ids = np.unique(labels)
+    ids = ids[ids > 0]
+    if not 0 < len(ids) <= 3:
+        return None
+    _, n_objects = ndimage.label(labels > 0)
+    if n_objects <= 2 * len(ids):
+        return None
+    return (f"{what} look semantic ({len(ids)} value(s), {n_objects} separate objects): instance ids are "
+            "expected; label the objects first (e.g. skimage.measure.label)")
+
+
+VOLUME_SUFFIXES = (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".npy")
+
+
+def volume_stem(path: Path) -> str:
+    """The file name without its volume suffix: ``t001.ome.tif`` → ``t001``."""
+    name = path.name
+    for suffix in VOLUME_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _pair_key(path: Path, role: str) -> str:
+    """What an image and its labels share in the layouts of the field.
+
+    StarDist: the same name. Cell Tracking Challenge: ``tNNN`` ↔ ``man_segNNN`` (any number of
+    digits). Cellpose: ``NAME`` ↔ ``NAME_masks``.
+    """
+    stem = volume_stem(path)
+    ctc = re.fullmatch(r"t(\d+)" if role == "image" else r"man_seg(\d+)", stem)
+    if ctc:
+        return f"ctc frame {int(ctc.group(1))}"
+    if role == "labels" and stem.endswith("_masks"):
+        return stem[: -len("_masks")]
+    return stem
+
+
 def paired_files(images: Iterable[Path], labels: Iterable[Path]) -> list[tuple[Path, Path]]:
-    """Pair image and label files by identical name (StarDist convention).
+    """Pair image and label files by name: StarDist, Cell Tracking Challenge and Cellpose layouts.
+
+    Identical names pair (StarDist: ``images/a.tif`` ↔ ``masks/a.tif``), as do ``tNNN`` ↔
+    ``man_segNNN`` (CTC: ``01/`` ↔ ``01_GT/SEG/``) and ``NAME`` ↔ ``NAME_masks`` (Cellpose, both
+    in one folder: the ``_masks`` files are the labels, the others the images).
 
     Raises
     ------
     FileFormatError
-        If a file has no partner.
+        If a file has no partner, or two files claim the same partner.
+
+    Examples
+    --------
+    >>> paired_files([Path("01/t000.tif")], [Path("01_GT/SEG/man_seg000.tif")])
+    [(PosixPath('01/t000.tif'), PosixPath('01_GT/SEG/man_seg000.tif'))]
     """
-    by_name = {p.name: p for p in labels}
+    images, labels = sorted(set(images)), sorted(set(labels))
+    if set(images) & set(labels):  # one folder holds both (Cellpose): *_masks are the labels
+        images = [p for p in images if not volume_stem(p).endswith("_masks")]
+        labels = [p for p in labels if volume_stem(p).endswith("_masks")]
+    by_key: dict[str, Path] = {}
+    for path in labels:
+        key = _pair_key(path, "labels")
+        if key in by_key:
+            raise FileFormatError(f"label files '{by_key[key].name}' and '{path.name}' both pair with one image")
+        by_key[key] = path
     pairs, unpaired = [], []
-    for image in sorted(images):
-        (pairs if image.name in by_name else unpaired).append((image, by_name.get(image.name)))
-    orphans = sorted(set(by_name) - {i.name for i, _ in pairs})
+    for image in images:
+        key = _pair_key(image, "image")
+        (pairs if key in by_key else unpaired).append((image, by_key.get(key)))
+    orphans = sorted(set(by_key.values()) - {lab for _, lab in pairs})
     if unpaired or orphans:
-        example = unpaired[0][0].name if unpaired else orphans[0]
+        example = unpaired[0][0].name if unpaired else orphans[0].name
         raise FileFormatError(
-            f"image and label files must pair up by name; '{example}' has no partner "
-            f"({len(unpaired)} images and {len(orphans)} labels unpaired)"
+            f"image and label files must pair up by name (a.tif ↔ a.tif, t000 ↔ man_seg000, a ↔ a_masks); "
+            f"'{example}' has no partner ({len(unpaired)} images and {len(orphans)} labels unpaired)"
         )
     return pairs  # type: ignore[return-value]

@@ -35,7 +35,14 @@ from tqdm.auto import tqdm
 
 from cellsynth.dataset import Dataset, Sample
 from cellsynth.errors import DatasetError, InputError
-from cellsynth.io import atomic_path, write_bytes_atomic, write_json_atomic, write_ome_zarr, write_volume
+from cellsynth.io import (
+    atomic_path,
+    check_output,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_ome_zarr,
+    write_volume,
+)
 from cellsynth.masks.derived import SEMANTIC_CLASSES, semantic_from_instances
 
 EXPORT_FORMATS = ("stardist", "cellpose", "ctc", "nnunet", "ome-zarr")
@@ -133,14 +140,7 @@ def check_export_target(fmt: str, out: str | os.PathLike, cellpose_layout: str =
         raise InputError(f"unknown export format '{fmt}'; accepted: {', '.join(EXPORT_FORMATS)}")
     if cellpose_layout not in CELLPOSE_LAYOUTS:
         raise InputError(f"unknown Cellpose layout '{cellpose_layout}'; accepted: {', '.join(CELLPOSE_LAYOUTS)}")
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output '{out}' is a file; give a folder path (new, or empty)")
-    if out.is_dir() and any(out.iterdir()):
-        raise InputError(f"output folder '{out}' is not empty; give a new or empty folder")
-    if not out.parent.is_dir():
-        raise InputError(f"cannot export to '{out}': folder '{out.parent}' does not exist")
-    return out
+    return check_output(out, "export", folder=True, if_not_empty="give a new or empty folder")
 
 
 def export_dataset(
@@ -149,6 +149,7 @@ def export_dataset(
     out: str | os.PathLike,
     *,
     cellpose_layout: str = "slices",
+    allow_partial: bool = False,
     progress: bool = True,
 ) -> Path:
     """Export every finished sample of a dataset to one of :data:`EXPORT_FORMATS`.
@@ -163,6 +164,8 @@ def export_dataset(
         New (or empty) folder to create.
     cellpose_layout : {'slices', 'stacks'}
         Cellpose only: 2D training slices or 3D stacks.
+    allow_partial : bool
+        Export the finished samples of an unfinished dataset (refused by default).
     progress : bool
         Show a progress bar (only on a terminal).
 
@@ -176,22 +179,11 @@ def export_dataset(
     InputError
         On an unknown format or layout, or an output path that is a file or a non-empty folder.
     DatasetError
-        If the dataset has no finished sample, or a sample fails its checksum.
+        See :meth:`Dataset.finished`: no finished sample, unfinished, masks only, or a failed checksum.
     """
     out = check_export_target(fmt, out, cellpose_layout)
     dataset = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
-    indices = dataset.done()
-    if not indices:
-        raise DatasetError(f"dataset '{dataset.root}' has no finished sample to export")
-    if any("image" not in dataset.samples[i]["files"] for i in indices):
-        raise DatasetError(f"dataset '{dataset.root}' holds masks only (no images) and training formats need images; "
-                           "render images for it with `cellsynth generate` first")
-    bad = [dataset.name(i) for i in indices if not dataset.verify(i)]
-    if bad:
-        raise DatasetError(
-            f"dataset '{dataset.root}': {len(bad)} sample(s) fail their checksum (first: '{bad[0]}'); "
-            "regenerate them with --resume before exporting"
-        )
+    indices = dataset.finished("export", images=True, allow_partial=allow_partial)
     two_d = all(dataset.samples[i]["shape"][0] == 1 for i in indices)
     writers: dict[str, Callable[[str, Sample, Path, int], Files]] = {
         "stardist": _stardist,

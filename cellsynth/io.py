@@ -24,6 +24,7 @@ partial file.
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import logging
 import math
@@ -171,6 +172,38 @@ def check_pair(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
 # ----------------------------------------------------------------------------- atomic files
 
 
+def check_output(path: str | os.PathLike, what: str, *, folder: bool, if_not_empty: str = "choose a new folder"
+                 ) -> Path:
+    """``path`` as a Path if ``what`` can be written there, checked before any work is done.
+
+    Refuses, in one line each: a link to nothing, a missing parent folder, a parent that cannot be
+    written (read-only file system, permissions), a folder where a file is wanted, and for
+    ``folder=True`` a file, or a folder that is not empty (``if_not_empty`` says what to do).
+
+    Examples
+    --------
+    >>> check_output("/nonexistent/out", "dataset", folder=True)
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: cannot write dataset '/nonexistent/out': folder '/nonexistent' does not exist
+    """
+    path = Path(path)
+    start = f"cannot write {what} '{path}'"
+    if path.is_symlink() and not path.exists():
+        raise InputError(f"{start}: it is a link to '{os.readlink(path)}', which does not exist")
+    if not path.parent.is_dir():
+        raise InputError(f"{start}: folder '{path.parent}' does not exist")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise InputError(f"{start}: folder '{path.parent}' is not writable (read-only or no permission)")
+    if folder and path.exists() and not path.is_dir():
+        raise InputError(f"{start}: it is a file, not a folder")
+    if folder and path.is_dir() and any(path.iterdir()):
+        raise InputError(f"{start}: folder exists and is not empty; {if_not_empty}")
+    if not folder and path.is_dir():
+        raise InputError(f"{start}: it is an existing folder; give a file name")
+    return path
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
@@ -186,8 +219,11 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     The temporary name is hidden and ends in ``.partial``, so globs such as ``*.tif`` never see it
     and :func:`remove_partials` can sweep what a killed process left behind. Works for files and
     folders (a zarr store). On any exception the temporary is removed and ``final`` is untouched.
+    Temporaries of ``final`` that a killed writer left (SIGKILL runs no cleanup) are removed first.
     """
     final = Path(final)
+    for stale in final.parent.glob(f".{glob.escape(final.name)}.*{PARTIAL_SUFFIX}"):
+        _remove(stale)
     tmp = final.parent / f".{final.name}.{secrets.token_hex(4)}{PARTIAL_SUFFIX}"
     try:
         yield tmp
@@ -361,10 +397,8 @@ def write_volume(
     if compression not in TIFF_COMPRESSIONS:
         raise InputError(f"unknown TIFF compression {compression!r}; accepted: none, zlib")
     path = Path(path)
-    if not path.parent.is_dir():
-        raise FileFormatError(f"cannot write '{path}': folder '{path.parent}' does not exist")
-    if path.is_dir() and fmt != "ome-zarr":
-        raise FileFormatError(f"cannot write '{path}': it is an existing folder")
+    if fmt != "ome-zarr" or not path.is_dir():
+        check_output(path, "volume", folder=False)
     if fmt == "npy":
         raise FileFormatError(f"cannot write '{path}': .npy has no place for spacing; use .tif or .ome.zarr")
     if fmt == "ome-zarr":

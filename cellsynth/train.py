@@ -20,7 +20,7 @@ import numpy as np
 from cellsynth.config import TrainConfig, TrainDataConfig, VolumeConfig
 from cellsynth.dataset import sample_rng
 from cellsynth.errors import InputError, MissingDependencyError
-from cellsynth.io import check_image, check_spacing, read_checkpoint, read_volume, write_checkpoint
+from cellsynth.io import check_image, check_output, check_spacing, read_checkpoint, read_volume, write_checkpoint
 from cellsynth.synthesis.patching import reflect_indices
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -147,11 +147,7 @@ def _check_run_folder(out: Path, resume: bool, config: TrainConfig, model: str) 
     if config.tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise MissingDependencyError("tensorboard: true needs the tensorboard package; pip install tensorboard")
     if not resume:
-        if out.exists() and (not out.is_dir() or any(out.iterdir())):
-            raise InputError(f"run folder '{out}' exists and is not empty; continue it with --resume or choose "
-                             "a new folder")
-        if not out.parent.is_dir():
-            raise InputError(f"cannot create run folder '{out}': '{out.parent}' does not exist")
+        check_output(out, "run folder", folder=True, if_not_empty="continue it with --resume or choose a new folder")
         return None
     if not checkpoint.is_file():
         raise InputError(f"nothing to resume in '{out}': it has no {CHECKPOINT_NAME}")

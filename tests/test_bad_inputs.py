@@ -301,7 +301,7 @@ CASES += [
      "percentiles must satisfy 0 <= low < high <= 100"),
     ("diversify-not-a-dataset", lambda t: ["diversify", str(t), "--out", str(t / "out")],
      "is not a cellsynth dataset"),
-    ("diversify-masks-only", masks_only_dataset, "holds masks only; diversification needs images"),
+    ("diversify-masks-only", masks_only_dataset, "holds masks only (no images); to diversify it needs images"),
 ]
 
 def evaluate_run(tmp, real=None, synthetic=None, labels=None):
@@ -530,6 +530,66 @@ CASES += [
     ("synthesize-config-and-checkpoint", lambda t: calibrate_run(t, None, np.ones((8, 64, 64), np.uint16))[:0] + [
         "synthesize", str(t / "in" / "labels.tif"), "--config", "nuclei", "--checkpoint", str(t / "in" / "c"),
         "--out", str(t / "o.tif")], "one of the two"),
+]
+
+
+def dangling_out(tmp, *args):
+    """``args`` (formatted with tmp) whose --out {tmp}/out is a link to a folder that does not exist."""
+    (tmp / "in").mkdir(exist_ok=True)
+    (tmp / "out").symlink_to(tmp / "gone")
+    return [a.format(tmp=tmp) for a in args]
+
+
+def labels_file(tmp):
+    (tmp / "in").mkdir(exist_ok=True)
+    write_volume(tmp / "in" / "labels.tif", boxes_labels(), SPACING)
+    return str(tmp / "in" / "labels.tif")
+
+
+def synthesize_onto_a_folder(tmp):
+    labels = labels_file(tmp)
+    (tmp / "in" / "x.tif").mkdir()
+    return ["synthesize", labels, "--config", "default", "--out", str(tmp / "in" / "x.tif")]
+
+
+def unfinished_dataset(tmp, *args):
+    """A dataset in tmp/in/ds with one done and one pending sample, then ``args``."""
+    import json
+
+    args = dataset_and(tmp, *args)
+    path = tmp / "in" / "ds" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["samples"].append({"index": 1, "name": "later", "status": "pending"})
+    path.write_text(json.dumps(manifest))
+    return args
+
+
+def changed_sample(tmp, *args):
+    """A dataset in tmp/in/ds whose image file changed after it was written, then ``args``."""
+    args = dataset_and(tmp, *args)
+    image = next((tmp / "in" / "ds" / "images").iterdir())
+    image.write_bytes(image.read_bytes()[:-8] + bytes(8))
+    return args
+
+
+CASES += [
+    ("generate-out-dangling-link", lambda t: dangling_out(t, "generate", "--preset", "default", "--n", "1",
+                                                          "--out", "{tmp}/out"), "which does not exist"),
+    ("synthesize-out-missing-parent", lambda t: ["synthesize", labels_file(t), "--config", "default", "--out",
+                                                 str(t / "no" / "image.tif")], "folder '" ),
+    ("synthesize-out-is-a-folder", synthesize_onto_a_folder, "it is an existing folder; give a file name"),
+    ("fit-ssm-out-dangling-link", lambda t: dangling_out(t, "masks", "fit-ssm", "--example", "cells3d",
+                                                         "--out", "{tmp}/out/m.npz"), "does not exist"),
+    ("export-unfinished-dataset", lambda t: unfinished_dataset(t, "export", "{tmp}/in/ds", "--format", "stardist",
+                                                               "--out", "{tmp}/x"),
+     "is unfinished (1 of 2 samples done); complete it with --resume, or pass --allow-partial"),
+    ("diversify-unfinished-dataset", lambda t: unfinished_dataset(t, "diversify", "{tmp}/in/ds", "--out",
+                                                                  "{tmp}/x", "-q"), "is unfinished"),
+    ("diversify-changed-source-sample", lambda t: changed_sample(t, "diversify", "{tmp}/in/ds", "--out",
+                                                                 "{tmp}/x", "-q", "--levels", "0", "1"),
+     "have a missing or changed file (first: 'image')"),
+    ("split-changed-source-sample", lambda t: changed_sample(t, "dataset", "split", "{tmp}/in/ds", "--out",
+                                                             "{tmp}/a", "{tmp}/b"), "missing or changed file"),
 ]
 
 

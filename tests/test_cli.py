@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,91 @@ def test_console_script_exit_code_and_single_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "cellsynth: error: unknown export format 'nope'; accepted: stardist, cellpose, ctc, nnunet, ome-zarr"]
     assert "Traceback" not in result.stderr and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("layout", ["ctc", "cellpose", "ome-zarr"])
+def test_import_pairs_the_layouts_of_the_field(tmp_path, layout):
+    samples = [make_sample(i, np.random.default_rng(i)) for i in range(2)]
+    if layout == "ctc":  # 01/tNNN.tif and 01_GT/SEG/man_segNNN.tif
+        (tmp_path / "01").mkdir()
+        (tmp_path / "01_GT" / "SEG").mkdir(parents=True)
+        for i, s in enumerate(samples):
+            write_volume(tmp_path / "01" / f"t{i:03d}.tif", s.image, SPACING)
+            write_volume(tmp_path / "01_GT" / "SEG" / f"man_seg{i:03d}.tif", s.labels + i, SPACING)
+        images, labels, names = tmp_path / "01", tmp_path / "01_GT" / "SEG", ["t000", "t001"]
+    elif layout == "cellpose":  # NAME.tif and NAME_masks.tif in one folder
+        (tmp_path / "train").mkdir()
+        for i, s in enumerate(samples):
+            write_volume(tmp_path / "train" / f"img{i}.tif", s.image, SPACING)
+            write_volume(tmp_path / "train" / f"img{i}_masks.tif", s.labels + i, SPACING)
+        images = labels = tmp_path / "train"
+        names = ["img0", "img1"]
+    else:  # one OME-Zarr store each (a folder on disk)
+        write_volume(tmp_path / "a.ome.zarr", samples[0].image, SPACING)
+        write_volume(tmp_path / "a_labels.ome.zarr", samples[0].labels + 1, SPACING)
+        images, labels, names = tmp_path / "a.ome.zarr", tmp_path / "a_labels.ome.zarr", ["a"]
+    assert main(["-q", "dataset", "import", str(tmp_path / "ds"), "--images", str(images),
+                 "--labels", str(labels)]) == 0
+    manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
+    assert [s["name"] for s in manifest["samples"]] == names
+    for i, name in enumerate(names):  # each image went with its own labels (they differ by +i)
+        labels_back, _ = read_volume(tmp_path / "ds" / "labels" / f"{name}.tif")
+        assert labels_back.max() == samples[i].labels.max() + i + (layout == "ome-zarr")
+
+
+def test_import_warns_when_labels_look_semantic(tmp_path, capsys):
+    sample = make_sample(0, np.random.default_rng(0))
+    (tmp_path / "in").mkdir()
+    binary = np.zeros((4, 16, 20), np.uint16)
+    binary[1:3, 1:4, 1:4] = binary[1:3, 8:11, 8:11] = binary[1:3, 12:15, 14:18] = 1  # three nuclei, one id
+    write_volume(tmp_path / "in" / "image.tif", sample.image, SPACING)
+    write_volume(tmp_path / "in" / "labels.tif", binary, SPACING)
+    assert main(["-q", "dataset", "import", str(tmp_path / "ds"), "--images", str(tmp_path / "in" / "image.tif"),
+                 "--labels", str(tmp_path / "in" / "labels.tif")]) == 0
+    assert "look semantic (1 value(s), 3 separate objects)" in capsys.readouterr().err
+    write_volume(tmp_path / "in" / "labels.tif", sample.labels, SPACING)  # instances: no warning
+    assert main(["-q", "dataset", "import", str(tmp_path / "ds2"), "--images", str(tmp_path / "in" / "image.tif"),
+                 "--labels", str(tmp_path / "in" / "labels.tif")]) == 0
+    assert "semantic" not in capsys.readouterr().err
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import cellsynth.io
+
+    (tmp_path / "in").mkdir()
+    write_volume(tmp_path / "in" / "labels.tif", make_sample(0, np.random.default_rng(0)).labels, SPACING)
+
+    def full(path, *args, **kwargs):
+        Path(path).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(cellsynth.io, "_write_tiff", full)
+    status = main(["synthesize", str(tmp_path / "in" / "labels.tif"), "--config", "default",
+                   "--out", str(tmp_path / "image.tif")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert status == 2 and len(err) == 1
+    assert err[0].startswith("cellsynth: error: No space left on device (") and "run the command again" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # no image, no hidden .partial
+
+
+def test_an_interrupt_advises_resume_only_where_there_is_one(tmp_path, capsys, monkeypatch):
+    import cellsynth.dataset
+
+    write_pairs(tmp_path / "real", n=1)
+    assert main(["-q", "dataset", "import", str(tmp_path / "ds"), "--images", str(tmp_path / "real/images"),
+                 "--labels", str(tmp_path / "real/labels")]) == 0
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cellsynth.dataset.Dataset, "read_sample", interrupted)
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "ds"), "--format", "stardist", "--out", str(tmp_path / "x"), "-q"]) == 130
+    assert capsys.readouterr().err.strip() == ("cellsynth: interrupted; every file is written whole or not at all; "
+                                               "run the command again")  # export has no --resume
+    assert not (tmp_path / "x").exists() and not list(tmp_path.glob(".x.*"))
+    assert main(["diversify", str(tmp_path / "ds"), "--out", str(tmp_path / "d"), "-q"]) == 130
+    assert capsys.readouterr().err.strip() == ("cellsynth: interrupted; finished samples are kept, "
+                                               "run again with --resume")

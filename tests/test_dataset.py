@@ -190,7 +190,7 @@ def test_resume_refuses_a_different_recipe(make_dataset):
 
 def test_existing_folder_needs_resume(make_dataset):
     dataset = make_dataset(n=1)
-    with pytest.raises(DatasetError, match="not empty; resume it"):
+    with pytest.raises(InputError, match="not empty; resume it"):
         make_dataset(n=1)
     assert dataset.pending() == []
 
@@ -251,3 +251,28 @@ def test_open_non_dataset_is_a_clear_error(tmp_path):
     (tmp_path / "manifest.json").write_text("{not json")
     with pytest.raises(DatasetError, match="not valid JSON"):
         Dataset.open(tmp_path)
+
+
+def test_an_interrupted_first_manifest_leaves_no_empty_dataset_folder(tmp_path, monkeypatch):
+    import cellsynth.dataset
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cellsynth.dataset, "write_json_atomic", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        Dataset.create(tmp_path / "ds", ["a"], config={}, seed=0, output=OutputConfig())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_finished_refuses_an_unfinished_dataset_unless_partial_is_allowed(tmp_path):
+    dataset = Dataset.create(tmp_path / "ds", ["a", "b"], config={}, seed=0, output=OutputConfig())
+    with pytest.raises(DatasetError, match="no finished sample to export"):
+        dataset.finished("export")
+    with pytest.raises(ZeroDivisionError):
+        build_dataset(tmp_path / "ds2", ["a", "b"], lambda i, rng: make_sample(i, rng) if i == 0 else 1 / 0,
+                      config={}, seed=0, output=OutputConfig(), progress=False)
+    partial = Dataset.open(tmp_path / "ds2")
+    with pytest.raises(DatasetError, match=r"unfinished \(1 of 2 samples done\)"):
+        partial.finished("export")
+    assert partial.finished("export", allow_partial=True) == [0]

@@ -245,3 +245,29 @@ def test_remove_partials_sweeps_leftovers(tmp_path):
     (tmp_path / "images" / "a.tif").write_bytes(b"keep")
     assert remove_partials(tmp_path) == 2
     assert [p.name for p in tmp_path.rglob("*")] == ["images", "a.tif"]
+
+
+def test_atomic_path_sweeps_what_a_killed_writer_of_the_same_target_left(tmp_path):
+    (tmp_path / ".export.0badc0de.partial").mkdir()  # SIGKILL during an export of 'export'
+    (tmp_path / ".export.0badc0de.partial" / "x.tif").write_bytes(b"x")
+    (tmp_path / ".other.1234.partial").write_bytes(b"y")  # another target's: not ours to remove
+    with atomic_path(tmp_path / "export") as tmp:
+        tmp.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.1234.partial", "export"]
+
+
+def test_check_output_refuses_links_to_nothing_missing_parents_and_wrong_kinds(tmp_path):
+    from cellsynth.io import check_output
+
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "a").write_bytes(b"")
+    (tmp_path / "file").write_bytes(b"")
+    cases = [(tmp_path / "link", True, "it is a link to"), (tmp_path / "no" / "x", False, "does not exist"),
+             (tmp_path / "file", True, "it is a file, not a folder"), (tmp_path / "full", True, "not empty; do X"),
+             (tmp_path / "full", False, "it is an existing folder")]
+    for path, folder, message in cases:
+        with pytest.raises(InputError, match=message):
+            check_output(path, "thing", folder=folder, if_not_empty="do X")
+    assert check_output(tmp_path / "new", "thing", folder=True) == tmp_path / "new"
+    assert check_output(tmp_path / "file", "thing", folder=False) == tmp_path / "file"  # files are replaced

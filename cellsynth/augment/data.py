@@ -10,7 +10,7 @@ import torch
 
 from cellsynth.augment.diversify import local_std, normalize_percentiles
 from cellsynth.augment.transforms import Diversify, LabelledImage, Transform
-from cellsynth.errors import DatasetError, InputError
+from cellsynth.errors import InputError
 
 Targets = Callable[[np.ndarray, tuple[float, float, float]], Mapping[str, np.ndarray]]
 _MAX_FOREGROUND_CENTRES = 100_000
@@ -32,11 +32,7 @@ def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 
         from cellsynth.dataset import Dataset
 
         dataset = Dataset.open(source)
-        samples = [dataset.read_sample(i) for i in dataset.done()]
-        if not samples:
-            raise DatasetError(f"dataset '{source}' has no finished sample")
-        if any(s.image is None for s in samples):
-            raise DatasetError(f"dataset '{source}' holds masks only; training patches need images")
+        samples = [dataset.read_sample(i, verify=False) for i in dataset.finished("train on", images=True)]
         items = [LabelledImage(s.image, s.labels, s.spacing) for s in samples]
     else:
         items = [s if isinstance(s, LabelledImage) else LabelledImage(*s) for s in source]

@@ -20,7 +20,7 @@ from cellsynth.augment.diversify import (
 )
 from cellsynth.config import OutputConfig
 from cellsynth.dataset import Dataset, Sample, build_dataset, sample_rng
-from cellsynth.errors import DatasetError, InputError
+from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import psnr
 
 
@@ -40,6 +40,7 @@ def diversify_dataset(
     percentiles: Sequence[float] = (0.0, 100.0),
     seed: int = 0,
     resume: bool = False,
+    allow_partial: bool = False,
     progress: bool = True,
 ) -> Dataset:
     """Write every sample of ``source`` at every ``(w_i, w_v)`` level, labels unchanged.
@@ -64,13 +65,12 @@ def diversify_dataset(
         Base seed of the noise fields (one per source sample).
     resume, progress
         See :func:`cellsynth.dataset.build_dataset`.
+    allow_partial : bool
+        Diversify the finished samples of an unfinished source (refused by default; see
+        :meth:`cellsynth.dataset.Dataset.finished`).
     """
     source_dataset = Dataset.open(source)
-    done = source_dataset.done()
-    if not done:
-        raise DatasetError(f"dataset '{source}' has no finished sample to diversify")
-    if any(source_dataset.samples[i].get("image_dtype") is None for i in done):
-        raise DatasetError(f"dataset '{source}' holds masks only; diversification needs images")
+    done = source_dataset.finished("diversify", images=True, allow_partial=allow_partial)
     levels = [check_weights(w_i, w_v) for w_i in _levels(w_i_levels, "w_i") for w_v in _levels(w_v_levels, "w_v")]
     if size is None and size_um is None:
         size = NEIGHBOURHOOD

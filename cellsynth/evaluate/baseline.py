@@ -19,18 +19,13 @@ from cellsynth.errors import InputError
 from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores
 from cellsynth.evaluate.volumes import Volume, read_volumes
-from cellsynth.io import write_json_atomic, write_volume
+from cellsynth.io import check_output, write_json_atomic, write_volume
 from cellsynth.masks.segment import MIN_SEED_DISTANCE_UM, MIN_VOLUME_UM3, SMOOTHING_UM, classical_segmentation
 
 
 def check_output_folder(out: str | os.PathLike) -> Path:
-    """``out`` as a Path if results can go there: absent or an empty folder, with an existing parent."""
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(f"output folder '{out}' exists and is not empty; choose a new folder")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder '{out}': its parent '{out.parent}' does not exist")
-    return out
+    """``out`` as a Path if results can go there: absent or an empty folder, with a writable parent."""
+    return check_output(out, "results", folder=True)
 
 
 def write_segmentation_results(out: Path, volumes: Sequence[Volume], predictions: Sequence[np.ndarray],

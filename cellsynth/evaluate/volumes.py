@@ -62,9 +62,7 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
     path = Path(source)
     if (path / MANIFEST_NAME).is_file():
         dataset = Dataset.open(path)
-        done = dataset.done()
-        if not done:
-            raise DatasetError(f"{what} dataset '{path}' has no finished sample")
+        done = dataset.finished(f"use as {what} data", images=True)
         volumes = []
         for index in done:
             sample = dataset.read_sample(index)
@@ -206,9 +204,7 @@ def split_dataset(source: str | os.PathLike, first: str | os.PathLike, second: s
     """
     axis = check_axis(axis)
     source_dataset = Dataset.open(source)
-    done = source_dataset.done()
-    if not done:
-        raise DatasetError(f"dataset '{source}' has no finished sample to split")
+    done = source_dataset.finished("split")
     if Path(first).resolve() == Path(second).resolve():
         raise InputError("the two parts need two different folders")
     for index in done:
