@@ -7,8 +7,9 @@ format            layout
 ``cellpose``      one folder; ``slices`` (default, Cellpose trains in 2D): ``NAME_zNNN.tif`` +
                   ``NAME_zNNN_masks.tif`` for every z-plane holding an object; ``stacks``: ``NAME.tif`` +
                   ``NAME_masks.tif``
-``ctc``           Cell Tracking Challenge: ``01/tNNN.tif`` + ``01_GT/SEG/man_segNNN.tif`` (uint16),
-                  one time point per sample (4 digits from 1000 samples on)
+``ctc``           Cell Tracking Challenge: one one-frame sequence per sample (the samples are
+                  independent): ``NN/t000.tif``, ``NN_GT/SEG/man_seg000.tif`` (uint16) and the
+                  tracking truth ``NN_GT/TRA/man_track000.tif`` + ``man_track.txt``; NN = 01, 02, ...
 ``nnunet``        nnU-Net v2 raw dataset: ``imagesTr/NAME_0000.tif`` + ``imagesTr/NAME.json``
                   (spacing), ``labelsTr/NAME.tif`` + ``labelsTr/NAME.json``, ``dataset.json``; labels are
                   the semantic classes background 0, foreground 1, border 2 (nnU-Net is semantic). A 2D
@@ -81,14 +82,25 @@ def _cellpose_stacks(name: str, sample: Sample, out: Path, index: int) -> Files:
 
 
 def _ctc(name: str, sample: Sample, out: Path, index: int, digits: int) -> Files:
+    """One Cell Tracking Challenge sequence per sample: the samples are independent, not frames.
+
+    ``NN/t000.tif``, ``NN_GT/SEG/man_seg000.tif`` and the tracking ground truth of a one-frame
+    sequence: ``NN_GT/TRA/man_track000.tif`` (the instances as markers) and ``man_track.txt``
+    (``id 0 0 0`` per instance: begins and ends at frame 0, no parent).
+    """
     if sample.labels.dtype != np.uint16:
         raise DatasetError(
             f"sample '{name}' has ids beyond 65535; the Cell Tracking Challenge format needs uint16 labels"
         )
-    files = [f"01/t{index:0{digits}d}.tif", f"01_GT/SEG/man_seg{index:0{digits}d}.tif"]
-    for relative, array in zip(files, (sample.image, sample.labels), strict=True):
+    sequence = f"{index + 1:0{digits}d}"
+    files = [f"{sequence}/t000.tif", f"{sequence}_GT/SEG/man_seg000.tif", f"{sequence}_GT/TRA/man_track000.tif"]
+    for relative, array in zip(files, (sample.image, sample.labels, sample.labels), strict=True):
+        (out / relative).parent.mkdir(parents=True, exist_ok=True)
         write_volume(out / relative, array, sample.spacing)
-    return files
+    ids = np.unique(sample.labels)
+    track = f"{sequence}_GT/TRA/man_track.txt"
+    write_bytes_atomic(out / track, "".join(f"{i} 0 0 0\n" for i in ids[ids > 0]).encode())
+    return [*files, track]
 
 
 def _png_bytes(array: np.ndarray) -> bytes:
@@ -129,7 +141,6 @@ def _ome_zarr(name: str, sample: Sample, out: Path, index: int) -> Files:
 
 _FOLDERS = {
     "stardist": ("images", "masks"),
-    "ctc": ("01", "01_GT/SEG"),
     "nnunet": ("imagesTr", "labelsTr"),
 }
 
@@ -188,7 +199,7 @@ def export_dataset(
     writers: dict[str, Callable[[str, Sample, Path, int], Files]] = {
         "stardist": _stardist,
         "cellpose": _cellpose_slices if cellpose_layout == "slices" else _cellpose_stacks,
-        "ctc": lambda n, s, o, i: _ctc(n, s, o, i, digits=3 if len(indices) <= 1000 else 4),
+        "ctc": lambda n, s, o, i: _ctc(n, s, o, i, digits=max(2, len(str(len(indices))))),
         "nnunet": lambda n, s, o, i: _nnunet(n, s, o, i, two_d=two_d),
         "ome-zarr": _ome_zarr,
     }

@@ -85,20 +85,36 @@ def test_cellpose_stacks(make_dataset, tmp_path):
     assert tifffile.imread(out / "sample_0001_masks.tif").shape == (4, 16, 20)
 
 
-def test_ctc_layout(make_dataset, tmp_path):
+def test_ctc_layout_is_one_sequence_per_sample_with_tracking_truth(make_dataset, tmp_path):
     dataset = make_dataset(n=3)
     out = export_dataset(dataset, "ctc", tmp_path / "ctc", progress=False)
-    assert sorted(p.name for p in (out / "01").iterdir()) == ["t000.tif", "t001.tif", "t002.tif"]
-    assert sorted(p.name for p in (out / "01_GT" / "SEG").iterdir()) == [
-        "man_seg000.tif",
-        "man_seg001.tif",
-        "man_seg002.tif",
-    ]
-    seg = tifffile.imread(out / "01_GT/SEG/man_seg002.tif")
-    assert seg.dtype == np.uint16
-    np.testing.assert_array_equal(seg, dataset.read_sample(2).labels)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["01", "01_GT", "02", "02_GT", "03", "03_GT"]
+    for index, sequence in enumerate(["01", "02", "03"]):
+        labels = dataset.read_sample(index).labels
+        assert [p.name for p in (out / sequence).iterdir()] == ["t000.tif"]
+        seg = tifffile.imread(out / f"{sequence}_GT/SEG/man_seg000.tif")
+        track = tifffile.imread(out / f"{sequence}_GT/TRA/man_track000.tif")
+        assert seg.dtype == track.dtype == np.uint16
+        np.testing.assert_array_equal(seg, labels)
+        np.testing.assert_array_equal(track, labels)
+        rows = [line.split() for line in (out / f"{sequence}_GT/TRA/man_track.txt").read_text().splitlines()]
+        ids = sorted(set(np.unique(labels).tolist()) - {0})
+        assert rows == [[str(i), "0", "0", "0"] for i in ids]  # each track: frame 0 to 0, no parent
     provenance = json.loads((out / "cellsynth_export.json").read_text())
-    assert provenance["samples"][2] == {"sample": "sample_0002", "files": ["01/t002.tif", "01_GT/SEG/man_seg002.tif"]}
+    assert provenance["samples"][2] == {"sample": "sample_0002", "files": [
+        "03/t000.tif", "03_GT/SEG/man_seg000.tif", "03_GT/TRA/man_track000.tif", "03_GT/TRA/man_track.txt"]}
+
+
+def test_a_ctc_export_imports_back(make_dataset, tmp_path):
+    from cellsynth.cli import main
+
+    dataset = make_dataset(n=1)
+    out = export_dataset(dataset, "ctc", tmp_path / "ctc", progress=False)
+    assert main(["-q", "dataset", "import", str(tmp_path / "back"), "--images", str(out / "01"),
+                 "--labels", str(out / "01_GT" / "SEG")]) == 0
+    back = json.loads((tmp_path / "back" / "manifest.json").read_text())
+    assert [s["name"] for s in back["samples"]] == ["t000"]
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "back/labels/t000.tif"), dataset.read_sample(0).labels)
 
 
 def test_nnunet_3d_layout(make_dataset, tmp_path):
