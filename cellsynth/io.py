@@ -23,6 +23,7 @@ partial file.
 
 from __future__ import annotations
 
+import colorsys
 import contextlib
 import glob
 import json
@@ -586,23 +587,82 @@ def _ome_tiff_spacing(ome_xml: str | None) -> Spacing | None:
 # ----------------------------------------------------------------------------- OME-Zarr
 
 
-def _multiscales(spacing: Spacing, name: str) -> dict:
+_CHUNKS = (64, 256, 256)
+
+
+def _pyramid(data: np.ndarray, labels: bool) -> list[np.ndarray]:
+    """Full resolution, then y and x halved per level until one chunk holds a level laterally.
+
+    Images: 2×2 block means (edges replicated for odd sizes), cast back to the dtype. Labels:
+    every second voxel, so ids are never mixed.
+    """
+    levels = [data]
+    while max(levels[-1].shape[1:]) > _CHUNKS[1]:
+        previous = levels[-1]
+        if labels:
+            levels.append(previous[:, ::2, ::2])
+            continue
+        pad = [(0, 0), (0, previous.shape[1] % 2), (0, previous.shape[2] % 2)]
+        even = np.pad(previous.astype(np.float32), pad, mode="edge")
+        z, y, x = even.shape
+        mean = even.reshape(z, y // 2, 2, x // 2, 2).mean(axis=(2, 4))
+        levels.append(np.round(mean).astype(data.dtype) if data.dtype.kind in "iu" else mean.astype(data.dtype))
+    return levels
+
+
+def _multiscales(spacing: Spacing, name: str, n_levels: int, labels: bool) -> dict:
+    """NGFF 0.4 multiscales metadata with the strict schema's ``type`` and ``metadata``."""
+    datasets = []
+    for level in range(n_levels):
+        factor = 2**level
+        transforms = [{"type": "scale", "scale": [spacing[0], spacing[1] * factor, spacing[2] * factor]}]
+        if level and not labels:  # a block mean's centre sits half a block in from the first voxel
+            transforms.append({"type": "translation",
+                               "translation": [0.0, (factor - 1) / 2 * spacing[1], (factor - 1) / 2 * spacing[2]]})
+        datasets.append({"path": str(level), "coordinateTransformations": transforms})
+    method = "every second voxel in y and x" if labels else "2×2 block mean in y and x, edges replicated"
     return {
         "version": _NGFF_VERSION,
         "name": name,
+        "type": "nearest" if labels else "mean",
+        "metadata": {"description": f"each level halves y and x: {method}", "method": "cellsynth.io._pyramid"},
         "axes": [{"name": a, "type": "space", "unit": "micrometer"} for a in "zyx"],
-        "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(spacing)}]}],
+        "datasets": datasets,
     }
 
 
-def _default_chunks(shape: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(min(s, c) for s, c in zip(shape, (64, 256, 256), strict=True))
+def _write_multiscale(group: zarr.Group, data: np.ndarray, spacing: Spacing, name: str, labels: bool) -> None:
+    levels = _pyramid(data, labels)
+    for index, level in enumerate(levels):
+        group.create_array(str(index), data=level, chunks=tuple(min(s, c) for s, c in zip(level.shape, _CHUNKS,
+                                                                                         strict=True)),
+                           chunk_key_encoding={"name": "v2", "separator": "/"})
+    group.attrs["multiscales"] = [_multiscales(spacing, name, len(levels), labels)]
 
 
-def _write_multiscale(group: zarr.Group, data: np.ndarray, spacing: Spacing, name: str) -> None:
-    group.create_array("0", data=data, chunks=_default_chunks(data.shape),
-                       chunk_key_encoding={"name": "v2", "separator": "/"})
-    group.attrs["multiscales"] = [_multiscales(spacing, name)]
+def _omero(image: np.ndarray, name: str) -> dict:
+    """Display settings: a grey channel windowed on the 0.1–99.9 % percentiles."""
+    low, high = (float(v) for v in np.percentile(image, (0.1, 99.9)))
+    lowest, highest = ((float(np.iinfo(image.dtype).min), float(np.iinfo(image.dtype).max))
+                       if image.dtype.kind in "iu" else (float(image.min()), float(image.max())))
+    return {"name": name, "version": _NGFF_VERSION,
+            "channels": [{"label": name, "color": "FFFFFF", "active": True, "coefficient": 1.0, "family": "linear",
+                          "inverted": False, "window": {"min": lowest, "max": highest, "start": low, "end": high}}],
+            "rdefs": {"model": "greyscale", "defaultT": 0, "defaultZ": image.shape[0] // 2}}
+
+
+def _image_label(labels: np.ndarray) -> dict:
+    """``image-label`` with one colour and one property (its voxel count) per id, background clear."""
+    ids, counts = np.unique(labels, return_counts=True)
+    colors = []
+    for value in ids.tolist():
+        red, green, blue = colorsys.hsv_to_rgb((value * 0.618033988749895) % 1.0, 0.65, 1.0)
+        colors.append({"label-value": value,
+                       "rgba": [0, 0, 0, 0] if value == 0 else [round(red * 255), round(green * 255),
+                                                                 round(blue * 255), 255]})
+    return {"version": _NGFF_VERSION, "source": {"image": "../../"}, "colors": colors,
+            "properties": [{"label-value": v, "voxels": c} for v, c in zip(ids.tolist(), counts.tolist(),
+                                                                            strict=True)]}
 
 
 def write_ome_zarr(
@@ -613,12 +673,18 @@ def write_ome_zarr(
 ) -> Path:
     """Write an image and optional label images to one OME-Zarr (NGFF 0.4) store, atomically.
 
+    The metadata passes the NGFF 0.4 strict schemas: ``multiscales`` with ``type`` and
+    ``metadata``, an ``omero`` display block (grey, 0.1–99.9 % window), and for each label image
+    ``image-label`` with a colour and a property (voxel count) per id. A volume wider than one chunk
+    (256 voxels in y or x) gets a pyramid: levels ``1, 2, ...`` halve y and x (block means for the
+    image, every second voxel for labels) until a level fits one chunk laterally.
+
     Parameters
     ----------
     path : path-like
         Target ``*.ome.zarr`` folder.
     image : ndarray
-        2D or 3D image (uint8, uint16, uint32 or float32), stored at ``/0``.
+        2D or 3D image (uint8, uint16, uint32 or float32), full resolution at ``/0``.
     spacing : sequence of 3 float
         Voxel size ``(z, y, x)`` in µm, written as the ``scale`` transformation.
     labels : mapping of str to ndarray, optional
@@ -641,14 +707,16 @@ def write_ome_zarr(
     path = Path(path)
     with atomic_path(path) as tmp:
         root = zarr.open_group(tmp, mode="w", zarr_format=2)
-        _write_multiscale(root, image, spacing, Path(path).name.removesuffix(".zarr").removesuffix(".ome"))
+        name = Path(path).name.removesuffix(".zarr").removesuffix(".ome")
+        _write_multiscale(root, image, spacing, name, labels=False)
+        root.attrs["omero"] = _omero(image, name)
         if labels:
             group = root.create_group("labels")
             group.attrs["labels"] = list(labels)
             for name, lab in labels.items():
                 sub = group.create_group(name)
-                _write_multiscale(sub, lab, spacing, name)
-                sub.attrs["image-label"] = {"version": _NGFF_VERSION, "source": {"image": "../../"}}
+                _write_multiscale(sub, lab, spacing, name, labels=True)
+                sub.attrs["image-label"] = _image_label(lab)
     return path
 
 

@@ -271,3 +271,41 @@ def test_check_output_refuses_links_to_nothing_missing_parents_and_wrong_kinds(t
             check_output(path, "thing", folder=folder, if_not_empty="do X")
     assert check_output(tmp_path / "new", "thing", folder=True) == tmp_path / "new"
     assert check_output(tmp_path / "file", "thing", folder=False) == tmp_path / "file"  # files are replaced
+
+
+def test_ome_zarr_passes_the_strict_ngff_requirements_and_has_a_pyramid_when_wide(tmp_path):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Multiscales, Reader
+    from ome_zarr_models.v04.image import Image
+    from ome_zarr_models.v04.image_label import ImageLabel
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(100, 4000, (3, 600, 300), dtype=np.uint16)
+    cells = np.zeros(image.shape, np.uint16)
+    cells[:, 10:200, 10:100], cells[:, 300:590, 150:290] = 4, 9
+    path = write_ome_zarr(tmp_path / "wide.ome.zarr", image, (1.0, 0.25, 0.5), {"cells": cells})
+    root = zarr.open_group(path, mode="r")
+    Image.from_zarr(root)  # metadata and arrays agree (paths, dimensions)
+    ImageLabel.from_zarr(root["labels/cells"])
+    multiscale = root.attrs["multiscales"][0]
+    assert {"version", "metadata", "type", "name"} <= set(multiscale)  # strict_image.schema
+    label_attrs = root["labels/cells"].attrs["image-label"]
+    assert {"version", "colors", "properties"} <= set(label_attrs)  # strict_label.schema (+ properties)
+    assert [c["label-value"] for c in label_attrs["colors"]] == [0, 4, 9]
+    assert label_attrs["colors"][0]["rgba"] == [0, 0, 0, 0]
+    assert [p["voxels"] for p in label_attrs["properties"]][1:] == [3 * 190 * 90, 3 * 290 * 140]
+    window = root.attrs["omero"]["channels"][0]["window"]
+    assert 100 <= window["start"] < window["end"] <= 4000 and window["max"] == 65535
+    # 600 wide > one 256 chunk: 600 → 300 → 150, y and x halved, z kept
+    assert [root[str(i)].shape for i in range(3)] == [(3, 600, 300), (3, 300, 150), (3, 150, 75)]
+    assert root["labels/cells/2"].shape == (3, 150, 75)
+    level1 = [t for t in multiscale["datasets"][1]["coordinateTransformations"]]
+    assert level1 == [{"type": "scale", "scale": [1.0, 0.5, 1.0]},
+                      {"type": "translation", "translation": [0.0, 0.125, 0.25]}]
+    block = image[:, :2, :2].astype(float).mean(axis=(1, 2))
+    np.testing.assert_array_equal(root["1"][:, 0, 0], np.round(block).astype(np.uint16))
+    assert set(np.unique(root["labels/cells/1"][...]).tolist()) == {0, 4, 9}  # ids never mixed
+    np.testing.assert_array_equal(read_volume(path)[0], image)  # readers take the full resolution
+    nodes = list(Reader(parse_url(str(path)))())
+    image_node = next(n for n in nodes if n.specs and isinstance(n.specs[0], Multiscales))
+    assert [tuple(level.shape) for level in image_node.data] == [(3, 600, 300), (3, 300, 150), (3, 150, 75)]
