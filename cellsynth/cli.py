@@ -267,10 +267,10 @@ def _synthesize(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cellsynth.config import GeneratorConfig, PatchingConfig, resolve_config, validate_config
-    from cellsynth.io import check_labels, read_checkpoint_info, read_volume, write_volume
+    from cellsynth.io import check_labels, check_memory, read_checkpoint_info, read_volume, write_volume
     from cellsynth.masks.simulate import SimulatedMasks
     from cellsynth.synthesis.learned import DiffusionGenerator, GanGenerator
-    from cellsynth.synthesis.pipeline import load_generator
+    from cellsynth.synthesis.pipeline import BYTES_PER_GENERATED_VOXEL, load_generator
 
     if (args.checkpoint is None) == (args.config is None):
         raise InputError("give --checkpoint (a trained gan or ddpm) or --config (a preset or YAML: its generator, "
@@ -281,6 +281,8 @@ def _synthesize(args: argparse.Namespace) -> int:
         raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
     labels, spacing = read_volume(args.labels, args.spacing)
     labels = check_labels(labels, f"labels '{args.labels}'")
+    check_memory(labels.size * BYTES_PER_GENERATED_VOXEL, f"rendering {labels.shape} voxels",
+                 "synthesize a smaller crop")
     foreground = None
     if args.foreground is not None:
         foreground, _ = read_volume(args.foreground, spacing)

@@ -281,7 +281,8 @@ class GeneratorConfig(StrictModel):
 class DatasetConfig(StrictModel):
     """How many samples, from which seed, named how, with which files."""
 
-    n_samples: Annotated[int, Field(ge=1)] = 4
+    n_samples: Annotated[int, Field(ge=1, le=1_000_000, description="samples in the dataset (its manifest lists "
+                                    "each; split larger jobs into several datasets)")] = 4
     seed: Annotated[int, Field(ge=0)] = 0
     name_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)] = "sample"
     output: OutputConfig = OutputConfig()

@@ -205,6 +205,27 @@ def check_output(path: str | os.PathLike, what: str, *, folder: bool, if_not_emp
     return path
 
 
+def check_memory(needed_bytes: float, what: str, advice: str) -> None:
+    """Refuse, in one line with the estimate, work whose memory estimate exceeds what is free.
+
+    Called before allocating, so an absurd size ends in a sentence instead of a MemoryError, a
+    kernel kill or a swap storm.
+
+    Examples
+    --------
+    >>> check_memory(2**60, "a 1 EiB volume", "make it smaller")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: a 1 EiB volume needs about 1073741824.0 GiB of memory, ... make it smaller
+    """
+    import psutil
+
+    available = psutil.virtual_memory().available
+    if needed_bytes > available:
+        raise InputError(f"{what} needs about {needed_bytes / 2**30:.1f} GiB of memory, "
+                         f"{available / 2**30:.1f} GiB are free; {advice}")
+
+
 def _remove(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)

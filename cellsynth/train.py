@@ -199,10 +199,14 @@ def build_gan_trainer(config: TrainConfig, steps_per_epoch: int):
 
     from cellsynth.models.discriminator import PatchDiscriminator
     from cellsynth.models.gan import AdaController, GanLossSettings, GanTrainer
-    from cellsynth.models.training import make_accelerator
+    from cellsynth.models.training import TRAINING_COPIES, check_model_memory, make_accelerator
     from cellsynth.models.unet3d import UNet3D, seeded
 
     gan = config.gan
+    check_model_memory(lambda: UNet3D(**gan_architecture(config)), "the cGAN generator", TRAINING_COPIES,
+                       "use smaller gan.widths")
+    check_model_memory(lambda: PatchDiscriminator(2, gan.discriminator_widths, gan.discriminator_strides, gan.norm),
+                       "the cGAN discriminator", TRAINING_COPIES, "use smaller gan.discriminator_widths")
     weights = torch.Generator().manual_seed(config.seed)
     generator = seeded(lambda: UNet3D(**gan_architecture(config)), weights)
     discriminator = seeded(lambda: PatchDiscriminator(2, gan.discriminator_widths, gan.discriminator_strides,
@@ -351,10 +355,12 @@ def build_ddpm_trainer(config: TrainConfig):
     import torch
 
     from cellsynth.models.diffusion import DiffusionTrainer, make_scheduler
-    from cellsynth.models.training import make_accelerator
+    from cellsynth.models.training import TRAINING_COPIES, check_model_memory, make_accelerator
     from cellsynth.models.unet3d import UNet3D, seeded
 
     ddpm = config.ddpm
+    check_model_memory(lambda: UNet3D(**ddpm_architecture(config)), "the DDPM denoiser", TRAINING_COPIES,
+                       "use smaller ddpm.widths")
     model = seeded(lambda: UNet3D(**ddpm_architecture(config)), torch.Generator().manual_seed(config.seed))
     scheduler = make_scheduler("ddpm", num_train_timesteps=ddpm.num_train_timesteps,
                                beta_schedule=ddpm.beta_schedule, prediction_type=ddpm.prediction)

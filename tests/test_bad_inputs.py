@@ -6,6 +6,8 @@ inputs it needs into ``tmp/in`` and returns the CLI arguments.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import SPACING, boxes_labels
@@ -590,6 +592,44 @@ CASES += [
      "have a missing or changed file (first: 'image')"),
     ("split-changed-source-sample", lambda t: changed_sample(t, "dataset", "split", "{tmp}/in/ds", "--out",
                                                              "{tmp}/a", "{tmp}/b"), "missing or changed file"),
+]
+
+
+def forged_checkpoint(tmp):
+    """A real tiny ddpm checkpoint whose metadata claims 200 000 channels per level."""
+    from safetensors import safe_open
+
+    from cellsynth.io import CHECKPOINT_KEY, write_checkpoint
+    from cellsynth.models.unet3d import UNet3D
+
+    args = ddpm_generate(tmp)
+    path = tmp / "in" / "d.safetensors"
+    with safe_open(str(path), "pt") as handle:
+        info = json.loads(handle.metadata()[CHECKPOINT_KEY])
+    info["architecture"] = {"widths": [200_000, 200_000], "time_embedding": True}
+    weights = UNet3D(1, 1, [4, 8], time_embedding=True).state_dict()
+    write_checkpoint(path, {f"generator.{k}": v for k, v in weights.items()}, info)
+    return args
+
+
+def ddpm_train_run(tmp, yaml_text):
+    tiny_image(tmp)
+    config_file(tmp, f"data: {{images: [{tmp / 'in' / 'image.tif'}], patch: [4, 16, 16]}}\n" + yaml_text)
+    return ["train", "ddpm", str(tmp / "in" / "c.yaml"), "--out", str(tmp / "out"), "-q"]
+
+
+CASES += [
+    ("generate-volume-beyond-memory", lambda t: generate_run(t, "volume: {shape: [4000, 40000, 40000]}\n"),
+     "voxels at once needs about 953674.3 GiB of memory"),
+    ("generate-n-beyond-a-manifest", lambda t: ["generate", "--preset", "default", "--n", "100000000", "--out",
+                                                str(t / "out")], "'dataset.n_samples': input should be less than"),
+    ("train-ddpm-widths-beyond-memory", lambda t: ddpm_train_run(t, "ddpm: {widths: [100000, 100000]}\n"),
+     "the DDPM denoiser ("),
+    ("checkpoint-metadata-claims-huge-widths", forged_checkpoint, "holds weights that do not fit its architecture"),
+    ("fit-ssm-directions-1e8", lambda t: ["masks", "fit-ssm", "--example", "cells3d", "--directions", "100000000",
+                                          "--out", str(t / "m.npz")], "takes 6 to 4096 directions"),
+    ("syn2real-patch-beyond-memory", lambda t: syn2real_run(t, "--out", str(t / "out"), "--patch-um", "640",
+                                                             "5120", "5120"), "GiB of memory"),
 ]
 
 

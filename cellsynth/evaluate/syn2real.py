@@ -60,7 +60,7 @@ from cellsynth.errors import InputError
 from cellsynth.evaluate.baseline import check_output_folder, write_segmentation_results
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores, score_at
 from cellsynth.evaluate.volumes import Volume, grid_shape, read_volumes, resample, split_volume
-from cellsynth.io import Spacing, atomic_path, check_spacing
+from cellsynth.io import Spacing, atomic_path, check_memory, check_spacing
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import MIN_VOLUME_UM3, seeded_watershed
 from cellsynth.models.training import autocast_dtype, resolve_device, supervised_step
@@ -121,16 +121,6 @@ def patch_voxels(patch_um: Sequence[float], spacing: Sequence[float]) -> tuple[i
 def training_bytes(patch: Sequence[int], batch_size: int, features: int) -> int:
     """A generous estimate of the memory one training step needs (activations, gradients, optimiser)."""
     return int(np.prod(patch)) * batch_size * features * _BYTES_PER_VOXEL_FEATURE
-
-
-def _check_memory(patch: Sequence[int], batch_size: int, features: int) -> None:
-    import psutil
-
-    needed, available = training_bytes(patch, batch_size, features), psutil.virtual_memory().available
-    if needed > available:
-        raise InputError(f"a training step on {batch_size} patches of {tuple(patch)} voxels with {features} features "
-                         f"needs about {needed / 2**30:.1f} GiB, {available / 2**30:.1f} GiB are free; "
-                         "use a smaller --patch-um, a coarser --spacing or a smaller --batch-size")
 
 
 def prepare(volume: Volume, spacing: Spacing) -> LabelledImage:
@@ -363,7 +353,9 @@ def train_segmenter(
     spacing = check_spacing(spacing_um, "--spacing") if spacing_um is not None else working_spacing(
         [v.spacing for v in volumes])
     patch = patch_voxels(patch_um, spacing)
-    _check_memory(patch, batch_size, features)
+    check_memory(training_bytes(patch, batch_size, features),
+                 f"a training step on {batch_size} patches of {tuple(patch)} voxels with {features} features",
+                 "use a smaller --patch-um, a coarser --spacing or a smaller --batch-size")
     fitting, validation = _split_for_validation(volumes, validation_fraction)
     validation = [Volume(resample(v.image, v.spacing, spacing), spacing,
                          resample(v.labels, v.spacing, spacing, order=0,

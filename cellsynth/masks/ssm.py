@@ -38,10 +38,15 @@ _NEIGHBOURS = 4
 SSM_FORMAT = 1
 
 
+#: The covariance of the radii is directions × directions: 4096 rays make 134 MB and a few seconds.
+MAX_DIRECTIONS = 4096
+
+
 def fibonacci_directions(n: int) -> np.ndarray:
     """``n`` quasi-uniform unit vectors (ZYX) on the sphere (golden-angle spiral), deterministic."""
-    if n < 6:
-        raise InputError(f"a shape model needs at least 6 directions; got {n}")
+    if not 6 <= n <= MAX_DIRECTIONS:
+        raise InputError(f"a shape model takes 6 to {MAX_DIRECTIONS} directions (its covariance holds directions² "
+                         f"numbers); got {n}")
     index = np.arange(n) + 0.5
     z = 1 - 2 * index / n
     ring = np.sqrt(1 - z * z)

@@ -11,13 +11,14 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from cellsynth.errors import InputError, TrainingError
+from cellsynth.io import check_memory
 
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
 
@@ -96,6 +97,34 @@ def make_accelerator(mixed_precision: str = "auto", device: str = "auto"):
     if mixed_precision == "auto":
         mixed_precision = "bf16" if not cpu and torch.cuda.is_bf16_supported() else "no"
     return Accelerator(cpu=cpu, mixed_precision="no" if cpu else mixed_precision)
+
+
+#: Parameter-sized tensors training keeps: weights, gradients, Adam's two moments, the EMA.
+TRAINING_COPIES = 5
+
+
+def skeleton(build: Callable[[], torch.nn.Module], what: str) -> torch.nn.Module:
+    """``build()`` on the meta device: shapes without memory, to check before allocating."""
+    try:
+        with torch.device("meta"):
+            return build()
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise InputError(f"{what}: the architecture cannot be built ({' '.join(str(err).split())[:120]})") from None
+
+
+def check_model_memory(build: Callable[[], torch.nn.Module], what: str, copies: int, advice: str) -> None:
+    """Refuse a network whose ``copies`` parameter-sized float32 tensors would not fit in memory.
+
+    Examples
+    --------
+    >>> from cellsynth.models.unet3d import UNet3D
+    >>> check_model_memory(lambda: UNet3D(1, 1, [100_000, 100_000]), "the denoiser", 5, "use smaller widths")
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: the denoiser (... M parameters) needs about ... GiB of memory, ...
+    """
+    n_parameters = sum(p.numel() for p in skeleton(build, what).parameters())
+    check_memory(n_parameters * 4 * copies, f"{what} ({n_parameters / 1e6:,.0f} M parameters)", advice)
 
 
 def make_ema(model: torch.nn.Module, decay: float):

@@ -32,16 +32,22 @@ def load_network(checkpoint: str | os.PathLike, model: str, prefix: str = "gener
     InputError
         If the file is not a cellsynth ``model`` checkpoint or its weights do not fit its architecture.
     """
+    from cellsynth.models.training import skeleton
     from cellsynth.models.unet3d import UNet3D
 
     tensors, info = read_checkpoint(checkpoint, model)
-    network = UNet3D(**info["architecture"])
     weights = {name[len(prefix):]: t for name, t in tensors.items() if name.startswith(prefix)}
-    try:
-        network.load_state_dict(weights)
-    except RuntimeError as err:
-        raise InputError(f"'{checkpoint}' holds weights that do not fit its architecture "
-                         f"({str(err).splitlines()[0][:120]})") from None
+    architecture = info["architecture"] if isinstance(info.get("architecture"), dict) else {}
+    expected = {name: tuple(t.shape) for name, t in
+                skeleton(lambda: UNet3D(**architecture), f"'{checkpoint}'").state_dict().items()}
+    stored = {name: tuple(t.shape) for name, t in weights.items()}
+    if expected != stored:  # checked on the meta device: a forged architecture allocates nothing
+        name = next(iter(sorted(set(expected) ^ set(stored)) or
+                         [n for n in expected if expected[n] != stored[n]]))
+        raise InputError(f"'{checkpoint}' holds weights that do not fit its architecture (first: '{name}' is "
+                         f"{stored.get(name, 'missing')} stored, {expected.get(name, 'not in the network')} described)")
+    network = UNet3D(**architecture)
+    network.load_state_dict(weights)
     return network.eval(), info
 
 
