@@ -240,7 +240,8 @@ def _lengths(text: str) -> list[float]:
 
 
 def _sampling_overrides(args: argparse.Namespace) -> dict:
-    return {f"generator.{key}": getattr(args, key) for key in ("sampler", "steps", "t_start", "strength", "snr")}
+    return {f"generator.{key}": getattr(args, key) for key in ("sampler", "steps", "t_start", "strength", "snr",
+                                                                "units")}
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -293,16 +294,17 @@ def _synthesize(args: argparse.Namespace) -> int:
         generator = load_generator(resolve_config(args.config))
         if foreground is None and generator.name == "optics":
             foreground = np.ones(labels.shape, bool)  # a field of view inside the specimen, as organism 'none'
-    elif model == "gan":
-        generator = GanGenerator(args.checkpoint, PatchingConfig(), alpha_um=args.alpha[0] if args.alpha else None,
-                                 device=args.device)
     else:
         settings = validate_config({"name": model, "checkpoint": str(args.checkpoint), **{
             k.split(".")[1]: v for k, v in _sampling_overrides(args).items() if v is not None}}, "command line",
             GeneratorConfig)
-        generator = DiffusionGenerator(args.checkpoint, PatchingConfig(), sampler=settings.sampler,
-                                       steps=settings.steps, t_start=settings.t_start, strength=settings.strength,
-                                       snr=settings.snr, device=args.device)
+        if model == "gan":
+            generator = GanGenerator(args.checkpoint, PatchingConfig(), alpha_um=args.alpha[0] if args.alpha else None,
+                                     device=args.device, units=settings.units)
+        else:
+            generator = DiffusionGenerator(args.checkpoint, PatchingConfig(), sampler=settings.sampler,
+                                           steps=settings.steps, t_start=settings.t_start, strength=settings.strength,
+                                           snr=settings.snr, device=args.device, units=settings.units)
     image = generator.render(SimulatedMasks(labels, foreground), spacing, np.random.default_rng(args.seed))
     write_volume(args.out, image, spacing)
     print(f"image: {args.out}")
@@ -772,13 +774,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _sampling_arguments(parser: argparse.ArgumentParser) -> None:
-    """The DDPM's sampling options (generate and synthesize)."""
+    """The learned generators' options: the DDPM's sampling and the output units (generate and synthesize)."""
     parser.add_argument("--sampler", help="ddpm: dpmsolver (default), ddim, or ddpm (ancestral, the reference)")
     parser.add_argument("--steps", type=int, help="ddpm: denoising steps (default 25)")
     start = parser.add_mutually_exclusive_group()
     start.add_argument("--t-start", type=int, dest="t_start", help="ddpm: start timestep (default 400 of 1000)")
     start.add_argument("--strength", type=float, help="ddpm: start at strength·T instead")
     start.add_argument("--snr", type=float, help="ddpm: start where the signal-to-noise ratio ᾱ/(1−ᾱ) is this")
+    parser.add_argument("--units", help="gan, ddpm: normalised ([0, 1], default) or camera (the training images' "
+                                        "units, through the checkpoint's percentile mapping)")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -220,3 +220,37 @@ def test_bad_sampling_settings_are_refused(trained):
     generator = DiffusionGenerator(trained, device="cpu")
     with pytest.raises(InputError, match=r"the sketch must be in \[0, 1\]"):
         generator.sample(np.full((4, 16, 16), -0.5, np.float32), SPACING, np.random.default_rng(0))
+
+
+def test_camera_units_map_the_output_back_through_the_training_normalisation(trained, renderer_images):
+    from cellsynth.io import read_checkpoint_info, read_volume
+
+    labels = np.zeros((8, 32, 32), np.uint16)
+    labels[2:6, 5:15, 5:15] = 1
+    masks = SimulatedMasks(labels, None)
+    normalised = DiffusionGenerator(trained, sampler="ddim", steps=3, device="cpu")
+    camera = DiffusionGenerator(trained, sampler="ddim", steps=3, device="cpu", units="camera")
+    unit = normalised.render(masks, SPACING, np.random.default_rng(1))
+    adu = camera.render(masks, SPACING, np.random.default_rng(1))
+    mapping = read_checkpoint_info(trained)["normalisation"]
+    assert mapping["percentiles"] == [0.1, 99.9]
+    np.testing.assert_allclose(adu, mapping["low"] + unit * (mapping["high"] - mapping["low"]), rtol=1e-5)
+    training = [read_volume(path)[0] for path in sorted(renderer_images.glob("image*.tif"))]
+    assert mapping["high"] == pytest.approx(np.mean([np.percentile(t, 99.9) for t in training]), rel=1e-5)
+    assert mapping["low"] - 1e-5 <= adu.min() and adu.max() <= mapping["high"] + 1e-5  # the training images' range
+    assert adu.max() - adu.min() > 0.3 * (mapping["high"] - mapping["low"])
+    assert camera.describe()["units"] == "camera"
+    with pytest.raises(InputError, match="unknown units 'adu'; accepted: normalised, camera"):
+        DiffusionGenerator(trained, units="adu")
+
+
+def test_the_default_normalisation_saturates_at_most_a_tenth_of_a_percent(tmp_path):
+    from cellsynth.config import TrainDataConfig
+    from cellsynth.io import write_volume
+    from cellsynth.train import load_training_images
+
+    rng = np.random.default_rng(0)
+    image = rng.gamma(4.0, 100.0, (16, 64, 64)).astype(np.float32)  # a long bright tail, like nuclei
+    write_volume(tmp_path / "a.tif", image, SPACING)
+    images, _, mapping = load_training_images(TrainDataConfig(images=[str(tmp_path / "a.tif")]))
+    assert (images[0] >= 1).mean() <= 0.0011 and (images[0] <= 0).mean() <= 0.0011  # was 2 % each with 2/98

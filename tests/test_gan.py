@@ -222,7 +222,7 @@ def test_tiny_gan_trained_on_renderer_images_lowers_its_identity_loss(renderer_i
 def test_checkpoint_round_trip_and_generation(trained, renderer_images):
     tensors, info = read_checkpoint(trained, "gan")
     assert info["step"] == 8 and info["spacing_um"] == pytest.approx(SPACING)
-    assert info["normalisation"]["percentiles"] == [2.0, 98.0] and info["normalisation"]["high"] > 0
+    assert info["normalisation"]["percentiles"] == [0.1, 99.9] and info["normalisation"]["high"] > 0
     assert info["conditioning"] == {"kind": "nuclei", "alpha_um": 100.0, "beta_um": 100.0}
     network, _ = load_network(trained, "gan")
     stored = {k[len("generator."):]: v for k, v in tensors.items() if k.startswith("generator.")}

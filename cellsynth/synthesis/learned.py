@@ -22,6 +22,8 @@ from cellsynth.synthesis.patching import apply_patched
 
 #: Relative spacing difference above which masks are resampled to the training spacing.
 SPACING_TOLERANCE = 0.02
+#: Output units of a learned generator: [0, 1], or the training images' (camera) units.
+UNITS = ("normalised", "camera")
 
 
 def load_network(checkpoint: str | os.PathLike, model: str, prefix: str = "generator."):
@@ -65,7 +67,8 @@ class LearnedGenerator:
     #: Checkpoint info keys generation needs.
     required = ("architecture", "spacing_um", "patch")
 
-    def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, device: str = "auto"):
+    def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, device: str = "auto",
+                 units: str = "normalised"):
         from cellsynth.models.training import resolve_device
 
         self.checkpoint = Path(checkpoint)
@@ -73,6 +76,11 @@ class LearnedGenerator:
         missing = [key for key in self.required if key not in self.info]
         if missing:
             raise InputError(f"'{checkpoint}' lacks {', '.join(missing)}: not a complete {self.name} checkpoint")
+        if units not in UNITS:
+            raise InputError(f"unknown units {units!r}; accepted: {', '.join(UNITS)}")
+        if units == "camera" and not isinstance(self.info.get("normalisation"), dict):
+            raise InputError(f"'{checkpoint}' records no normalisation; units 'camera' needs one")
+        self.units = units
         self.patching = patching or PatchingConfig()
         self.device = resolve_device(device)
         self._network = None
@@ -114,9 +122,19 @@ class LearnedGenerator:
             fn, c, **self.tile_geometry(), multiple=max(self.network.divisor), batch_size=self.patching.batch_size,
             out_channels=1)[0])
 
+    def in_units(self, image: np.ndarray) -> np.ndarray:
+        """A [0, 1] image in the generator's units: as it is, or mapped back through the training
+        images' percentile normalisation (``low + image · (high − low)``, float32) for ``camera``."""
+        image = np.clip(image, 0.0, 1.0).astype(np.float32)
+        if self.units == "normalised":
+            return image
+        low, high = self.info["normalisation"]["low"], self.info["normalisation"]["high"]
+        return (low + image * (high - low)).astype(np.float32)
+
     def describe(self) -> dict:
         return {"name": self.name, "checkpoint": str(self.checkpoint), "step": self.info.get("step"),
-                "patch": self.info["patch"], "training_spacing_um": list(self.training_spacing)}
+                "patch": self.info["patch"], "training_spacing_um": list(self.training_spacing),
+                "units": self.units}
 
 
 class GanGenerator(LearnedGenerator):
@@ -132,14 +150,16 @@ class GanGenerator(LearnedGenerator):
         Positional-map α (µm): the quality level; default the one trained with.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
+    units : {'normalised', 'camera'}
+        Images in [0, 1], or in the training images' units (see :meth:`LearnedGenerator.in_units`).
     """
 
     name = "gan"
     required = (*LearnedGenerator.required, "conditioning")
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None,
-                 alpha_um: float | None = None, device: str = "auto"):
-        super().__init__(checkpoint, patching, device)
+                 alpha_um: float | None = None, device: str = "auto", units: str = "normalised"):
+        super().__init__(checkpoint, patching, device, units)
         conditioning = self.info["conditioning"]
         self.kind, self.beta_um = conditioning["kind"], float(conditioning["beta_um"])
         self.alpha_um = float(conditioning["alpha_um"] if alpha_um is None else alpha_um)
@@ -169,7 +189,7 @@ class GanGenerator(LearnedGenerator):
         def run(tiles: np.ndarray) -> np.ndarray:
             return network(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device)).float().cpu().numpy()
 
-        return np.clip(self.run_tiled(condition, spacing, run), 0.0, 1.0)
+        return self.in_units(self.run_tiled(condition, spacing, run))
 
 
 class DiffusionGenerator(LearnedGenerator):
@@ -194,6 +214,8 @@ class DiffusionGenerator(LearnedGenerator):
         Sketch intensities; default the ones fitted to the training images.
     device : str
         ``auto``, ``cpu`` or ``cuda``.
+    units : {'normalised', 'camera'}
+        Images in [0, 1], or in the training images' units (see :meth:`LearnedGenerator.in_units`).
     """
 
     name = "ddpm"
@@ -201,11 +223,12 @@ class DiffusionGenerator(LearnedGenerator):
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, *,
                  sampler: str = "dpmsolver", steps: int = 25, t_start: int | None = None,
-                 strength: float | None = None, snr: float | None = None, statistics=None, device: str = "auto"):
+                 strength: float | None = None, snr: float | None = None, statistics=None, device: str = "auto",
+                 units: str = "normalised"):
         from cellsynth.models.diffusion import make_scheduler, start_timestep
         from cellsynth.synthesis.conditioning import SketchStatistics
 
-        super().__init__(checkpoint, patching, device)
+        super().__init__(checkpoint, patching, device, units)
         sketch = dict(self.info["sketch"])
         self.blur_um = tuple(sketch.pop("blur_um"))
         self.statistics = statistics or SketchStatistics(**sketch)
@@ -259,9 +282,9 @@ class DiffusionGenerator(LearnedGenerator):
         return np.clip(self.run_whole(sketch[None], spacing, run), 0.0, 1.0)
 
     def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:
-        """The image of ``masks``: a sketch (intensities from ``rng``) sampled by SDEdit (float32 in [0, 1])."""
+        """The image of ``masks``: a sketch (intensities from ``rng``) sampled by SDEdit (float32, see ``units``)."""
         from cellsynth.synthesis.conditioning import make_sketch
 
         sketch = make_sketch(masks.labels, spacing, self.statistics, rng, blur_um=self.blur_um,
                              membranes=masks.membranes)
-        return self.sample(sketch, spacing, rng)
+        return self.in_units(self.sample(sketch, spacing, rng))

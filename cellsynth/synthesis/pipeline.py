@@ -109,12 +109,13 @@ def load_generator(config: Config) -> Generator:
         from cellsynth.synthesis.learned import GanGenerator
 
         alphas = config.generator.alpha_um or [None]
-        return GanGenerator(checkpoint, config.patching, alpha_um=alphas[0])
+        return GanGenerator(checkpoint, config.patching, alpha_um=alphas[0], units=config.generator.units)
     from cellsynth.synthesis.learned import DiffusionGenerator
 
     settings = config.generator
     return DiffusionGenerator(checkpoint, config.patching, sampler=settings.sampler, steps=settings.steps,
-                              t_start=settings.t_start, strength=settings.strength, snr=settings.snr)
+                              t_start=settings.t_start, strength=settings.strength, snr=settings.snr,
+                              units=settings.units)
 
 
 def quality_levels(config: Config, generator: Generator | None) -> tuple[list[str], tuple[Generator, ...]]:
