@@ -254,3 +254,18 @@ def test_the_default_normalisation_saturates_at_most_a_tenth_of_a_percent(tmp_pa
     write_volume(tmp_path / "a.tif", image, SPACING)
     images, _, mapping = load_training_images(TrainDataConfig(images=[str(tmp_path / "a.tif")]))
     assert (images[0] >= 1).mean() <= 0.0011 and (images[0] <= 0).mean() <= 0.0011  # was 2 % each with 2/98
+
+
+def test_a_sample_follows_its_sketch_not_another(trained):
+    from cellsynth.evaluate.metrics import zncc
+
+    generator = DiffusionGenerator(trained, sampler="ddim", steps=5, t_start=150, device="cpu")
+    rng = np.random.default_rng(0)
+    sketches = []
+    for centre in (10, 30):  # two sketches whose objects do not overlap
+        labels = np.zeros((8, 40, 40), np.uint16)
+        labels[1:7, centre - 8:centre + 8, 4:36] = 1
+        sketches.append(make_sketch(labels, SPACING, generator.statistics, rng, blur_um=generator.blur_um))
+    out = generator.sample(sketches[0], SPACING, np.random.default_rng(1))
+    assert zncc(sketches[0], out) > 0.5
+    assert zncc(sketches[1], out) < zncc(sketches[0], out) - 0.5

@@ -309,3 +309,71 @@ def test_training_crop_is_a_slice_inside_and_reflects_outside():
     assert np.array_equal(inside, volume[:, 1:5, 2:6, 3:7]) and inside.base is None  # a copy, not a view
     outside = crop(volume, (4, 5, 6), (4, 4, 4))  # reaches past every face: reflected
     assert outside.shape == (2, 4, 4, 4) and np.array_equal(outside[:, 0, 0, 0], volume[:, 4, 5, 6])
+
+
+# ----------------------------------------------------------------------------- what the weak tests missed
+
+
+def test_the_saved_generator_is_the_ema_not_the_raw_weights(trained):
+    from cellsynth.models.training import unpack_state
+
+    tensors, info = read_checkpoint(trained, "gan")
+    state = unpack_state(info["state"], tensors)["trainer"]
+    network, _ = load_network(trained, "gan")
+    names = [name for name, _ in network.named_parameters()]
+    shadow = state["ema"]["shadow_params"]
+    assert len(shadow) == len(names)
+    assert all(torch.equal(network.state_dict()[name], ema.to(torch.float32)) for name, ema in zip(names, shadow,
+                                                                                                  strict=True))
+    assert any(not torch.equal(network.state_dict()[name], state["generator"][name]) for name in names)
+
+
+def test_generation_never_calls_the_training_augmentation(trained, monkeypatch):
+    import cellsynth.models.gan
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("ADA augmentation called at inference")
+
+    monkeypatch.setattr(cellsynth.models.gan, "augment", forbidden)
+    labels = np.zeros((8, 32, 32), np.uint16)
+    labels[2:6, 8:20, 8:20] = 1
+    image = GanGenerator(trained, device="cpu").render(SimulatedMasks(labels, None), SPACING)
+    assert np.isfinite(image).all()
+
+
+def test_quality_levels_follow_alpha(trained, monkeypatch):
+    import cellsynth.synthesis.conditioning
+
+    conditions = []
+    original = cellsynth.synthesis.conditioning.gan_condition
+
+    def recorded(*args, **kwargs):
+        conditions.append(original(*args, **kwargs))
+        return conditions[-1]
+
+    monkeypatch.setattr(cellsynth.synthesis.conditioning, "gan_condition", recorded)
+    labels = np.zeros((8, 40, 40), np.uint16)
+    labels[2:6, 5:15, 5:15], labels[2:6, 22:34, 20:32] = 1, 2
+    generator = GanGenerator(trained, device="cpu")
+    images = [generator.at_alpha(alpha).render(SimulatedMasks(labels, None), SPACING) for alpha in (10, 100, 1000)]
+    positional = [np.abs(condition[1]).mean() for condition in conditions]  # channel 1: tanh(distance / α)
+    assert positional[0] > positional[1] > positional[2] > 0  # a larger α flattens the map
+    assert np.array_equal(images[1], generator.render(SimulatedMasks(labels, None), SPACING))  # the trained α
+    gaps = [np.abs(image - images[1]).mean() for image in (images[0], images[2])]
+    assert min(gaps) > 0
+
+
+def test_the_adversarial_path_alone_trains_the_generator(renderer_images, tmp_path):
+    from cellsynth.models.training import unpack_state
+    from cellsynth.train import gan_architecture
+
+    config = tiny_config(renderer_images, steps=2, checkpoint_every=2, **{"gan.identity_weight": 0.0})
+    checkpoint = train_gan(config, tmp_path / "run", progress=False)
+    tensors, info = read_checkpoint(checkpoint, "gan")
+    trained_weights = unpack_state(info["state"], tensors)["trainer"]["generator"]
+    initial = seeded(lambda: UNet3D(**gan_architecture(config)), torch.Generator().manual_seed(config.seed))
+    changed = [name for name, value in initial.state_dict().items() if not torch.equal(value,
+                                                                                       trained_weights[name])]
+    assert len(changed) > len(initial.state_dict()) // 2  # G moved on the adversarial loss alone
+    rows = log_rows(tmp_path / "run")
+    assert all(float(row["loss_identity"]) > 0 and float(row["loss_adv"]) > 0 for row in rows)
