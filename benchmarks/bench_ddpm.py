@@ -12,7 +12,10 @@ patch:
 Goal: ≤ 25 steps within 0.5 dB PSNR and 0.01 ZNCC of the 400-step result. ``seams``: a volume of
 3×3 tiles (in y, x) sampled with per-step fusion (one global noise, blended predictions) and with
 tiles sampled independently then blended (the reference's way), scored by
-:func:`cellsynth.evaluate.seams.seam_score` (≈ 1: no seam). ``volume_180x512x512_s`` on a GPU only.
+:func:`cellsynth.evaluate.seams.seam_score` (≈ 1: no seam). ``fusion``: on the same volume, with the
+generator's own tiles, how far the fused noise prediction is from one whole-volume call
+(:func:`cellsynth.models.diffusion.fusion_error`) at t = 100 and 400. ``volume_180x512x512_s`` on a
+GPU only.
 
 Run: ``python benchmarks/bench_ddpm.py [--steps N]``; one JSON line last.
 """
@@ -34,7 +37,7 @@ from cellsynth.evaluate.metrics import psnr, zncc
 from cellsynth.evaluate.seams import seam_score
 from cellsynth.io import write_volume
 from cellsynth.masks.simulate import simulate_masks
-from cellsynth.models.diffusion import fused_denoiser, sdedit, whole_denoiser
+from cellsynth.models.diffusion import fused_denoiser, fusion_error, sdedit, whole_denoiser
 from cellsynth.synthesis.conditioning import make_sketch
 from cellsynth.synthesis.learned import DiffusionGenerator
 from cellsynth.synthesis.optics import OpticsRenderer
@@ -140,6 +143,10 @@ def main(argv=None) -> dict:
             load_preset("nuclei"), {"volume.shape": wide, **whole_depth(wide)}).volume, sample_rng(9, 0)).labels
         wide_sketch = make_sketch(wide_labels, SPACING, dpm.statistics, np.random.default_rng(2), blur_um=dpm.blur_um)
         result["seams"] = seams(dpm, wide_sketch, patch)
+        plan = PatchPlan(wide_sketch.shape, **dpm.tile_geometry())
+        x0 = torch.from_numpy(wide_sketch[None] * 2 - 1).to(dpm.device)
+        result["fusion"] = {"tiles": len(plan.tiles), **{f"t{t}": {k: round(v, 4) for k, v in fusion_error(
+            dpm.network, plan, x0, t, dpm.scheduler, torch.Generator().manual_seed(t)).items()} for t in (100, 400)}}
         if gpu:
             big = make_sketch(np.zeros((180, 512, 512), np.uint16), SPACING, dpm.statistics,
                               np.random.default_rng(3), blur_um=dpm.blur_um)

@@ -479,6 +479,12 @@ CASES += [
     ("realism-real-smaller-than-a-patch", lambda t: realism_run(t, real=np.random.default_rng(0).random(
         (2, 64, 64), np.float32)), "smaller than one patch"),
     ("realism-negative-seed", lambda t: realism_run(t, None, None, "--seed", "-1"), "a seed is a whole number >= 0"),
+    ("syn2real-learning-rate-nan", lambda t: syn2real_run(t, "--out", str(t / "out"), "--learning-rate", "nan"),
+     "the learning rate a finite number > 0"),
+    ("syn2real-learning-rate-inf", lambda t: syn2real_run(t, "--out", str(t / "out"), "--learning-rate", "inf"),
+     "the learning rate a finite number > 0"),
+    ("train-learning-rate-nan", lambda t: train_run(t, "data: {images: [a.tif]}\ngan: {learning_rate: .nan}\n"),
+     "'gan.learning_rate': input should be a finite number (got nan)"),
     ("syn2real-negative-seed", lambda t: syn2real_run(t, "--out", str(t / "out"), "--seed", "-1"),
      "a seed is a whole number >= 0"),
     ("realism-zero-steps", lambda t: realism_run(t, None, None, "--steps", "0"), "budget must be >= 1 step"),

@@ -11,7 +11,7 @@ from conftest import write_renderer_images
 
 from cellsynth.config import TrainConfig
 from cellsynth.errors import InputError
-from cellsynth.io import read_checkpoint
+from cellsynth.io import read_checkpoint, read_checkpoint_info
 from cellsynth.masks.simulate import SimulatedMasks
 from cellsynth.models.diffusion import (
     fused_denoiser,
@@ -223,7 +223,7 @@ def test_bad_sampling_settings_are_refused(trained):
 
 
 def test_camera_units_map_the_output_back_through_the_training_normalisation(trained, renderer_images):
-    from cellsynth.io import read_checkpoint_info, read_volume
+    from cellsynth.io import read_volume
 
     labels = np.zeros((8, 32, 32), np.uint16)
     labels[2:6, 5:15, 5:15] = 1
@@ -269,3 +269,40 @@ def test_a_sample_follows_its_sketch_not_another(trained):
     out = generator.sample(sketches[0], SPACING, np.random.default_rng(1))
     assert zncc(sketches[0], out) > 0.5
     assert zncc(sketches[1], out) < zncc(sketches[0], out) - 0.5
+
+
+def test_fusion_is_exact_when_the_receptive_field_fits_the_crop_and_only_then():
+    from cellsynth.models.diffusion import fusion_error
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv3d(1, 8, 3, padding=1, padding_mode="reflect"), torch.nn.ReLU(),
+                              torch.nn.Conv3d(8, 1, 1))  # reach: one voxel
+    model = lambda x, t: net(x)  # noqa: E731
+    x0 = torch.rand(1, 12, 40, 44, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    errors = {crop: fusion_error(model, PatchPlan(x0.shape[1:], (8, 16, 16), overlap=2, crop=crop), x0, 300,
+                                 make_scheduler("ddpm"), torch.Generator().manual_seed(2))
+              for crop in (1, 0)}
+    assert errors[1]["relative_difference"] < 1e-6
+    assert errors[0]["relative_difference"] > 1e-3  # a crop short of the reach leaves tile borders in
+
+
+def test_learned_tiles_are_the_training_patch_whatever_the_volume(trained):
+    generator = DiffusionGenerator(trained, sampler="ddim", steps=2, device="cpu")
+    patch = tuple(read_checkpoint_info(trained)["patch"])
+    seen = set()
+    generator.network.register_forward_hook(lambda module, args, out: seen.add(tuple(args[0].shape[-3:])))
+    for shape in ((8, 14, 14), (5, 9, 30), (12, 40, 40)):  # 14 used to shrink the tiles to 14 (fit_patch)
+        generator.sample(np.full(shape, 0.4, np.float32), SPACING, np.random.default_rng(0))
+    assert seen == {patch}
+
+
+def test_fusion_on_the_real_network_predicts_the_noise_as_well_as_a_whole_call(trained):
+    from cellsynth.models.diffusion import fusion_error
+
+    generator = DiffusionGenerator(trained, device="cpu")
+    x0 = torch.from_numpy(np.full((1, 8, 48, 48), -0.4, np.float32))
+    x0[:, 2:6, 10:30, 12:40] = 0.5
+    plan = PatchPlan(x0.shape[1:], **generator.tile_geometry())
+    error = fusion_error(generator.network, plan, x0, 400, generator.scheduler, torch.Generator().manual_seed(0))
+    assert error["fused_error"] <= 1.1 * error["whole_error"]
+    assert 0 < error["relative_difference"] < 1

@@ -334,10 +334,11 @@ def train_segmenter(
     """
     if steps is None and minutes is None:
         raise InputError("give a training budget: steps, minutes or both")
-    if (steps is not None and steps < 1) or (minutes is not None and not minutes > 0):
-        raise InputError(f"the training budget must be >= 1 step and > 0 minutes; got steps {steps}, minutes {minutes}")
-    if batch_size < 1 or features < 1 or not learning_rate > 0:
-        raise InputError(f"batch size and features must be >= 1 and the learning rate > 0; "
+    if (steps is not None and steps < 1) or (minutes is not None and not 0 < minutes < math.inf):
+        raise InputError(f"the training budget must be >= 1 step and finite minutes > 0; got steps {steps}, "
+                         f"minutes {minutes}")
+    if batch_size < 1 or features < 1 or not 0 < learning_rate < math.inf:
+        raise InputError(f"batch size and features must be >= 1 and the learning rate a finite number > 0; "
                          f"got {batch_size}, {features}, {learning_rate}")
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"a seed is a whole number >= 0; got {seed!r}")
