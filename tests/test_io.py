@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -309,3 +311,12 @@ def test_ome_zarr_passes_the_strict_ngff_requirements_and_has_a_pyramid_when_wid
     nodes = list(Reader(parse_url(str(path)))())
     image_node = next(n for n in nodes if n.specs and isinstance(n.specs[0], Multiscales))
     assert [tuple(level.shape) for level in image_node.data] == [(3, 600, 300), (3, 300, 150), (3, 150, 75)]
+
+
+def test_check_output_refuses_a_parent_that_cannot_be_written(tmp_path, monkeypatch):
+    from cellsynth.io import check_output
+
+    real_access = os.access  # root ignores chmod, so the file system's answer is faked
+    monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == tmp_path else real_access(path, mode))
+    with pytest.raises(InputError, match="is not writable \\(read-only or no permission\\)"):
+        check_output(tmp_path / "out", "dataset", folder=True)
