@@ -199,7 +199,7 @@ def build_gan_trainer(config: TrainConfig, steps_per_epoch: int):
 
     from cellsynth.models.discriminator import PatchDiscriminator
     from cellsynth.models.gan import AdaController, GanLossSettings, GanTrainer
-    from cellsynth.models.training import TRAINING_COPIES, check_model_memory, make_accelerator
+    from cellsynth.models.training import TRAINING_COPIES, check_model_memory, make_accelerator, rank_seed
     from cellsynth.models.unet3d import UNet3D, seeded
 
     gan = config.gan
@@ -222,7 +222,8 @@ def build_gan_trainer(config: TrainConfig, steps_per_epoch: int):
     except ValueError as err:
         raise InputError(str(err)) from None
     return GanTrainer(generator, discriminator, accelerator, learning_rate=gan.learning_rate, betas=gan.betas,
-                      losses=losses, ada=ada, ema_decay=gan.ema_decay, seed=config.seed)
+                      losses=losses, ada=ada, ema_decay=gan.ema_decay,
+                      seed=rank_seed(config.seed, accelerator.process_index))
 
 
 def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer, sampler: PatchSampler, to_batch,
@@ -231,28 +232,42 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
 
     ``to_batch`` turns a sampler batch (numpy) into the trainer's; ``preview(path)`` writes a PNG;
     ``checkpoint_info`` is what generation needs besides the weights (architecture, spacing …).
+    Under ``accelerate launch`` every process keeps its own patch sampler and random stream (saved
+    per rank), and rank 0's clock decides when a time budget ends.
     """
     import time
 
+    import torch
+    from accelerate.utils import broadcast, gather_object
     from tqdm.auto import tqdm
 
     from cellsynth.models.training import TrainingLog, pack_state, unpack_state
 
     accelerator = trainer.accelerator
     step = 0
+
+    def rank_state() -> dict:  # what differs between processes: each one's patches and random draws
+        return {"sampler": sampler.state_dict(), "random": trainer.random.get_state()}
+
     if info is not None:
         tensors, _ = read_checkpoint(out / CHECKPOINT_NAME, model)
         state = unpack_state(info["state"], tensors)
         trainer.load_state_dict(state["trainer"])
-        sampler.load_state_dict(state["sampler"])
+        ranks = state["ranks"]
+        if len(ranks) != accelerator.num_processes:
+            raise InputError(f"'{out}' was trained by {len(ranks)} process(es); resume it with as many "
+                             f"(got {accelerator.num_processes})")
+        sampler.load_state_dict(ranks[accelerator.process_index]["sampler"])
+        trainer.random.set_state(ranks[accelerator.process_index]["random"])
         step = info["step"]
     out.mkdir(exist_ok=True)  # every process: they share the folder
 
     def save(step: int) -> None:
         accelerator.wait_for_everyone()
+        ranks = gather_object([rank_state()]) if accelerator.num_processes > 1 else [rank_state()]
         if not accelerator.is_main_process:
             return
-        tensors, skeleton = pack_state({"trainer": trainer.state_dict(), "sampler": sampler.state_dict()})
+        tensors, skeleton = pack_state({"trainer": trainer.state_dict(), "ranks": ranks})
         weights = {f"generator.{k}": v for k, v in trainer.generator_weights().items()}
         write_checkpoint(out / CHECKPOINT_NAME, {**weights, **tensors}, {
             "model": model, "format": 1, "step": step, "config": config.model_dump(mode="json"), **checkpoint_info,
@@ -275,6 +290,9 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
                 (out / "previews").mkdir(exist_ok=True)
                 preview(out / "previews" / f"step_{step:06d}.png")
             out_of_time = deadline is not None and time.monotonic() > deadline
+            if deadline is not None and accelerator.num_processes > 1:  # rank 0's clock decides for all
+                flag = torch.tensor([int(out_of_time)], device=accelerator.device)
+                out_of_time = bool(broadcast(flag, from_process=0).item())
             if step % config.checkpoint_every == 0 or step == config.steps or out_of_time:
                 save(step)
             if out_of_time:
@@ -355,7 +373,7 @@ def build_ddpm_trainer(config: TrainConfig):
     import torch
 
     from cellsynth.models.diffusion import DiffusionTrainer, make_scheduler
-    from cellsynth.models.training import TRAINING_COPIES, check_model_memory, make_accelerator
+    from cellsynth.models.training import TRAINING_COPIES, check_model_memory, make_accelerator, rank_seed
     from cellsynth.models.unet3d import UNet3D, seeded
 
     ddpm = config.ddpm
@@ -369,7 +387,7 @@ def build_ddpm_trainer(config: TrainConfig):
     except ValueError as err:
         raise InputError(str(err)) from None
     return DiffusionTrainer(model, scheduler, accelerator, learning_rate=ddpm.learning_rate,
-                            ema_decay=ddpm.ema_decay, seed=config.seed)
+                            ema_decay=ddpm.ema_decay, seed=rank_seed(config.seed, accelerator.process_index))
 
 
 def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> Path:

@@ -222,13 +222,14 @@ class GanTrainer:
                                                                                           mask_position]))
             real_logits, fake_logits = logits.float().chunk(2)
             loss_d = discriminator_loss(real_logits, fake_logits, settings.adversarial)
-            if settings.r1_weight > 0:
-                loss_d = loss_d + settings.r1_weight * r1_penalty(self.discriminator,
-                                                                  torch.cat([image, image_position], dim=1))
+        if settings.r1_weight > 0:  # a double backward: fp32, and not through the DDP wrapper
+            with torch.autocast(device_type=device.type, enabled=False):
+                loss_d = loss_d + settings.r1_weight * r1_penalty(self.accelerator.unwrap_model(self.discriminator),
+                                                                  torch.cat([image, image_position], dim=1).float())
         self.optimizer_d.zero_grad(set_to_none=True)
         self.accelerator.backward(loss_d)
         self.optimizer_d.step()
-        self.ada.observe(real_logits)
+        self.ada.observe(self.accelerator.gather(real_logits.detach()))  # one p on every process
 
         self.discriminator.requires_grad_(False)  # G's update needs no gradients of D's weights
         with self.accelerator.autocast():

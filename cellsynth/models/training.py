@@ -99,6 +99,22 @@ def make_accelerator(mixed_precision: str = "auto", device: str = "auto"):
     return Accelerator(cpu=cpu, mixed_precision="no" if cpu else mixed_precision)
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank``'s timesteps, noise and augmentations under ``accelerate launch``.
+
+    Rank 0 keeps ``seed`` (a single process is unchanged); every other rank gets an independent
+    stream spawned from it, so GPUs do not draw identical noise.
+
+    Examples
+    --------
+    >>> rank_seed(7, 0), rank_seed(7, 1) == rank_seed(7, 1), rank_seed(7, 1) == rank_seed(7, 2)
+    (7, True, False)
+    """
+    if rank == 0:
+        return seed
+    return int(np.random.SeedSequence(seed, spawn_key=(rank,)).generate_state(1, np.uint64)[0] >> 1)
+
+
 #: Parameter-sized tensors training keeps: weights, gradients, Adam's two moments, the EMA.
 TRAINING_COPIES = 5
 
