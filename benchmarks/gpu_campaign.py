@@ -47,7 +47,7 @@ from cellsynth.train import train_ddpm, train_gan
 #: Sizes on the GPU (the papers' patches and networks) and in the CPU dry run.
 SIZES = {
     "gpu": {"gan": {"patch": [64, 128, 128], "gan": {}}, "ddpm": {"patch": [32, 128, 128], "ddpm": {}},
-            "batch_size": 4, "tile_batch": 8, "volume": (180, 512, 512), "c2st_steps": 400,
+            "batch_size": 4, "tile_batch": None, "volume": (180, 512, 512), "c2st_steps": 400,
             "c2st_patch_um": PATCH_UM, "judged": np.s_[:, :, :]},
     "dry": {"gan": {"patch": [8, 32, 32], "gan": {"widths": [4, 8], "discriminator_widths": [4, 8],
                                                   "discriminator_strides": [2, 1]}},

@@ -184,7 +184,8 @@ def _generate(args: argparse.Namespace) -> int:
     if args.labels or args.spacing:
         raise InputError("--labels and --spacing go with --like IMAGE")
     config = _run_config(args, {"generator.name": args.generator, "generator.checkpoint": args.checkpoint,
-                                "generator.alpha_um": args.alpha, **_sampling_overrides(args)})
+                                "generator.alpha_um": args.alpha, "patching.batch_size": args.tile_batch,
+                                **_sampling_overrides(args)})
     generator = load_generator(config)
     dataset = generate_dataset(config, args.out, generator=generator, resume=args.resume, progress=not args.quiet,
                                workers=args.workers, scheduler=args.scheduler)
@@ -267,7 +268,7 @@ def _check_output_file(path: Path) -> None:
 def _synthesize(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from cellsynth.config import GeneratorConfig, PatchingConfig, resolve_config, validate_config
+    from cellsynth.config import GeneratorConfig, PatchingConfig, resolve_config, validate_config, with_overrides
     from cellsynth.io import check_labels, check_memory, read_checkpoint_info, read_volume, write_volume
     from cellsynth.masks.simulate import SimulatedMasks
     from cellsynth.synthesis.learned import DiffusionGenerator, GanGenerator
@@ -291,18 +292,20 @@ def _synthesize(args: argparse.Namespace) -> int:
             raise InputError(f"foreground of shape {foreground.shape} differs from the labels' {labels.shape}")
         foreground = foreground > 0
     if args.config is not None:
-        generator = load_generator(resolve_config(args.config))
+        generator = load_generator(with_overrides(resolve_config(args.config),
+                                                  {"patching.batch_size": args.tile_batch}))
         if foreground is None and generator.name == "optics":
             foreground = np.ones(labels.shape, bool)  # a field of view inside the specimen, as organism 'none'
     else:
         settings = validate_config({"name": model, "checkpoint": str(args.checkpoint), **{
             k.split(".")[1]: v for k, v in _sampling_overrides(args).items() if v is not None}}, "command line",
             GeneratorConfig)
+        patching = validate_config({"batch_size": args.tile_batch}, "command line", PatchingConfig)
         if model == "gan":
-            generator = GanGenerator(args.checkpoint, PatchingConfig(), alpha_um=args.alpha[0] if args.alpha else None,
+            generator = GanGenerator(args.checkpoint, patching, alpha_um=args.alpha[0] if args.alpha else None,
                                      device=args.device, units=settings.units)
         else:
-            generator = DiffusionGenerator(args.checkpoint, PatchingConfig(), sampler=settings.sampler,
+            generator = DiffusionGenerator(args.checkpoint, patching, sampler=settings.sampler,
                                            steps=settings.steps, t_start=settings.t_start, strength=settings.strength,
                                            snr=settings.snr, device=args.device, units=settings.units)
     image = generator.render(SimulatedMasks(labels, foreground), spacing, np.random.default_rng(args.seed))
@@ -781,6 +784,8 @@ def _sampling_arguments(parser: argparse.ArgumentParser) -> None:
     start.add_argument("--t-start", type=int, dest="t_start", help="ddpm: start timestep (default 400 of 1000)")
     start.add_argument("--strength", type=float, help="ddpm: start at strength·T instead")
     start.add_argument("--snr", type=float, help="ddpm: start where the signal-to-noise ratio ᾱ/(1−ᾱ) is this")
+    parser.add_argument("--tile-batch", type=int, dest="tile_batch",
+                        help="tiles per network call (default: 1 on the CPU, as many as fit on a GPU)")
     parser.add_argument("--units", help="gan, ddpm: normalised ([0, 1], default) or camera (the training images' "
                                         "units, through the checkpoint's percentile mapping)")
 

@@ -233,7 +233,9 @@ class PatchingConfig(StrictModel):
     overlap: Annotated[int, Field(ge=0)] = Field(8, description="least overlap of neighbouring tile cores")
     crop: Annotated[int, Field(ge=0)] = Field(4, description="margin cut from every tile output")
     window: Literal["hann", "gaussian", "pyramid", "constant"] = "hann"
-    batch_size: Annotated[int, Field(ge=1)] = 1
+    batch_size: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="tiles per call; default 1 on the CPU, for a learned generator on a GPU as many as fit "
+                          "in half its free memory")
 
     @model_validator(mode="after")
     def _fits(self):

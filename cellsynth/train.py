@@ -141,6 +141,35 @@ class PatchSampler:
         self.order = [int(i) for i in state["order"]]
 
 
+class Prefetcher:
+    """A :class:`PatchSampler`'s next batch, cropped on a background thread while a step runs.
+
+    Batches come in the sampler's own order, so training is unchanged; :meth:`state_dict` is the
+    sampler's state before the batch drawn ahead, so a resumed run draws that batch again.
+    """
+
+    def __init__(self, sampler: PatchSampler):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.sampler = sampler
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="patches")
+        self.ahead = self._draw()
+
+    def _draw(self):
+        return self.pool.submit(lambda: (self.sampler.state_dict(), self.sampler.next()))
+
+    def next(self) -> dict[str, np.ndarray]:
+        _, batch = self.ahead.result()
+        self.ahead = self._draw()
+        return batch
+
+    def state_dict(self) -> dict:
+        return self.ahead.result()[0]
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _check_run_folder(out: Path, resume: bool, config: TrainConfig, model: str) -> dict | None:
     """The checkpoint info to resume from (None for a fresh run); refuses unsafe combinations."""
     checkpoint = out / CHECKPOINT_NAME
@@ -247,7 +276,7 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
     step = 0
 
     def rank_state() -> dict:  # what differs between processes: each one's patches and random draws
-        return {"sampler": sampler.state_dict(), "random": trainer.random.get_state()}
+        return {"sampler": batches.state_dict(), "random": trainer.random.get_state()}
 
     if info is not None:
         tensors, _ = read_checkpoint(out / CHECKPOINT_NAME, model)
@@ -261,6 +290,7 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
         trainer.random.set_state(ranks[accelerator.process_index]["random"])
         step = info["step"]
     out.mkdir(exist_ok=True)  # every process: they share the folder
+    batches = Prefetcher(sampler)
 
     def save(step: int) -> None:
         accelerator.wait_for_everyone()
@@ -280,7 +310,7 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
     deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
     try:
         while step < config.steps:
-            losses = trainer.step(to_batch(sampler.next()))
+            losses = trainer.step(to_batch(batches.next()))
             step += 1
             bar.update(1)
             bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("loss", "loss_d", "loss_g", "ada_p")})
@@ -298,6 +328,7 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
             if out_of_time:
                 break
     finally:
+        batches.close()
         bar.close()
         if log is not None:
             log.close()

@@ -633,6 +633,8 @@ CASES += [
      "the DDPM denoiser ("),
     ("optics-in-camera-units", lambda t: ["generate", "--preset", "default", "--units", "camera", "--out",
                                           str(t / "out")], "units: camera is for gan and ddpm"),
+    ("ddpm-tile-batch-zero", lambda t: ddpm_generate(t, "--tile-batch", "0"),
+     "'patching.batch_size': input should be greater than or equal to 1"),
     ("ddpm-unknown-units", lambda t: ddpm_generate(t, "--units", "adu"), "'generator.units': input should be"),
     ("checkpoint-metadata-claims-huge-widths", forged_checkpoint, "holds weights that do not fit its architecture"),
     ("fit-ssm-directions-1e8", lambda t: ["masks", "fit-ssm", "--example", "cells3d", "--directions", "100000000",

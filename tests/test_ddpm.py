@@ -306,3 +306,17 @@ def test_fusion_on_the_real_network_predicts_the_noise_as_well_as_a_whole_call(t
     error = fusion_error(generator.network, plan, x0, 400, generator.scheduler, torch.Generator().manual_seed(0))
     assert error["fused_error"] <= 1.1 * error["whole_error"]
     assert 0 < error["relative_difference"] < 1
+
+
+def test_tile_batches_change_nothing_but_speed(trained):
+    from cellsynth.config import PatchingConfig
+
+    labels = np.zeros((8, 40, 40), np.uint16)
+    labels[2:6, 5:30, 8:20] = 1
+    masks = SimulatedMasks(labels, None)
+    one, many = (DiffusionGenerator(trained, PatchingConfig(batch_size=b), sampler="ddim", steps=3, device="cpu")
+                 for b in (1, 5))
+    assert one.batch_size == 1 and many.batch_size == 5
+    assert DiffusionGenerator(trained, device="cpu").batch_size == 1  # the CPU default
+    np.testing.assert_allclose(one.render(masks, SPACING, np.random.default_rng(0)),
+                               many.render(masks, SPACING, np.random.default_rng(0)), atol=1e-5)

@@ -294,7 +294,7 @@ def test_cli_trains_resumes_generates_levels_and_synthesizes(renderer_images, tm
     assert len(Dataset.open(tmp_path / "ds")) == 2
     out = tmp_path / "synthetic.tif"
     assert main(["synthesize", str(renderer_images / "labels0.tif"), "--checkpoint", str(checkpoint),
-                 "--out", str(out), "--alpha", "50", "-q"]) == 0
+                 "--out", str(out), "--alpha", "50", "--tile-batch", "3", "-q"]) == 0
     from cellsynth.io import read_volume
 
     image, spacing = read_volume(out)

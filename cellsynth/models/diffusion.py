@@ -50,12 +50,13 @@ def make_scheduler(sampler: str = "ddpm", *, num_train_timesteps: int = 1000,
 def diffusion_loss(model: nn.Module, images: torch.Tensor, scheduler, generator: torch.Generator) -> torch.Tensor:
     """MSE of the network's ε (or v) prediction at a uniformly drawn timestep per sample.
 
-    ``images``: ``(B, C, Z, Y, X)`` in [−1, 1]. The timesteps and noise come from ``generator``
-    (on the CPU, so every device draws the same).
+    ``images``: ``(B, C, Z, Y, X)`` in [−1, 1]. The timesteps and noise come from ``generator``, on
+    its device (the training device: no host-to-device copy of the noise).
     """
     batch = images.shape[0]
-    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator)
-    noise = torch.randn(images.shape, generator=generator).to(images.device, images.dtype)
+    timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), generator=generator,
+                              device=generator.device)
+    noise = torch.randn(images.shape, generator=generator, device=generator.device).to(images.device, images.dtype)
     timesteps = timesteps.to(images.device)
     noisy = scheduler.add_noise(images, noise, timesteps)
     target = noise if scheduler.config.prediction_type == "epsilon" else scheduler.get_velocity(images, noise,
@@ -124,7 +125,8 @@ def sdedit(denoise, sketch: torch.Tensor, scheduler, *, t_start: int, steps: int
     steps : int
         Denoising steps (the reference: 400 ancestral steps from t = 400).
     generator : torch.Generator
-        The start noise and every ancestral noise draw (CPU: same numbers on every device).
+        The start noise and every ancestral noise draw, on the generator's device (a CPU generator
+        gives the same numbers whatever device the model runs on; a CUDA one avoids the copies).
 
     Returns
     -------
@@ -134,10 +136,10 @@ def sdedit(denoise, sketch: torch.Tensor, scheduler, *, t_start: int, steps: int
     if t_start == 0:
         return sketch.clone()
     timesteps = sampling_timesteps(scheduler, t_start, steps)
-    noise = torch.randn(sketch.shape, generator=generator).to(sketch.device, sketch.dtype)
+    noise = torch.randn(sketch.shape, generator=generator, device=generator.device).to(sketch.device, sketch.dtype)
     x = scheduler.add_noise(sketch, noise, timesteps[:1].to(sketch.device))
     for t in timesteps:
-        # a CPU generator: diffusers draws the ancestral noise on the CPU and moves it, so any device agrees
+        # the ancestral noise comes from ``generator`` on its device: a CUDA generator keeps it there
         x = scheduler.step(denoise(x, t)[None], t, x[None], generator=generator).prev_sample[0]
     return x.clamp(-1, 1)
 
@@ -200,7 +202,7 @@ class DiffusionTrainer:
         optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.ema = make_ema(self.unwrapped_model, ema_decay) if ema_decay else None
-        self.random = torch.Generator().manual_seed(seed)  # timesteps and noise
+        self.random = torch.Generator(device=accelerator.device).manual_seed(seed)  # timesteps and noise
 
     @property
     def unwrapped_model(self) -> nn.Module:

@@ -33,11 +33,12 @@ class AugmentSettings:
 
 
 def _uniform(generator: torch.Generator) -> float:
-    return float(torch.rand((), generator=generator))
+    return float(torch.rand((), generator=generator, device=generator.device))
 
 
 def _random_box(shape, size: int, generator: torch.Generator) -> tuple[slice, ...]:
-    starts = [int(torch.randint(0, max(1, n - size + 1), (1,), generator=generator)) for n in shape]
+    starts = [int(torch.randint(0, max(1, n - size + 1), (1,), generator=generator, device=generator.device))
+              for n in shape]
     return (slice(None), *(slice(s, s + min(size, n)) for s, n in zip(starts, shape, strict=True)))
 
 
@@ -49,14 +50,15 @@ def scale_intensity(sample: torch.Tensor, generator: torch.Generator, settings: 
 
 def add_noise(sample: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> None:
     """Add N(0, noise_std²) per voxel."""
-    sample.add_(settings.noise_std * torch.randn(sample.shape, generator=generator).to(sample.device, sample.dtype))
+    noise = torch.randn(sample.shape, generator=generator, device=generator.device)
+    sample.add_(settings.noise_std * noise.to(sample.device, sample.dtype))
 
 
 def shuffle_voxels(sample: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> None:
     """Permute the voxels within a random ``shuffle_size``³ box."""
     box = _random_box(sample.shape[1:], settings.shuffle_size, generator)
     region = sample[box]
-    order = torch.randperm(region[0].numel(), generator=generator).to(sample.device)
+    order = torch.randperm(region[0].numel(), generator=generator, device=generator.device).to(sample.device)
     sample[box] = region.reshape(region.shape[0], -1)[:, order].reshape(region.shape)
 
 
@@ -67,7 +69,7 @@ def inpaint_box(sample: torch.Tensor, generator: torch.Generator, settings: Augm
 
 def decline(sample: torch.Tensor, generator: torch.Generator, settings: AugmentSettings) -> None:
     """Multiply by a linear ramp from 1 to U(0, 1) along a random spatial axis, in a random direction."""
-    axis = int(torch.randint(0, 3, (1,), generator=generator))
+    axis = int(torch.randint(0, 3, (1,), generator=generator, device=generator.device))
     ramp = torch.linspace(1.0, _uniform(generator), sample.shape[axis + 1], device=sample.device,
                           dtype=sample.dtype)
     if _uniform(generator) < 0.5:
@@ -87,14 +89,14 @@ def augment(images: torch.Tensor, p: float, generator: torch.Generator,
     """ADA augmentations of a ``(B, C, Z, Y, X)`` image batch (a new tensor; the input is untouched).
 
     Every augmentation of :data:`AUGMENTATIONS` fires independently per sample with probability
-    ``p``. All random numbers come from ``generator`` (a CPU generator, so CPU and GPU runs draw
-    the same).
+    ``p``. All random numbers come from ``generator``, drawn on its device (the trainer's is on the
+    training device, so the noise is never copied from the host).
     """
     out = images.clone()
     if p <= 0:
         return out
     for index in range(len(out)):  # out[index], not iteration: autograd allows in-place edits of select views
-        fire = torch.rand(len(AUGMENTATIONS), generator=generator) < p
+        fire = (torch.rand(len(AUGMENTATIONS), generator=generator, device=generator.device) < p).tolist()
         for on, transform in zip(fire, AUGMENTATIONS.values(), strict=True):
             if on:
                 transform(out[index], generator, settings)
@@ -198,7 +200,7 @@ class GanTrainer:
         self.generator, self.discriminator, self.optimizer_g, self.optimizer_d = accelerator.prepare(
             generator, discriminator, optimizer_g, optimizer_d)
         self.ema = make_ema(self.unwrapped_generator, ema_decay) if ema_decay else None
-        self.random = torch.Generator().manual_seed(seed)  # augmentations (CPU: same draws on any device)
+        self.random = torch.Generator(device=accelerator.device).manual_seed(seed)  # augmentations, on the device
 
     @property
     def unwrapped_generator(self) -> nn.Module:

@@ -8,6 +8,7 @@ training images are resampled to the training spacing and the image back.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,8 +69,8 @@ class LearnedGenerator:
     required = ("architecture", "spacing_um", "patch")
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, device: str = "auto",
-                 units: str = "normalised"):
-        from cellsynth.models.training import resolve_device
+                 units: str = "normalised", precision: str = "auto"):
+        from cellsynth.models.training import autocast_dtype, resolve_device
 
         self.checkpoint = Path(checkpoint)
         self.info = read_checkpoint_info(self.checkpoint, self.name)
@@ -83,6 +84,8 @@ class LearnedGenerator:
         self.units = units
         self.patching = patching or PatchingConfig()
         self.device = resolve_device(device)
+        # auto: bf16 on a GPU that has it; fp32 on the CPU, where bf16 would change outputs for little gain
+        self.dtype = autocast_dtype(self.device, precision) if self.device == "cuda" or precision != "auto" else None
         self._network = None
 
     def __getstate__(self) -> dict:
@@ -125,7 +128,27 @@ class LearnedGenerator:
     def run_tiled(self, condition: np.ndarray, spacing: Sequence[float], fn) -> np.ndarray:
         """:meth:`run_whole` with ``fn`` (a network on a tile batch) applied tile by tile by the patch engine."""
         return self.run_whole(condition, spacing, lambda c: apply_patched(
-            fn, c, **self.tile_geometry(), multiple=None, batch_size=self.patching.batch_size, out_channels=1)[0])
+            fn, c, **self.tile_geometry(), multiple=None, batch_size=self.batch_size, out_channels=1)[0])
+
+    def autocast(self):
+        """The inference precision's autocast context (a no-op in fp32)."""
+        import torch
+
+        return torch.autocast(device_type=self.device, dtype=self.dtype or torch.bfloat16,
+                              enabled=self.dtype is not None)
+
+    @property
+    def batch_size(self) -> int:
+        """Tiles per network call: ``patching.batch_size``, or on a GPU as many as fit in half its free
+        memory (an estimate: patch voxels × the widths' sum × 16 bytes per tile), 1 on the CPU."""
+        import torch
+
+        if self.patching.batch_size is not None:
+            return self.patching.batch_size
+        if self.device != "cuda":
+            return 1
+        per_tile = math.prod(self.info["patch"]) * sum(self.info["architecture"]["widths"]) * 16
+        return max(1, min(64, int(torch.cuda.mem_get_info()[0] / 2 // per_tile)))
 
     def in_units(self, image: np.ndarray) -> np.ndarray:
         """A [0, 1] image in the generator's units: as it is, or mapped back through the training
@@ -192,7 +215,9 @@ class GanGenerator(LearnedGenerator):
 
         @torch.no_grad()
         def run(tiles: np.ndarray) -> np.ndarray:
-            return network(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device)).float().cpu().numpy()
+            with self.autocast():
+                output = network(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device))
+            return output.float().cpu().numpy()
 
         return self.in_units(self.run_tiled(condition, spacing, run))
 
@@ -272,14 +297,16 @@ class DiffusionGenerator(LearnedGenerator):
         if low < -1e-6 or high > 1 + 1e-6:
             raise InputError(f"the sketch must be in [0, 1] (the model's [−1, 1] is applied here); got "
                              f"[{low:.3g}, {high:.3g}]")
-        generator = torch.Generator().manual_seed(int(rng.integers(2**63)))
+        generator = torch.Generator(device=self.device).manual_seed(int(rng.integers(2**63)))  # noise on the device
 
         def run(condition: np.ndarray) -> np.ndarray:
             plan = PatchPlan(condition.shape[1:], **self.tile_geometry())
             x0 = torch.from_numpy(condition * 2 - 1).to(self.device)
-            denoise = fused_denoiser(self.network, plan, self.patching.batch_size)
-            return ((sdedit(denoise, x0, self.scheduler, t_start=self.t_start, steps=self.steps,
-                            generator=generator) + 1) / 2).float().cpu().numpy()
+            denoise = fused_denoiser(self.network, plan, self.batch_size)
+            with self.autocast():
+                sample = sdedit(denoise, x0, self.scheduler, t_start=self.t_start, steps=self.steps,
+                                generator=generator)
+            return ((sample + 1) / 2).float().cpu().numpy()
 
         return np.clip(self.run_whole(sketch[None], spacing, run), 0.0, 1.0)
 

@@ -235,7 +235,7 @@ class OpticsRenderer:
             return np.stack([signal.fftconvolve(tile[0], kernel, mode="same")[None] for tile in batch])
 
         blurred, _ = apply_patched(convolve, image, patch=patch, overlap=self.patching.overlap, crop=crop,
-                                   window=self.patching.window, batch_size=self.patching.batch_size)
+                                   window=self.patching.window, batch_size=self.patching.batch_size or 1)
         return blurred
 
     def render(self, masks, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:

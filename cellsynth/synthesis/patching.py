@@ -270,12 +270,8 @@ class PatchPlan:
         if tuple(volume.shape[1:]) != self.volume_shape:
             raise InputError(f"volume shape {tuple(volume.shape[1:])} differs from the plan's {self.volume_shape}")
         torch_mode = _is_torch(volume)
-        weights, sums = self.weights, self.weight_sums
-        if torch_mode:
-            import torch
-
-            weights = torch.as_tensor(weights, device=volume.device)
-            sums = torch.as_tensor(sums, device=volume.device)
+        weights, sums = self._on_device(volume.device) if torch_mode else (self.weights, self.weight_sums)
+        stack = _torch_stack if torch_mode else np.stack
         accumulator = None
         from tqdm.auto import tqdm
 
@@ -283,7 +279,7 @@ class PatchPlan:
         for first in range(0, len(self.tiles), batch_size):
             batch = self.tiles[first:first + batch_size]
             inputs = [self.extract(volume, tile) for tile in batch]
-            stacked = torch.stack(inputs) if torch_mode else np.stack(inputs)
+            stacked = stack(inputs)
             outputs = fn(stacked)
             if accumulator is None:
                 accumulator = self._buffer(out_channels or outputs.shape[1], volume, torch_mode, out)
@@ -307,6 +303,17 @@ class PatchPlan:
                 accumulator[:, slab] = accumulator[:, slab] / sums[slab]
         return accumulator[0] if squeeze and accumulator.shape[0] == 1 else accumulator
 
+    def _on_device(self, device) -> tuple:
+        """The window and the weight sums as tensors on ``device``, copied once per plan and device
+        (per-step fusion calls :meth:`apply` once per diffusion step)."""
+        import torch
+
+        cache = self.__dict__.setdefault("_device_arrays", {})
+        if str(device) not in cache:
+            cache[str(device)] = (torch.as_tensor(self.weights, device=device),
+                                  torch.as_tensor(self.weight_sums, device=device))
+        return cache[str(device)]
+
     def _buffer(self, channels: int, volume, torch_mode: bool, out):
         shape = (channels, *self.volume_shape)
         if torch_mode:
@@ -319,6 +326,12 @@ class PatchPlan:
             raise InputError(f"output array has shape {tuple(out.shape)}; expected {shape}")
         out[...] = 0
         return out
+
+
+def _torch_stack(tensors):
+    import torch
+
+    return torch.stack(tensors)
 
 
 def _is_torch(array) -> bool:
