@@ -773,16 +773,6 @@ def _read_ome_zarr(path: Path) -> tuple[np.ndarray, Spacing | None]:
     return data, tuple(([1.0] if len(values) == 2 else []) + values)  # type: ignore[return-value]
 
 
-def read_ome_zarr_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read every label image listed under ``labels/`` of an OME-Zarr store, as ZYX arrays."""
-    path = Path(path)
-    try:
-        names = list(zarr.open_group(path / "labels", mode="r").attrs.get("labels", []))
-    except Exception:
-        return {}
-    return {name: read_volume(path / "labels" / name)[0] for name in names}
-
-
 # ----------------------------------------------------------------------------- npy
 
 

@@ -14,7 +14,6 @@ from cellsynth.masks.derived import (
     CENTROID_COLUMNS,
     cell_meshes,
     centroid_table,
-    signed_distance_um,
     write_cell_meshes,
     write_centroids_csv,
 )
@@ -60,11 +59,3 @@ def test_mesh_files_load_back(tmp_path, file_format):
     assert not (tmp_path / "other").exists()
 
 
-def test_signed_distance_uses_the_spacing():
-    foreground = np.zeros((9, 9, 9), bool)
-    foreground[2:7, 2:7, 2:7] = True
-    distance = signed_distance_um(foreground, (2.0, 1.0, 1.0))
-    assert distance[4, 4, 4] == pytest.approx(3.0)  # 3 voxels to the outside along y/x (z is 3 × 2 µm)
-    assert distance[0, 4, 4] == pytest.approx(-4.0)  # two voxels of 2 µm above the top face
-    with pytest.raises(InputError, match="neither empty nor the whole volume"):
-        signed_distance_um(np.ones((3, 3, 3), bool), (1, 1, 1))

@@ -17,7 +17,6 @@ from cellsynth.errors import FileFormatError, InputError
 from cellsynth.io import (
     atomic_path,
     check_labels,
-    read_ome_zarr_labels,
     read_volume,
     remove_partials,
     write_ome_zarr,
@@ -126,7 +125,7 @@ def test_ome_zarr_layout_image_at_0_labels_under_labels(tmp_path):
     assert root["labels"].attrs["labels"] == ["cells"]
     assert "image-label" in root["labels/cells"].attrs
     np.testing.assert_array_equal(root["0"][...], image)
-    np.testing.assert_array_equal(read_ome_zarr_labels(path)["cells"], cells)
+    np.testing.assert_array_equal(read_volume(path / "labels" / "cells")[0], cells)
     labels_back, spacing = read_volume(path / "labels" / "cells")
     np.testing.assert_array_equal(labels_back, cells)
     assert spacing == (0.29, 0.26, 0.26)

@@ -215,16 +215,8 @@ def test_ellipsoidal_nuclei_follow_the_surface_normal():
     assert abs(major[2]) > 0.95
 
 
-def test_signed_distance_and_bad_shape_name():
-    from cellsynth.masks.derived import signed_distance_um
-
+def test_bad_shape_name():
     foreground = np.zeros((10, 10, 10), bool)
     foreground[2:8, 2:8, 2:8] = True
-    distance = signed_distance_um(foreground, (2.0, 1.0, 1.0))
-    assert distance[5, 5, 5] > 0 > distance[0, 5, 5]
-    assert distance[5, 5, 1] == pytest.approx(-1.0) and distance[5, 5, 2] == pytest.approx(1.0)
-    assert distance[0, 5, 5] == pytest.approx(-4.0)  # two planes of 2 µm above the surface
-    with pytest.raises(InputError, match="neither empty nor the whole volume"):
-        signed_distance_um(np.ones((3, 3, 3), bool), (1, 1, 1))
     with pytest.raises(InputError, match="accepted: sh, ellipsoid"):
         simulate_nuclei(foreground, (1, 1, 1), np.random.default_rng(0), np.zeros((1, 3)), shape="cube")

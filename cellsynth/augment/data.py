@@ -6,7 +6,6 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from cellsynth.augment.diversify import local_std, normalize_percentiles
 from cellsynth.augment.transforms import Diversify, LabelledImage, Transform
@@ -45,7 +44,7 @@ def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 
     return [item.replace(image=normalize_percentiles(item.image, *percentiles)) for item in items]
 
 
-class PatchDataset(torch.utils.data.Dataset):
+class PatchDataset:
     """Random training patches of labelled volumes with an on-the-fly augmentation.
 
     Item ``i`` of epoch ``e`` draws everything (volume, position, augmentation) from
@@ -148,7 +147,11 @@ class PatchDataset(torch.utils.data.Dataset):
         patch = _crop_or_pad(item, starts, self.patch_size)
         return self.transform.apply(patch, rng) if self.transform is not None else patch
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, index: int) -> dict:
+        """Patch ``index`` as torch tensors for a ``torch.utils.data.DataLoader`` (a map-style dataset:
+        ``__len__`` and ``__getitem__``; torch is imported here, not with ``cellsynth.augment``)."""
+        import torch
+
         patch = self.patch(index)
         result = {"image": torch.from_numpy(np.ascontiguousarray(patch.image))[None],
                   "labels": torch.from_numpy(patch.labels.astype(np.int64))}

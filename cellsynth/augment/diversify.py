@@ -19,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import torch
 from scipy import ndimage as ndi
 from scipy import stats
 
@@ -161,19 +160,18 @@ def diversify(
     seed = int(rng.integers(2**63))  # drawn for the neutral element too, so later draws do not shift
     if (w_i, w_v) == NEUTRAL:
         return image.copy()
+    import torch  # here, not at import: augment is numpy in, numpy out; torch only draws the noise fast
+
     noise = _standard_normal(image.shape, seed)
     noise.mul_(torch.from_numpy(np.ascontiguousarray(std, np.float32))).mul_(w_v)
     noise.add_(torch.from_numpy(np.ascontiguousarray(image)), alpha=w_i).clamp_(0, 1)
     return noise.numpy()
 
 
-def _standard_normal(shape: Sequence[int], seed: int) -> torch.Tensor:
+def _standard_normal(shape: Sequence[int], seed: int):
+    import torch
+
     return torch.empty(tuple(shape), dtype=torch.float32).normal_(generator=torch.Generator().manual_seed(seed))
-
-
-def noise_like(shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
-    """The ``N(0, 1)`` field :func:`diversify` draws from the same ``rng`` state (for checks)."""
-    return _standard_normal(shape, int(rng.integers(2**63))).numpy()
 
 
 # ----------------------------------------------------------------------------- weight strategies

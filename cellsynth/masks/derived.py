@@ -97,22 +97,6 @@ def depth_below_surface_um(foreground: np.ndarray, spacing) -> np.ndarray:
     return depth[tuple(slice(a, a + n) for (a, _), n in zip(pad, foreground.shape, strict=True))]
 
 
-def signed_distance_um(foreground: np.ndarray, spacing) -> np.ndarray:
-    """Signed Euclidean distance to the organism surface in µm: positive inside, negative outside (float32).
-
-    Raises
-    ------
-    InputError
-        If the foreground is empty or fills the whole volume (then there is no surface).
-    """
-    foreground = np.asarray(foreground, bool)
-    if foreground.all() or not foreground.any():
-        raise InputError("the organism foreground must be neither empty nor the whole volume to have a surface")
-    inside = ndimage.distance_transform_edt(foreground, sampling=spacing)
-    outside = ndimage.distance_transform_edt(~foreground, sampling=spacing)
-    return (inside - outside).astype(np.float32)
-
-
 def specimen_mask(labels: np.ndarray, spacing: Sequence[float], closing_um: float = 2.0) -> np.ndarray:
     """The specimen as the labelled objects closed by a ``closing_um`` ball and hole-filled (an organism proxy).
 
