@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cellsynth.checkpoints import read_checkpoint_info
 from cellsynth.config import TrainConfig, load_preset, with_overrides
 from cellsynth.dataset import sample_rng
-from cellsynth.io import read_checkpoint_info, write_volume
+from cellsynth.io import write_volume
 from cellsynth.masks.simulate import simulate_masks
 from cellsynth.synthesis.learned import GanGenerator
 from cellsynth.synthesis.optics import OpticsRenderer

@@ -31,12 +31,14 @@ import numpy as np
 import torch
 from _cells3d import cells3d_halves
 
+from cellsynth.checkpoints import read_checkpoint_info
+from cellsynth.checks import check_output
 from cellsynth.config import PatchingConfig, TrainConfig, load_preset, with_overrides
 from cellsynth.dataset import sample_rng
 from cellsynth.evaluate.c2st import PATCH_UM, c2st
 from cellsynth.evaluate.metrics import paired_metrics
 from cellsynth.evaluate.volumes import Volume, read_volumes
-from cellsynth.io import check_output, read_checkpoint_info, write_volume
+from cellsynth.io import write_volume
 from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
 from cellsynth.previews import write_preview
 from cellsynth.synthesis.learned import DiffusionGenerator, GanGenerator

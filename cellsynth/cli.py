@@ -89,9 +89,10 @@ def _import_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
 
 
 def _dataset_import(args: argparse.Namespace) -> int:
+    from cellsynth.checks import check_pair
     from cellsynth.config import Config, resolve_config
     from cellsynth.dataset import Sample, build_dataset, semantic_warning, volume_stem
-    from cellsynth.io import check_pair, read_volume
+    from cellsynth.io import read_volume
 
     config = resolve_config(args.config) if args.config else Config()
     pairs = _import_pairs(args)
@@ -258,7 +259,8 @@ def _train(args: argparse.Namespace) -> int:
 
 def _check_output_file(path: Path) -> None:
     """Refuse an output file whose format or folder is wrong before any work is done."""
-    from cellsynth.io import check_output, volume_format
+    from cellsynth.checks import check_output
+    from cellsynth.io import volume_format
 
     if volume_format(path) == "npy":
         raise InputError(f"'{path}': .npy is read only; write .tif, .ome.tif or .ome.zarr")
@@ -268,8 +270,10 @@ def _check_output_file(path: Path) -> None:
 def _synthesize(args: argparse.Namespace) -> int:
     import numpy as np
 
+    from cellsynth.checkpoints import read_checkpoint_info
+    from cellsynth.checks import check_labels, check_memory
     from cellsynth.config import GeneratorConfig, PatchingConfig, resolve_config, validate_config, with_overrides
-    from cellsynth.io import check_labels, check_memory, read_checkpoint_info, read_volume, write_volume
+    from cellsynth.io import read_volume, write_volume
     from cellsynth.masks.simulate import SimulatedMasks
     from cellsynth.synthesis.learned import DiffusionGenerator, GanGenerator
     from cellsynth.synthesis.pipeline import BYTES_PER_GENERATED_VOXEL, load_generator
@@ -327,9 +331,9 @@ def _read_calibration_inputs(images: Sequence[str], labels: Sequence[str] | None
 
 
 def _calibrate(args: argparse.Namespace) -> int:
+    from cellsynth.checks import check_output
     from cellsynth.evaluate.baseline import check_output_folder
     from cellsynth.evaluate.calibration import write_calibration_report
-    from cellsynth.io import check_output
     from cellsynth.synthesis.calibrate import calibrate, write_calibration
 
     if not str(args.out).endswith((".yaml", ".yml")):
@@ -355,7 +359,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 def _masks_fit_ssm(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from cellsynth.io import check_output, read_volume
+    from cellsynth.checks import check_output
+    from cellsynth.io import read_volume
     from cellsynth.masks.ssm import fit_ssm
 
     if bool(args.labels) == bool(args.example):

@@ -37,20 +37,10 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from cellsynth.checks import Spacing, as_volume, check_labels, check_output, check_pair, check_spacing
 from cellsynth.config import OutputConfig
 from cellsynth.errors import DatasetError, FileFormatError, InputError
-from cellsynth.io import (
-    Spacing,
-    as_volume,
-    check_labels,
-    check_output,
-    check_pair,
-    check_spacing,
-    read_volume,
-    remove_partials,
-    write_json_atomic,
-    write_volume,
-)
+from cellsynth.io import read_volume, remove_partials, write_json_atomic, write_volume
 from cellsynth.masks.derived import semantic_from_instances, write_cell_meshes, write_centroids_csv
 from cellsynth.previews import write_preview
 
@@ -467,7 +457,7 @@ def build_dataset(
     Raises
     ------
     InputError
-        If ``root`` cannot be written (see :func:`cellsynth.io.check_output`) or exists and
+        If ``root`` cannot be written (see :func:`cellsynth.checks.check_output`) or exists and
         ``resume`` is false.
     DatasetError
         If the folder was made with another config, seed or sample list. If ``make_sample``

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsynth.checks import Spacing, check_labels
 from cellsynth.errors import MissingDependencyError
-from cellsynth.io import Spacing, check_labels, read_volume
+from cellsynth.io import read_volume
 
 #: Voxel size of scikit-image's cells3d (z, y, x) in µm.
 CELLS3D_SPACING: Spacing = (0.29, 0.26, 0.26)

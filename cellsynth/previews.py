@@ -11,7 +11,8 @@ import numpy as np
 from skimage.segmentation import find_boundaries
 from skimage.transform import resize
 
-from cellsynth.io import check_pair, check_spacing, write_bytes_atomic
+from cellsynth.checks import check_pair, check_spacing
+from cellsynth.io import write_bytes_atomic
 
 # Distinct outline colours (RGB); an instance's colour is its id modulo the palette length.
 _PALETTE = np.array(

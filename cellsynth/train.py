@@ -17,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsynth.checkpoints import read_checkpoint, write_checkpoint
+from cellsynth.checks import check_image, check_output, check_spacing
 from cellsynth.config import TrainConfig, TrainDataConfig, VolumeConfig
 from cellsynth.dataset import sample_rng
 from cellsynth.errors import InputError, MissingDependencyError
-from cellsynth.io import check_image, check_output, check_spacing, read_checkpoint, read_volume, write_checkpoint
+from cellsynth.io import read_volume
 from cellsynth.synthesis.patching import reflect_indices
 
 CHECKPOINT_NAME = "checkpoint.safetensors"

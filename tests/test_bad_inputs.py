@@ -369,7 +369,7 @@ def train_run(tmp, yaml_text, *extra):
 def ddpm_checkpoint(tmp):
     import torch
 
-    from cellsynth.io import write_checkpoint
+    from cellsynth.checkpoints import write_checkpoint
 
     (tmp / "in").mkdir()
     write_checkpoint(tmp / "in" / "d.safetensors", {"x": torch.zeros(1)}, {"model": "ddpm"})
@@ -417,7 +417,7 @@ def ddpm_generate(tmp, *extra):
     """`cellsynth generate --generator ddpm` with a (weightless) ddpm checkpoint and ``extra`` options."""
     import torch
 
-    from cellsynth.io import write_checkpoint
+    from cellsynth.checkpoints import write_checkpoint
 
     (tmp / "in").mkdir()
     info = {"model": "ddpm", "patch": [8, 16, 16], "spacing_um": list(SPACING),
@@ -605,7 +605,7 @@ def forged_checkpoint(tmp):
     """A real tiny ddpm checkpoint whose metadata claims 200 000 channels per level."""
     from safetensors import safe_open
 
-    from cellsynth.io import CHECKPOINT_KEY, write_checkpoint
+    from cellsynth.checkpoints import CHECKPOINT_KEY, write_checkpoint
     from cellsynth.models.unet3d import UNet3D
 
     args = ddpm_generate(tmp)

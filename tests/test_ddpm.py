@@ -9,9 +9,9 @@ import pytest
 import torch
 from conftest import write_renderer_images
 
+from cellsynth.checkpoints import read_checkpoint, read_checkpoint_info
 from cellsynth.config import TrainConfig
 from cellsynth.errors import InputError
-from cellsynth.io import read_checkpoint, read_checkpoint_info
 from cellsynth.masks.simulate import SimulatedMasks
 from cellsynth.models.diffusion import (
     fused_denoiser,

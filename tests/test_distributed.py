@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import write_renderer_images
 
-from cellsynth.io import read_checkpoint
+from cellsynth.checkpoints import read_checkpoint
 from cellsynth.models.training import unpack_state
 
 WORKER = Path(__file__).with_name("distributed_worker.py")

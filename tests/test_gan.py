@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import write_renderer_images
 
+from cellsynth.checkpoints import read_checkpoint, write_checkpoint
 from cellsynth.config import TrainConfig, load_preset, with_overrides
 from cellsynth.dataset import Dataset
 from cellsynth.errors import InputError
-from cellsynth.io import read_checkpoint, write_checkpoint
 from cellsynth.masks.simulate import SimulatedMasks
 from cellsynth.models import gan
 from cellsynth.models.discriminator import PatchDiscriminator

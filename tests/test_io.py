@@ -13,15 +13,9 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from cellsynth.checks import check_labels
 from cellsynth.errors import FileFormatError, InputError
-from cellsynth.io import (
-    atomic_path,
-    check_labels,
-    read_volume,
-    remove_partials,
-    write_ome_zarr,
-    write_volume,
-)
+from cellsynth.io import atomic_path, read_volume, remove_partials, write_ome_zarr, write_volume
 
 DTYPES = [np.uint8, np.uint16, np.uint32, np.float32]
 SUFFIXES = [".tif", ".ome.tif", ".ome.zarr"]
@@ -258,7 +252,7 @@ def test_atomic_path_sweeps_what_a_killed_writer_of_the_same_target_left(tmp_pat
 
 
 def test_check_output_refuses_links_to_nothing_missing_parents_and_wrong_kinds(tmp_path):
-    from cellsynth.io import check_output
+    from cellsynth.checks import check_output
 
     (tmp_path / "link").symlink_to(tmp_path / "gone")
     (tmp_path / "full").mkdir()
@@ -313,7 +307,7 @@ def test_ome_zarr_passes_the_strict_ngff_requirements_and_has_a_pyramid_when_wid
 
 
 def test_check_output_refuses_a_parent_that_cannot_be_written(tmp_path, monkeypatch):
-    from cellsynth.io import check_output
+    from cellsynth.checks import check_output
 
     real_access = os.access  # root ignores chmod, so the file system's answer is faked
     monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == tmp_path else real_access(path, mode))

@@ -22,8 +22,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import stats
 
+from cellsynth.checks import check_image, check_spacing
 from cellsynth.errors import InputError
-from cellsynth.io import check_image, check_spacing
 
 #: Neutral weights ``(w_i, w_v)``: the input image, unchanged.
 NEUTRAL = (1.0, 0.0)

@@ -34,8 +34,8 @@ from cellsynth.augment.diversify import (
     neighbourhood_voxels,
     single_weights,
 )
+from cellsynth.checks import Spacing, check_image, check_labels, check_spacing
 from cellsynth.errors import InputError
-from cellsynth.io import Spacing, check_image, check_labels, check_spacing
 
 Fill = float | str
 

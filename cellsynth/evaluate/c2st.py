@@ -37,11 +37,12 @@ import torch
 from scipy import stats
 from torch import nn
 
+from cellsynth.checks import check_image, check_spacing
 from cellsynth.errors import InputError
 from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.metrics import normalize
 from cellsynth.evaluate.volumes import Volume, common_spacing, read_volumes, resample, split_volume
-from cellsynth.io import check_image, check_spacing, write_bytes_atomic, write_json_atomic
+from cellsynth.io import write_bytes_atomic, write_json_atomic
 from cellsynth.models.training import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import seeded
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsynth.checks import check_image, check_labels, check_spacing
 from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import paired_metrics
 from cellsynth.evaluate.plots import write_plots
 from cellsynth.evaluate.realism import compare
-from cellsynth.io import check_image, check_labels, check_spacing, write_json_atomic
+from cellsynth.io import write_json_atomic
 
 
 def jsonable(value):

@@ -14,9 +14,9 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy import stats
 
+from cellsynth.checks import check_spacing
 from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import normalize
-from cellsynth.io import check_spacing
 from cellsynth.masks.derived import specimen_mask
 from cellsynth.synthesis.calibrate import radial_average
 

@@ -21,8 +21,8 @@ import numpy as np
 from scipy import ndimage as ndi
 from scipy.optimize import linear_sum_assignment
 
+from cellsynth.checks import check_labels
 from cellsynth.errors import InputError
-from cellsynth.io import check_labels
 
 THRESHOLDS = tuple(round(0.1 * k, 1) for k in range(1, 10))
 

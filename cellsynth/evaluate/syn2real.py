@@ -56,11 +56,12 @@ from cellsynth.augment import (
     Transform,
     normalize_percentiles,
 )
+from cellsynth.checks import Spacing, check_memory, check_spacing
 from cellsynth.errors import InputError
 from cellsynth.evaluate.baseline import check_output_folder, write_segmentation_results
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores, score_at
 from cellsynth.evaluate.volumes import Volume, grid_shape, read_volumes, resample, split_volume
-from cellsynth.io import Spacing, atomic_path, check_memory, check_spacing
+from cellsynth.io import atomic_path
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import MIN_VOLUME_UM3, seeded_watershed
 from cellsynth.models.training import autocast_dtype, resolve_device, supervised_step

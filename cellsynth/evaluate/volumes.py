@@ -15,10 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsynth.checks import Spacing, check_image, check_labels, check_spacing
 from cellsynth.config import OutputConfig
 from cellsynth.dataset import MANIFEST_NAME, Dataset, Sample, build_dataset, check_new_dataset_folder
 from cellsynth.errors import DatasetError, InputError
-from cellsynth.io import Spacing, check_image, check_labels, check_spacing, read_volume
+from cellsynth.io import read_volume
 
 #: Axis names of a ZYX volume.
 AXES = "zyx"

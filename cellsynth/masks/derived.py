@@ -13,8 +13,9 @@ from scipy import ndimage
 from skimage.measure import regionprops
 from skimage.segmentation import find_boundaries
 
+from cellsynth.checks import check_spacing
 from cellsynth.errors import InputError
-from cellsynth.io import atomic_path, check_spacing, write_bytes_atomic
+from cellsynth.io import atomic_path, write_bytes_atomic
 
 #: Columns of :func:`centroid_table` and of the centroid CSV files.
 CENTROID_COLUMNS = ("id", "z_um", "y_um", "x_um", "volume_um3", "equivalent_radius_um")

@@ -17,8 +17,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from cellsynth.checks import check_spacing
 from cellsynth.errors import InputError
-from cellsynth.io import check_spacing
 
 #: Block edge in voxels for the exact assignment (trades Python overhead against array sizes).
 BLOCK = 16

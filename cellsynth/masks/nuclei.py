@@ -35,8 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from cellsynth.checks import check_spacing
 from cellsynth.errors import InputError
-from cellsynth.io import check_spacing
 from cellsynth.masks.derived import depth_below_surface_um
 
 #: Degree of the SH expansion of random nuclei.

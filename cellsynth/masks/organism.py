@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cellsynth.checks import as_volume, check_spacing
 from cellsynth.errors import InputError
-from cellsynth.io import as_volume, check_spacing
 from cellsynth.masks.nuclei import EllipsoidShape, random_sh_shape, rasterize_shapes
 
 

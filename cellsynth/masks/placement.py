@@ -17,8 +17,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
+from cellsynth.checks import check_spacing
 from cellsynth.errors import FileFormatError, InputError
-from cellsynth.io import check_spacing
 from cellsynth.masks.derived import depth_below_surface_um
 
 

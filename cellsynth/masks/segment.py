@@ -24,8 +24,8 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
+from cellsynth.checks import check_image, check_spacing
 from cellsynth.errors import InputError
-from cellsynth.io import check_image, check_spacing
 
 SMOOTHING_UM = 1.0
 MIN_SEED_DISTANCE_UM = 5.0

@@ -27,8 +27,9 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.measure import regionprops
 
+from cellsynth.checks import as_volume, check_labels, check_spacing
 from cellsynth.errors import FileFormatError, InputError
-from cellsynth.io import as_volume, check_labels, check_spacing, write_bytes_atomic, write_json_atomic
+from cellsynth.io import write_bytes_atomic, write_json_atomic
 from cellsynth.masks.derived import depth_below_surface_um
 
 #: Number of ray directions of a fitted model.

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cellsynth.checks import check_memory
 from cellsynth.errors import InputError, TrainingError
-from cellsynth.io import check_memory
 
 MIXED_PRECISIONS = ("auto", "no", "bf16", "fp16")
 

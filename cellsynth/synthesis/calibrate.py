@@ -49,9 +49,10 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 from skimage.filters import threshold_otsu
 
+from cellsynth.checks import Spacing, check_image, check_labels, check_spacing
 from cellsynth.config import Config, NucleiConfig, parse_yaml, validate_config
 from cellsynth.errors import InputError
-from cellsynth.io import Spacing, check_image, check_labels, check_spacing, write_bytes_atomic
+from cellsynth.io import write_bytes_atomic
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import classical_segmentation, equivalent_radii
 

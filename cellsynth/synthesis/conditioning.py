@@ -18,8 +18,8 @@ import numpy as np
 from scipy import ndimage
 from skimage.filters import gaussian, threshold_otsu
 
+from cellsynth.checks import check_spacing
 from cellsynth.errors import InputError
-from cellsynth.io import check_spacing
 from cellsynth.masks.derived import instance_boundaries, specimen_mask
 
 #: Default α and β (µm) of the positional map; see the module docstring.

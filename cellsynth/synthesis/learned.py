@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsynth.checkpoints import read_checkpoint, read_checkpoint_info
+from cellsynth.checks import check_spacing
 from cellsynth.config import PatchingConfig
 from cellsynth.errors import InputError
-from cellsynth.io import check_spacing, read_checkpoint, read_checkpoint_info
 from cellsynth.masks.simulate import SimulatedMasks
 from cellsynth.synthesis.patching import apply_patched
 

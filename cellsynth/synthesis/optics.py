@@ -33,8 +33,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage, signal
 
+from cellsynth.checks import check_spacing
 from cellsynth.config import OpticsConfig, PatchingConfig
-from cellsynth.io import check_spacing
 from cellsynth.masks.derived import centreness, depth_below_surface_um
 from cellsynth.synthesis.patching import apply_patched
 

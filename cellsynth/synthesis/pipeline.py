@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from cellsynth.checks import check_memory
 from cellsynth.config import Config
 from cellsynth.dataset import (
     MANIFEST_NAME,
@@ -27,7 +28,6 @@ from cellsynth.dataset import (
     sample_rng,
 )
 from cellsynth.errors import InputError
-from cellsynth.io import check_memory
 from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
 
 #: Peak memory of simulating and rendering one sample, per voxel: measured 70–146 bytes for the
