@@ -405,7 +405,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _diversify(args: argparse.Namespace) -> int:
-    from cellsynth.augment.series import diversify_dataset
+    from cellsynth.series import diversify_dataset
 
     if args.neighbourhood is not None and args.neighbourhood_um is not None:
         raise InputError("give --neighbourhood (voxels) or --neighbourhood-um, not both")

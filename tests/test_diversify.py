@@ -14,7 +14,6 @@ from cellsynth.augment import (
     curriculum_limits,
     diversified_stack,
     diversify,
-    diversify_dataset,
     local_std,
     neighbourhood_voxels,
     normalize_percentiles,
@@ -29,6 +28,7 @@ from cellsynth.cli import main
 from cellsynth.dataset import Dataset
 from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import psnr
+from cellsynth.series import diversify_dataset
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from cellsynth.augment.diversify import (
     structured_weights,
     truncated_normal,
 )
-from cellsynth.augment.series import diversify_dataset
 from cellsynth.augment.transforms import (
     BrightnessContrast,
     CopyPaste,
@@ -38,7 +37,7 @@ from cellsynth.augment.transforms import (
 __all__ = [
     "BrightnessContrast", "CopyPaste", "CropResize", "Diversify", "Elastic", "Flip", "Gamma", "GaussianNoise",
     "LabelledImage", "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "Rotate", "Rotate90",
-    "Stacked", "Transform", "curriculum_limits", "diversified_stack", "diversify", "diversify_dataset",
+    "Stacked", "Transform", "curriculum_limits", "diversified_stack", "diversify",
     "load_labelled_images", "local_std", "neighbourhood_voxels", "normalize_percentiles", "random_weights",
     "predict_with_tta", "robustness_loss", "single_weights", "structured_weights", "truncated_normal",
 ]
