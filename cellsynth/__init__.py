@@ -1,40 +1,35 @@
 """cellsynth: fully-annotated synthetic 3D fluorescence-microscopy datasets.
 
-The public API is re-exported here; see the README for the three jobs it serves.
+The names a notebook needs for the three jobs (generate annotated training sets, train the image
+generators on your own images, export benchmark datasets) are here, imported on first use; the
+rest is in the subpackages (``cellsynth.masks``, ``.synthesis``, ``.evaluate``, ``.augment``) and
+the errors in ``cellsynth.errors``.
+
+Examples
+--------
+>>> import cellsynth
+>>> config = cellsynth.with_overrides(cellsynth.load_preset("nuclei"), {"dataset.n_samples": 2})
+>>> cellsynth.generate_dataset(config, "data/nuclei", generator=cellsynth.load_generator(config))  # doctest: +SKIP
 """
 
 from importlib import metadata as _metadata
 
-from cellsynth.config import Config, load_config, load_preset, preset_names, validate_config, with_overrides
-from cellsynth.dataset import Dataset, Sample, build_dataset, sample_rng
-from cellsynth.datasets import cells3d_nuclei
-from cellsynth.errors import (
-    CellsynthError,
-    ConfigError,
-    DatasetError,
-    FileFormatError,
-    InputError,
-    MissingDependencyError,
-)
-from cellsynth.exports import EXPORT_FORMATS, export_dataset
-from cellsynth.io import read_volume, write_ome_zarr, write_volume
-from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
-from cellsynth.masks.ssm import StatisticalShapeModel, fit_ssm
-from cellsynth.previews import render_preview
-from cellsynth.synthesis.optics import OpticsRenderer
-from cellsynth.synthesis.patching import PatchPlan, apply_patched
-from cellsynth.synthesis.pipeline import Generator, generate_dataset, load_generator
+import lazy_loader as _lazy_loader
+
+__getattr__, __dir__, __all__ = _lazy_loader.attach(__name__, submod_attrs={
+    "checkpoints": ["read_checkpoint_info"],
+    "config": ["Config", "TrainConfig", "load_preset", "preset_names", "preset_text", "with_overrides"],
+    "dataset": ["Dataset"],
+    "datasets": ["cells3d_nuclei"],
+    "exports": ["export_dataset"],
+    "io": ["read_volume", "write_ome_zarr", "write_volume"],
+    "masks.simulate": ["simulate_masks"],
+    "synthesis.pipeline": ["generate_dataset", "load_generator"],
+    "train": ["train_ddpm", "train_gan"],
+})
 
 try:
     __version__ = _metadata.version("cellsynth")
 except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
-
-__all__ = [
-    "EXPORT_FORMATS", "CellsynthError", "Config", "ConfigError", "Dataset", "DatasetError",
-    "FileFormatError", "Generator", "InputError", "MissingDependencyError", "OpticsRenderer", "PatchPlan",
-    "Sample", "SimulatedMasks", "StatisticalShapeModel", "__version__", "apply_patched", "build_dataset",
-    "cells3d_nuclei", "export_dataset", "fit_ssm", "generate_dataset", "load_config", "load_generator",
-    "load_preset", "preset_names", "read_volume", "render_preview", "sample_rng", "simulate_masks",
-    "validate_config", "with_overrides", "write_ome_zarr", "write_volume",
-]
+__all__ = [*__all__, "__version__"]

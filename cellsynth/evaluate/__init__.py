@@ -1,1 +1,23 @@
-"""Image realism metrics, segmentation metrics and the Syn2Real harness."""
+"""Image realism metrics, the two-sample (C2ST) test, segmentation metrics, the baseline and Syn2Real.
+
+The public names are re-exported here and imported on first use (``lazy_loader``), as
+``skimage.metrics`` does.
+
+Examples
+--------
+>>> from cellsynth.evaluate import c2st, matching, paired_metrics, syn2real  # doctest: +SKIP
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "baseline": ["baseline"],
+    "c2st": ["TwoSampleTest", "c2st", "evaluate_realism"],
+    "images": ["evaluate_images"],
+    "metrics": ["normalize", "nrmse", "paired_metrics", "psnr", "ssim", "zncc"],
+    "realism": ["compare", "image_statistics", "radial_spectrum"],
+    "segmentation": ["matching", "pooled_scores", "score_at"],
+    "seams": ["seam_score"],
+    "syn2real": ["Segmenter", "syn2real", "train_segmenter"],
+    "volumes": ["Volume", "read_volumes", "split_dataset"],
+})

@@ -1,1 +1,21 @@
-"""From instance labels to images: conditioning, patch engine, physics renderer, pipeline."""
+"""From instance labels to images: conditioning, patch engine, physics renderer, learned generators, pipeline.
+
+The public names are re-exported here and imported on first use (``lazy_loader``): torch is
+imported only when a learned generator is.
+
+Examples
+--------
+>>> from cellsynth.synthesis import OpticsRenderer, apply_patched, generate_dataset  # doctest: +SKIP
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "calibrate": ["Calibration", "calibrate", "write_calibration"],
+    "conditioning": ["SketchStatistics", "fit_sketch_statistics", "gan_condition", "make_sketch", "mask_channel",
+                     "positional_map"],
+    "learned": ["DiffusionGenerator", "GanGenerator"],
+    "optics": ["OpticsRenderer", "psf_sigma_um"],
+    "patching": ["PatchPlan", "apply_patched", "fit_patch"],
+    "pipeline": ["Generator", "generate_dataset", "load_generator"],
+})
