@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsynth.augment.diversify import rescale
 from cellsynth.checkpoints import read_checkpoint, write_checkpoint
 from cellsynth.checks import check_image, check_output, check_spacing
 from cellsynth.config import TrainConfig, TrainDataConfig, VolumeConfig
@@ -40,11 +41,6 @@ def expand_files(patterns: Sequence[str], what: str) -> list[Path]:
             raise InputError(f"{what} '{pattern}' matches no file")
         files += [Path(m) for m in matches]
     return files
-
-
-def normalise(image: np.ndarray, low: float, high: float) -> np.ndarray:
-    """``(image − low) / (high − low)`` clipped to [0, 1], float32."""
-    return np.clip((np.asarray(image, np.float32) - low) / max(high - low, 1e-12), 0.0, 1.0).astype(np.float32)
 
 
 def load_training_images(data: TrainDataConfig) -> tuple[list[np.ndarray], tuple[float, float, float], dict]:
@@ -75,7 +71,7 @@ def load_training_images(data: TrainDataConfig) -> tuple[list[np.ndarray], tuple
     if high <= low:
         raise InputError(f"the training images are constant between percentiles {list(data.percentiles)}")
     normalisation = {"percentiles": list(data.percentiles), "low": low, "high": high}
-    return [normalise(image, low, high) for image in images], spacing, normalisation
+    return [rescale(image, low, high) for image in images], spacing, normalisation
 
 
 def crop(volume: np.ndarray, start: Sequence[int], patch: Sequence[int]) -> np.ndarray:
@@ -442,18 +438,19 @@ def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fa
     def preview(path: Path) -> None:  # 10 DDIM steps from t = 400 of a blurred training patch
         from scipy import ndimage
 
-        from cellsynth.models.diffusion import make_scheduler, sdedit, whole_denoiser
+        from cellsynth.models.diffusion import from_model_range, make_scheduler, sdedit, to_model_range, whole_denoiser
         from cellsynth.previews import write_preview
 
         real = _centre_crop(images[0], patch)
-        sketch = torch.from_numpy(ndimage.gaussian_filter(real, 1.0)[None] * 2 - 1).to(trainer.accelerator.device)
+        blurred = ndimage.gaussian_filter(real, 1.0)[None]
+        sketch = torch.from_numpy(to_model_range(blurred)).to(trainer.accelerator.device)
         network = trainer.unwrapped_model.eval()
         scheduler = make_scheduler("ddim", num_train_timesteps=ddpm.num_train_timesteps,
                                    beta_schedule=ddpm.beta_schedule, prediction_type=ddpm.prediction)
         shown = sdedit(whole_denoiser(network), sketch, scheduler, t_start=min(400, ddpm.num_train_timesteps - 1),
                        steps=10, generator=torch.Generator().manual_seed(0))
         network.train()
-        write_preview(path, (shown[0].float().cpu().numpy() + 1) / 2, np.zeros(real.shape, np.uint16), spacing)
+        write_preview(path, from_model_range(shown[0].float().cpu().numpy()), np.zeros(real.shape, np.uint16), spacing)
 
     return _fit("ddpm", config, out, info, trainer, sampler,
                 lambda batch: {"image": torch.from_numpy(batch["image"])}, {

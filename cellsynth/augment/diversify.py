@@ -321,6 +321,21 @@ def normalize_percentiles(image: np.ndarray, low: float = 0.0, high: float = 100
         raise InputError(f"percentiles must satisfy 0 <= low < high <= 100; got ({low:g}, {high:g})")
     image = check_image(image).astype(np.float32)
     lo, hi = np.percentile(image, [low, high]) if (low, high) != (0, 100) else (image.min(), image.max())
-    if hi <= lo:
+    return rescale(image, lo, hi)
+
+
+def rescale(image: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``(image − low) / (high − low)`` clipped to [0, 1], float32 (zeros when ``high <= low``).
+
+    The one intensity normalisation of training data (:func:`normalize_percentiles`, and the
+    stored mapping a generator is trained with); saturated voxels are exactly 0 or 1.
+
+    Examples
+    --------
+    >>> rescale(np.array([0.0, 5.0, 20.0]), 0.0, 10.0).tolist()
+    [0.0, 0.5, 1.0]
+    """
+    image = np.asarray(image, np.float32)
+    if high <= low:
         return np.zeros_like(image)
-    return np.clip((image - np.float32(lo)) / np.float32(hi - lo), 0, 1)
+    return np.clip((image - np.float32(low)) / np.float32(high - low), 0, 1)

@@ -21,6 +21,17 @@ from torch import nn
 from torch.nn import functional as F
 
 SAMPLERS = ("ddpm", "ddim", "dpmsolver")
+
+
+def to_model_range(image):
+    """[0, 1] images (numpy or torch) to the [−1, 1] the denoiser works in."""
+    return image * 2 - 1
+
+
+def from_model_range(image):
+    """The denoiser's [−1, 1] back to [0, 1]."""
+    return (image + 1) / 2
+
 PREDICTIONS = ("epsilon", "v_prediction")
 
 
@@ -210,7 +221,7 @@ class DiffusionTrainer:
 
     def step(self, batch: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """One optimiser step on ``batch['image']`` (in [0, 1]; mapped to [−1, 1] here)."""
-        images = batch["image"].to(self.accelerator.device) * 2 - 1
+        images = to_model_range(batch["image"].to(self.accelerator.device))
         with self.accelerator.autocast():
             loss = diffusion_loss(self.model, images, self.scheduler, self.random)
         self.optimizer.zero_grad(set_to_none=True)

@@ -290,7 +290,7 @@ class DiffusionGenerator(LearnedGenerator):
         """
         import torch
 
-        from cellsynth.models.diffusion import fused_denoiser, sdedit
+        from cellsynth.models.diffusion import from_model_range, fused_denoiser, sdedit, to_model_range
         from cellsynth.synthesis.patching import PatchPlan
 
         sketch = np.asarray(sketch, np.float32)
@@ -302,12 +302,12 @@ class DiffusionGenerator(LearnedGenerator):
 
         def run(condition: np.ndarray) -> np.ndarray:
             plan = PatchPlan(condition.shape[1:], **self.tile_geometry())
-            x0 = torch.from_numpy(condition * 2 - 1).to(self.device)
+            x0 = torch.from_numpy(to_model_range(condition)).to(self.device)
             denoise = fused_denoiser(self.network, plan, self.batch_size)
             with self.autocast():
                 sample = sdedit(denoise, x0, self.scheduler, t_start=self.t_start, steps=self.steps,
                                 generator=generator)
-            return ((sample + 1) / 2).float().cpu().numpy()
+            return from_model_range(sample).float().cpu().numpy()
 
         return np.clip(self.run_whole(sketch[None], spacing, run), 0.0, 1.0)
 
