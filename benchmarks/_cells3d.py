@@ -15,7 +15,7 @@ from cellsynth.datasets import cells3d_nuclei
 from cellsynth.evaluate.segmentation import THRESHOLDS, score_at
 from cellsynth.evaluate.syn2real import syn2real
 from cellsynth.evaluate.volumes import split_dataset
-from cellsynth.synthesis.pipeline import generate_dataset, load_generator
+from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
 
 
 def cells3d_halves(root: Path) -> tuple[Dataset, Dataset]:
@@ -33,7 +33,7 @@ def preset_dataset(root: Path, preset: str | Config, n_samples: int, seed: int =
     config = load_preset(preset) if isinstance(preset, str) else preset
     config = with_overrides(config, {"dataset.n_samples": n_samples, "dataset.seed": seed})
     folder = root / (name or (preset if isinstance(preset, str) else "config"))
-    return generate_dataset(config, folder, generator=load_generator(config), progress=False)
+    return generate_dataset(config, folder, renderer=load_renderer(config), progress=False)
 
 
 #: The default IoU thresholds 0.1…0.9 plus 0.75.

@@ -39,7 +39,7 @@ from cellsynth.io import write_volume
 from cellsynth.masks.simulate import simulate_masks
 from cellsynth.models.diffusion import fused_denoiser, fusion_error, sdedit, whole_denoiser
 from cellsynth.synthesis.conditioning import make_sketch
-from cellsynth.synthesis.learned import DiffusionGenerator
+from cellsynth.synthesis.learned import DiffusionRenderer
 from cellsynth.synthesis.optics import OpticsRenderer
 from cellsynth.synthesis.patching import PatchPlan, apply_patched
 from cellsynth.train import train_ddpm
@@ -73,7 +73,7 @@ def normalised(image: np.ndarray, info: dict) -> np.ndarray:
     return np.clip((image - low) / (high - low), 0, 1).astype(np.float32)
 
 
-def timed_sample(generator: DiffusionGenerator, sketch: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+def timed_sample(generator: DiffusionRenderer, sketch: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     """One patch-sized sketch sampled by one network call per step (no tiling), and its wall time."""
     x0 = torch.from_numpy(sketch[None] * 2 - 1).to(generator.device)
     start = time.perf_counter()
@@ -83,7 +83,7 @@ def timed_sample(generator: DiffusionGenerator, sketch: np.ndarray, seed: int) -
     return out, time.perf_counter() - start
 
 
-def seams(generator: DiffusionGenerator, sketch: np.ndarray, patch) -> dict:
+def seams(generator: DiffusionRenderer, sketch: np.ndarray, patch) -> dict:
     """Fused vs independent tiles on a 3×3-tile volume (in y, x)."""
     network, scheduler = generator.network, generator.scheduler
     plan = PatchPlan(sketch.shape, patch, overlap=(0, 8, 8), crop=(0, 2, 2))
@@ -124,20 +124,20 @@ def main(argv=None) -> dict:
         result["train_s"] = round(time.perf_counter() - start, 1)
         image, labels = pairs[-1]
         crop = np.s_[:patch[0], :patch[1], :patch[2]]
-        base = DiffusionGenerator(checkpoint, device="cuda" if gpu else "cpu")
+        base = DiffusionRenderer(checkpoint, device="cuda" if gpu else "cpu")
         real = normalised(image, base.info)[crop]
         sketch = make_sketch(labels[crop], SPACING, base.statistics, np.random.default_rng(0), blur_um=base.blur_um)
         result["sketch"] = {"psnr_db": round(psnr(real, sketch), 3), "zncc": round(zncc(real, sketch), 4)}
         runs = [("ancestral_400", "ddpm", 400)] + [(f"{s}_{n}", s, n) for s in ("ddim", "dpmsolver")
                                                      for n in (10, 25, 50)]
         for name, sampler, n in runs:
-            generator = DiffusionGenerator(checkpoint, sampler=sampler, steps=n, t_start=400,
-                                           device="cuda" if gpu else "cpu")
+            generator = DiffusionRenderer(checkpoint, sampler=sampler, steps=n, t_start=400,
+                                          device="cuda" if gpu else "cpu")
             out, seconds = timed_sample(generator, sketch, 1)
             result[name] = {"psnr_db": round(psnr(real, out), 3), "zncc": round(zncc(real, out), 4),
                             "s_per_patch": round(seconds, 3)}
-        dpm = DiffusionGenerator(checkpoint, sampler="dpmsolver", steps=25, t_start=400,
-                                 device="cuda" if gpu else "cpu")
+        dpm = DiffusionRenderer(checkpoint, sampler="dpmsolver", steps=25, t_start=400,
+                                device="cuda" if gpu else "cpu")
         wide = [patch[0], 3 * (patch[1] - 4) - 2 * 8, 3 * (patch[2] - 4) - 2 * 8]  # 3×3 cores of the seam plan
         wide_labels = simulate_masks(with_overrides(load_preset("nuclei"), whole_depth(wide)).masks, with_overrides(
             load_preset("nuclei"), {"volume.shape": wide, **whole_depth(wide)}).volume, sample_rng(9, 0)).labels

@@ -43,10 +43,10 @@ def renderer_on_cells3d() -> dict:
     from cellsynth.config import load_preset
     from cellsynth.datasets import cells3d_nuclei
     from cellsynth.masks.simulate import SimulatedMasks
-    from cellsynth.synthesis.pipeline import load_generator
+    from cellsynth.synthesis.pipeline import load_renderer
 
     image, labels, spacing = cells3d_nuclei()
-    generator = load_generator(load_preset("nuclei"))
+    generator = load_renderer(load_preset("nuclei"))
     masks = SimulatedMasks(labels=labels, foreground=np.ones(labels.shape, bool))
     synthetic = generator.render(masks, spacing, np.random.default_rng(0))
     result = paired_metrics(image, synthetic, labels)

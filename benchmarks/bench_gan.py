@@ -3,7 +3,7 @@
 - ``train_steps_per_s``: optimiser steps (one D and one G update, batch 1) per second on random
   renderer-made patches, after 2 warm-up steps; CPU with a tiny network and 16×64×64 patches, GPU
   with the reference network (widths 16–128, D 64–512) and the paper's 64×128×128 patch.
-- ``generate_voxels_per_s``: :class:`~cellsynth.synthesis.learned.GanGenerator` over a whole
+- ``generate_voxels_per_s``: :class:`~cellsynth.synthesis.learned.GanRenderer` over a whole
   volume (tiles, blending, conditioning included); CPU 32×128×128, GPU 128×512×512.
 - ``cells3d``: with ``--minutes M`` (default 20 on a GPU, 0 = skipped on the CPU), train unpaired
   on the cells3d nuclei image (x < 192) with simulated masks for M minutes, then compare the
@@ -30,7 +30,7 @@ from cellsynth.config import TrainConfig, load_preset, with_overrides
 from cellsynth.dataset import sample_rng
 from cellsynth.io import write_volume
 from cellsynth.masks.simulate import simulate_masks
-from cellsynth.synthesis.learned import GanGenerator
+from cellsynth.synthesis.learned import GanRenderer
 from cellsynth.synthesis.optics import OpticsRenderer
 from cellsynth.train import build_gan_trainer, train_gan
 
@@ -78,7 +78,7 @@ def training_speed(sizes: dict) -> float:
 def generation_speed(checkpoint: Path, sizes: dict) -> float:
     config = with_overrides(load_preset("nuclei"), {"volume.shape": sizes["volume"], **whole_depth(sizes["volume"])})
     masks = simulate_masks(config.masks, config.volume, sample_rng(0, 1))
-    generator = GanGenerator(checkpoint)
+    generator = GanRenderer(checkpoint)
     generator.render(masks, SPACING)  # load and warm up
     start = time.perf_counter()
     generator.render(masks, SPACING)
@@ -95,7 +95,7 @@ def cells3d(folder: Path, sizes: dict, minutes: float) -> dict:
     config = config_for(str(folder / "cells3d_train.tif"), sizes, steps=10**7, max_minutes=minutes)
     checkpoint = train_gan(config, folder / "cells3d", progress=False)
     steps = read_checkpoint_info(checkpoint, "gan")["step"]
-    generator = GanGenerator(checkpoint)
+    generator = GanRenderer(checkpoint)
     held_out = np.s_[:, :, 192:]
     synthetic = generator.render(SimulatedMasks(labels[held_out], None), spacing)
     metrics = paired_metrics(image[held_out], synthetic, labels[held_out])

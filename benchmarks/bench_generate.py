@@ -14,13 +14,13 @@ import time
 from pathlib import Path
 
 from cellsynth.config import load_preset, with_overrides
-from cellsynth.synthesis.pipeline import generate_dataset, load_generator
+from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
 
 
 def run(n_samples: int, workers: int, folder: Path) -> float:
     config = with_overrides(load_preset("nuclei"), {"dataset.n_samples": n_samples})
     start = time.perf_counter()
-    generate_dataset(config, folder, generator=load_generator(config), progress=False, workers=workers)
+    generate_dataset(config, folder, renderer=load_renderer(config), progress=False, workers=workers)
     return time.perf_counter() - start
 
 

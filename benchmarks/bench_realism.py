@@ -32,14 +32,14 @@ from cellsynth.evaluate.c2st import STEPS, c2st
 from cellsynth.evaluate.volumes import Volume, read_volumes
 from cellsynth.masks.simulate import SimulatedMasks
 from cellsynth.synthesis.optics import psf_sigma_um
-from cellsynth.synthesis.pipeline import load_generator
+from cellsynth.synthesis.pipeline import load_renderer
 
 
 def arms(root: Path) -> tuple[Volume, dict[str, list[Volume]]]:
     _, right = cells3d_halves(root)
     real = read_volumes(right.root, labels=True)[0]
     config = load_preset("nuclei")
-    rendered = load_generator(config).render(SimulatedMasks(real.labels, np.ones(real.labels.shape, bool)),
+    rendered = load_renderer(config).render(SimulatedMasks(real.labels, np.ones(real.labels.shape, bool)),
                                              real.spacing, np.random.default_rng(0))
     optics = config.optics
     sigma = psf_sigma_um(optics.numerical_aperture, optics.wavelength_um, optics.refractive_index, optics.confocal)

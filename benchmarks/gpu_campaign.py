@@ -41,9 +41,9 @@ from cellsynth.evaluate.volumes import Volume, read_volumes
 from cellsynth.io import write_volume
 from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
 from cellsynth.previews import write_preview
-from cellsynth.synthesis.learned import DiffusionGenerator, GanGenerator
+from cellsynth.synthesis.learned import DiffusionRenderer, GanRenderer
 from cellsynth.synthesis.patching import PatchPlan
-from cellsynth.synthesis.pipeline import load_generator
+from cellsynth.synthesis.pipeline import load_renderer
 from cellsynth.train import train_ddpm, train_gan
 
 #: Sizes on the GPU (the papers' patches and networks) and in the CPU dry run.
@@ -105,7 +105,7 @@ def timed_volume(generator, shape, seed: int) -> dict:
     config = with_overrides(load_preset("nuclei"), {"volume.shape": list(shape), **whole_depth(shape)})
     masks = simulate_masks(config.masks, config.volume, sample_rng(seed, 0))
     plan = PatchPlan(shape, **generator.tile_geometry())
-    calls = len(plan.tiles) * (generator.steps if isinstance(generator, DiffusionGenerator) else 1)
+    calls = len(plan.tiles) * (generator.steps if isinstance(generator, DiffusionRenderer) else 1)
     peak_reset()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -147,10 +147,10 @@ def main(argv=None) -> dict:
     patching = PatchingConfig(batch_size=sizes["tile_batch"])
     sampling = {"steps": sizes.get("sampling_steps", 25)}
     generators = {
-        "gan": GanGenerator(trained["gan"]["checkpoint"], patching, device=device),
-        "ddpm": DiffusionGenerator(trained["ddpm"]["checkpoint"], patching, sampler="dpmsolver", t_start=400,
-                                   device=device, **sampling),
-        "physics": load_generator(load_preset("nuclei")),
+        "gan": GanRenderer(trained["gan"]["checkpoint"], patching, device=device),
+        "ddpm": DiffusionRenderer(trained["ddpm"]["checkpoint"], patching, sampler="dpmsolver", t_start=400,
+                                  device=device, **sampling),
+        "physics": load_renderer(load_preset("nuclei")),
     }
     masks = SimulatedMasks(real.labels, np.ones(real.labels.shape, bool))
     for name, generator in generators.items():

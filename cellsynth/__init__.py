@@ -9,7 +9,7 @@ Examples
 --------
 >>> import cellsynth
 >>> config = cellsynth.with_overrides(cellsynth.load_preset("nuclei"), {"dataset.n_samples": 2})
->>> cellsynth.generate_dataset(config, "data/nuclei", generator=cellsynth.load_generator(config))  # doctest: +SKIP
+>>> cellsynth.generate_dataset(config, "data/nuclei", renderer=cellsynth.load_renderer(config))  # doctest: +SKIP
 """
 
 from importlib import metadata as _metadata
@@ -24,7 +24,7 @@ __getattr__, __dir__, __all__ = _lazy_loader.attach(__name__, submod_attrs={
     "exports": ["export_dataset"],
     "io": ["read_volume", "write_ome_zarr", "write_volume"],
     "masks.simulate": ["simulate_masks"],
-    "synthesis.pipeline": ["generate_dataset", "load_generator"],
+    "synthesis.pipeline": ["generate_dataset", "load_renderer"],
     "train": ["train_ddpm", "train_gan"],
 })
 

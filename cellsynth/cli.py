@@ -178,7 +178,7 @@ def _masks_simulate(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from cellsynth.synthesis.pipeline import generate_dataset, load_generator
+    from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
 
     if args.like is not None:
         return _generate_like(args)
@@ -187,8 +187,8 @@ def _generate(args: argparse.Namespace) -> int:
     config = _run_config(args, {"generator.name": args.generator, "generator.checkpoint": args.checkpoint,
                                 "generator.alpha_um": args.alpha, "patching.batch_size": args.tile_batch,
                                 **_sampling_overrides(args)})
-    generator = load_generator(config)
-    dataset = generate_dataset(config, args.out, generator=generator, resume=args.resume, progress=not args.quiet,
+    renderer = load_renderer(config)
+    dataset = generate_dataset(config, args.out, renderer=renderer, resume=args.resume, progress=not args.quiet,
                                workers=args.workers, scheduler=args.scheduler)
     _report(dataset)
     if config.dataset.output.previews:
@@ -200,7 +200,7 @@ def _generate_like(args: argparse.Namespace) -> int:
     from cellsynth.config import with_overrides
     from cellsynth.dataset import check_new_dataset_folder
     from cellsynth.synthesis.calibrate import calibrate, write_calibration
-    from cellsynth.synthesis.pipeline import generate_dataset, load_generator
+    from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
 
     if args.config or args.preset or args.generator or args.checkpoint:
         raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
@@ -210,7 +210,7 @@ def _generate_like(args: argparse.Namespace) -> int:
     images, labels, spacing = _read_calibration_inputs(args.like, args.labels, args.spacing)
     calibration = calibrate(images, spacing, labels, n_samples=args.n or 8, seed=args.seed or 0)
     config = with_overrides(calibration.config, {})
-    dataset = generate_dataset(config, args.out, generator=load_generator(config), resume=args.resume,
+    dataset = generate_dataset(config, args.out, renderer=load_renderer(config), resume=args.resume,
                                progress=not args.quiet, workers=args.workers, scheduler=args.scheduler)
     write_calibration(calibration, Path(args.out) / "calibration.yaml", sources=args.like)
     _report(dataset)
@@ -275,8 +275,8 @@ def _synthesize(args: argparse.Namespace) -> int:
     from cellsynth.config import GeneratorConfig, PatchingConfig, resolve_config, validate_config, with_overrides
     from cellsynth.io import read_volume, write_volume
     from cellsynth.masks.simulate import SimulatedMasks
-    from cellsynth.synthesis.learned import DiffusionGenerator, GanGenerator
-    from cellsynth.synthesis.pipeline import BYTES_PER_GENERATED_VOXEL, load_generator
+    from cellsynth.synthesis.learned import DiffusionRenderer, GanRenderer
+    from cellsynth.synthesis.pipeline import BYTES_PER_GENERATED_VOXEL, load_renderer
 
     if (args.checkpoint is None) == (args.config is None):
         raise InputError("give --checkpoint (a trained gan or ddpm) or --config (a preset or YAML: its generator, "
@@ -296,9 +296,8 @@ def _synthesize(args: argparse.Namespace) -> int:
             raise InputError(f"foreground of shape {foreground.shape} differs from the labels' {labels.shape}")
         foreground = foreground > 0
     if args.config is not None:
-        generator = load_generator(with_overrides(resolve_config(args.config),
-                                                  {"patching.batch_size": args.tile_batch}))
-        if foreground is None and generator.name == "optics":
+        renderer = load_renderer(with_overrides(resolve_config(args.config), {"patching.batch_size": args.tile_batch}))
+        if foreground is None and renderer.name == "optics":
             foreground = np.ones(labels.shape, bool)  # a field of view inside the specimen, as organism 'none'
     else:
         settings = validate_config({"name": model, "checkpoint": str(args.checkpoint), **{
@@ -306,13 +305,13 @@ def _synthesize(args: argparse.Namespace) -> int:
             GeneratorConfig)
         patching = validate_config({"batch_size": args.tile_batch}, "command line", PatchingConfig)
         if model == "gan":
-            generator = GanGenerator(args.checkpoint, patching, alpha_um=args.alpha[0] if args.alpha else None,
-                                     device=args.device, units=settings.units)
+            renderer = GanRenderer(args.checkpoint, patching, alpha_um=args.alpha[0] if args.alpha else None,
+                                   device=args.device, units=settings.units)
         else:
-            generator = DiffusionGenerator(args.checkpoint, patching, sampler=settings.sampler,
-                                           steps=settings.steps, t_start=settings.t_start, strength=settings.strength,
-                                           snr=settings.snr, device=args.device, units=settings.units)
-    image = generator.render(SimulatedMasks(labels, foreground), spacing, np.random.default_rng(args.seed))
+            renderer = DiffusionRenderer(args.checkpoint, patching, sampler=settings.sampler, steps=settings.steps,
+                                         t_start=settings.t_start, strength=settings.strength, snr=settings.snr,
+                                         device=args.device, units=settings.units)
+    image = renderer.render(SimulatedMasks(labels, foreground), spacing, np.random.default_rng(args.seed))
     write_volume(args.out, image, spacing)
     print(f"image: {args.out}")
     return 0

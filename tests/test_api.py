@@ -22,7 +22,7 @@ def test_the_top_level_holds_what_a_notebook_needs_and_imports_no_torch():
     import cellsynth
 
     assert len(cellsynth.__all__) <= 20
-    assert {"load_preset", "generate_dataset", "load_generator", "train_gan", "train_ddpm", "export_dataset",
+    assert {"load_preset", "generate_dataset", "load_renderer", "train_gan", "train_ddpm", "export_dataset",
             "read_volume", "write_volume", "cells3d_nuclei"} <= set(cellsynth.__all__)
     code = ("import sys, cellsynth, cellsynth.masks, cellsynth.synthesis, cellsynth.evaluate, cellsynth.augment; "
             "print('torch' in sys.modules)")

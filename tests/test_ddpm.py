@@ -27,7 +27,7 @@ from cellsynth.synthesis.conditioning import (
     make_sketch,
     pooled_sketch_statistics,
 )
-from cellsynth.synthesis.learned import DiffusionGenerator
+from cellsynth.synthesis.learned import DiffusionRenderer
 from cellsynth.synthesis.patching import PatchPlan
 from cellsynth.train import train_ddpm
 
@@ -200,24 +200,24 @@ def test_same_seed_same_sample_and_the_sketch_at_t_start_zero(trained):
     labels = np.zeros((10, 40, 40), np.uint16)
     labels[2:8, 5:15, 5:15], labels[2:8, 20:34, 18:30] = 1, 2
     masks = SimulatedMasks(labels, None)
-    generator = DiffusionGenerator(trained, sampler="ddim", steps=4, device="cpu")
+    generator = DiffusionRenderer(trained, sampler="ddim", steps=4, device="cpu")
     first = generator.render(masks, SPACING, np.random.default_rng(1))
     assert first.shape == labels.shape and first.dtype == np.float32 and 0 <= first.min() and first.max() <= 1
     assert np.array_equal(first, generator.render(masks, SPACING, np.random.default_rng(1)))
     assert not np.array_equal(first, generator.render(masks, SPACING, np.random.default_rng(2)))
-    still = DiffusionGenerator(trained, t_start=0, device="cpu")
+    still = DiffusionRenderer(trained, t_start=0, device="cpu")
     sketch = make_sketch(labels, SPACING, still.statistics, np.random.default_rng(4), blur_um=still.blur_um)
     assert np.allclose(still.sample(sketch, SPACING, np.random.default_rng(5)), sketch, atol=1e-6)
 
 
 def test_bad_sampling_settings_are_refused(trained):
     with pytest.raises(InputError, match=r"t_start must be in \[0, 1000\)"):
-        DiffusionGenerator(trained, t_start=1000)
+        DiffusionRenderer(trained, t_start=1000)
     with pytest.raises(InputError, match="steps must be >= 1; got 0"):
-        DiffusionGenerator(trained, steps=0)
+        DiffusionRenderer(trained, steps=0)
     with pytest.raises(InputError, match="unknown sampler 'heun'"):
-        DiffusionGenerator(trained, sampler="heun")
-    generator = DiffusionGenerator(trained, device="cpu")
+        DiffusionRenderer(trained, sampler="heun")
+    generator = DiffusionRenderer(trained, device="cpu")
     with pytest.raises(InputError, match=r"the sketch must be in \[0, 1\]"):
         generator.sample(np.full((4, 16, 16), -0.5, np.float32), SPACING, np.random.default_rng(0))
 
@@ -228,8 +228,8 @@ def test_camera_units_map_the_output_back_through_the_training_normalisation(tra
     labels = np.zeros((8, 32, 32), np.uint16)
     labels[2:6, 5:15, 5:15] = 1
     masks = SimulatedMasks(labels, None)
-    normalised = DiffusionGenerator(trained, sampler="ddim", steps=3, device="cpu")
-    camera = DiffusionGenerator(trained, sampler="ddim", steps=3, device="cpu", units="camera")
+    normalised = DiffusionRenderer(trained, sampler="ddim", steps=3, device="cpu")
+    camera = DiffusionRenderer(trained, sampler="ddim", steps=3, device="cpu", units="camera")
     unit = normalised.render(masks, SPACING, np.random.default_rng(1))
     adu = camera.render(masks, SPACING, np.random.default_rng(1))
     mapping = read_checkpoint_info(trained)["normalisation"]
@@ -241,7 +241,7 @@ def test_camera_units_map_the_output_back_through_the_training_normalisation(tra
     assert adu.max() - adu.min() > 0.3 * (mapping["high"] - mapping["low"])
     assert camera.describe()["units"] == "camera"
     with pytest.raises(InputError, match="unknown units 'adu'; accepted: normalised, camera"):
-        DiffusionGenerator(trained, units="adu")
+        DiffusionRenderer(trained, units="adu")
 
 
 def test_the_default_normalisation_saturates_at_most_a_tenth_of_a_percent(tmp_path):
@@ -259,7 +259,7 @@ def test_the_default_normalisation_saturates_at_most_a_tenth_of_a_percent(tmp_pa
 def test_a_sample_follows_its_sketch_not_another(trained):
     from cellsynth.evaluate.metrics import zncc
 
-    generator = DiffusionGenerator(trained, sampler="ddim", steps=5, t_start=150, device="cpu")
+    generator = DiffusionRenderer(trained, sampler="ddim", steps=5, t_start=150, device="cpu")
     rng = np.random.default_rng(0)
     sketches = []
     for centre in (10, 30):  # two sketches whose objects do not overlap
@@ -287,7 +287,7 @@ def test_fusion_is_exact_when_the_receptive_field_fits_the_crop_and_only_then():
 
 
 def test_learned_tiles_are_the_training_patch_whatever_the_volume(trained):
-    generator = DiffusionGenerator(trained, sampler="ddim", steps=2, device="cpu")
+    generator = DiffusionRenderer(trained, sampler="ddim", steps=2, device="cpu")
     patch = tuple(read_checkpoint_info(trained)["patch"])
     seen = set()
     generator.network.register_forward_hook(lambda module, args, out: seen.add(tuple(args[0].shape[-3:])))
@@ -299,7 +299,7 @@ def test_learned_tiles_are_the_training_patch_whatever_the_volume(trained):
 def test_fusion_on_the_real_network_predicts_the_noise_as_well_as_a_whole_call(trained):
     from cellsynth.models.diffusion import fusion_error
 
-    generator = DiffusionGenerator(trained, device="cpu")
+    generator = DiffusionRenderer(trained, device="cpu")
     x0 = torch.from_numpy(np.full((1, 8, 48, 48), -0.4, np.float32))
     x0[:, 2:6, 10:30, 12:40] = 0.5
     plan = PatchPlan(x0.shape[1:], **generator.tile_geometry())
@@ -314,9 +314,9 @@ def test_tile_batches_change_nothing_but_speed(trained):
     labels = np.zeros((8, 40, 40), np.uint16)
     labels[2:6, 5:30, 8:20] = 1
     masks = SimulatedMasks(labels, None)
-    one, many = (DiffusionGenerator(trained, PatchingConfig(batch_size=b), sampler="ddim", steps=3, device="cpu")
+    one, many = (DiffusionRenderer(trained, PatchingConfig(batch_size=b), sampler="ddim", steps=3, device="cpu")
                  for b in (1, 5))
     assert one.batch_size == 1 and many.batch_size == 5
-    assert DiffusionGenerator(trained, device="cpu").batch_size == 1  # the CPU default
+    assert DiffusionRenderer(trained, device="cpu").batch_size == 1  # the CPU default
     np.testing.assert_allclose(one.render(masks, SPACING, np.random.default_rng(0)),
                                many.render(masks, SPACING, np.random.default_rng(0)), atol=1e-5)

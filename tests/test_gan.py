@@ -19,8 +19,8 @@ from cellsynth.models.discriminator import PatchDiscriminator
 from cellsynth.models.gan import AdaController, augment
 from cellsynth.models.unet3d import UNet3D, pixel_shuffle_3d, pixel_unshuffle_3d, seeded
 from cellsynth.synthesis.conditioning import mask_channel, positional_map
-from cellsynth.synthesis.learned import GanGenerator, load_network
-from cellsynth.synthesis.pipeline import generate_dataset, load_generator
+from cellsynth.synthesis.learned import GanRenderer, load_network
+from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
 from cellsynth.train import train_gan
 
 SPACING = (0.29, 0.26, 0.26)
@@ -230,7 +230,7 @@ def test_checkpoint_round_trip_and_generation(trained, renderer_images):
     assert (trained.parent / "previews" / "step_000004.png").is_file()
     labels = np.zeros((12, 40, 40), np.uint16)
     labels[3:9, 10:20, 10:20], labels[3:9, 22:30, 12:30] = 1, 2
-    generator = GanGenerator(trained, device="cpu")
+    generator = GanRenderer(trained, device="cpu")
     image = generator.render(SimulatedMasks(labels, None), SPACING)
     assert image.shape == labels.shape and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
     assert np.array_equal(image, generator.render(SimulatedMasks(labels, None), SPACING))  # deterministic
@@ -258,11 +258,11 @@ def test_pickles_and_other_model_checkpoints_are_refused(tmp_path):
     pickle = tmp_path / "model.pt"
     torch.save({"weights": torch.zeros(2)}, pickle)
     with pytest.raises(InputError, match="not a safetensors file; cellsynth never unpickles"):
-        GanGenerator(pickle)
+        GanRenderer(pickle)
     other = tmp_path / "ddpm.safetensors"
     write_checkpoint(other, {"x": torch.zeros(1)}, {"model": "ddpm"})
     with pytest.raises(InputError, match="is a ddpm checkpoint; a gan checkpoint is needed here"):
-        GanGenerator(other)
+        GanRenderer(other)
 
 
 def test_quality_levels_share_masks_and_differ_in_image(trained, tmp_path):
@@ -270,7 +270,7 @@ def test_quality_levels_share_masks_and_differ_in_image(trained, tmp_path):
         "volume.shape": (8, 48, 48), "dataset.n_samples": 1, "generator.name": "gan",
         "generator.checkpoint": str(trained), "generator.alpha_um": [10.0, 1000.0],
         "dataset.output.previews": False})
-    dataset = generate_dataset(config, tmp_path / "levels", generator=load_generator(config), progress=False)
+    dataset = generate_dataset(config, tmp_path / "levels", renderer=load_renderer(config), progress=False)
     assert [dataset.name(i) for i in range(len(dataset))] == ["sample_0000_alpha10", "sample_0000_alpha1000"]
     low, high = (Dataset.open(dataset.root).read_sample(i) for i in range(2))
     assert np.array_equal(low.labels, high.labels)
@@ -337,7 +337,7 @@ def test_generation_never_calls_the_training_augmentation(trained, monkeypatch):
     monkeypatch.setattr(cellsynth.models.gan, "augment", forbidden)
     labels = np.zeros((8, 32, 32), np.uint16)
     labels[2:6, 8:20, 8:20] = 1
-    image = GanGenerator(trained, device="cpu").render(SimulatedMasks(labels, None), SPACING)
+    image = GanRenderer(trained, device="cpu").render(SimulatedMasks(labels, None), SPACING)
     assert np.isfinite(image).all()
 
 
@@ -354,7 +354,7 @@ def test_quality_levels_follow_alpha(trained, monkeypatch):
     monkeypatch.setattr(cellsynth.synthesis.conditioning, "gan_condition", recorded)
     labels = np.zeros((8, 40, 40), np.uint16)
     labels[2:6, 5:15, 5:15], labels[2:6, 22:34, 20:32] = 1, 2
-    generator = GanGenerator(trained, device="cpu")
+    generator = GanRenderer(trained, device="cpu")
     images = [generator.at_alpha(alpha).render(SimulatedMasks(labels, None), SPACING) for alpha in (10, 100, 1000)]
     positional = [np.abs(condition[1]).mean() for condition in conditions]  # channel 1: tanh(distance / α)
     assert positional[0] > positional[1] > positional[2] > 0  # a larger α flattens the map

@@ -14,7 +14,7 @@ from cellsynth.cli import main
 from cellsynth.config import validate_config
 from cellsynth.dataset import Dataset
 from cellsynth.errors import InputError
-from cellsynth.synthesis.pipeline import generate_dataset, load_generator
+from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
 
 TINY = ("volume: {shape: [8, 40, 40], spacing_um: [0.5, 0.3, 0.3]}\n"
         "masks: {nuclei: {radius_um: 1.8}, placement: {min_distance_um: 4.0}}\n"
@@ -101,20 +101,20 @@ def test_learned_generators_need_a_real_checkpoint(tmp_path):
 
     config = validate_config({"generator": {"name": "gan"}})
     with pytest.raises(InputError, match="needs --checkpoint"):
-        load_generator(config)
+        load_renderer(config)
     foreign = tmp_path / "foreign.safetensors"
     save_file({"w": np.zeros(3, np.float32)}, str(foreign), metadata={"format": "pt"})
     with pytest.raises(InputError, match="not a cellsynth checkpoint"):
-        load_generator(validate_config({"generator": {"name": "gan", "checkpoint": str(foreign)}}))
+        load_renderer(validate_config({"generator": {"name": "gan", "checkpoint": str(foreign)}}))
     with pytest.raises(InputError, match="needs no checkpoint"):
-        load_generator(validate_config({"generator": {"checkpoint": str(foreign)}}))
+        load_renderer(validate_config({"generator": {"checkpoint": str(foreign)}}))
 
 
 def test_generate_dataset_from_python_matches_the_cli(tiny_config, tmp_path):
     import yaml
 
     config = validate_config({**yaml.safe_load(TINY), "dataset": {"n_samples": 1}})
-    dataset = generate_dataset(config, tmp_path / "py", generator=load_generator(config), progress=False)
+    dataset = generate_dataset(config, tmp_path / "py", renderer=load_renderer(config), progress=False)
     assert main(["generate", str(tiny_config), "--out", str(tmp_path / "cli"), "--n", "1", "-q"]) == 0
     assert checksums(dataset.root) == checksums(tmp_path / "cli")
     recorded = json.loads((tmp_path / "py" / "manifest.json").read_text())["config"]

@@ -14,8 +14,8 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "calibrate": ["Calibration", "calibrate", "write_calibration"],
     "conditioning": ["SketchStatistics", "fit_sketch_statistics", "gan_condition", "make_sketch", "mask_channel",
                      "positional_map"],
-    "learned": ["DiffusionGenerator", "GanGenerator"],
+    "learned": ["DiffusionRenderer", "GanRenderer"],
     "optics": ["OpticsRenderer", "psf_sigma_um"],
     "patching": ["PatchPlan", "apply_patched", "fit_patch"],
-    "pipeline": ["Generator", "generate_dataset", "load_generator"],
+    "pipeline": ["Renderer", "generate_dataset", "load_renderer"],
 })

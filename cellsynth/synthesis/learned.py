@@ -62,7 +62,7 @@ def _resample(volume: np.ndarray, shape: Sequence[int], order: int) -> np.ndarra
                   preserve_range=True).astype(np.float32)
 
 
-class LearnedGenerator:
+class LearnedRenderer:
     """What the cGAN and DDPM generators share: checkpoint, device, tiling, spacing handling."""
 
     name = "learned"
@@ -166,7 +166,7 @@ class LearnedGenerator:
                 "units": self.units}
 
 
-class GanGenerator(LearnedGenerator):
+class GanRenderer(LearnedRenderer):
     """The positionally-conditioned cGAN (seed 001): masks + positional map → image in [0, 1].
 
     Parameters
@@ -180,11 +180,11 @@ class GanGenerator(LearnedGenerator):
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     units : {'normalised', 'camera'}
-        Images in [0, 1], or in the training images' units (see :meth:`LearnedGenerator.in_units`).
+        Images in [0, 1], or in the training images' units (see :meth:`LearnedRenderer.in_units`).
     """
 
     name = "gan"
-    required = (*LearnedGenerator.required, "conditioning")
+    required = (*LearnedRenderer.required, "conditioning")
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None,
                  alpha_um: float | None = None, device: str = "auto", units: str = "normalised"):
@@ -193,9 +193,9 @@ class GanGenerator(LearnedGenerator):
         self.kind, self.beta_um = conditioning["kind"], float(conditioning["beta_um"])
         self.alpha_um = float(conditioning["alpha_um"] if alpha_um is None else alpha_um)
 
-    def at_alpha(self, alpha_um: float) -> GanGenerator:
+    def at_alpha(self, alpha_um: float) -> GanRenderer:
         """The same generator (sharing the loaded network) at another quality level α (µm)."""
-        other = object.__new__(GanGenerator)
+        other = object.__new__(GanRenderer)
         other.__dict__.update(self.__dict__)
         other.alpha_um = float(alpha_um)
         return other
@@ -223,7 +223,7 @@ class GanGenerator(LearnedGenerator):
         return self.in_units(self.run_tiled(condition, spacing, run))
 
 
-class DiffusionGenerator(LearnedGenerator):
+class DiffusionRenderer(LearnedRenderer):
     """The DDPM (seed 003): a blurred sketch of the masks, noised to a start timestep and denoised (SDEdit).
 
     Every denoising step runs the network on all tiles of the volume and blends them before one
@@ -246,11 +246,11 @@ class DiffusionGenerator(LearnedGenerator):
     device : str
         ``auto``, ``cpu`` or ``cuda``.
     units : {'normalised', 'camera'}
-        Images in [0, 1], or in the training images' units (see :meth:`LearnedGenerator.in_units`).
+        Images in [0, 1], or in the training images' units (see :meth:`LearnedRenderer.in_units`).
     """
 
     name = "ddpm"
-    required = (*LearnedGenerator.required, "schedule", "sketch")
+    required = (*LearnedRenderer.required, "schedule", "sketch")
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, *,
                  sampler: str = "dpmsolver", steps: int = 25, t_start: int | None = None,

@@ -1,4 +1,4 @@
-"""From a config to a dataset on disk: simulate masks, render images with a generator, write.
+"""From a config to a dataset on disk: simulate masks, render images with a renderer, write.
 
 Sample ``i`` draws everything from its own generator (``SeedSequence(seed)`` spawn key ``i``), so
 it comes out bit-identical whether it is made alone, in a serial run, or on any dask worker.
@@ -36,8 +36,8 @@ BYTES_PER_GENERATED_VOXEL = 160
 
 
 @runtime_checkable
-class Generator(Protocol):
-    """Anything that turns a simulated annotation into an image.
+class Renderer(Protocol):
+    """Anything that turns a simulated annotation into an image (the config's ``generator``).
 
     ``render`` gets the masks (labels, organism foreground, membranes), the voxel spacing in µm
     and the sample's random generator, and returns a float32 ZYX image in [0, 1] of the labels'
@@ -57,44 +57,44 @@ class Generator(Protocol):
 class SampleMaker:
     """``(index, rng) -> Sample`` for :func:`cellsynth.dataset.build_dataset`; pickles to workers.
 
-    With several ``generators`` (quality levels), item ``i`` is sample ``i // L`` rendered by
-    generator ``i % L``: the masks of a sample are the same at every level.
+    With several ``renderers`` (quality levels), item ``i`` is sample ``i // L`` rendered by
+    renderer ``i % L``: the masks of a sample are the same at every level.
     """
 
     config: Config
-    generators: tuple[Generator, ...] = ()
+    renderers: tuple[Renderer, ...] = ()
 
     def __call__(self, index: int, rng: np.random.Generator) -> Sample:
-        generator = None
-        if self.generators:
-            sample, level = divmod(index, len(self.generators))
-            generator = self.generators[level]
-            if len(self.generators) > 1:
+        renderer = None
+        if self.renderers:
+            sample, level = divmod(index, len(self.renderers))
+            renderer = self.renderers[level]
+            if len(self.renderers) > 1:
                 rng = sample_rng(self.config.dataset.seed, sample)
         masks = simulate_masks(self.config.masks, self.config.volume, rng)
         spacing = self.config.volume.spacing_um
         image = None
         params = dict(masks.info)
-        if generator is not None:
-            image = np.asarray(generator.render(masks, spacing, rng))
+        if renderer is not None:
+            image = np.asarray(renderer.render(masks, spacing, rng))
             if image.shape != masks.labels.shape or image.dtype not in (np.float32, np.uint16):
-                raise InputError(f"generator '{generator.name}' returned {image.dtype} of shape {image.shape}; "
+                raise InputError(f"generator '{renderer.name}' returned {image.dtype} of shape {image.shape}; "
                                  f"expected float32 or uint16 of the labels' shape {masks.labels.shape}")
-            if len(self.generators) > 1:
-                params["generator"] = generator.describe()
+            if len(self.renderers) > 1:
+                params["generator"] = renderer.describe()
         extras = {"foreground": masks.foreground}
         if masks.membranes is not None:
             extras["membranes"] = masks.membranes
         return Sample(image=image, labels=masks.labels, spacing=spacing, params=params, extras=extras)
 
 
-def load_generator(config: Config) -> Generator:
-    """The generator named in ``config.generator`` (the learned ones from a cellsynth checkpoint).
+def load_renderer(config: Config) -> Renderer:
+    """The renderer named in ``config.generator`` (the learned ones from a cellsynth checkpoint).
 
     Raises
     ------
     InputError
-        For a learned generator without a checkpoint, or a file that is not a cellsynth checkpoint.
+        For a learned renderer without a checkpoint, or a file that is not a cellsynth checkpoint.
     """
     name, checkpoint = config.generator.name, config.generator.checkpoint
     if name == "optics":
@@ -106,27 +106,27 @@ def load_generator(config: Config) -> Generator:
     if checkpoint is None:
         raise InputError(f"generator '{name}' needs --checkpoint FILE (a cellsynth checkpoint from training)")
     if name == "gan":
-        from cellsynth.synthesis.learned import GanGenerator
+        from cellsynth.synthesis.learned import GanRenderer
 
         alphas = config.generator.alpha_um or [None]
-        return GanGenerator(checkpoint, config.patching, alpha_um=alphas[0], units=config.generator.units)
-    from cellsynth.synthesis.learned import DiffusionGenerator
+        return GanRenderer(checkpoint, config.patching, alpha_um=alphas[0], units=config.generator.units)
+    from cellsynth.synthesis.learned import DiffusionRenderer
 
     settings = config.generator
-    return DiffusionGenerator(checkpoint, config.patching, sampler=settings.sampler, steps=settings.steps,
-                              t_start=settings.t_start, strength=settings.strength, snr=settings.snr,
-                              units=settings.units)
+    return DiffusionRenderer(checkpoint, config.patching, sampler=settings.sampler, steps=settings.steps,
+                             t_start=settings.t_start, strength=settings.strength, snr=settings.snr,
+                             units=settings.units)
 
 
-def quality_levels(config: Config, generator: Generator | None) -> tuple[list[str], tuple[Generator, ...]]:
-    """Sample names and generators: one per sample, or with several ``generator.alpha_um`` every
+def quality_levels(config: Config, renderer: Renderer | None) -> tuple[list[str], tuple[Renderer, ...]]:
+    """Sample names and renderers: one per sample, or with several ``generator.alpha_um`` every
     sample once per level, named ``PREFIX_NNNN_alphaA``."""
     names = sample_names(config.dataset.name_prefix, config.dataset.n_samples)
     alphas = config.generator.alpha_um or []
-    if generator is None or len(alphas) < 2:
-        return names, () if generator is None else (generator,)
+    if renderer is None or len(alphas) < 2:
+        return names, () if renderer is None else (renderer,)
     return ([f"{name}_alpha{alpha:g}" for name in names for alpha in alphas],
-            tuple(generator.at_alpha(alpha) for alpha in alphas))
+            tuple(renderer.at_alpha(alpha) for alpha in alphas))
 
 
 @contextmanager
@@ -164,7 +164,7 @@ def generate_dataset(
     config: Config,
     out: str | os.PathLike,
     *,
-    generator: Generator | None = None,
+    renderer: Renderer | None = None,
     resume: bool = False,
     progress: bool = True,
     workers: int = 1,
@@ -178,10 +178,11 @@ def generate_dataset(
         Volume, masks, dataset options.
     out : path-like
         New dataset folder (or the one to resume).
-    generator : Generator, optional
-        Renders each image; None writes a masks-only dataset (labels, foreground, membranes).
+    renderer : Renderer, optional
+        Renders each image (:func:`load_renderer`); None writes a masks-only dataset (labels,
+        foreground, membranes).
     resume : bool
-        Complete an interrupted run made with the same config, generator and seed.
+        Complete an interrupted run made with the same config, renderer and seed.
     progress : bool
         Show a progress bar (only on a terminal).
     workers : int
@@ -197,10 +198,10 @@ def generate_dataset(
     check_memory(workers * voxels * BYTES_PER_GENERATED_VOXEL,
                  f"making {workers} sample(s) of {config.volume.shape} voxels at once",
                  "use a smaller volume.shape (tile a large field with the patch engine) or fewer --workers")
-    names, generators = quality_levels(config, generator)
-    recipe = {**config.model_dump(mode="json"), "generator": generator.describe() if generator else None}
+    names, renderers = quality_levels(config, renderer)
+    recipe = {**config.model_dump(mode="json"), "generator": renderer.describe() if renderer else None}
     if not (resume and (Path(out) / MANIFEST_NAME).exists()):
         check_new_dataset_folder(out)  # before starting any cluster
     with dask_executor(workers, scheduler) as executor:
-        return build_dataset(out, names, SampleMaker(config, generators), config=recipe, seed=config.dataset.seed,
+        return build_dataset(out, names, SampleMaker(config, renderers), config=recipe, seed=config.dataset.seed,
                              output=config.dataset.output, resume=resume, progress=progress, executor=executor)
