@@ -28,3 +28,33 @@ def test_the_top_level_holds_what_a_notebook_needs_and_imports_no_torch():
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "False"
+
+
+#: docs/architecture.md's floors: a module may import only from lower floors (or its own package).
+FLOORS = {"errors": 1, "presets": 1, "checks": 2, "config": 2, "io": 3, "models": 3, "checkpoints": 4, "masks": 4,
+          "datasets": 4, "previews": 4, "dataset": 5, "synthesis": 6, "augment": 6, "exports": 6, "evaluate": 7,
+          "train": 7, "series": 8, "cli": 9}
+
+
+def test_no_import_runs_up_a_floor():
+    import ast
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "cellsynth"
+    upward = []
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
+        if parts[0] == "__init__":
+            continue
+        source = parts[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
+                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                if name.startswith("cellsynth."):
+                    target = name.split(".")[1]
+                    if target != source and FLOORS[target] >= FLOORS[source]:
+                        upward.append(f"{'/'.join(parts)} imports {name}")
+    assert not upward, upward
+    assert set(FLOORS) == {p.stem if p.is_file() else p.name for p in package.iterdir()
+                           if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
