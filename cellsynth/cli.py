@@ -714,20 +714,14 @@ def build_parser() -> argparse.ArgumentParser:
     s2r.add_argument("--train", required=True, type=Path, help="dataset folder to train on (e.g. synthetic)")
     s2r.add_argument("--test", required=True, type=Path, help="dataset folder to test on (e.g. real)")
     s2r.add_argument("--out", required=True, type=Path, help="new folder for report.json, weights, predictions")
-    s2r.add_argument("--steps", type=int, default=2000, help="training steps (default 2000)")
-    s2r.add_argument("--minutes", type=float, help="training time budget; stops at steps or minutes, whichever first")
-    s2r.add_argument("--patch-um", nargs=3, type=float, default=[16.0, 32.0, 32.0], metavar=("Z", "Y", "X"),
-                     help="training patch in µm (default 16 32 32)")
-    s2r.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                     help="working voxel size in µm (default: the data's coarsest, at least 0.5)")
+    _training_arguments(s2r, steps=2000, patch_um=(16.0, 32.0, 32.0), what="training patch",
+                        spacing="working voxel size in µm (default: the data's coarsest, at least 0.5)")
     s2r.add_argument("--batch-size", type=int, default=2, help="patches per step (default 2)")
     s2r.add_argument("--learning-rate", type=float, default=2e-3, help="Adam's peak learning rate (default 2e-3)")
     s2r.add_argument("--validation-fraction", type=float, default=0.2,
                      help="share of each training volume held out to pick weights and thresholds (default 0.2)")
     s2r.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                      help="autocast: auto = bf16 where the CPU or GPU computes it natively")
-    s2r.add_argument("--seed", type=_seed, default=0)
-    s2r.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu or cuda")
     s2r.set_defaults(func=_evaluate_syn2real)
 
     base = evaluate_commands.add_parser(
@@ -751,15 +745,8 @@ def build_parser() -> argparse.ArgumentParser:
     realism.add_argument("--real", required=True, type=Path, help="real image file or dataset folder")
     realism.add_argument("--synthetic", required=True, type=Path, help="synthetic image file or dataset folder")
     realism.add_argument("--out", required=True, type=Path, help="new folder for realism.json and the PNGs")
-    realism.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
-                         help="voxel size in µm of files without one")
-    realism.add_argument("--patch-um", nargs=3, type=float, default=[5.0, 8.0, 8.0], metavar=("Z", "Y", "X"),
-                         help="classifier patch in µm (default 5 8 8)")
-    realism.add_argument("--steps", type=int, default=400, help="training steps (default 400)")
-    realism.add_argument("--minutes", type=float, help="training time budget; stops at steps or minutes, "
-                                                       "whichever first")
-    realism.add_argument("--seed", type=_seed, default=0)
-    realism.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    _training_arguments(realism, steps=400, patch_um=(5.0, 8.0, 8.0), what="classifier patch",
+                        spacing="voxel size in µm of files without one")
     realism.set_defaults(func=_evaluate_realism)
 
     report = commands.add_parser("report", parents=[common],
@@ -778,6 +765,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Cellpose only: {' or '.join(CELLPOSE_LAYOUTS)} (default slices: Cellpose trains in 2D)")
     export.set_defaults(func=_export)
     return parser
+
+
+def _training_arguments(parser: argparse.ArgumentParser, *, steps: int, patch_um: tuple, what: str,
+                        spacing: str) -> None:
+    """The budget, patch, spacing, seed and device of the commands that train a judge (syn2real, realism)."""
+    parser.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps})")
+    parser.add_argument("--minutes", type=float, help="time budget; stops at steps or minutes, whichever first")
+    parser.add_argument("--patch-um", nargs=3, type=float, default=list(patch_um), metavar=("Z", "Y", "X"),
+                        help=f"{what} in µm (default {' '.join(f'{p:g}' for p in patch_um)})")
+    parser.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"), help=spacing)
+    parser.add_argument("--seed", type=_seed, default=0)
+    parser.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu or cuda")
 
 
 def _sampling_arguments(parser: argparse.ArgumentParser) -> None:
