@@ -133,10 +133,10 @@ def check_output(path: str | os.PathLike, what: str, *, folder: bool, if_not_emp
 
     Examples
     --------
-    >>> check_output("/nonexistent/out", "dataset", folder=True)
+    >>> check_output("no-such-folder/out", "dataset", folder=True)
     Traceback (most recent call last):
     ...
-    cellsynth.errors.InputError: cannot write dataset '/nonexistent/out': folder '/nonexistent' does not exist
+    cellsynth.errors.InputError: cannot write dataset 'no-such-folder/out': folder 'no-such-folder' does not exist
     """
     path = Path(path)
     start = f"cannot write {what} '{path}'"
