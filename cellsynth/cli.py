@@ -17,7 +17,6 @@ from cellsynth.errors import CellsynthError, InputError
 
 EXIT_BAD_INPUT = 2
 #: Files ``dataset import`` takes from a folder.
-IMPORT_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -63,63 +62,13 @@ def _config_check(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- dataset
 
 
-def _expand(paths: Sequence[str], what: str) -> tuple[list[Path], bool]:
-    """Files named directly, or the importable files of one folder (then pairing is by name)."""
-    if len(paths) == 1 and Path(paths[0]).is_dir() and Path(paths[0]).suffix.lower() != ".zarr":
-        files = sorted(p for p in Path(paths[0]).iterdir() if p.suffix.lower() in IMPORT_SUFFIXES)
-        if not files:
-            raise InputError(f"{what} folder '{paths[0]}' holds no {', '.join(IMPORT_SUFFIXES)} file")
-        return files, True
-    missing = [p for p in paths if not Path(p).exists()]
-    if missing:
-        raise InputError(f"{what} file '{missing[0]}' does not exist")
-    return [Path(p) for p in paths], False
-
-
-def _import_pairs(args: argparse.Namespace) -> list[tuple[Path, Path]]:
-    from cellsynth.dataset import paired_files
-
-    images, images_folder = _expand(args.images, "--images")
-    labels, labels_folder = _expand(args.labels, "--labels")
-    if images_folder and labels_folder:
-        return paired_files(images, labels)
-    if len(images) != len(labels):
-        raise InputError(f"got {len(images)} image files but {len(labels)} label files; give one label file per image")
-    return list(zip(images, labels, strict=True))
-
-
 def _dataset_import(args: argparse.Namespace) -> int:
-    from cellsynth.checks import check_pair
     from cellsynth.config import Config, resolve_config
-    from cellsynth.dataset import Sample, build_dataset, semantic_warning, volume_stem
-    from cellsynth.io import read_volume
+    from cellsynth.dataset import import_dataset
 
     config = resolve_config(args.config) if args.config else Config()
-    pairs = _import_pairs(args)
-    names = [volume_stem(image) for image, _ in pairs]
-    if len(set(names)) != len(names):
-        raise InputError("image files must have distinct names (they become the sample names)")
-
-    def load(index: int, rng: object = None) -> Sample:
-        image_path, labels_path = pairs[index]
-        image, spacing = read_volume(image_path, args.spacing)
-        labels, _ = read_volume(labels_path, spacing)
-        image, labels = check_pair(image, labels)
-        return Sample(image=image, labels=labels, spacing=spacing,
-                      params={"image": str(image_path), "labels": str(labels_path)})
-
-    for index in range(len(pairs)):  # validate every pair before anything is written
-        try:
-            sample = load(index)
-        except CellsynthError as err:
-            raise type(err)(f"{pairs[index][0].name}: {err}") from None
-        warning = semantic_warning(sample.labels, f"labels '{pairs[index][1].name}'")
-        if warning:
-            warnings.warn(warning, stacklevel=1)
-    recipe = {"import": [[str(i), str(lab)] for i, lab in pairs], "spacing_um": args.spacing}
-    dataset = build_dataset(args.out, names, load, config=recipe, seed=None, output=config.dataset.output,
-                            resume=args.resume, progress=not args.quiet)
-    _report(dataset)
+    _report(import_dataset(args.out, args.images, args.labels, spacing=args.spacing, output=config.dataset.output,
+                           resume=args.resume, progress=not args.quiet))
     return 0
 
 
@@ -248,11 +197,13 @@ def _sampling_overrides(args: argparse.Namespace) -> dict:
 
 def _train(args: argparse.Namespace) -> int:
     from cellsynth.config import TrainConfig, load_config, with_overrides
+    from cellsynth.models.training import end_processes
     from cellsynth.train import train_ddpm, train_gan
 
     config = with_overrides(load_config(args.config, TrainConfig), {"steps": args.steps, "device": args.device})
     train = train_gan if args.model == "gan" else train_ddpm
     checkpoint = train(config, args.out, resume=args.resume, progress=not args.quiet)
+    end_processes()
     print(f"checkpoint: {checkpoint}")
     return 0
 
@@ -272,10 +223,9 @@ def _synthesize(args: argparse.Namespace) -> int:
 
     from cellsynth.checkpoints import read_checkpoint_info
     from cellsynth.checks import check_labels, check_memory
-    from cellsynth.config import GeneratorConfig, PatchingConfig, resolve_config, validate_config, with_overrides
+    from cellsynth.config import Config, resolve_config, with_overrides
     from cellsynth.io import read_volume, write_volume
     from cellsynth.masks.simulate import SimulatedMasks
-    from cellsynth.synthesis.learned import DiffusionRenderer, GanRenderer
     from cellsynth.synthesis.pipeline import BYTES_PER_GENERATED_VOXEL, load_renderer
 
     if (args.checkpoint is None) == (args.config is None):
@@ -295,22 +245,12 @@ def _synthesize(args: argparse.Namespace) -> int:
         if foreground.shape != labels.shape:
             raise InputError(f"foreground of shape {foreground.shape} differs from the labels' {labels.shape}")
         foreground = foreground > 0
-    if args.config is not None:
-        renderer = load_renderer(with_overrides(resolve_config(args.config), {"patching.batch_size": args.tile_batch}))
-        if foreground is None and renderer.name == "optics":
-            foreground = np.ones(labels.shape, bool)  # a field of view inside the specimen, as organism 'none'
-    else:
-        settings = validate_config({"name": model, "checkpoint": str(args.checkpoint), **{
-            k.split(".")[1]: v for k, v in _sampling_overrides(args).items() if v is not None}}, "command line",
-            GeneratorConfig)
-        patching = validate_config({"batch_size": args.tile_batch}, "command line", PatchingConfig)
-        if model == "gan":
-            renderer = GanRenderer(args.checkpoint, patching, alpha_um=args.alpha[0] if args.alpha else None,
-                                   device=args.device, units=settings.units)
-        else:
-            renderer = DiffusionRenderer(args.checkpoint, patching, sampler=settings.sampler, steps=settings.steps,
-                                         t_start=settings.t_start, strength=settings.strength, snr=settings.snr,
-                                         device=args.device, units=settings.units)
+    config = with_overrides(resolve_config(args.config) if args.config else Config(), {
+        "generator.name": model, "generator.checkpoint": args.checkpoint and str(args.checkpoint),
+        "generator.alpha_um": args.alpha, "patching.batch_size": args.tile_batch, **_sampling_overrides(args)})
+    renderer = load_renderer(config, device=args.device)
+    if foreground is None and renderer.name == "optics":
+        foreground = np.ones(labels.shape, bool)  # a field of view inside the specimen, as organism 'none'
     image = renderer.render(SimulatedMasks(labels, foreground), spacing, np.random.default_rng(args.seed))
     write_volume(args.out, image, spacing)
     print(f"image: {args.out}")
@@ -359,7 +299,7 @@ def _masks_fit_ssm(args: argparse.Namespace) -> int:
     import numpy as np
 
     from cellsynth.checks import check_output
-    from cellsynth.io import read_volume
+    from cellsynth.io import read_volume, volume_files
     from cellsynth.masks.ssm import fit_ssm
 
     if bool(args.labels) == bool(args.example):
@@ -373,7 +313,7 @@ def _masks_fit_ssm(args: argparse.Namespace) -> int:
         _, labels, spacing = cells3d_nuclei()
         volumes = [labels]
     else:
-        files, _ = _expand(args.labels, "label")
+        files, _ = volume_files(args.labels, "label")
         volumes, spacing = [], args.spacing
         for file in files:
             volume, spacing = read_volume(file, spacing)

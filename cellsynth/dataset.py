@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,8 +40,8 @@ from tqdm.auto import tqdm
 
 from cellsynth.checks import Spacing, as_volume, check_labels, check_output, check_pair, check_spacing
 from cellsynth.config import OutputConfig
-from cellsynth.errors import DatasetError, FileFormatError, InputError
-from cellsynth.io import read_volume, remove_partials, write_json_atomic, write_volume
+from cellsynth.errors import CellsynthError, DatasetError, FileFormatError, InputError
+from cellsynth.io import read_volume, remove_partials, volume_files, write_json_atomic, write_volume
 from cellsynth.masks.derived import semantic_from_instances, write_cell_meshes, write_centroids_csv
 from cellsynth.previews import write_preview
 
@@ -532,6 +533,70 @@ def sample_names(prefix: str, n_samples: int) -> list[str]:
     """``prefix_0000`` … with at least four digits."""
     digits = max(4, len(str(n_samples - 1)))
     return [f"{prefix}_{i:0{digits}d}" for i in range(n_samples)]
+
+
+def import_dataset(
+    out: str | os.PathLike,
+    images: Sequence[str | os.PathLike],
+    labels: Sequence[str | os.PathLike],
+    *,
+    spacing: Sequence[float] | None = None,
+    output: OutputConfig | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> Dataset:
+    """Your own annotated volumes as a dataset folder (what ``cellsynth dataset import`` does).
+
+    Every pair is read and checked before anything is written; labels that look semantic draw a
+    warning (:func:`semantic_warning`).
+
+    Parameters
+    ----------
+    out : path-like
+        The new dataset folder (or the one to resume).
+    images, labels : sequences of path-like
+        Files, one label file per image in the same order; or one folder each, paired by name
+        (:func:`paired_files`: StarDist, Cell Tracking Challenge and Cellpose layouts).
+    spacing : 3 floats, optional
+        Voxel size (z, y, x) in µm; required for files without one (``.npy``).
+    output, resume, progress
+        See :func:`build_dataset`.
+
+    Examples
+    --------
+    >>> import_dataset("data/mine", ["raw/images"], ["raw/masks"], spacing=(0.5, 0.2, 0.2))  # doctest: +SKIP
+    """
+    images, images_folder = volume_files(images, "--images")
+    labels, labels_folder = volume_files(labels, "--labels")
+    if images_folder and labels_folder:
+        pairs = paired_files(images, labels)
+    elif len(images) != len(labels):
+        raise InputError(f"got {len(images)} image files but {len(labels)} label files; give one label file per image")
+    else:
+        pairs = list(zip(images, labels, strict=True))
+    names = [volume_stem(image) for image, _ in pairs]
+    if len(set(names)) != len(names):
+        raise InputError("image files must have distinct names (they become the sample names)")
+
+    def load(index: int, rng: object = None) -> Sample:
+        image_path, labels_path = pairs[index]
+        image, found = read_volume(image_path, spacing)
+        labels_array, _ = read_volume(labels_path, found)
+        image, labels_array = check_pair(image, labels_array)
+        return Sample(image=image, labels=labels_array, spacing=found,
+                      params={"image": str(image_path), "labels": str(labels_path)})
+
+    for index in range(len(pairs)):  # validate every pair before anything is written
+        try:
+            sample = load(index)
+        except CellsynthError as err:
+            raise type(err)(f"{pairs[index][0].name}: {err}") from None
+        warning = semantic_warning(sample.labels, f"labels '{pairs[index][1].name}'")
+        if warning:
+            warnings.warn(warning, stacklevel=2)
+    recipe = {"import": [[str(i), str(lab)] for i, lab in pairs], "spacing_um": list(spacing) if spacing else None}
+    return build_dataset(out, names, load, config=recipe, seed=None, output=output or OutputConfig(), resume=resume,
+                         progress=progress)
 
 
 def semantic_warning(labels: np.ndarray, what: str) -> str | None:

@@ -122,6 +122,43 @@ def remove_partials(folder: str | os.PathLike) -> int:
 # ----------------------------------------------------------------------------- dispatch
 
 
+#: What a folder given for import or training is searched for.
+VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
+
+
+def volume_files(paths: Sequence[str | os.PathLike], what: str) -> tuple[list[Path], bool]:
+    """The volume files that ``paths`` name, and whether they came from listing one folder.
+
+    One folder (not a ``.zarr`` store) gives its ``.tif``, ``.tiff``, ``.npy`` and ``.zarr``
+    entries, sorted; otherwise every entry is a file or a glob pattern (``data/*.tif``, ``~``
+    expanded), which must exist or match something.
+
+    Examples
+    --------
+    >>> volume_files(["no/such/*.tif"], "training image")
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: training image 'no/such/*.tif' matches no file
+    """
+    if len(paths) == 1 and Path(paths[0]).is_dir() and Path(paths[0]).suffix.lower() != ".zarr":
+        files = sorted(p for p in Path(paths[0]).iterdir() if p.suffix.lower() in VOLUME_SUFFIXES)
+        if not files:
+            raise InputError(f"{what} folder '{paths[0]}' holds no {', '.join(VOLUME_SUFFIXES)} file")
+        return files, True
+    files: list[Path] = []
+    for entry in paths:
+        path = Path(os.path.expanduser(entry))
+        if path.exists():
+            files.append(path)
+            continue
+        matches = sorted(glob.glob(str(path)))
+        if not matches:
+            raise InputError(f"{what} '{entry}' matches no file" if glob.has_magic(str(entry))
+                             else f"{what} file '{entry}' does not exist")
+        files += [Path(m) for m in matches]
+    return files, False
+
+
 def volume_format(path: str | os.PathLike) -> str:
     """Name the format of ``path`` from its suffix: ``'tiff'``, ``'ome-tiff'``, ``'ome-zarr'`` or ``'npy'``.
 

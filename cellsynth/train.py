@@ -8,7 +8,6 @@ left it: the same losses follow as in an uninterrupted run.
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import math
 import os
@@ -23,24 +22,13 @@ from cellsynth.checks import check_image, check_output, check_spacing
 from cellsynth.config import TrainConfig, TrainDataConfig, VolumeConfig
 from cellsynth.dataset import sample_rng
 from cellsynth.errors import InputError, MissingDependencyError
-from cellsynth.io import read_volume
+from cellsynth.io import read_volume, volume_files
 from cellsynth.synthesis.patching import reflect_indices
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 #: Config keys a resumed run may change (how long and how it is watched, not what is learnt).
 RESUMABLE_CHANGES = ("steps", "max_minutes", "log_every", "preview_every", "checkpoint_every", "tensorboard", "device",
                      "mixed_precision")
-
-
-def expand_files(patterns: Sequence[str], what: str) -> list[Path]:
-    """Files named by paths or glob patterns, in order; every pattern must match something."""
-    files: list[Path] = []
-    for pattern in patterns:
-        matches = sorted(glob.glob(os.path.expanduser(pattern)))
-        if not matches:
-            raise InputError(f"{what} '{pattern}' matches no file")
-        files += [Path(m) for m in matches]
-    return files
 
 
 def load_training_images(data: TrainDataConfig) -> tuple[list[np.ndarray], tuple[float, float, float], dict]:
@@ -56,7 +44,7 @@ def load_training_images(data: TrainDataConfig) -> tuple[list[np.ndarray], tuple
         or the files' spacings differ by more than 1 %.
     """
     images, spacings = [], []
-    for path in expand_files(data.images, "training image"):
+    for path in volume_files(data.images, "training image")[0]:
         image, spacing = read_volume(path, data.spacing_um,
                                      spacing_hint="set data.spacing_um: [z, y, x] (µm) in the training YAML")
         images.append(np.asarray(check_image(image, f"training image '{path}'"), np.float32))
@@ -205,7 +193,7 @@ def _mask_volumes(config: TrainConfig, spacing, shape) -> tuple[list[np.ndarray]
                                             membranes=masks.membranes, alpha_um=gan.alpha_um, beta_um=gan.beta_um))
             labels_list.append(masks.labels)
         return conditions, labels_list
-    for path in expand_files(config.data.mask_files, "mask file"):
+    for path in volume_files(config.data.mask_files, "mask file")[0]:
         labels, _ = read_volume(path, spacing)
         if not np.issubdtype(labels.dtype, np.integer):
             raise InputError(f"mask file '{path}' must hold integer labels; got {labels.dtype}")

@@ -16,6 +16,7 @@ from accelerate import PartialState
 
 import cellsynth.models.gan
 from cellsynth.config import TrainConfig
+from cellsynth.models.training import end_processes
 from cellsynth.train import train_gan
 
 folder, minutes, steps, resume = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "resume"
@@ -40,5 +41,6 @@ config = TrainConfig.model_validate({
     "gan": {"widths": [4, 8], "discriminator_widths": [4, 8], "discriminator_strides": [2, 1],
             "ada": {"rule": "kimg", "interval_batches": 1, "kimg": 0.01}}})
 train_gan(config, folder / "run", resume=resume, progress=False)
+end_processes()
 (folder / f"rank_{rank}{'_resumed' if resume else ''}.json").write_text(json.dumps({
     "ada_p": [p for p, _ in seen], "ada_r": [r for _, r in seen], "steps": len(seen)}))

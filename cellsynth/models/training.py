@@ -143,6 +143,21 @@ def check_model_memory(build: Callable[[], torch.nn.Module], what: str, copies: 
     check_memory(n_parameters * 4 * copies, f"{what} ({n_parameters / 1e6:,.0f} M parameters)", advice)
 
 
+def end_processes() -> None:
+    """Under ``accelerate launch``: wait for every process, then close the process group.
+
+    A process whose peers exit with the group still open can be aborted by gloo (SIGABRT) at
+    shutdown; a script that trains under ``accelerate launch`` ends with this. Nothing happens in
+    a single process.
+    """
+    from accelerate import PartialState
+
+    state = PartialState()
+    if state.num_processes > 1:
+        state.wait_for_everyone()
+        state.destroy_process_group()
+
+
 def make_ema(model: torch.nn.Module, decay: float):
     """diffusers' :class:`~diffusers.training_utils.EMAModel` of ``model``'s parameters (with warm-up)."""
     from diffusers.training_utils import EMAModel

@@ -88,8 +88,9 @@ class SampleMaker:
         return Sample(image=image, labels=masks.labels, spacing=spacing, params=params, extras=extras)
 
 
-def load_renderer(config: Config) -> Renderer:
-    """The renderer named in ``config.generator`` (the learned ones from a cellsynth checkpoint).
+def load_renderer(config: Config, device: str = "auto") -> Renderer:
+    """The renderer named in ``config.generator`` (the learned ones from a cellsynth checkpoint, run on
+    ``device``: ``auto``, ``cpu`` or ``cuda``).
 
     Raises
     ------
@@ -109,13 +110,14 @@ def load_renderer(config: Config) -> Renderer:
         from cellsynth.synthesis.learned import GanRenderer
 
         alphas = config.generator.alpha_um or [None]
-        return GanRenderer(checkpoint, config.patching, alpha_um=alphas[0], units=config.generator.units)
+        return GanRenderer(checkpoint, config.patching, alpha_um=alphas[0], units=config.generator.units,
+                           device=device)
     from cellsynth.synthesis.learned import DiffusionRenderer
 
     settings = config.generator
     return DiffusionRenderer(checkpoint, config.patching, sampler=settings.sampler, steps=settings.steps,
                              t_start=settings.t_start, strength=settings.strength, snr=settings.snr,
-                             units=settings.units)
+                             units=settings.units, device=device)
 
 
 def quality_levels(config: Config, renderer: Renderer | None) -> tuple[list[str], tuple[Renderer, ...]]:
