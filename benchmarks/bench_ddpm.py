@@ -68,8 +68,8 @@ def renderer_pairs(folder: Path, shape, n: int) -> list[tuple[np.ndarray, np.nda
     return pairs
 
 
-def normalised(image: np.ndarray, info: dict) -> np.ndarray:
-    low, high = info["normalisation"]["low"], info["normalisation"]["high"]
+def normalised(image: np.ndarray, info) -> np.ndarray:
+    low, high = info.normalisation.low, info.normalisation.high
     return np.clip((image - low) / (high - low), 0, 1).astype(np.float32)
 
 

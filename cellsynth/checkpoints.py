@@ -6,12 +6,70 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cellsynth.errors import InputError
 from cellsynth.io import atomic_path
 
 #: safetensors metadata key whose JSON value marks (and describes) a cellsynth checkpoint.
 CHECKPOINT_KEY = "cellsynth_checkpoint"
+
+
+class Normalisation(BaseModel):
+    """The intensity mapping the training images went through: ``percentiles`` → ``low`` and ``high``."""
+
+    model_config = ConfigDict(frozen=True)
+    percentiles: tuple[float, float]
+    low: float
+    high: float
+
+
+class CheckpointInfo(BaseModel):
+    """What training records beside the weights and a renderer reads back, validated when read.
+
+    Training writes it (:func:`cellsynth.train.train_gan`, ``train_ddpm``) and the learned renderers
+    read it with :meth:`read`; ``conditioning`` is the cGAN's, ``schedule`` and ``sketch`` the
+    DDPM's. Other keys (the config, the training state) are kept as they are.
+
+    Examples
+    --------
+    >>> info = CheckpointInfo.read("runs/cells3d/checkpoint.safetensors", "gan")  # doctest: +SKIP
+    >>> info.patch, info.spacing_um, info.normalisation.high  # doctest: +SKIP
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    model: Literal["gan", "ddpm"]
+    step: int | None = Field(None, ge=0)
+    architecture: dict[str, Any]
+    spacing_um: tuple[float, float, float]
+    patch: tuple[int, int, int]
+    normalisation: Normalisation | None = None
+    conditioning: dict[str, Any] | None = None
+    schedule: dict[str, Any] | None = None
+    sketch: dict[str, Any] | None = None
+
+    @classmethod
+    def read(cls, path: str | os.PathLike, model: str, required: tuple[str, ...] = ()) -> CheckpointInfo:
+        """The validated info of the ``model`` checkpoint at ``path``.
+
+        Raises
+        ------
+        InputError
+            If the file is no such checkpoint, lacks one of ``required`` (or the fields every
+            learned renderer needs), or holds values of the wrong type.
+        """
+        info = read_checkpoint_info(path, model)
+        missing = [key for key in ("architecture", "spacing_um", "patch", *required) if key not in info]
+        if missing:
+            raise InputError(f"'{path}' lacks {', '.join(missing)}: not a complete {model} checkpoint")
+        try:
+            return cls.model_validate(info)
+        except ValidationError as err:
+            problem = err.errors()[0]
+            where = ".".join(str(part) for part in problem["loc"])
+            raise InputError(f"'{path}' has damaged metadata at '{where}': {problem['msg']}") from None
 
 
 def write_checkpoint(path: str | os.PathLike, tensors: Mapping, info: Mapping) -> None:

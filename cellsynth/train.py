@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from cellsynth.augment.diversify import rescale
-from cellsynth.checkpoints import read_checkpoint, write_checkpoint
+from cellsynth.checkpoints import CheckpointInfo, read_checkpoint, write_checkpoint
 from cellsynth.checks import check_image, check_output, check_spacing
 from cellsynth.config import TrainConfig, TrainDataConfig, VolumeConfig
 from cellsynth.dataset import sample_rng
@@ -285,9 +285,9 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
             return
         tensors, skeleton = pack_state({"trainer": trainer.state_dict(), "ranks": ranks})
         weights = {f"generator.{k}": v for k, v in trainer.generator_weights().items()}
-        write_checkpoint(out / CHECKPOINT_NAME, {**weights, **tensors}, {
-            "model": model, "format": 1, "step": step, "config": config.model_dump(mode="json"), **checkpoint_info,
-            "state": skeleton})
+        info = CheckpointInfo(model=model, step=step, format=1, config=config.model_dump(mode="json"), state=skeleton,
+                              **checkpoint_info)  # the typed record the renderers read back
+        write_checkpoint(out / CHECKPOINT_NAME, {**weights, **tensors}, info.model_dump(mode="json", exclude_none=True))
 
     main = accelerator.is_main_process
     log = TrainingLog(out, step if info is not None else None, config.tensorboard) if main else None

@@ -618,6 +618,21 @@ def forged_checkpoint(tmp):
     return args
 
 
+def damaged_checkpoint_info(tmp, **changes):
+    """The weightless ddpm checkpoint of ddpm_generate with ``changes`` in its metadata."""
+    from safetensors import safe_open
+
+    from cellsynth.checkpoints import CHECKPOINT_KEY, write_checkpoint
+
+    args = ddpm_generate(tmp)
+    path = tmp / "in" / "d.safetensors"
+    with safe_open(str(path), "pt") as handle:
+        info = json.loads(handle.metadata()[CHECKPOINT_KEY])
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    write_checkpoint(path, tensors, {**info, **changes})
+    return args
+
+
 def ddpm_train_run(tmp, yaml_text):
     tiny_image(tmp)
     config_file(tmp, f"data: {{images: [{tmp / 'in' / 'image.tif'}], patch: [4, 16, 16]}}\n" + yaml_text)
@@ -636,6 +651,8 @@ CASES += [
     ("ddpm-tile-batch-zero", lambda t: ddpm_generate(t, "--tile-batch", "0"),
      "'patching.batch_size': input should be greater than or equal to 1"),
     ("ddpm-unknown-units", lambda t: ddpm_generate(t, "--units", "adu"), "'generator.units': input should be"),
+    ("checkpoint-metadata-of-the-wrong-type", lambda t: damaged_checkpoint_info(t, patch="large"),
+     "has damaged metadata at 'patch': Input should be a valid"),
     ("checkpoint-metadata-claims-huge-widths", forged_checkpoint, "holds weights that do not fit its architecture"),
     ("fit-ssm-directions-1e8", lambda t: ["masks", "fit-ssm", "--example", "cells3d", "--directions", "100000000",
                                           "--out", str(t / "m.npz")], "takes 6 to 4096 directions"),

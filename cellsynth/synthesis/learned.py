@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellsynth.checkpoints import read_checkpoint, read_checkpoint_info
+from cellsynth.checkpoints import CheckpointInfo, read_checkpoint
 from cellsynth.checks import check_spacing
 from cellsynth.config import PatchingConfig
 from cellsynth.errors import InputError
@@ -66,21 +66,18 @@ class LearnedRenderer:
     """What the cGAN and DDPM generators share: checkpoint, device, tiling, spacing handling."""
 
     name = "learned"
-    #: Checkpoint info keys generation needs.
-    required = ("architecture", "spacing_um", "patch")
+    #: Checkpoint info keys this renderer needs besides architecture, spacing and patch.
+    required: tuple[str, ...] = ()
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, device: str = "auto",
                  units: str = "normalised", precision: str = "auto"):
         from cellsynth.models.training import autocast_dtype, resolve_device
 
         self.checkpoint = Path(checkpoint)
-        self.info = read_checkpoint_info(self.checkpoint, self.name)
-        missing = [key for key in self.required if key not in self.info]
-        if missing:
-            raise InputError(f"'{checkpoint}' lacks {', '.join(missing)}: not a complete {self.name} checkpoint")
+        self.info = CheckpointInfo.read(self.checkpoint, self.name, self.required)
         if units not in UNITS:
             raise InputError(f"unknown units {units!r}; accepted: {', '.join(UNITS)}")
-        if units == "camera" and not isinstance(self.info.get("normalisation"), dict):
+        if units == "camera" and self.info.normalisation is None:
             raise InputError(f"'{checkpoint}' records no normalisation; units 'camera' needs one")
         self.units = units
         self.patching = patching or PatchingConfig()
@@ -100,7 +97,7 @@ class LearnedRenderer:
 
     @property
     def training_spacing(self) -> tuple[float, float, float]:
-        return tuple(self.info["spacing_um"])  # type: ignore[return-value]
+        return self.info.spacing_um
 
     def tile_geometry(self) -> dict:
         """Tiles of exactly the training patch; overlap and crop per axis between 1/8 and 1/4 of it.
@@ -109,7 +106,7 @@ class LearnedRenderer:
         to fit the volume (a smaller volume is reflect-padded). Its receptive field is wider than
         any useful crop, so tiling is not exact; :func:`fusion_error` measures how far it is.
         """
-        patch = [int(p) for p in self.info["patch"]]
+        patch = list(self.info.patch)
         return {"patch": patch,
                 "overlap": [min(max(self.patching.overlap, p // 8), p // 4) for p in patch],
                 "crop": [min(max(self.patching.crop, p // 8), p // 4) for p in patch], "window": self.patching.window}
@@ -148,7 +145,7 @@ class LearnedRenderer:
             return self.patching.batch_size
         if self.device != "cuda":
             return 1
-        per_tile = math.prod(self.info["patch"]) * sum(self.info["architecture"]["widths"]) * 16
+        per_tile = math.prod(self.info.patch) * sum(self.info.architecture["widths"]) * 16
         return max(1, min(64, int(torch.cuda.mem_get_info()[0] / 2 // per_tile)))
 
     def in_units(self, image: np.ndarray) -> np.ndarray:
@@ -157,12 +154,12 @@ class LearnedRenderer:
         image = np.clip(image, 0.0, 1.0).astype(np.float32)
         if self.units == "normalised":
             return image
-        low, high = self.info["normalisation"]["low"], self.info["normalisation"]["high"]
+        low, high = self.info.normalisation.low, self.info.normalisation.high
         return (low + image * (high - low)).astype(np.float32)
 
     def describe(self) -> dict:
-        return {"name": self.name, "checkpoint": str(self.checkpoint), "step": self.info.get("step"),
-                "patch": self.info["patch"], "training_spacing_um": list(self.training_spacing),
+        return {"name": self.name, "checkpoint": str(self.checkpoint), "step": self.info.step,
+                "patch": list(self.info.patch), "training_spacing_um": list(self.training_spacing),
                 "units": self.units}
 
 
@@ -184,12 +181,12 @@ class GanRenderer(LearnedRenderer):
     """
 
     name = "gan"
-    required = (*LearnedRenderer.required, "conditioning")
+    required = ("conditioning",)
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None,
                  alpha_um: float | None = None, device: str = "auto", units: str = "normalised"):
         super().__init__(checkpoint, patching, device, units)
-        conditioning = self.info["conditioning"]
+        conditioning = self.info.conditioning
         self.kind, self.beta_um = conditioning["kind"], float(conditioning["beta_um"])
         self.alpha_um = float(conditioning["alpha_um"] if alpha_um is None else alpha_um)
 
@@ -250,7 +247,7 @@ class DiffusionRenderer(LearnedRenderer):
     """
 
     name = "ddpm"
-    required = (*LearnedRenderer.required, "schedule", "sketch")
+    required = ("schedule", "sketch")
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, *,
                  sampler: str = "dpmsolver", steps: int = 25, t_start: int | None = None,
@@ -260,11 +257,11 @@ class DiffusionRenderer(LearnedRenderer):
         from cellsynth.synthesis.conditioning import SketchStatistics
 
         super().__init__(checkpoint, patching, device, units)
-        sketch = dict(self.info["sketch"])
+        sketch = dict(self.info.sketch)
         self.blur_um = tuple(sketch.pop("blur_um"))
         self.statistics = statistics or SketchStatistics(**sketch)
         try:
-            self.scheduler = make_scheduler(sampler, **self.info["schedule"])
+            self.scheduler = make_scheduler(sampler, **self.info.schedule)
             if t_start is None and strength is None and snr is None:
                 t_start = min(400, self.scheduler.config.num_train_timesteps - 1)
             self.t_start = start_timestep(self.scheduler, t_start=t_start, strength=strength, snr=snr)
