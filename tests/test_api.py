@@ -58,3 +58,18 @@ def test_no_import_runs_up_a_floor():
     assert not upward, upward
     assert set(FLOORS) == {p.stem if p.is_file() else p.name for p in package.iterdir()
                            if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+
+
+def test_randomness_is_rng_none_an_int_or_a_generator():
+    import numpy as np
+
+    from cellsynth import load_preset, load_renderer, simulate_masks, with_overrides
+
+    config = with_overrides(load_preset("default"), {"volume.shape": [8, 48, 48]})
+    by_seed = simulate_masks(config.masks, config.volume, rng=7)
+    by_generator = simulate_masks(config.masks, config.volume, rng=np.random.default_rng(7))
+    np.testing.assert_array_equal(by_seed.labels, by_generator.labels)
+    renderer = load_renderer(config)
+    np.testing.assert_array_equal(renderer.render(by_seed, config.volume.spacing_um, rng=3),
+                                  renderer.render(by_seed, config.volume.spacing_um, np.random.default_rng(3)))
+    assert renderer.render(by_seed, config.volume.spacing_um).shape == by_seed.labels.shape  # rng=None

@@ -127,7 +127,7 @@ def _check_room(config: MasksConfig, volume: VolumeConfig, cell_diameter_um: flo
         )
 
 
-def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng: np.random.Generator) -> SimulatedMasks:
+def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng=None) -> SimulatedMasks:
     """Simulate one annotation: organism, positions, then nuclei or weighted-Voronoi cells.
 
     Parameters
@@ -136,8 +136,9 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng: np.random.Gen
         The ``masks`` section of a config.
     volume : VolumeConfig
         Shape (voxels) and spacing (µm).
-    rng : numpy.random.Generator
-        The sample's own generator: same generator state, same masks.
+    rng : numpy.random.Generator, int or None
+        The sample's randomness (a generator, a seed, or None for fresh entropy): same state, same
+        masks.
 
     Returns
     -------
@@ -149,6 +150,7 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng: np.random.Gen
         If the volume is smaller than one cell in y or x, the organism is empty, or a file named in
         the config is missing or invalid.
     """
+    rng = np.random.default_rng(rng)
     spacing = volume.spacing_um
     model = None
     if config.kind == "nuclei":

@@ -277,7 +277,7 @@ class DiffusionRenderer(LearnedRenderer):
                 "start_snr": round(alpha / max(1 - alpha, 1e-12), 6), "sketch": self.statistics.as_dict(),
                 "blur_um": list(self.blur_um)}
 
-    def sample(self, sketch: np.ndarray, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+    def sample(self, sketch: np.ndarray, spacing: Sequence[float], rng=None) -> np.ndarray:
         """SDEdit of a ZYX ``sketch`` in [0, 1] (float32 result in [0, 1], the sketch's shape).
 
         Raises
@@ -295,6 +295,7 @@ class DiffusionRenderer(LearnedRenderer):
         if low < -1e-6 or high > 1 + 1e-6:
             raise InputError(f"the sketch must be in [0, 1] (the model's [−1, 1] is applied here); got "
                              f"[{low:.3g}, {high:.3g}]")
+        rng = np.random.default_rng(rng)
         generator = torch.Generator(device=self.device).manual_seed(int(rng.integers(2**63)))  # noise on the device
 
         def run(condition: np.ndarray) -> np.ndarray:
@@ -308,8 +309,9 @@ class DiffusionRenderer(LearnedRenderer):
 
         return np.clip(self.run_whole(sketch[None], spacing, run), 0.0, 1.0)
 
-    def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+    def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng=None) -> np.ndarray:
         """The image of ``masks``: a sketch (intensities from ``rng``) sampled by SDEdit (float32, see ``units``)."""
+        rng = np.random.default_rng(rng)  # a Generator, a seed or None: one stream for sketch and noise
         from cellsynth.synthesis.conditioning import make_sketch
 
         sketch = make_sketch(masks.labels, spacing, self.statistics, rng, blur_um=self.blur_um,

@@ -238,9 +238,13 @@ class OpticsRenderer:
                                    window=self.patching.window, batch_size=self.patching.batch_size or 1)
         return blurred
 
-    def render(self, masks, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:
-        """Image of ``masks`` (a :class:`cellsynth.masks.simulate.SimulatedMasks`), float32 in [0, 1] or uint16 ADU."""
+    def render(self, masks, spacing: Sequence[float], rng=None) -> np.ndarray:
+        """Image of ``masks`` (a :class:`cellsynth.masks.simulate.SimulatedMasks`), float32 in [0, 1] or uint16 ADU.
+
+        ``rng``: a numpy Generator, a seed or None; the same state gives the same image.
+        """
         spacing = check_spacing(spacing)
+        rng = np.random.default_rng(rng)
         o = self.optics
         density = fluorophore_density(masks.labels, spacing, rng, o, masks.membranes)
         if o.haze > 0:

@@ -40,13 +40,14 @@ class Renderer(Protocol):
     """Anything that turns a simulated annotation into an image (the config's ``generator``).
 
     ``render`` gets the masks (labels, organism foreground, membranes), the voxel spacing in µm
-    and the sample's random generator, and returns a float32 ZYX image in [0, 1] of the labels'
-    shape. The physics renderer, the cGAN and the DDPM all implement it.
+    and the sample's randomness (``rng``: a numpy Generator, a seed, or None), and returns a
+    float32 ZYX image in [0, 1] of the labels' shape. The physics renderer, the cGAN and the DDPM
+    all implement it.
     """
 
     name: str
 
-    def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray: ...
+    def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng=None) -> np.ndarray: ...
 
     def describe(self) -> dict:
         """JSON-able parameters recorded in the manifest."""
