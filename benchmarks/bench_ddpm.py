@@ -42,7 +42,7 @@ from cellsynth.synthesis.conditioning import make_sketch
 from cellsynth.synthesis.learned import DiffusionRenderer
 from cellsynth.synthesis.optics import OpticsRenderer
 from cellsynth.synthesis.patching import PatchPlan, apply_patched
-from cellsynth.train import train_ddpm
+from cellsynth.training.loop import train_ddpm
 
 SPACING = (0.29, 0.26, 0.26)
 CPU = {"patch": [16, 32, 32], "ddpm": {"widths": [16, 32, 64], "attention": False, "learning_rate": 1e-3},

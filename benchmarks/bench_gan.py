@@ -32,7 +32,7 @@ from cellsynth.io import write_volume
 from cellsynth.masks.simulate import simulate_masks
 from cellsynth.synthesis.learned import GanRenderer
 from cellsynth.synthesis.optics import OpticsRenderer
-from cellsynth.train import build_gan_trainer, train_gan
+from cellsynth.training.loop import build_gan_trainer, train_gan
 
 SPACING = (0.29, 0.26, 0.26)
 CPU = {"patch": [16, 64, 64], "gan": {"widths": [8, 16, 32], "discriminator_widths": [16, 32, 64],

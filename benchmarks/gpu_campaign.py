@@ -44,7 +44,7 @@ from cellsynth.previews import write_preview
 from cellsynth.synthesis.learned import DiffusionRenderer, GanRenderer
 from cellsynth.synthesis.patching import PatchPlan
 from cellsynth.synthesis.pipeline import load_renderer
-from cellsynth.train import train_ddpm, train_gan
+from cellsynth.training.loop import train_ddpm, train_gan
 
 #: Sizes on the GPU (the papers' patches and networks) and in the CPU dry run.
 SIZES = {

@@ -25,7 +25,7 @@ __getattr__, __dir__, __all__ = _lazy_loader.attach(__name__, submod_attrs={
     "io": ["read_volume", "write_ome_zarr", "write_volume"],
     "masks.simulate": ["simulate_masks"],
     "synthesis.pipeline": ["generate_dataset", "load_renderer"],
-    "train": ["train_ddpm", "train_gan"],
+    "training": ["train_ddpm", "train_gan"],
 })
 
 try:

@@ -29,7 +29,7 @@ class Normalisation(BaseModel):
 class CheckpointInfo(BaseModel):
     """What training records beside the weights and a renderer reads back, validated when read.
 
-    Training writes it (:func:`cellsynth.train.train_gan`, ``train_ddpm``) and the learned renderers
+    Training writes it (:func:`cellsynth.training.train_gan`, ``train_ddpm``) and the learned renderers
     read it with :meth:`read`; ``conditioning`` is the cGAN's, ``schedule`` and ``sketch`` the
     DDPM's. Other keys (the config, the training state) are kept as they are.
 

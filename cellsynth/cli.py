@@ -197,8 +197,8 @@ def _sampling_overrides(args: argparse.Namespace) -> dict:
 
 def _train(args: argparse.Namespace) -> int:
     from cellsynth.config import TrainConfig, load_config, with_overrides
-    from cellsynth.models.training import end_processes
-    from cellsynth.train import train_ddpm, train_gan
+    from cellsynth.training.loop import train_ddpm, train_gan
+    from cellsynth.training.runs import end_processes
 
     config = with_overrides(load_config(args.config, TrainConfig), {"steps": args.steps, "device": args.device})
     train = train_gan if args.model == "gan" else train_ddpm

@@ -16,8 +16,8 @@ from accelerate import PartialState
 
 import cellsynth.models.gan
 from cellsynth.config import TrainConfig
-from cellsynth.models.training import end_processes
-from cellsynth.train import train_gan
+from cellsynth.training.loop import train_gan
+from cellsynth.training.runs import end_processes
 
 folder, minutes, steps, resume = Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "resume"
 rank = PartialState(cpu=True).process_index  # before any other state: the CPU (gloo) group

@@ -29,7 +29,7 @@ from cellsynth.synthesis.conditioning import (
 )
 from cellsynth.synthesis.learned import DiffusionRenderer
 from cellsynth.synthesis.patching import PatchPlan
-from cellsynth.train import train_ddpm
+from cellsynth.training.loop import train_ddpm
 
 SPACING = (0.29, 0.26, 0.26)
 
@@ -247,7 +247,7 @@ def test_camera_units_map_the_output_back_through_the_training_normalisation(tra
 def test_the_default_normalisation_saturates_at_most_a_tenth_of_a_percent(tmp_path):
     from cellsynth.config import TrainDataConfig
     from cellsynth.io import write_volume
-    from cellsynth.train import load_training_images
+    from cellsynth.training.loop import load_training_images
 
     rng = np.random.default_rng(0)
     image = rng.gamma(4.0, 100.0, (16, 64, 64)).astype(np.float32)  # a long bright tail, like nuclei

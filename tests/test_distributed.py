@@ -15,7 +15,7 @@ import torch
 from conftest import write_renderer_images
 
 from cellsynth.checkpoints import read_checkpoint
-from cellsynth.models.training import unpack_state
+from cellsynth.training.runs import unpack_state
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 

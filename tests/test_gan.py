@@ -21,7 +21,7 @@ from cellsynth.models.unet3d import UNet3D, pixel_shuffle_3d, pixel_unshuffle_3d
 from cellsynth.synthesis.conditioning import mask_channel, positional_map
 from cellsynth.synthesis.learned import GanRenderer, load_network
 from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
-from cellsynth.train import train_gan
+from cellsynth.training.loop import train_gan
 
 SPACING = (0.29, 0.26, 0.26)
 
@@ -190,7 +190,7 @@ def test_each_augmentation_follows_the_paper():
 
 
 def test_real_and_fake_go_through_one_augmentation_call(monkeypatch):
-    from cellsynth.models.training import make_accelerator
+    from cellsynth.training.runs import make_accelerator
 
     calls = []
     real_augment = gan.augment
@@ -302,7 +302,7 @@ def test_cli_trains_resumes_generates_levels_and_synthesizes(renderer_images, tm
 
 
 def test_training_crop_is_a_slice_inside_and_reflects_outside():
-    from cellsynth.train import crop
+    from cellsynth.training.loop import crop
 
     volume = np.arange(2 * 6 * 7 * 8, dtype=np.float32).reshape(2, 6, 7, 8)
     inside = crop(volume, (1, 2, 3), (4, 4, 4))
@@ -315,7 +315,7 @@ def test_training_crop_is_a_slice_inside_and_reflects_outside():
 
 
 def test_the_saved_generator_is_the_ema_not_the_raw_weights(trained):
-    from cellsynth.models.training import unpack_state
+    from cellsynth.training.runs import unpack_state
 
     tensors, info = read_checkpoint(trained, "gan")
     state = unpack_state(info["state"], tensors)["trainer"]
@@ -364,8 +364,8 @@ def test_quality_levels_follow_alpha(trained, monkeypatch):
 
 
 def test_the_adversarial_path_alone_trains_the_generator(renderer_images, tmp_path):
-    from cellsynth.models.training import unpack_state
-    from cellsynth.train import gan_architecture
+    from cellsynth.training.loop import gan_architecture
+    from cellsynth.training.runs import unpack_state
 
     config = tiny_config(renderer_images, steps=2, checkpoint_every=2, **{"gan.identity_weight": 0.0})
     checkpoint = train_gan(config, tmp_path / "run", progress=False)

@@ -43,7 +43,7 @@ from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.metrics import normalize
 from cellsynth.evaluate.volumes import Volume, common_spacing, read_volumes, resample, split_volume
 from cellsynth.io import write_bytes_atomic, write_json_atomic
-from cellsynth.models.training import autocast_dtype, resolve_device, supervised_step
+from cellsynth.models.common import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import seeded
 
 #: Default patch (z, y, x) in µm: about 17×31×31 voxels at the cells3d spacing.

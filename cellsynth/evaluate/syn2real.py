@@ -64,7 +64,7 @@ from cellsynth.evaluate.volumes import Volume, grid_shape, read_volumes, resampl
 from cellsynth.io import atomic_path
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import MIN_VOLUME_UM3, seeded_watershed
-from cellsynth.models.training import autocast_dtype, resolve_device, supervised_step
+from cellsynth.models.common import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import UNet3D, seeded
 from cellsynth.synthesis.patching import apply_patched
 

@@ -207,7 +207,7 @@ class DiffusionTrainer:
 
     def __init__(self, model: nn.Module, scheduler, accelerator, *, learning_rate: float = 1e-4,
                  ema_decay: float | None = 0.9999, seed: int = 0):
-        from cellsynth.models.training import make_ema
+        from cellsynth.models.common import make_ema
 
         self.accelerator, self.scheduler = accelerator, scheduler
         optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.0)
@@ -232,7 +232,7 @@ class DiffusionTrainer:
         return {"loss": float(loss.detach())}
 
     def generator_weights(self) -> dict[str, torch.Tensor]:
-        from cellsynth.models.training import ema_weights
+        from cellsynth.models.common import ema_weights
 
         model = self.unwrapped_model
         return ema_weights(model, self.ema) if self.ema is not None else dict(model.state_dict())

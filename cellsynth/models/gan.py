@@ -190,7 +190,7 @@ class GanTrainer:
                  betas: tuple[float, float] = (0.5, 0.999), losses: GanLossSettings = GanLossSettings(),
                  augment_settings: AugmentSettings = AugmentSettings(), ada: AdaController | None = None,
                  ema_decay: float | None = 0.999, seed: int = 0):
-        from cellsynth.models.training import make_ema
+        from cellsynth.models.common import make_ema
 
         self.accelerator = accelerator
         self.losses, self.augment_settings = losses, augment_settings
@@ -257,7 +257,7 @@ class GanTrainer:
 
     def generator_weights(self) -> dict[str, torch.Tensor]:
         """The weights to generate with: the EMA's when there is one."""
-        from cellsynth.models.training import ema_weights
+        from cellsynth.models.common import ema_weights
 
         model = self.unwrapped_generator
         return ema_weights(model, self.ema) if self.ema is not None else dict(model.state_dict())

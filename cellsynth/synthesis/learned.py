@@ -36,7 +36,7 @@ def load_network(checkpoint: str | os.PathLike, model: str, prefix: str = "gener
     InputError
         If the file is not a cellsynth ``model`` checkpoint or its weights do not fit its architecture.
     """
-    from cellsynth.models.training import skeleton
+    from cellsynth.models.common import skeleton
     from cellsynth.models.unet3d import UNet3D
 
     tensors, info = read_checkpoint(checkpoint, model)
@@ -71,7 +71,7 @@ class LearnedRenderer:
 
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, device: str = "auto",
                  units: str = "normalised", precision: str = "auto"):
-        from cellsynth.models.training import autocast_dtype, resolve_device
+        from cellsynth.models.common import autocast_dtype, resolve_device
 
         self.checkpoint = Path(checkpoint)
         self.info = CheckpointInfo.read(self.checkpoint, self.name, self.required)

@@ -212,10 +212,11 @@ def build_gan_trainer(config: TrainConfig, steps_per_epoch: int):
     """The seeded cGAN trainer of ``config`` (ADA interval from the epoch length in steps)."""
     import torch
 
+    from cellsynth.models.common import TRAINING_COPIES, check_model_memory
     from cellsynth.models.discriminator import PatchDiscriminator
     from cellsynth.models.gan import AdaController, GanLossSettings, GanTrainer
-    from cellsynth.models.training import TRAINING_COPIES, check_model_memory, make_accelerator, rank_seed
     from cellsynth.models.unet3d import UNet3D, seeded
+    from cellsynth.training.runs import make_accelerator, rank_seed
 
     gan = config.gan
     check_model_memory(lambda: UNet3D(**gan_architecture(config)), "the cGAN generator", TRAINING_COPIES,
@@ -256,7 +257,7 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
     from accelerate.utils import broadcast, gather_object
     from tqdm.auto import tqdm
 
-    from cellsynth.models.training import TrainingLog, pack_state, unpack_state
+    from cellsynth.training.runs import TrainingLog, pack_state, unpack_state
 
     accelerator = trainer.accelerator
     step = 0
@@ -389,9 +390,10 @@ def build_ddpm_trainer(config: TrainConfig):
     """The seeded DDPM trainer of ``config``."""
     import torch
 
+    from cellsynth.models.common import TRAINING_COPIES, check_model_memory
     from cellsynth.models.diffusion import DiffusionTrainer, make_scheduler
-    from cellsynth.models.training import TRAINING_COPIES, check_model_memory, make_accelerator, rank_seed
     from cellsynth.models.unet3d import UNet3D, seeded
+    from cellsynth.training.runs import make_accelerator, rank_seed
 
     ddpm = config.ddpm
     check_model_memory(lambda: UNet3D(**ddpm_architecture(config)), "the DDPM denoiser", TRAINING_COPIES,

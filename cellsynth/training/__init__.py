@@ -1,0 +1,14 @@
+"""Training the generators on your own images: the loop both share (:mod:`.loop`) and what a run
+needs around the networks (:mod:`.runs`: accelerator, per-process seeds, checkpoint state, log).
+
+Examples
+--------
+>>> from cellsynth.training import train_ddpm, train_gan  # doctest: +SKIP
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "loop": ["PatchSampler", "load_training_images", "train_ddpm", "train_gan"],
+    "runs": ["TrainingLog", "end_processes", "make_accelerator", "pack_state", "rank_seed", "unpack_state"],
+})
