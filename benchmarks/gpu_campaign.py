@@ -35,12 +35,12 @@ from cellsynth.checkpoints import read_checkpoint_info
 from cellsynth.checks import check_output
 from cellsynth.config import PatchingConfig, TrainConfig, load_preset, with_overrides
 from cellsynth.dataset import sample_rng
+from cellsynth.dataset.previews import write_preview
 from cellsynth.evaluate.c2st import PATCH_UM, c2st
 from cellsynth.evaluate.metrics import paired_metrics
 from cellsynth.evaluate.volumes import Volume, read_volumes
 from cellsynth.io import write_volume
 from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
-from cellsynth.previews import write_preview
 from cellsynth.synthesis.learned import DiffusionRenderer, GanRenderer
 from cellsynth.synthesis.patching import PatchPlan
 from cellsynth.synthesis.pipeline import load_renderer

@@ -19,9 +19,8 @@ import lazy_loader as _lazy_loader
 __getattr__, __dir__, __all__ = _lazy_loader.attach(__name__, submod_attrs={
     "checkpoints": ["read_checkpoint_info"],
     "config": ["Config", "TrainConfig", "load_preset", "preset_names", "preset_text", "with_overrides"],
-    "dataset": ["Dataset"],
+    "dataset": ["Dataset", "export_dataset"],
     "datasets": ["cells3d_nuclei"],
-    "exports": ["export_dataset"],
     "io": ["read_volume", "write_ome_zarr", "write_volume"],
     "masks.simulate": ["simulate_masks"],
     "synthesis.pipeline": ["generate_dataset", "load_renderer"],

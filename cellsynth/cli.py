@@ -331,7 +331,7 @@ def _masks_fit_ssm(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from cellsynth.exports import check_export_target, export_dataset
+    from cellsynth.dataset.exports import check_export_target, export_dataset
 
     check_export_target(args.format, args.out, args.cellpose_layout)
     out = export_dataset(args.dataset, args.format, args.out, cellpose_layout=args.cellpose_layout,
@@ -447,7 +447,7 @@ def _dataset_split(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render ``--help``)."""
-    from cellsynth.exports import CELLPOSE_LAYOUTS, EXPORT_FORMATS
+    from cellsynth.dataset.exports import CELLPOSE_LAYOUTS, EXPORT_FORMATS
 
     common = _Parser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,

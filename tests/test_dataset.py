@@ -254,12 +254,12 @@ def test_open_non_dataset_is_a_clear_error(tmp_path):
 
 
 def test_an_interrupted_first_manifest_leaves_no_empty_dataset_folder(tmp_path, monkeypatch):
-    import cellsynth.dataset
+    import cellsynth.dataset.folder
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cellsynth.dataset, "write_json_atomic", interrupted)
+    monkeypatch.setattr(cellsynth.dataset.folder, "write_json_atomic", interrupted)
     with pytest.raises(KeyboardInterrupt):
         Dataset.create(tmp_path / "ds", ["a"], config={}, seed=0, output=OutputConfig())
     assert list(tmp_path.iterdir()) == []

@@ -11,8 +11,8 @@ import tifffile
 from conftest import SPACING
 
 from cellsynth.dataset import Dataset
+from cellsynth.dataset.exports import EXPORT_FORMATS, export_dataset
 from cellsynth.errors import DatasetError, InputError
-from cellsynth.exports import EXPORT_FORMATS, export_dataset
 from cellsynth.io import read_volume
 from cellsynth.masks.derived import SEMANTIC_CLASSES, semantic_from_instances
 
@@ -214,7 +214,7 @@ def test_export_of_corrupt_dataset_fails_and_writes_nothing(make_dataset, tmp_pa
 
 
 def test_export_failure_midway_leaves_nothing(make_dataset, tmp_path, monkeypatch):
-    import cellsynth.exports as exports
+    import cellsynth.dataset.exports as exports
 
     dataset = make_dataset(n=3)
     calls = []

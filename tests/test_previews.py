@@ -6,7 +6,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from cellsynth.previews import preview_layout, render_preview, write_preview
+from cellsynth.dataset.previews import preview_layout, render_preview, write_preview
 
 
 def ball_volume(shape, spacing, radius_um):

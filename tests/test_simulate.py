@@ -11,8 +11,8 @@ import pytest
 from cellsynth.cli import main
 from cellsynth.config import validate_config
 from cellsynth.dataset import Dataset
+from cellsynth.dataset.exports import export_dataset
 from cellsynth.errors import DatasetError, InputError
-from cellsynth.exports import export_dataset
 from cellsynth.masks.placement import CrowdedWarning
 from cellsynth.masks.simulate import simulate_masks
 from cellsynth.synthesis.pipeline import generate_dataset

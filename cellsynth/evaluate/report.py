@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 
 from cellsynth.dataset import Dataset
+from cellsynth.dataset.previews import render_preview
 from cellsynth.errors import DatasetError
 from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.realism import contrast, radial_spectrum
 from cellsynth.io import write_bytes_atomic
-from cellsynth.previews import render_preview
 
 MAX_PREVIEWS = 12
 

@@ -342,7 +342,7 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
     """
     import torch
 
-    from cellsynth.previews import write_preview
+    from cellsynth.dataset.previews import write_preview
     from cellsynth.synthesis.conditioning import positional_map, specimen_from_image
 
     out = Path(out)
@@ -428,8 +428,8 @@ def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fa
     def preview(path: Path) -> None:  # 10 DDIM steps from t = 400 of a blurred training patch
         from scipy import ndimage
 
+        from cellsynth.dataset.previews import write_preview
         from cellsynth.models.diffusion import from_model_range, make_scheduler, sdedit, to_model_range, whole_denoiser
-        from cellsynth.previews import write_preview
 
         real = _centre_crop(images[0], patch)
         blurred = ndimage.gaussian_filter(real, 1.0)[None]

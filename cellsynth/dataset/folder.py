@@ -40,10 +40,10 @@ from tqdm.auto import tqdm
 
 from cellsynth.checks import Spacing, as_volume, check_labels, check_output, check_pair, check_spacing
 from cellsynth.config import OutputConfig
+from cellsynth.dataset.previews import write_preview
 from cellsynth.errors import CellsynthError, DatasetError, FileFormatError, InputError
 from cellsynth.io import read_volume, remove_partials, volume_files, write_json_atomic, write_volume
 from cellsynth.masks.derived import semantic_from_instances, write_cell_meshes, write_centroids_csv
-from cellsynth.previews import write_preview
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1

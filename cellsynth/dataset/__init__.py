@@ -1,0 +1,20 @@
+"""Dataset folders: the folder with its manifest, checksums and resume (:mod:`.folder`), the
+field's training layouts (:mod:`.exports`) and the preview PNGs (:mod:`.previews`).
+
+Examples
+--------
+>>> from cellsynth.dataset import Dataset, export_dataset  # doctest: +SKIP
+>>> dataset = Dataset.open("data/nuclei")  # doctest: +SKIP
+>>> export_dataset(dataset, "stardist", "data/nuclei_stardist")  # doctest: +SKIP
+"""
+
+import lazy_loader
+
+__getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
+    "exports": ["CELLPOSE_LAYOUTS", "EXPORT_FORMATS", "check_export_target", "export_dataset"],
+    "folder": ["EXTRA_KINDS", "FOLDERS", "MANIFEST_FORMAT", "MANIFEST_NAME", "Dataset", "Sample", "build_dataset",
+               "check_new_dataset_folder", "import_dataset", "make_and_write_sample", "package_versions",
+               "paired_files", "sample_names", "sample_rng", "semantic_warning", "sha256_file", "volume_stem",
+               "write_sample_files"],
+    "previews": ["preview_layout", "render_preview", "write_preview"],
+})
