@@ -11,10 +11,10 @@ from pathlib import Path
 
 from cellsynth.config import Config, load_preset, with_overrides
 from cellsynth.dataset import Dataset, Sample, build_dataset
-from cellsynth.datasets import cells3d_nuclei
 from cellsynth.evaluate.segmentation import THRESHOLDS, score_at
 from cellsynth.evaluate.syn2real import syn2real
 from cellsynth.evaluate.volumes import split_dataset
+from cellsynth.examples import cells3d_nuclei
 from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
 
 

@@ -41,7 +41,7 @@ def grid_instances(shape=(128, 512, 512), grid=(10, 10, 10)) -> np.ndarray:
 
 def renderer_on_cells3d() -> dict:
     from cellsynth.config import load_preset
-    from cellsynth.datasets import cells3d_nuclei
+    from cellsynth.examples import cells3d_nuclei
     from cellsynth.masks.simulate import SimulatedMasks
     from cellsynth.synthesis.pipeline import load_renderer
 

@@ -86,8 +86,8 @@ def generation_speed(checkpoint: Path, sizes: dict) -> float:
 
 
 def cells3d(folder: Path, sizes: dict, minutes: float) -> dict:
-    from cellsynth.datasets import cells3d_nuclei
     from cellsynth.evaluate.metrics import paired_metrics
+    from cellsynth.examples import cells3d_nuclei
     from cellsynth.masks.simulate import SimulatedMasks
 
     image, labels, spacing = cells3d_nuclei()

@@ -20,7 +20,7 @@ __getattr__, __dir__, __all__ = _lazy_loader.attach(__name__, submod_attrs={
     "checkpoints": ["read_checkpoint_info"],
     "config": ["Config", "TrainConfig", "load_preset", "preset_names", "preset_text", "with_overrides"],
     "dataset": ["Dataset", "export_dataset"],
-    "datasets": ["cells3d_nuclei"],
+    "examples": ["cells3d_nuclei"],
     "io": ["read_volume", "write_ome_zarr", "write_volume"],
     "masks.simulate": ["simulate_masks"],
     "synthesis.pipeline": ["generate_dataset", "load_renderer"],

@@ -75,7 +75,7 @@ def _dataset_import(args: argparse.Namespace) -> int:
 def _dataset_example(args: argparse.Namespace) -> int:
     from cellsynth.config import Config, resolve_config
     from cellsynth.dataset import Sample, build_dataset
-    from cellsynth.datasets import cells3d_nuclei
+    from cellsynth.examples import cells3d_nuclei
 
     config = resolve_config(args.config) if args.config else Config()
     image, labels, spacing = cells3d_nuclei()
@@ -308,7 +308,7 @@ def _masks_fit_ssm(args: argparse.Namespace) -> int:
         raise InputError(f"--out must name a .npz file (a .json goes beside it); got '{args.out}'")
     check_output(args.out, "shape model", folder=False)
     if args.example:
-        from cellsynth.datasets import cells3d_nuclei
+        from cellsynth.examples import cells3d_nuclei
 
         _, labels, spacing = cells3d_nuclei()
         volumes = [labels]

@@ -141,7 +141,7 @@ def test_specimen_model_makes_an_organism():
 
 
 def test_cells3d_nuclei_model_simulates_nuclei_of_their_size():
-    from cellsynth.datasets import cells3d_nuclei
+    from cellsynth.examples import cells3d_nuclei
 
     _, labels, spacing = cells3d_nuclei()
     model = fit_ssm(labels, spacing, n_directions=256)

@@ -286,7 +286,7 @@ def fit_ssm(
 
     Examples
     --------
-    >>> from cellsynth.datasets import cells3d_nuclei  # doctest: +SKIP
+    >>> from cellsynth.examples import cells3d_nuclei  # doctest: +SKIP
     >>> image, labels, spacing = cells3d_nuclei()  # doctest: +SKIP
     >>> model = fit_ssm(labels, spacing)  # doctest: +SKIP
     """
