@@ -85,7 +85,7 @@ def diversify_dataset(
 
     @functools.lru_cache(maxsize=1)  # the levels of one source sample are made one after another
     def prepared(index: int) -> tuple[Sample, np.ndarray, np.ndarray]:
-        sample = source_dataset.read_sample(index)
+        sample = source_dataset.read_sample(index, verify=False)  # verified once, by finished()
         image = normalize_percentiles(sample.image, *percentiles)
         neighbourhood = neighbourhood_voxels(size, size_um=size_um, spacing=sample.spacing)
         return sample, image, local_std(image, neighbourhood)

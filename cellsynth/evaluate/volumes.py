@@ -66,7 +66,7 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
         done = dataset.finished(f"use as {what} data", images=True)
         volumes = []
         for index in done:
-            sample = dataset.read_sample(index)
+            sample = dataset.read_sample(index, verify=False)  # verified once, by finished()
             if sample.image is None:
                 raise DatasetError(f"{what} dataset '{path}' holds masks only; it needs images")
             volumes.append(Volume(check_image(sample.image, f"{what} image"), check_spacing(sample.spacing),
@@ -218,7 +218,7 @@ def split_dataset(source: str | os.PathLike, first: str | os.PathLike, second: s
 
     def part(which: int):
         def make(position: int, rng=None) -> Sample:
-            sample = source_dataset.read_sample(done[position])
+            sample = source_dataset.read_sample(done[position], verify=False)  # verified by finished()
             cut = split_index(sample.labels.shape[axis], fraction)
 
             def take(volume):
