@@ -98,6 +98,11 @@ def read_checkpoint_info(path: str | os.PathLike, model: str | None = None) -> d
     InputError
         If the file is missing, not safetensors (a pickle such as ``.pt`` / ``.ckpt`` is never
         opened), not a cellsynth checkpoint, or of another model kind.
+
+    Examples
+    --------
+    >>> read_checkpoint_info("runs/gan/checkpoint.safetensors", "gan")["patch"]  # doctest: +SKIP
+    [64, 128, 128]
     """
     path = Path(path)
     if not path.is_file():

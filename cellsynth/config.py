@@ -561,20 +561,37 @@ def parse_yaml(raw: bytes, source: str = "config") -> Any:
 
 
 def preset_names() -> list[str]:
-    """Names of the shipped presets."""
+    """Names of the shipped presets.
+
+    Examples
+    --------
+    >>> "nuclei" in preset_names()
+    True
+    """
     folder = resources.files("cellsynth.presets")
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
 def preset_text(name: str) -> str:
-    """The YAML text of the shipped preset ``name``."""
+    """The YAML text of the shipped preset ``name``.
+
+    Examples
+    --------
+    >>> print(preset_text("nuclei"))  # doctest: +SKIP
+    """
     if name not in preset_names():
         raise ConfigError(f"unknown preset '{name}'; available: {', '.join(preset_names())}")
     return resources.files("cellsynth.presets").joinpath(f"{name}.yaml").read_text()
 
 
 def load_preset(name: str) -> Config:
-    """The shipped preset ``name``, validated."""
+    """The shipped preset ``name``, validated.
+
+    Examples
+    --------
+    >>> load_preset("nuclei").volume.shape
+    (60, 256, 256)
+    """
     return validate_config(parse_yaml(preset_text(name).encode(), f"preset '{name}'"),  # type: ignore[return-value]
                            f"preset '{name}'")
 
@@ -592,6 +609,12 @@ def with_overrides(config: StrictModel, overrides: dict[str, Any], source: str =
     """``config`` with dotted keys replaced (``{"dataset.n_samples": 3}``), validated again.
 
     Values that are None are left out, so unset command-line flags change nothing.
+
+    Examples
+    --------
+    >>> config = with_overrides(load_preset("default"), {"dataset.n_samples": 2, "volume.shape": [16, 64, 64]})
+    >>> config.dataset.n_samples, config.volume.shape
+    (2, (16, 64, 64))
     """
     data = config.model_dump(mode="json")
     for dotted, value in overrides.items():

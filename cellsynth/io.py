@@ -265,6 +265,12 @@ def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None,
     FileFormatError
         If the file is missing, unreadable, corrupt, not single-channel, or carries no spacing and
         none was given.
+
+    Examples
+    --------
+    >>> image, spacing = read_volume("nuclei.tif")  # doctest: +SKIP
+    >>> spacing  # doctest: +SKIP
+    (0.29, 0.26, 0.26)
     """
     fmt = volume_format(path)
     path = Path(path)
@@ -520,6 +526,13 @@ def write_ome_zarr(
     -------
     Path
         The path written.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = np.zeros((4, 32, 32), np.uint16)
+    >>> write_ome_zarr("sample.ome.zarr", image, (0.5, 0.2, 0.2), {"cells": image})  # doctest: +SKIP
+    PosixPath('sample.ome.zarr')
     """
     image = as_volume(image, "image")
     spacing = check_spacing(spacing)

@@ -185,6 +185,11 @@ def export_dataset(
         On an unknown format or layout, or an output path that is a file or a non-empty folder.
     DatasetError
         See :meth:`Dataset.finished`: no finished sample, unfinished, masks only, or a failed checksum.
+
+    Examples
+    --------
+    >>> export_dataset("data/nuclei", "stardist", "data/nuclei_stardist")  # doctest: +SKIP
+    PosixPath('data/nuclei_stardist')
     """
     out = check_export_target(fmt, out, cellpose_layout)
     dataset = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)

@@ -149,6 +149,14 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng=None) -> Simul
     InputError
         If the volume is smaller than one cell in y or x, the organism is empty, or a file named in
         the config is missing or invalid.
+
+    Examples
+    --------
+    >>> from cellsynth import load_preset, with_overrides
+    >>> config = with_overrides(load_preset("default"), {"volume.shape": [8, 48, 48]})
+    >>> masks = simulate_masks(config.masks, config.volume, rng=0)
+    >>> masks.labels.shape, masks.labels.dtype
+    ((8, 48, 48), dtype('uint16'))
     """
     rng = np.random.default_rng(rng)
     spacing = volume.spacing_um

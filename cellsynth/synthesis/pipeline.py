@@ -97,6 +97,12 @@ def load_renderer(config: Config, device: str = "auto") -> Renderer:
     ------
     InputError
         For a learned renderer without a checkpoint, or a file that is not a cellsynth checkpoint.
+
+    Examples
+    --------
+    >>> from cellsynth import load_preset
+    >>> load_renderer(load_preset("nuclei")).name
+    'optics'
     """
     name, checkpoint = config.generator.name, config.generator.checkpoint
     if name == "optics":
@@ -196,6 +202,14 @@ def generate_dataset(
     Returns
     -------
     Dataset
+
+    Examples
+    --------
+    >>> from cellsynth import load_preset, with_overrides
+    >>> config = with_overrides(load_preset("nuclei"), {"dataset.n_samples": 2})
+    >>> dataset = generate_dataset(config, "data/nuclei", renderer=load_renderer(config))  # doctest: +SKIP
+    >>> len(dataset.done())  # doctest: +SKIP
+    2
     """
     voxels = math.prod(config.volume.shape)
     check_memory(workers * voxels * BYTES_PER_GENERATED_VOXEL,

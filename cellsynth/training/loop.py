@@ -339,6 +339,12 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
     Unpaired by default: real images and (simulated or real) masks are drawn independently, and
     the generator learns from the adversarial and identity losses; ``data.paired`` adds L1 to the
     image the mask segments.
+
+    Examples
+    --------
+    >>> from cellsynth import TrainConfig
+    >>> config = TrainConfig.model_validate({"steps": 2000, "data": {"images": ["data/real/*.tif"]}})
+    >>> checkpoint = train_gan(config, "runs/gan")  # doctest: +SKIP
     """
     import torch
 
@@ -412,7 +418,14 @@ def build_ddpm_trainer(config: TrainConfig):
 def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> Path:
     """Train the DDPM on unlabelled images (random patches in [0, 1], mapped to [−1, 1]); returns the
     checkpoint path. The checkpoint also carries the sketch statistics fitted to the training images
-    (objects from the classical segmentation) and the sketch blur (default 1 voxel)."""
+    (objects from the classical segmentation) and the sketch blur (default 1 voxel).
+
+    Examples
+    --------
+    >>> from cellsynth import TrainConfig
+    >>> config = TrainConfig.model_validate({"steps": 2000, "data": {"images": ["data/real/*.tif"]}})
+    >>> checkpoint = train_ddpm(config, "runs/ddpm")  # doctest: +SKIP
+    """
     import torch
 
     from cellsynth.synthesis.conditioning import fit_sketch_statistics, pooled_sketch_statistics
