@@ -90,6 +90,16 @@ def matching(true: np.ndarray, pred: np.ndarray, thresholds: Sequence[float] = T
     list of dict
         Per threshold: ``threshold, n_true, n_pred, tp, fp, fn, precision, recall, f1,
         average_precision, mean_matched_iou`` and ``correct`` ("n of m objects").
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> true = np.zeros((1, 8, 8), np.uint16)
+    >>> true[0, 1:4, 1:4], true[0, 5:8, 5:8] = 1, 2
+    >>> pred = np.where(true == 2, 0, true)  # the second object is missed
+    >>> row = matching(true, pred, (0.5,))[0]
+    >>> row["tp"], row["fn"], row["average_precision"]
+    (1, 1, 0.5)
     """
     thresholds = [float(t) for t in thresholds]
     if not thresholds or any(not 0 < t <= 1 for t in thresholds):

@@ -61,6 +61,12 @@ def ellipsoid_organism(
     Returns
     -------
     ndarray of bool
+
+    Examples
+    --------
+    >>> organism = ellipsoid_organism((20, 40, 40), (1.0, 0.5, 0.5), semi_axes_um=(8, 8, 8))
+    >>> organism.dtype, organism.shape
+    (dtype('bool'), (20, 40, 40))
     """
     spacing = check_spacing(spacing)
     axes = [float(a) for a in semi_axes_um]

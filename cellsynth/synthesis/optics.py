@@ -44,7 +44,13 @@ _LATERAL, _AXIAL = 0.21, 0.66
 
 def psf_sigma_um(numerical_aperture: float, wavelength_um: float, refractive_index: float,
                  confocal: bool = True) -> tuple[float, float, float]:
-    """Gaussian PSF standard deviations (z, y, x) in µm."""
+    """Gaussian PSF standard deviations (z, y, x) in µm.
+
+    Examples
+    --------
+    >>> [round(float(s), 3) for s in psf_sigma_um(1.4, 0.52, 1.518, True)]  # confocal, oil, GFP
+    [0.188, 0.055, 0.055]
+    """
     lateral = _LATERAL * wavelength_um / numerical_aperture
     axial = _AXIAL * wavelength_um * refractive_index / numerical_aperture**2
     factor = 1 / np.sqrt(2) if confocal else 1.0

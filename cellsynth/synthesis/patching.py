@@ -351,6 +351,13 @@ def apply_patched(fn: Callable, volume, *, patch=DEFAULT_PATCH, overlap=DEFAULT_
     -------
     (result, info)
         ``info`` holds ``n_tiles``, ``patch`` and ``redundancy``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> result, info = apply_patched(lambda tiles: 2 * tiles, np.ones((20, 40, 40), np.float32), patch=(24, 32, 32))
+    >>> float(result.max()), info["n_tiles"]
+    (2.0, 8)
     """
     shape = tuple(volume.shape[-3:])
     if multiple is not None:
