@@ -316,6 +316,12 @@ def normalize_percentiles(image: np.ndarray, low: float = 0.0, high: float = 100
 
     The default (0, 100) is a min–max normalisation, which clips nothing; a constant image maps
     to zeros.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> normalize_percentiles(np.array([[[0.0, 5.0, 10.0]]])).tolist()
+    [[[0.0, 0.5, 1.0]]]
     """
     if not 0 <= low < high <= 100:
         raise InputError(f"percentiles must satisfy 0 <= low < high <= 100; got ({low:g}, {high:g})")
