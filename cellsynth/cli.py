@@ -131,8 +131,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     if args.like is not None:
         return _generate_like(args)
-    if args.labels or args.spacing:
-        raise InputError("--labels and --spacing go with --like IMAGE")
+    if args.labels or args.spacing or args.kind:
+        raise InputError("--labels, --spacing and --kind go with --like IMAGE")
     config = _run_config(args, {"generator.name": args.generator, "generator.checkpoint": args.checkpoint,
                                 "generator.alpha_um": args.alpha, "patching.batch_size": args.tile_batch,
                                 **_sampling_overrides(args)})
@@ -157,7 +157,8 @@ def _generate_like(args: argparse.Namespace) -> int:
     if not args.resume:
         check_new_dataset_folder(args.out)
     images, labels, spacing = _read_calibration_inputs(args.like, args.labels, args.spacing)
-    calibration = calibrate(images, spacing, labels, n_samples=args.n or 8, seed=args.seed or 0)
+    calibration = calibrate(images, spacing, labels, kind=args.kind or "nuclei", n_samples=args.n or 8,
+                            seed=args.seed or 0)
     config = with_overrides(calibration.config, {})
     dataset = generate_dataset(config, args.out, renderer=load_renderer(config), resume=args.resume,
                                progress=not args.quiet, workers=args.workers, scheduler=args.scheduler)
@@ -225,7 +226,7 @@ def _synthesize(args: argparse.Namespace) -> int:
     from cellsynth.checks import check_labels, check_memory
     from cellsynth.config import Config, resolve_config, with_overrides
     from cellsynth.io import read_volume, write_volume
-    from cellsynth.masks.simulate import SimulatedMasks
+    from cellsynth.masks.simulate import SimulatedMasks, masks_from_labels
     from cellsynth.synthesis.pipeline import BYTES_PER_GENERATED_VOXEL, load_renderer
 
     if (args.checkpoint is None) == (args.config is None):
@@ -249,9 +250,11 @@ def _synthesize(args: argparse.Namespace) -> int:
         "generator.name": model, "generator.checkpoint": args.checkpoint and str(args.checkpoint),
         "generator.alpha_um": args.alpha, "patching.batch_size": args.tile_batch, **_sampling_overrides(args)})
     renderer = load_renderer(config, device=args.device)
-    if foreground is None and renderer.name == "optics":
-        foreground = np.ones(labels.shape, bool)  # a field of view inside the specimen, as organism 'none'
-    image = renderer.render(SimulatedMasks(labels, foreground), spacing, np.random.default_rng(args.seed))
+    if renderer.name == "optics":  # organism 'none' unless given: a field of view inside the specimen
+        masks = masks_from_labels(labels, spacing, config.masks, foreground)
+    else:
+        masks = SimulatedMasks(labels, foreground)
+    image = renderer.render(masks, spacing, np.random.default_rng(args.seed))
     write_volume(args.out, image, spacing)
     print(f"image: {args.out}")
     return 0
@@ -281,15 +284,17 @@ def _calibrate(args: argparse.Namespace) -> int:
     if args.report is not None:
         check_output_folder(args.report)
     images, labels, spacing = _read_calibration_inputs(args.images, args.labels, args.spacing)
-    calibration = calibrate(images, spacing, labels, n_samples=args.n)
+    calibration = calibrate(images, spacing, labels, kind=args.kind, n_samples=args.n)
     if args.report is not None:
         write_calibration_report(calibration, spacing, args.report)
     write_calibration(calibration, args.out, sources=args.images)
-    optics, nuclei = calibration.config.optics, calibration.config.masks.nuclei
+    optics, masks = calibration.config.optics, calibration.config.masks
+    objects = (f"{masks.placement.n_cells} nuclei of {masks.nuclei.radius_um:.2f} µm (flattening "
+               f"{masks.nuclei.flattening:.2f}), texture {optics.texture:.2f}" if masks.kind == "nuclei" else
+               f"{masks.placement.n_cells} cells, membranes {masks.membranes.thickness_um:.2f} µm thick, "
+               f"cytoplasm {optics.cytoplasm:.2f}")
     print(f"{args.out}: gain {optics.gain:.3g} ADU/e-, PSF σ {optics.psf_sigma_um[0]:.2f}/{optics.psf_sigma_um[1]:.2f} "
-          f"µm (z/xy), {calibration.config.masks.placement.n_cells} nuclei of {nuclei.radius_um:.2f} µm "
-          f"(flattening {nuclei.flattening:.2f}), texture {optics.texture:.2f}; "
-          f"`cellsynth generate {args.out} --out DIR` makes data like it")
+          f"µm (z/xy), {objects}; `cellsynth generate {args.out} --out DIR` makes data like it")
     if args.report:
         print(f"report: {args.report}")
     return 0
@@ -526,6 +531,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "segmentation)")
     generate.add_argument("--spacing", nargs=3, type=float, metavar=("Z", "Y", "X"),
                           help="--like: voxel size in µm of images without one")
+    generate.add_argument("--kind", choices=("nuclei", "membranes"),
+                          help="--like: what is stained (default nuclei)")
     generate.add_argument("--generator", help="optics (default, no training), gan or ddpm (need --checkpoint)")
     generate.add_argument("--checkpoint", help="a cellsynth checkpoint for gan or ddpm")
     generate.add_argument("--alpha", type=_lengths, metavar="A[,A...]",
@@ -567,6 +574,8 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--out", required=True, type=Path, help="preset file to write (PRESET.yaml)")
     calibrate.add_argument("--report", type=Path, help="folder for calibration.json and a real-vs-synthetic PNG")
     calibrate.add_argument("--n", type=int, default=8, help="dataset.n_samples of the preset (default 8)")
+    calibrate.add_argument("--kind", choices=("nuclei", "membranes"), default="nuclei",
+                           help="what is stained (default nuclei)")
     calibrate.set_defaults(func=_calibrate)
 
     synthesize = commands.add_parser("synthesize", parents=[common],

@@ -16,7 +16,7 @@ from cellsynth.evaluate.metrics import normalize
 from cellsynth.evaluate.realism import radial_spectrum
 from cellsynth.io import write_bytes_atomic, write_json_atomic
 from cellsynth.masks.derived import centreness
-from cellsynth.masks.simulate import SimulatedMasks
+from cellsynth.masks.simulate import masks_from_labels
 from cellsynth.synthesis.calibrate import Calibration, interior_profile
 from cellsynth.synthesis.optics import OpticsRenderer
 
@@ -25,7 +25,8 @@ def render_like(calibration: Calibration, spacing: Sequence[float], seed: int = 
     """The first calibration image's own labels drawn by the calibrated physics renderer."""
     labels = calibration.labels[0]
     renderer = OpticsRenderer(calibration.config.optics, calibration.config.patching)
-    return renderer.render(SimulatedMasks(labels, np.ones(labels.shape, bool)), spacing, np.random.default_rng(seed))
+    return renderer.render(masks_from_labels(labels, spacing, calibration.config.masks), spacing,
+                           np.random.default_rng(seed))
 
 
 def write_calibration_report(calibration: Calibration, spacing: Sequence[float], out: str | os.PathLike) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,38 @@ class SimulatedMasks:
     foreground: np.ndarray
     membranes: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+
+
+def masks_from_labels(labels: np.ndarray, spacing: Sequence[float], config: MasksConfig | None = None,
+                      foreground: np.ndarray | None = None) -> SimulatedMasks:
+    """Given labels as a renderer's input: membranes drawn as a simulation of ``config`` would draw them.
+
+    Parameters
+    ----------
+    labels : ndarray of int
+        Instance labels (nuclei, or cells of a membrane stain), ZYX.
+    spacing : 3 floats
+        Voxel size in µm.
+    config : MasksConfig, optional
+        ``kind: membranes`` draws each cell's membrane (``membranes.thickness_um``,
+        ``include_surface``); nuclei (the default) need nothing more.
+    foreground : ndarray of bool, optional
+        The organism; default the whole volume (a field of view inside the specimen).
+
+    Examples
+    --------
+    >>> from cellsynth.config import MasksConfig
+    >>> labels = np.ones((4, 8, 8), np.uint16); labels[:, :, 4:] = 2
+    >>> masks = masks_from_labels(labels, (1, 1, 1), MasksConfig(kind="membranes"))
+    >>> masks.membranes[0, 0].astype(int).tolist()
+    [0, 0, 0, 1, 0, 0, 0, 0]
+    """
+    foreground = np.ones(labels.shape, bool) if foreground is None else np.asarray(foreground, bool)
+    walls = None
+    if config is not None and config.kind == "membranes":
+        walls = membrane_mask(labels, spacing, config.membranes.thickness_um,
+                              include_surface=config.membranes.include_surface)
+    return SimulatedMasks(labels, foreground, walls)
 
 
 def load_model(path: str) -> StatisticalShapeModel:

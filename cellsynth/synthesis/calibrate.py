@@ -196,8 +196,12 @@ def noise_correlation(image: np.ndarray, labels: np.ndarray, spacing: Sequence[f
 
 
 def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: float | None = None,
-                    rho: Sequence[float] = (0.0, 0.0)) -> dict:
+                    rho: Sequence[float] = (0.0, 0.0), structure: np.ndarray | None = None) -> dict:
     """Gain, offset and read noise from the noise variance against the mean in flat regions (module doc).
+
+    ``structure`` (optional, the image's noise-free model) is then each voxel's mean, and is
+    subtracted before the high-pass residual: thin bright structures (membranes) leave too few flat
+    voxels at high intensities.
 
     Returns
     -------
@@ -207,14 +211,18 @@ def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: flo
     """
     image = image.astype(np.float64)
     residual_sq = np.zeros_like(image)
+    noise = image if structure is None else image - structure
     for axis, r in zip((1, 2), rho, strict=True):
-        neighbours = 0.5 * (np.roll(image, 1, axis) + np.roll(image, -1, axis))
+        neighbours = 0.5 * (np.roll(noise, 1, axis) + np.roll(noise, -1, axis))
         # residual variance over the noise variance: 1.5 for white noise, less when neighbours correlate
-        residual_sq += (image - neighbours) ** 2 / (1.5 - 2 * r + 0.5 * r**4)
+        residual_sq += (noise - neighbours) ** 2 / (1.5 - 2 * r + 0.5 * r**4)
     residual_sq /= 2
-    mean = ndi.uniform_filter(image, (3, 5, 5))
-    smooth = ndi.gaussian_filter(image, [0.5 / s for s in spacing])
-    slope = np.sqrt(sum(g**2 for g in np.gradient(smooth, *spacing)))
+    if structure is None:
+        mean = ndi.uniform_filter(image, (3, 5, 5))
+        smooth = ndi.gaussian_filter(image, [0.5 / s for s in spacing])
+        slope = np.sqrt(sum(g**2 for g in np.gradient(smooth, *spacing)))
+    else:  # the model is each voxel's expected value: every voxel counts
+        mean, slope = structure, np.zeros_like(image)
     valid = np.ones(image.shape, bool)
     valid[:, [0, -1], :] = valid[:, :, [0, -1]] = False
     if saturation is not None:
@@ -226,7 +234,7 @@ def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: flo
         inside = (means >= low) & (means < high)
         if inside.sum() < 200:
             continue
-        flattest = flat[inside] <= np.quantile(flat[inside], 0.3)
+        flattest = flat[inside] <= np.quantile(flat[inside], 0.3)  # all of them when flat is 0
         points.append((float(means[inside][flattest].mean()), float(noise[inside][flattest].mean()),
                        int(flattest.sum())))
     if len(points) < 3:
@@ -241,6 +249,36 @@ def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: flo
     read_noise = math.sqrt(max(intercept + gain * offset, 0.0)) / gain
     return {"gain": float(gain), "offset": offset, "read_noise": float(read_noise), "intercept": float(intercept),
             "points": [[round(a, 3), round(b, 3)] for a, b in zip(m, v, strict=True)]}
+
+
+def measure_camera(images: Sequence[np.ndarray], labels: np.ndarray, spacing: Spacing,
+                   structure: np.ndarray | None = None) -> tuple:
+    """The camera of the first image: integer data?, its largest value, bit depth, noise correlation far
+    from ``labels`` (:func:`noise_correlation`) and the photon transfer (:func:`photon_transfer`, less
+    ``structure``)."""
+    image = images[0].astype(np.float64)
+    integer = bool(np.issubdtype(images[0].dtype, np.integer))
+    top = float(max(i.max() for i in images))
+    bits = int(np.clip(math.ceil(math.log2(top + 1)), 8, 16)) if integer else 16
+    correlation = noise_correlation(image, labels, spacing)
+    camera = photon_transfer(image, spacing, 2**bits - 1 if integer else None, correlation["rho"], structure)
+    return integer, top, bits, correlation, camera
+
+
+def coordinate_search(error, grids: dict, start: dict, rounds: int = 2) -> tuple[float, dict]:
+    """The grid point of least ``error(**point)``, one parameter at a time in ``grids``' order, ``rounds`` times.
+
+    Examples
+    --------
+    >>> coordinate_search(lambda a, b: (a - 2) ** 2 + (b - 1) ** 2, {"a": [0, 1, 2, 3], "b": [0, 1, 2]},
+    ...                   {"a": 0, "b": 0})
+    (0, {'a': 2, 'b': 1})
+    """
+    point = dict(start)
+    for _ in range(rounds):
+        for name, grid in grids.items():
+            point[name] = min(grid, key=lambda value, name=name: error(**{**point, name: value}))
+    return error(**point), point
 
 
 def _object_table(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray) -> dict:
@@ -310,11 +348,9 @@ def fit_psf(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.n
             coefficients, *_ = np.linalg.lstsq(design, target, rcond=None)
             return float(np.sum((design @ coefficients - target) ** 2))
 
-        axial, lateral = 0.5, 0.2
-        for _ in range(2):
-            lateral = min(LATERAL_SIGMAS, key=lambda s, a=axial: error(a, s))
-            axial = min(AXIAL_SIGMAS, key=lambda s, b=lateral: error(s, b))
-        fit = (error(axial, lateral), float(axial), float(lateral))
+        least, point = coordinate_search(error, {"lateral": LATERAL_SIGMAS, "axial": AXIAL_SIGMAS},
+                                         {"axial": 0.5, "lateral": 0.2})
+        fit = (least, float(point["axial"]), float(point["lateral"]))
         best = fit if best is None or fit[0] < best[0] else best
     return best[1], best[2]
 
@@ -549,9 +585,9 @@ def segment_adaptively(image: np.ndarray, spacing: Spacing, settings: dict | Non
 
 
 
-def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int = 8, seed: int = 0,
-              segmentation: dict | None = None) -> Calibration:
-    """Measure real nuclei volume(s) and return the config that simulates and renders data like them.
+def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuclei", n_samples: int = 8,
+              seed: int = 0, segmentation: dict | None = None) -> Calibration:
+    """Measure real volume(s) and return the config that simulates and renders data like them.
 
     Parameters
     ----------
@@ -561,6 +597,9 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
         Voxel size (z, y, x) in µm.
     labels : ndarray or sequence of ndarray, optional
         Their instance labels; default: the classical segmentation (:func:`segment_adaptively`).
+    kind : {"nuclei", "membranes"}
+        What is stained: ``membranes`` is
+        :func:`~cellsynth.synthesis.calibrate_membranes.calibrate_membranes`.
     n_samples, seed : int
         The dataset section of the config.
     segmentation : dict, optional
@@ -577,6 +616,12 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
     >>> calibration = calibrate(image, spacing)                       # doctest: +SKIP
     >>> Path("mine.yaml").write_text(calibration.yaml())              # doctest: +SKIP
     """
+    if kind == "membranes":
+        from cellsynth.synthesis.calibrate_membranes import calibrate_membranes
+
+        return calibrate_membranes(images, spacing, labels, n_samples=n_samples, seed=seed, segmentation=segmentation)
+    if kind != "nuclei":
+        raise InputError(f"calibration kind must be 'nuclei' or 'membranes'; got {kind!r}")
     images, labels, spacing = _check_inputs(images, labels, spacing)
     segmented = labels is None
     if segmented:
@@ -594,12 +639,7 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, n_samples: int =
     image, label = images[0], labels[0]
     source = "the classical segmentation" if segmented else "the given labels"
     depth = centreness(label, spacing)
-    integer = np.issubdtype(image.dtype, np.integer)
-    top = float(max(i.max() for i in images))
-    bits = int(np.clip(math.ceil(math.log2(top + 1)), 8, 16)) if integer else 16
-    saturation = 2**bits - 1 if integer else None
-    correlation = noise_correlation(image.astype(np.float64), label, spacing)
-    camera = photon_transfer(image.astype(np.float64), spacing, saturation, correlation["rho"])
+    integer, top, bits, correlation, camera = measure_camera(images, label, spacing)
     outside = np.concatenate([i[ndi.distance_transform_edt(lab == 0, sampling=spacing) > 2.0]
                               for i, lab in zip(images, labels, strict=True)]).astype(np.float64)
     if outside.size == 0:
