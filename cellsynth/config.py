@@ -189,6 +189,13 @@ class OpticsConfig(StrictModel):
     cytoplasm: Annotated[float, Field(ge=0, le=1)] = Field(
         0.05, description="membrane cells: density of the cell interior relative to its membrane")
     background: Annotated[float, Field(ge=0)] = Field(0.2, description="autofluorescence inside the organism")
+    ambient_texture: Annotated[float, Field(ge=0, le=3)] = Field(
+        0.0, description="relative amplitude a of a texture over the ambient light (autofluorescence + haze): "
+                         "ambient × max(0, 1 + a·n), cytoplasm and out-of-focus structure (0: uniform)")
+    ambient_spectrum: list[tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)],
+                                 Annotated[float, Field(ge=0, allow_inf_nan=False)]]] | None = Field(
+        None, description="its amplitude spectrum before the PSF: [cycles/µm, relative amplitude] knots; "
+                          "default: band-pass between texture_scales_um")
     background_outside: Annotated[float, Field(ge=0)] = Field(0.03, description="background outside the organism")
     haze: Annotated[float, Field(ge=0)] = Field(0.35, description="out-of-focus light, relative to the signal")
     haze_scale_um: PositiveUm = Field(3.0, description="blur (σ, µm) of the out-of-focus light")
@@ -217,7 +224,7 @@ class OpticsConfig(StrictModel):
     def _scales_ordered(self):
         if self.texture_scales_um[0] >= self.texture_scales_um[1]:
             raise ValueError("texture_scales_um must be (fine, coarse) with fine < coarse")
-        for name in ("texture_spectrum", "interior_profile"):
+        for name in ("texture_spectrum", "ambient_spectrum", "interior_profile"):
             knots = getattr(self, name)
             increasing = knots is not None and all(b[0] > a[0] for a, b in zip(knots[:-1], knots[1:], strict=True))
             if knots is not None and (len(knots) < 2 or not increasing):

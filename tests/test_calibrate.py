@@ -19,7 +19,7 @@ from cellsynth.config import load_config, validate_config
 from cellsynth.errors import InputError
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
-from cellsynth.synthesis.calibrate import calibrate, noise_correlation, write_calibration
+from cellsynth.synthesis.calibrate import calibrate, noise_correlation, object_levels, write_calibration
 from cellsynth.synthesis.optics import OpticsRenderer
 
 KNOWN = {
@@ -146,7 +146,7 @@ def test_flattened_nuclei_lie_in_a_slab():
 
 def test_inclusions_texture_law_and_noise_correlation_render_as_configured():
     labels = np.zeros((16, 64, 64), np.uint16)
-    labels[3:13, 8:56, 8:56] = 1
+    labels[3:13, 20:44, 20:44] = 1
     base = {"texture": 0.0, "haze": 0.0, "background": 0.0, "attenuation_length_um": None, "photons": 1e4,
             "read_noise": 0.0, "psf_sigma_um": [0.0, 0.0, 0.0], "bit_depth": 16}
     spacing = (0.5, 0.25, 0.25)
@@ -162,7 +162,65 @@ def test_inclusions_texture_law_and_noise_correlation_render_as_configured():
     assert (dark[inside] < 0.5 * np.median(plain[inside])).mean() > 0.01
     textured = render(texture=0.4, texture_law="lognormal", texture_spectrum=[[0, 1], [0.5, 1], [1.0, 0]])
     assert textured[inside].min() > 0 and textured[inside].mean() == pytest.approx(plain[inside].mean(), rel=0.05)
-    correlated = render(noise_correlation_um=0.1, photons=100.0)
+    correlated = render(noise_correlation_um=0.1, photons=100.0, background=0.5)  # noise around the object
     measured = noise_correlation(correlated.astype(np.float64) * 65535, np.zeros(labels.shape, np.uint16), spacing)
     assert measured["sigma_um"] == pytest.approx(0.1, rel=0.3)
-    assert np.std(correlated[inside]) == pytest.approx(np.std(render(photons=100.0)[inside]), rel=0.1)
+    assert np.std(correlated[inside]) == pytest.approx(np.std(render(photons=100.0, background=0.5)[inside]), rel=0.1)
+
+
+AMBIENT = {"volume": {"shape": [24, 128, 128], "spacing_um": [0.4, 0.2, 0.2]},
+           "masks": {"kind": "nuclei", "placement": {"method": "poisson", "n_cells": 4, "min_distance_um": 8.0},
+                     "nuclei": {"radius_um": 2.0, "radius_std_um": 0.1}},
+           "optics": {**KNOWN["optics"], "interior_profile": None, "background": 0.4, "ambient_texture": 0.3,
+                      "ambient_spectrum": [[0, 1], [0.3, 1], [0.5, 0]]}}
+
+
+def test_calibration_recovers_the_ambient_texture_and_its_absence():
+    """The ambient texture (relative RMS, tolerance ±25 %: one volume of smooth noise holds few independent
+    patches of it) comes back, and a uniform background measures as (nearly) none."""
+    found = {}
+    for amplitude in (0.3, 0.0):
+        config = validate_config({**AMBIENT, "optics": {**AMBIENT["optics"], "ambient_texture": amplitude}})
+        rng = np.random.default_rng(0)
+        masks = simulate_masks(config.masks, config.volume, rng)
+        image = OpticsRenderer(config.optics, config.patching).render(masks, config.volume.spacing_um, rng)
+        found[amplitude] = calibrate(image, config.volume.spacing_um, masks.labels).config.optics
+    assert found[0.3].ambient_texture == pytest.approx(0.3, rel=0.25)
+    spectrum = np.asarray(found[0.3].ambient_spectrum)
+    assert np.interp(0.7, *spectrum.T) < 0.3 * np.interp(0.1, *spectrum.T)  # the band's cut-off comes back
+    assert found[0.0].ambient_texture < 0.06
+
+
+def test_the_calibrated_renderer_shows_the_images_own_levels(known):
+    """The closed loop: drawing the calibration labels with every object at the median brightness (a draw
+    of 21 varies their median by ±8 %), the renderer shows the image's floor and median object signal
+    (within 5 %)."""
+    config, masks, image, calibration = known
+    steady = calibration.config.optics.model_copy(update={"brightness_sigma": 0.0})
+    rendered = OpticsRenderer(steady, config.patching).render(
+        SimulatedMasks(masks.labels, masks.foreground), config.volume.spacing_um, np.random.default_rng(7))
+    real, shown = (object_levels(v.astype(np.float64), masks.labels, config.volume.spacing_um)
+                   for v in (image, rendered))
+    assert shown["median"] == pytest.approx(real["median"], rel=0.05)
+    assert shown["floor"] == pytest.approx(real["floor"], rel=0.05)
+    assert "corrected so that the calibrated renderer" in calibration.measured["optics.photons"]["how"]
+
+
+def test_ambient_texture_varies_the_ambient_light_and_keeps_its_mean():
+    labels = np.zeros((16, 64, 64), np.uint16)
+    labels[4:12, 20:44, 20:44] = 1
+    spacing = (0.5, 0.25, 0.25)
+    masks = SimulatedMasks(labels, np.ones(labels.shape, bool))
+
+    def render(amplitude: float) -> np.ndarray:
+        optics = validate_config({"optics": {"texture": 0.0, "brightness_sigma": 0.0, "haze": 0.0, "background": 0.3,
+                                             "attenuation_length_um": None, "photons": 1e5, "read_noise": 0.0,
+                                             "psf_sigma_um": [0.0, 0.0, 0.0], "ambient_texture": amplitude}}).optics
+        return OpticsRenderer(optics).render(masks, spacing, np.random.default_rng(0)).astype(np.float64)
+
+    plain, textured = render(0.0), render(0.4)
+    outside = labels == 0
+    assert np.std(textured[outside]) > 5 * np.std(plain[outside])
+    assert np.mean(textured[outside]) == pytest.approx(np.mean(plain[outside]), rel=0.05)
+    assert np.mean(textured[labels > 0]) == pytest.approx(np.mean(plain[labels > 0]), rel=0.05)
+    assert np.array_equal(textured, render(0.4))

@@ -173,23 +173,26 @@ def _check_inputs(images, labels, spacing) -> tuple[list[np.ndarray], list[np.nd
 def noise_correlation(image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) -> dict:
     """Lag-1 correlation of the noise along y and x, far (> 2 µm) from objects, and the Gaussian σ (µm) it implies.
 
-    The slowly varying background (a 1 µm Gaussian average over those voxels only, so no object
-    light leaks in) is removed first. Gaussian-blurred white noise of σ voxels has lag-1
+    Structure is removed by a fourth difference across the axis measured (the second difference
+    ``x − (left + right) / 2`` applied twice along the other lateral axis): smooth background
+    texture all but vanishes, while noise whose correlation is separable keeps its lag-1
+    correlation along the measured axis. Gaussian-blurred white noise of σ voxels has lag-1
     correlation ``exp(−1 / (4σ²))``.
     """
     smooth = ndi.gaussian_filter(image, [1.0 / s for s in spacing])
     bright = (labels > 0) | (smooth > threshold_otsu(smooth))  # objects the labels may have missed, too
     far = ndi.distance_transform_edt(~bright, sampling=spacing) > 2.0
-    sigma = [1.0 / s for s in spacing]
-    weight = ndi.gaussian_filter(far.astype(np.float64), sigma)
-    local = np.divide(ndi.gaussian_filter(image * far, sigma), weight, out=np.zeros_like(image), where=weight > 1e-3)
-    residual = image - local
     correlations = []
-    for axis in (1, 2):
-        shifted = np.roll(residual, -1, axis)
-        inside = far & np.roll(far, -1, axis)
-        a, b = residual[inside], shifted[inside]
-        correlations.append(float(np.corrcoef(a, b)[0, 1]) if a.size > 100 else 0.0)
+    for axis, across in ((1, 2), (2, 1)):
+        residual = image
+        for _ in range(2):
+            residual = residual - 0.5 * (np.roll(residual, 1, across) + np.roll(residual, -1, across))
+        usable = ndi.minimum_filter1d(far, 5, axis=across, mode="constant", cval=0)  # no wrapped neighbours
+        usable &= np.roll(usable, -1, axis)
+        usable[(slice(None),) * axis + (-1,)] = False
+        a, b = residual[usable], np.roll(residual, -1, axis)[usable]
+        usable_pair = a.size > 100 and a.std() > 0 and b.std() > 0
+        correlations.append(float(np.corrcoef(a, b)[0, 1]) if usable_pair else 0.0)
     rho = float(np.clip(np.mean(correlations), 0.0, 0.5))  # beyond, it is structure, not detector noise
     sigma_voxels = 1 / (2 * math.sqrt(math.log(1 / rho))) if rho > 0.02 else 0.0
     return {"rho": correlations, "sigma_um": sigma_voxels * float(np.mean(spacing[1:]))}
@@ -249,6 +252,19 @@ def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: flo
     read_noise = math.sqrt(max(intercept + gain * offset, 0.0)) / gain
     return {"gain": float(gain), "offset": offset, "read_noise": float(read_noise), "intercept": float(intercept),
             "points": [[round(a, 3), round(b, 3)] for a, b in zip(m, v, strict=True)]}
+
+
+def log_spread(values) -> float:
+    """Robust standard deviation (1.4826 × the median absolute deviation) of ``log(values)``: the spread
+    of a log-normal, unmoved by a few fragments or mitoses among the objects.
+
+    Examples
+    --------
+    >>> round(log_spread(np.exp([-0.1, 0.0, 0.1, 0.05, -0.05, 3.0])), 3)
+    0.111
+    """
+    logs = np.log(np.asarray(values, np.float64))
+    return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
 
 
 def measure_camera(images: Sequence[np.ndarray], labels: np.ndarray, spacing: Spacing,
@@ -442,7 +458,8 @@ def deconvolved_profile(image: np.ndarray, labels: np.ndarray, depth: np.ndarray
     return before, measured
 
 
-def radial_average(power: np.ndarray, spacing: Sequence[float], n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+def radial_average(power: np.ndarray, spacing: Sequence[float], n_bins: int, *,
+                   counts: bool = False) -> tuple[np.ndarray, ...]:
     """Mean of an unshifted ``fftn``-layout array over shells of equal frequency magnitude (cycles/µm).
 
     The shells span 0 to the coarsest non-flat axis' Nyquist frequency.
@@ -451,6 +468,8 @@ def radial_average(power: np.ndarray, spacing: Sequence[float], n_bins: int) -> 
     -------
     frequency, mean : ndarray
         Shell centres in cycles/µm and the mean of ``power`` in each (0 for an empty shell).
+    count : ndarray
+        With ``counts=True``: the number of frequencies in each shell.
 
     Examples
     --------
@@ -466,18 +485,25 @@ def radial_average(power: np.ndarray, spacing: Sequence[float], n_bins: int) -> 
     which = np.digitize(np.broadcast_to(radius, power.shape).ravel(), edges) - 1
     valid = (which >= 0) & (which < n_bins)
     sums = np.bincount(which[valid], power.ravel()[valid], n_bins)
-    counts = np.bincount(which[valid], minlength=n_bins)
-    return (edges[:-1] + edges[1:]) / 2, np.divide(sums, counts, out=np.zeros(n_bins), where=counts > 0)
+    sizes = np.bincount(which[valid], minlength=n_bins)
+    mean = np.divide(sums, sizes, out=np.zeros(n_bins), where=sizes > 0)
+    return ((edges[:-1] + edges[1:]) / 2, mean, sizes) if counts else ((edges[:-1] + edges[1:]) / 2, mean)
 
 
-def texture_spectrum(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray,
-                     expected: np.ndarray, camera: dict, psf: tuple[float, float]) -> dict:
-    """The texture inside objects before the PSF: amplitude, spectrum knots and per-object spread (module doc)."""
+def texture_spectrum(image: np.ndarray, mask: np.ndarray, spacing: Spacing, expected: np.ndarray, camera: dict,
+                     psf: tuple[float, float], labels: np.ndarray | None = None,
+                     unit: np.ndarray | float | None = None) -> dict:
+    """The texture in ``mask`` before the PSF: amplitude, spectrum knots and per-object spread (module doc).
+
+    The residual ``(image − expected) / unit`` over ``mask`` (``unit`` default: the signal
+    ``expected − offset``, a relative texture; 1: camera units), less the camera's white-noise floor,
+    undone of the PSF's transfer; ``labels`` give the per-object spread.
+    """
     offset, gain, read = camera["offset"], camera["gain"], camera["read_noise"]
-    mask = depth > 0.15
     signal = np.maximum(expected - offset, 1e-9)
-    relative = np.where(mask, (image - expected) / signal, 0.0)
-    noise = (gain * signal + gain**2 * read**2) / signal**2
+    unit = signal if unit is None else unit
+    relative = np.where(mask, (image - expected) / unit, 0.0)
+    noise = (gain * signal + gain**2 * read**2) / np.square(unit)
     floor = float(noise[mask].mean())
     fraction = mask.mean()
     power = np.abs(np.fft.fftn(relative - relative[mask].mean() * mask)) ** 2 / (relative.size * fraction)
@@ -487,22 +513,66 @@ def texture_spectrum(image: np.ndarray, labels: np.ndarray, spacing: Spacing, de
     otf_sq = np.exp(-4 * np.pi**2 * (axial**2 * frequencies[0] ** 2 + lateral**2 * (frequencies[1] ** 2 +
                                                                                      frequencies[2] ** 2)))
     usable = otf_sq > 0.05  # beyond, the PSF passes too little to tell texture from noise
-    before_blur = np.where(usable, np.maximum(power - floor, 0) / np.maximum(otf_sq, 1e-12), 0.0)
-    amplitude = float(np.sqrt(before_blur.mean()))
-    centres, psd = radial_average(before_blur, spacing, N_SPECTRUM_BINS)
+    # shell means first, the noise floor removed after: clipping single periodogram values at 0 would
+    # turn pure noise into texture (a bias of a third of the floor per frequency)
+    centres, fraction_usable, sizes = radial_average(usable.astype(np.float64), spacing, N_SPECTRUM_BINS,
+                                                     counts=True)
+    seen = np.divide(radial_average(np.where(usable, power, 0.0), spacing, N_SPECTRUM_BINS)[1], fraction_usable,
+                     out=np.zeros(N_SPECTRUM_BINS), where=fraction_usable > 0)
+    transfer = np.divide(radial_average(np.where(usable, otf_sq, 0.0), spacing, N_SPECTRUM_BINS)[1],
+                         fraction_usable, out=np.ones(N_SPECTRUM_BINS), where=fraction_usable > 0)
+    psd = np.maximum(seen - floor, 0) / np.maximum(transfer, 1e-12)
+    amplitude = float(np.sqrt((psd * fraction_usable * sizes).sum() / power.size))
     knots_amplitude = np.sqrt(psd / max(psd.max(), 1e-300))
     spectrum = [[0.0, round(float(knots_amplitude[0]), 4)]] + [
         [round(float(c), 4), round(float(a), 4)] for c, a in zip(centres, knots_amplitude, strict=True)]
     per_object = []
-    for object_id in np.unique(labels[mask]):
+    for object_id in np.unique(labels[mask]) if labels is not None else ():
         inside = mask & (labels == object_id)
         if inside.sum() >= 200:
             variance = relative[inside].var() - noise[inside].mean()
             if variance > 0:
                 per_object.append(math.sqrt(variance))
-    spread = float(np.std(np.log(per_object))) if len(per_object) >= 5 else 0.0
+    spread = log_spread(per_object) if len(per_object) >= 5 else 0.0
     return {"amplitude": amplitude, "spectrum": spectrum, "spread": spread, "noise_floor": floor,
             "post_blur_amplitude": float(math.sqrt(max((power - floor).mean(), 0)))}
+
+
+#: Largest relative amplitude of the ambient texture: beyond, ``max(0, 1 + a·n)`` clips more than 0.2 % of voxels.
+MAX_AMBIENT_TEXTURE = 0.35
+
+
+def dark_level_below(camera: dict, rms: float, level: float) -> dict:
+    """``camera`` with its offset lowered when the ambient light (``level``, camera units) varies (``rms``, camera
+    units) by more than :data:`MAX_AMBIENT_TEXTURE` of its height above the offset, else ``camera`` itself.
+
+    A textured background has no dark voxels: its darkest smoothed level (the offset's first
+    estimate) is a dip of the texture. Photon transfer only fixes ``offset − gain·read_noise²``
+    (the variance line's zero, the least offset possible); the offset moves down towards it until
+    the texture's amplitude is :data:`MAX_AMBIENT_TEXTURE`, and the read noise follows from the
+    same line, so every level keeps its measured noise.
+    """
+    gain, offset = camera["gain"], camera["offset"]
+    if rms <= MAX_AMBIENT_TEXTURE * (level - offset):
+        return camera
+    least = -camera["intercept"] / gain
+    lowered = max(least, level - rms / MAX_AMBIENT_TEXTURE)
+    if lowered >= offset:
+        return camera
+    return {**camera, "offset": float(lowered),
+            "read_noise": math.sqrt(max(camera["intercept"] + gain * lowered, 0.0)) / gain,
+            "offset_how": f"lowered from the darkest 1 µm-smoothed level ({offset:.1f}) until the ambient texture is "
+                          f"{MAX_AMBIENT_TEXTURE} of the ambient light above it (a textured background has no dark "
+                          "voxels), not below the photon-transfer line's zero"}
+
+
+def ambient_model(labels: np.ndarray, spacing: Spacing, table: dict, haze: dict) -> np.ndarray:
+    """The ambient light :func:`fit_haze` found (camera units): its floor plus the objects' signal blurred by
+    the haze scale, times the haze."""
+    lookup = np.zeros(int(labels.max()) + 1)
+    lookup[table["ids"]] = np.maximum(table["mean"] - haze["floor"], 0)
+    spread = ndi.gaussian_filter(lookup[labels], [haze["scale_um"] / s for s in spacing])
+    return haze["floor"] + haze["haze"] * spread
 
 
 def find_inclusions(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray,
@@ -665,8 +735,20 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
                                                 background, (psf_axial, psf_lateral), spacing)
     expected = object_model(label, depth, first["mean"], first["ids"], background, profile, (psf_axial, psf_lateral),
                             spacing)
-    texture = texture_spectrum(image.astype(np.float64), label, spacing, depth, expected, camera,
-                               (psf_axial, psf_lateral))
+    far = ndi.distance_transform_edt(label == 0, sampling=spacing) > 1.5
+    ambient = None
+    if far.mean() > 0.05:
+        light = ambient_model(label, spacing, first, haze) + (expected - background)  # + the objects' PSF tails
+        level = float(np.median(light[far]))
+        ambient = texture_spectrum(image.astype(np.float64), far, spacing, light, camera, (psf_axial, psf_lateral),
+                                   unit=1.0)
+        if ambient["amplitude"] ** 2 < 0.25 * max(gain * level + camera["intercept"], 1e-9):
+            ambient = None  # below a quarter of the noise variance: model misfit as much as texture
+        else:
+            camera = dark_level_below(camera, ambient["amplitude"], level)
+            ambient["relative"] = ambient["amplitude"] / max(level - camera["offset"], 1e-9)
+    texture = texture_spectrum(image.astype(np.float64), depth > 0.15, spacing, expected, camera,
+                               (psf_axial, psf_lateral), label)
     inclusions = find_inclusions(image.astype(np.float64), label, spacing, depth, expected, camera["offset"])
 
     # masks: shape statistics from objects not cut by the volume's faces
@@ -714,7 +796,7 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
         },
         "generator": {"name": "optics"},
         "optics": {
-            "brightness_sigma": round(float(np.std(np.log(bright))) if bright.size >= 3 else 0.0, 4),
+            "brightness_sigma": round(log_spread(bright) if bright.size >= 3 else 0.0, 4),
             "texture": round(min(math.sqrt(math.log1p(texture["amplitude"] ** 2)), 5.0), 4),
             "texture_law": "lognormal",
             "texture_spectrum": texture["spectrum"],
@@ -725,6 +807,8 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
                            for k in inclusions],
             "noise_correlation_um": round(correlation["sigma_um"], 4),
             "background": round(max(floor - camera["offset"], 0.0) / (gain * photons), 5),
+            "ambient_texture": 0.0 if ambient is None else round(min(ambient["relative"], 3.0), 4),
+            "ambient_spectrum": None if ambient is None else ambient["spectrum"],
             "haze": round(haze["haze"], 4),
             "haze_scale_um": haze["scale_um"],
             "attenuation_length_um": None if attenuation is None else round(attenuation, 2),
@@ -756,11 +840,17 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
          "(> 0.8: z)")
     note("masks.nuclei.shape", "sh", "not measured: spherical harmonics, deformation and gamma at their defaults")
     note("optics.brightness_sigma", config["optics"]["brightness_sigma"],
-         "std of the log of each object's interior mean above the background")
+         "robust std (1.4826 × MAD) of the log of each object's interior mean above the background")
     note("optics.texture", texture["amplitude"], "log-normal σ whose relative RMS is that of the in-object residual "
          "before the PSF (camera noise floor "
          f"{texture['noise_floor']:.4f} removed; {texture['post_blur_amplitude']:.3f} after the PSF)")
     note("optics.texture_spectrum", texture["spectrum"], "amplitude spectrum (cycles/µm) of that residual, "
+         "deconvolved by the PSF's transfer function")
+    note("optics.ambient_texture", config["optics"]["ambient_texture"], "relative RMS of the residual > 1.5 µm "
+         "from objects around floor + haze, before the PSF (camera noise removed)"
+         if ambient is not None else "none: less than 5 % of the volume is > 1.5 µm from objects, or its variance "
+         "there is below a quarter of the camera noise's")
+    note("optics.ambient_spectrum", config["optics"]["ambient_spectrum"], "amplitude spectrum of that residual, "
          "deconvolved by the PSF's transfer function")
     note("optics.texture_sigma", texture["spread"], "std of the log of the per-object texture RMS")
     note("optics.interior_profile", profile, "mean intensity above background over the object mean, against "
@@ -784,13 +874,66 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
     note("optics.photons", photons, f"median object signal above the floor ({median_above:.1f}) / gain, less "
          "the haze inside objects")
     note("optics.gain", gain, f"photon transfer slope over {len(camera['points'])} intensity bins")
-    note("optics.offset", camera["offset"], "dark level: 0.5th percentile of the 1 µm-smoothed image")
+    note("optics.offset", camera["offset"], camera.get("offset_how", "dark level: 0.5th percentile of the 1 "
+                                                                      "µm-smoothed image"))
     note("optics.read_noise", camera["read_noise"], "from the photon-transfer intercept at the offset (electrons)")
     note("optics.bit_depth", bits, f"{image.dtype} data up to {top:g}" if integer else "floating-point data")
     note("optics.output_dtype", config["optics"]["output_dtype"], "the calibration images' kind")
     note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
-    validated = validate_config(config, "calibration")
+    validated = closed_loop(validate_config(config, "calibration"), image.astype(np.float64), label, spacing,
+                            measured)
     return Calibration(validated, measured, labels, images)  # type: ignore[arg-type]
+
+
+def object_levels(image: np.ndarray, labels: np.ndarray, spacing: Spacing) -> dict:
+    """The median > 2 µm from objects (``floor``), and the median and robust log-spread of the objects'
+    interior means above it (:func:`closed_loop` matches the first two)."""
+    far = ndi.distance_transform_edt(labels == 0, sampling=spacing) > 2.0
+    floor = float(np.median(image[far])) if far.any() else float(np.percentile(image, 5))
+    ids = np.flatnonzero(np.bincount(labels.ravel()))
+    ids = ids[ids > 0]
+    above = np.asarray(ndi.mean(image, np.where(centreness(labels, spacing) > 0.25, labels, 0), ids)) - floor
+    above = above[np.isfinite(above) & (above > 0)]
+    return {"floor": floor, "median": float(np.median(above)) if above.size else 0.0,
+            "spread": log_spread(above) if above.size >= 3 else 0.0}
+
+
+def closed_loop(config: Config, image: np.ndarray, labels: np.ndarray, spacing: Spacing, measured: dict,
+                rounds: int = 2) -> Config:
+    """Render the calibration labels with ``config`` and correct photons and background until the
+    rendering shows the image's own median object signal and floor.
+
+    Each measurement above is a model of one effect; together (haze, profile, texture, inclusions,
+    the PSF) they shift these two levels, the first things a reader of an image sees. (The spread of
+    object brightness is not corrected this way: one draw of a few objects is too noisy a target.)
+    """
+    from cellsynth.masks.simulate import masks_from_labels
+    from cellsynth.synthesis.optics import OpticsRenderer
+
+    target = object_levels(image, labels, spacing)
+    masks = masks_from_labels(labels, spacing)
+    optics = config.optics
+    if target["median"] <= 0:
+        return config
+    for _ in range(rounds):  # every object at the median brightness: one draw of a few would be the target's noise
+        steady = optics.model_copy(update={"brightness_sigma": 0.0})
+        rendered = OpticsRenderer(steady, config.patching).render(masks, spacing, np.random.default_rng(0))
+        shown = object_levels(rendered.astype(np.float64), labels, spacing)
+        if shown["median"] <= 0:
+            break
+        scale = target["median"] / shown["median"]
+        adu_per_density = optics.gain * optics.photons
+        optics = optics.model_copy(update={
+            "photons": round(optics.photons * scale, 3),
+            "background": round(max(optics.background + (target["floor"] - shown["floor"]) / adu_per_density, 0.0)
+                                / scale, 5)})
+    for key, what in (("photons", "the median object signal above the floor"), ("background", "the floor")):
+        entry = measured[f"optics.{key}"]
+        entry["value"] = getattr(optics, key)
+        entry["how"] += (f"; then corrected so that the calibrated renderer drawing the same labels shows "
+                         f"{what} of the image")
+    return validate_config({**config.model_dump(mode="json"), "optics": optics.model_dump(mode="json")},
+                           "calibration")
 
 
 def write_calibration(calibration: Calibration, path: str | os.PathLike, sources: Sequence[str] = ()) -> Path:

@@ -44,6 +44,7 @@ from cellsynth.synthesis.calibrate import (
     Calibration,
     _check_inputs,
     coordinate_search,
+    log_spread,
     measure_camera,
 )
 
@@ -261,7 +262,7 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
     ids = ids[ids > 0]
     scale = fit["brightness"][ids]
     positive = scale > 0
-    brightness_sigma = float(np.std(np.log(scale[positive]))) if positive.sum() >= 3 else 0.0
+    brightness_sigma = log_spread(scale[positive]) if positive.sum() >= 3 else 0.0
     z = centroids_um(label, spacing)[:, 0]
     depth_um = image.shape[0] * spacing[0]
     attenuation = None
@@ -330,7 +331,7 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
          "the offset over the membrane signal")
     note("optics.haze", config["optics"]["haze"], "the membranes blurred by haze_scale_um, added to the fit")
     note("optics.haze_scale_um", fit["haze_scale_um"], "the haze blur with the least residual")
-    note("optics.brightness_sigma", config["optics"]["brightness_sigma"], "std of the log of each cell's "
+    note("optics.brightness_sigma", config["optics"]["brightness_sigma"], "robust std of the log of each cell's "
          "membrane brightness (least squares of its voxels against the fitted, blurred membranes)")
     note("optics.attenuation_length_um", attenuation, "log-linear fit of that brightness against depth"
          if attenuation is not None else "none: cells span < 5 µm of depth or do not dim with depth")

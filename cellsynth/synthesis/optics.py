@@ -105,6 +105,15 @@ def spectral_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.rando
     return filtered / max(float(filtered.std()), 1e-12)
 
 
+def texture_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.random.Generator,
+                  spectrum: Sequence[Sequence[float]] | None, scales_um: Sequence[float]) -> np.ndarray:
+    """Unit-variance noise following a measured ``spectrum`` (:func:`spectral_noise`), else band-pass
+    between ``scales_um`` (:func:`bandpass_noise`)."""
+    if spectrum is not None:
+        return spectral_noise(shape, spacing, rng, spectrum)
+    return bandpass_noise(shape, spacing, rng, scales_um)
+
+
 def inclusions(labels: np.ndarray, spacing: Sequence[float], rng: np.random.Generator, *, per_object: float,
                radius_um: float, radius_std_um: float, depth: np.ndarray) -> np.ndarray:
     """Inclusions (nucleoli, chromocenters): a Poisson number of balls per object, centred at normalised depth > 0.4.
@@ -164,10 +173,7 @@ def fluorophore_density(labels: np.ndarray, spacing: Sequence[float], rng: np.ra
                            radius_std_um=kind.radius_std_um, depth=depth)
         density = np.where(balls, density * np.float32(kind.factor), density)
     if optics.texture > 0:
-        if optics.texture_spectrum is not None:
-            texture = spectral_noise(labels.shape, spacing, rng, optics.texture_spectrum)
-        else:
-            texture = bandpass_noise(labels.shape, spacing, rng, optics.texture_scales_um)
+        texture = texture_noise(labels.shape, spacing, rng, optics.texture_spectrum, optics.texture_scales_um)
         amplitude = np.full(n_ids, optics.texture, np.float32)
         if optics.texture_sigma > 0:
             amplitude *= np.exp(rng.normal(0.0, optics.texture_sigma, n_ids)).astype(np.float32)
@@ -253,9 +259,13 @@ class OpticsRenderer:
         rng = np.random.default_rng(rng)
         o = self.optics
         density = fluorophore_density(masks.labels, spacing, rng, o, masks.membranes)
+        ambient = np.where(masks.foreground, o.background, o.background_outside).astype(np.float32)
         if o.haze > 0:
-            density = density + o.haze * ndimage.gaussian_filter(density, o.haze_scale_um / np.asarray(spacing))
-        density += np.where(masks.foreground, o.background, o.background_outside).astype(np.float32)
+            ambient = ambient + o.haze * ndimage.gaussian_filter(density, o.haze_scale_um / np.asarray(spacing))
+        if o.ambient_texture > 0:
+            ambient = ambient * np.clip(1 + o.ambient_texture * texture_noise(
+                density.shape, spacing, rng, o.ambient_spectrum, o.texture_scales_um), 0, None)
+        density += ambient
         if o.attenuation_length_um is not None:
             density *= np.exp(-depth_um(masks.foreground, spacing) / o.attenuation_length_um)
         adu = camera(self.blur(density, spacing), rng, o, spacing)
