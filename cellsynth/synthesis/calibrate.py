@@ -8,10 +8,12 @@ and returns a validated :class:`~cellsynth.config.Config` that ``cellsynth gener
 Without labels, the objects are found with the classical segmentation
 (:func:`cellsynth.masks.segment.classical_segmentation`). Then:
 
-- **Camera** (photon transfer): in flat regions the noise variance grows linearly with the mean,
-  ``var = g·(mean − offset) + g²·σ_read²``. The noise variance is measured on a high-pass residual
+- **Camera** (photon transfer): in flat regions the noise variance grows with the mean,
+  ``var = g²·σ_read² + g·(mean − offset) + (k·(mean − offset))²`` (the last term: fine texture of the
+  specimen that survives the high-pass). The noise variance is measured on a high-pass residual
   (each voxel minus the mean of its two neighbours along y and x, variance 1.5 σ² for white noise)
-  in the 30 % flattest voxels of each mean-intensity bin; a weighted line fit gives the gain ``g``.
+  in the 30 % flattest voxels of each mean-intensity bin; a weighted quadratic fit gives the gain
+  ``g`` (a line when the curvature is not positive).
   Neighbouring voxels' noise may correlate (measured far from objects, :func:`noise_correlation`);
   the residual's variance is corrected for it. The offset is the dark level (0.5th percentile of the
   1 µm-smoothed image) and the read noise
@@ -244,13 +246,19 @@ def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: flo
         raise InputError("too few flat regions to measure the camera's noise; the image needs some extent "
                          "of background and of object interiors")
     m, v, n = (np.array(c) for c in zip(*points, strict=True))
-    gain, intercept = np.polyfit(m, v, 1, w=np.sqrt(n))
+    offset = float(np.percentile(ndi.gaussian_filter(image, [1.0 / s for s in spacing]), 0.5))
+    # var = read² + gain·signal + (k·signal)²: fine texture of the specimen (or a pixel-response pattern)
+    # grows with the square of the signal; fitted with it, the slope is the shot noise's alone
+    square, gain, constant = np.polyfit(m - offset, v, 2, w=np.sqrt(n))
+    if not (square > 0 and gain > 0):
+        square, (gain, constant) = 0.0, np.polyfit(m - offset, v, 1, w=np.sqrt(n))
     if not gain > 0:
         raise InputError("the noise does not grow with the intensity (photon transfer slope <= 0); "
                          "is this a raw, unprocessed fluorescence image?")
-    offset = float(np.percentile(ndi.gaussian_filter(image, [1.0 / s for s in spacing]), 0.5))
-    read_noise = math.sqrt(max(intercept + gain * offset, 0.0)) / gain
+    intercept = constant - gain * offset
+    read_noise = math.sqrt(max(constant, 0.0)) / gain
     return {"gain": float(gain), "offset": offset, "read_noise": float(read_noise), "intercept": float(intercept),
+            "fine_texture": math.sqrt(square),
             "points": [[round(a, 3), round(b, 3)] for a, b in zip(m, v, strict=True)]}
 
 
@@ -873,7 +881,8 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
          "filled with their means and blurred, best match the image")
     note("optics.photons", photons, f"median object signal above the floor ({median_above:.1f}) / gain, less "
          "the haze inside objects")
-    note("optics.gain", gain, f"photon transfer slope over {len(camera['points'])} intensity bins")
+    note("optics.gain", gain, f"photon transfer slope over {len(camera['points'])} intensity bins (fitted with a "
+         f"squared term for fine texture: {camera['fine_texture']:.3f} of the signal)")
     note("optics.offset", camera["offset"], camera.get("offset_how", "dark level: 0.5th percentile of the 1 "
                                                                       "µm-smoothed image"))
     note("optics.read_noise", camera["read_noise"], "from the photon-transfer intercept at the offset (electrons)")
