@@ -707,3 +707,21 @@ def paired_files(images: Iterable[Path], labels: Iterable[Path]) -> list[tuple[P
             f"'{example}' has no partner ({len(unpaired)} images and {len(orphans)} labels unpaired)"
         )
     return pairs  # type: ignore[return-value]
+
+
+def example_dataset(out: str | os.PathLike, *, output: OutputConfig | None = None, resume: bool = False,
+                    progress: bool = True) -> Dataset:
+    """scikit-image's cells3d nuclei (the ``examples`` extra; research use only) as a one-sample dataset folder.
+
+    Examples
+    --------
+    >>> dataset = example_dataset("data/cells3d")  # doctest: +SKIP
+    >>> dataset.name(0)  # doctest: +SKIP
+    'cells3d_nuclei'
+    """
+    from cellsynth.examples import cells3d_nuclei
+
+    image, labels, spacing = cells3d_nuclei()
+    sample = Sample(image=image, labels=labels, spacing=spacing, params={"source": "skimage cells3d nuclei"})
+    return build_dataset(out, ["cells3d_nuclei"], lambda index, rng: sample, config={"example": "cells3d"},
+                         seed=None, output=output or OutputConfig(), resume=resume, progress=progress)

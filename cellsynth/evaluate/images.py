@@ -87,3 +87,21 @@ def evaluate_images(
         result["plots"] = [p.name for p in plots]
         write_json_atomic(out / "metrics.json", result)
     return result
+
+
+def evaluate_image_files(real: str | os.PathLike, synthetic: str | os.PathLike, out: str | os.PathLike, *,
+                         labels: str | os.PathLike | None = None, spacing: Sequence[float] | None = None,
+                         normalization: str = "percentile") -> dict:
+    """:func:`evaluate_images` on image files (spacing from the real image's file, or ``spacing`` in µm).
+
+    Examples
+    --------
+    >>> result = evaluate_image_files("real.tif", "synthetic.tif", "data/metrics")  # doctest: +SKIP
+    """
+    from cellsynth.io import read_volume
+
+    real_image, spacing = read_volume(real, spacing)
+    synthetic_image, _ = read_volume(synthetic, spacing)
+    label_volume = read_volume(labels, spacing)[0] if labels else None
+    return evaluate_images(real_image, synthetic_image, spacing, labels=label_volume, out=out,
+                           normalization=normalization)

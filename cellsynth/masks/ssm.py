@@ -218,6 +218,19 @@ class StatisticalShapeModel:
         """``n`` random shapes (see :meth:`sample_radii` for the options)."""
         return [self.shape(r) for r in self.sample_radii(rng, n, **kwargs)]
 
+    def summary(self) -> str:
+        """One line: shapes, modes, the variance the first three explain and the mean radius (µm).
+
+        Examples
+        --------
+        >>> fit_ssm(labels, spacing).summary()  # doctest: +SKIP
+        '14 shapes, 13 modes (first three explain 39 %, 21 %, 12 %), mean radius 3.92 µm'
+        """
+        explained = self.variances / self.variances.sum() if self.n_modes else np.zeros(0)
+        shares = ", ".join(f"{100 * e:.0f} %" for e in explained[:3]) or "nothing"
+        return (f"{self.n_training} shapes, {self.n_modes} modes (first three explain {shares}), "
+                f"mean radius {self.mean.mean():.2f} µm")
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``PATH.npz`` (arrays) and ``PATH.json`` (format and sizes), atomically; returns the npz path."""
         path = Path(path)
@@ -300,3 +313,21 @@ def fit_ssm(
     variances, modes = variances[order], modes[:, order]
     keep = variances > 1e-10 * max(variances[0], 1e-300)
     return StatisticalShapeModel(directions, mean, modes[:, keep], variances[keep], len(radii))
+
+
+def fit_ssm_files(paths: Sequence[str | os.PathLike], spacing: Sequence[float] | None = None,
+                  **options) -> StatisticalShapeModel:
+    """:func:`fit_ssm` on label files or folders of them, with the spacing they carry (or ``spacing``, µm).
+
+    Examples
+    --------
+    >>> model = fit_ssm_files(["data/my_set/labels"], per="instance")  # doctest: +SKIP
+    """
+    from cellsynth.io import read_volume, volume_files
+
+    files, _ = volume_files(paths, "label")
+    volumes = []
+    for file in files:
+        volume, spacing = read_volume(file, spacing)
+        volumes.append(volume)
+    return fit_ssm(volumes, spacing, **options)

@@ -110,6 +110,23 @@ class Calibration:
         return "\n".join(lines) + "\n"
 
 
+    def summary(self) -> str:
+        """One line: the camera, the PSF and the objects measured.
+
+        Examples
+        --------
+        >>> calibrate(image, spacing).summary()  # doctest: +SKIP
+        'gain 51.7 ADU/e-, PSF σ 0.60/0.20 µm (z/xy), 10 nuclei of 3.91 µm (flattening 0.52), texture 0.40'
+        """
+        optics, masks = self.config.optics, self.config.masks
+        objects = (f"{masks.placement.n_cells} nuclei of {masks.nuclei.radius_um:.2f} µm (flattening "
+                   f"{masks.nuclei.flattening:.2f}), texture {optics.texture:.2f}" if masks.kind == "nuclei" else
+                   f"{masks.placement.n_cells} cells, membranes {masks.membranes.thickness_um:.2f} µm thick, "
+                   f"cytoplasm {optics.cytoplasm:.2f}")
+        return (f"gain {optics.gain:.3g} ADU/e-, PSF σ {optics.psf_sigma_um[0]:.2f}/{optics.psf_sigma_um[1]:.2f} µm "
+                f"(z/xy), {objects}")
+
+
 def _has(data: dict, keys: Sequence[str]) -> bool:
     for key in keys:
         if not isinstance(data, dict) or key not in data:
@@ -943,6 +960,24 @@ def closed_loop(config: Config, image: np.ndarray, labels: np.ndarray, spacing: 
                          f"{what} of the image")
     return validate_config({**config.model_dump(mode="json"), "optics": optics.model_dump(mode="json")},
                            "calibration")
+
+
+def calibrate_files(images: Sequence[str | os.PathLike], labels: Sequence[str | os.PathLike] | None = None,
+                    spacing: Sequence[float] | None = None, **options) -> Calibration:
+    """:func:`calibrate` on image files (and their label files), with the spacing the files carry or ``spacing``.
+
+    Examples
+    --------
+    >>> calibration = calibrate_files(["my_nuclei.tif"], ["my_labels.tif"], kind="nuclei")  # doctest: +SKIP
+    """
+    from cellsynth.io import read_volume
+
+    volumes = []
+    for path in images:
+        image, spacing = read_volume(path, spacing)
+        volumes.append(image)
+    label_volumes = [read_volume(path, spacing)[0] for path in labels] if labels else None
+    return calibrate(volumes, spacing, label_volumes, **options)
 
 
 def write_calibration(calibration: Calibration, path: str | os.PathLike, sources: Sequence[str] = ()) -> Path:

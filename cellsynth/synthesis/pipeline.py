@@ -222,3 +222,84 @@ def generate_dataset(
     with dask_executor(workers, scheduler) as executor:
         return build_dataset(out, names, SampleMaker(config, renderers), config=recipe, seed=config.dataset.seed,
                              output=config.dataset.output, resume=resume, progress=progress, executor=executor)
+
+
+def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config: Config, *,
+                       spacing: Sequence[float] | None = None, foreground: str | os.PathLike | None = None,
+                       device: str = "auto", rng=None) -> Path:
+    """Render a label volume file (your own annotation) with the renderer of ``config`` into the image file ``out``.
+
+    Parameters
+    ----------
+    labels : path-like
+        Instance labels (any volume format cellsynth reads).
+    out : path-like
+        Image file to write (.tif, .ome.tif or .ome.zarr), atomically.
+    config : Config
+        Its generator (the physics renderer, or a checkpoint's) and, for the physics renderer, its
+        masks section (``kind: membranes`` draws each cell's membrane).
+    spacing : 3 floats, optional
+        Voxel size in µm of a file that does not carry one.
+    foreground : path-like, optional
+        The organism (non-zero inside); default: the whole volume is inside the specimen.
+    device : {"auto", "cpu", "cuda"}
+        For learned renderers.
+    rng : None, int or numpy Generator
+
+    Returns
+    -------
+    Path
+        ``out``.
+
+    Examples
+    --------
+    >>> from cellsynth import load_preset
+    >>> render_labels_file("my_labels.tif", "rendered.tif", load_preset("nuclei"))  # doctest: +SKIP
+    PosixPath('rendered.tif')
+    """
+    from cellsynth.checks import check_labels
+    from cellsynth.io import read_volume, write_volume
+    from cellsynth.masks.simulate import masks_from_labels
+
+    volume, spacing = read_volume(labels, spacing)
+    volume = check_labels(volume, f"labels '{labels}'")
+    check_memory(volume.size * BYTES_PER_GENERATED_VOXEL, f"rendering {volume.shape} voxels",
+                 "synthesize a smaller crop")
+    inside = None
+    if foreground is not None:
+        inside, _ = read_volume(foreground, spacing)
+        if inside.shape != volume.shape:
+            raise InputError(f"foreground of shape {inside.shape} differs from the labels' {volume.shape}")
+        inside = inside > 0
+    renderer = load_renderer(config, device=device)
+    if renderer.name == "optics":  # organism 'none' unless given: a field of view inside the specimen
+        masks = masks_from_labels(volume, spacing, config.masks, inside)
+    else:
+        masks = SimulatedMasks(volume, inside)
+    write_volume(out, renderer.render(masks, spacing, np.random.default_rng(rng)), spacing)
+    return Path(out)
+
+
+def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *,
+                  labels: Sequence[str | os.PathLike] | None = None, spacing: Sequence[float] | None = None,
+                  kind: str = "nuclei", n_samples: int = 8, seed: int = 0, resume: bool = False,
+                  progress: bool = True, workers: int = 1, scheduler: str | None = None) -> Dataset:
+    """Calibrate on real image file(s), then generate a dataset like them; the preset goes into the dataset.
+
+    ``cellsynth generate --like``: :func:`~cellsynth.synthesis.calibrate.calibrate_files`, then
+    :func:`generate_dataset` with the physics renderer; ``out/calibration.yaml`` is the calibrated
+    preset (commented, as ``cellsynth calibrate`` writes it).
+
+    Examples
+    --------
+    >>> dataset = generate_like(["my_nuclei.tif"], "data/like", n_samples=8)  # doctest: +SKIP
+    """
+    from cellsynth.synthesis.calibrate import calibrate_files, write_calibration
+
+    if not resume:
+        check_new_dataset_folder(out)
+    calibration = calibrate_files(images, labels, spacing, kind=kind, n_samples=n_samples, seed=seed)
+    dataset = generate_dataset(calibration.config, out, renderer=load_renderer(calibration.config), resume=resume,
+                               progress=progress, workers=workers, scheduler=scheduler)
+    write_calibration(calibration, Path(out) / "calibration.yaml", sources=[str(i) for i in images])
+    return dataset

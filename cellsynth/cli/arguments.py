@@ -1,22 +1,16 @@
-"""The ``cellsynth`` command: a thin skin over the library.
+"""The ``cellsynth`` command line: every command, its arguments and their help (the parser only).
 
-Any :class:`~cellsynth.errors.CellsynthError` and any usage mistake prints one line to stderr and
-exits with status 2, having written nothing.
+Each command's ``func`` is its handler in :mod:`cellsynth.cli.commands`.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
-from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
-from cellsynth.errors import CellsynthError, InputError
-
-EXIT_BAD_INPUT = 2
-#: Files ``dataset import`` takes from a folder.
+from cellsynth.cli import EXIT_BAD_INPUT
+from cellsynth.cli import commands as handlers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -31,141 +25,6 @@ def _version() -> str:
         return metadata.version("cellsynth")
     except metadata.PackageNotFoundError:
         return "unknown"
-
-
-# ----------------------------------------------------------------------------- config
-
-
-def _config_list(args: argparse.Namespace) -> int:
-    from cellsynth.config import preset_names
-
-    print("\n".join(preset_names()))
-    return 0
-
-
-def _config_show(args: argparse.Namespace) -> int:
-    from cellsynth.config import load_preset, preset_text
-
-    load_preset(args.preset)  # a shipped preset must validate before we show it
-    sys.stdout.write(preset_text(args.preset))
-    return 0
-
-
-def _config_check(args: argparse.Namespace) -> int:
-    from cellsynth.config import load_config
-
-    load_config(args.file)
-    print(f"{args.file}: valid")
-    return 0
-
-
-# ----------------------------------------------------------------------------- dataset
-
-
-def _dataset_import(args: argparse.Namespace) -> int:
-    from cellsynth.config import Config, resolve_config
-    from cellsynth.dataset import import_dataset
-
-    config = resolve_config(args.config) if args.config else Config()
-    _report(import_dataset(args.out, args.images, args.labels, spacing=args.spacing, output=config.dataset.output,
-                           resume=args.resume, progress=not args.quiet))
-    return 0
-
-
-def _dataset_example(args: argparse.Namespace) -> int:
-    from cellsynth.config import Config, resolve_config
-    from cellsynth.dataset import Sample, build_dataset
-    from cellsynth.examples import cells3d_nuclei
-
-    config = resolve_config(args.config) if args.config else Config()
-    image, labels, spacing = cells3d_nuclei()
-    sample = Sample(image=image, labels=labels, spacing=spacing, params={"source": "skimage cells3d nuclei"})
-    dataset = build_dataset(args.out, ["cells3d_nuclei"], lambda index, rng: sample,
-                            config={"example": args.name}, seed=None, output=config.dataset.output,
-                            resume=args.resume, progress=not args.quiet)
-    _report(dataset)
-    return 0
-
-
-def _report(dataset: object) -> None:
-    counts = dataset.manifest["counts"]  # type: ignore[attr-defined]
-    print(f"{dataset.root}: {counts['done']} of {len(dataset)} samples done")  # type: ignore[attr-defined]
-
-
-def _dataset_verify(args: argparse.Namespace) -> int:
-    from cellsynth.dataset import Dataset
-
-    dataset = Dataset.open(args.dataset)
-    bad = dataset.pending()
-    print(f"{dataset.root}: {len(dataset) - len(bad)} of {len(dataset)} samples verified"
-          + (f"; to redo with --resume: {', '.join(dataset.name(i) for i in bad[:10])}"
-             + (" ..." if len(bad) > 10 else "") if bad else ""))
-    return 1 if bad else 0
-
-
-# ----------------------------------------------------------------------------- masks and generate
-
-
-def _run_config(args: argparse.Namespace, overrides: dict) -> object:
-    """The config of a run: a YAML file or a preset (default 'default'), then the command-line flags."""
-    from cellsynth.config import load_preset, resolve_config, with_overrides
-
-    if args.config and args.preset:
-        raise InputError("give a config file or --preset, not both")
-    base = resolve_config(args.config) if args.config else load_preset(args.preset or "default")
-    return with_overrides(base, {"dataset.n_samples": args.n, "dataset.seed": args.seed, **overrides})
-
-
-def _masks_simulate(args: argparse.Namespace) -> int:
-    from cellsynth.synthesis.pipeline import generate_dataset
-
-    config = _run_config(args, {"masks.kind": args.kind})
-    dataset = generate_dataset(config, args.out, resume=args.resume, progress=not args.quiet,
-                               workers=args.workers, scheduler=args.scheduler)
-    _report(dataset)
-    return 0
-
-
-def _generate(args: argparse.Namespace) -> int:
-    from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
-
-    if args.like is not None:
-        return _generate_like(args)
-    if args.labels or args.spacing or args.kind:
-        raise InputError("--labels, --spacing and --kind go with --like IMAGE")
-    config = _run_config(args, {"generator.name": args.generator, "generator.checkpoint": args.checkpoint,
-                                "generator.alpha_um": args.alpha, "patching.batch_size": args.tile_batch,
-                                **_sampling_overrides(args)})
-    renderer = load_renderer(config)
-    dataset = generate_dataset(config, args.out, renderer=renderer, resume=args.resume, progress=not args.quiet,
-                               workers=args.workers, scheduler=args.scheduler)
-    _report(dataset)
-    if config.dataset.output.previews:
-        print(f"previews: {Path(args.out) / 'previews'}")
-    return 0
-
-
-def _generate_like(args: argparse.Namespace) -> int:
-    from cellsynth.config import with_overrides
-    from cellsynth.dataset import check_new_dataset_folder
-    from cellsynth.synthesis.calibrate import calibrate, write_calibration
-    from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
-
-    if args.config or args.preset or args.generator or args.checkpoint:
-        raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
-                         "generator or checkpoint")
-    if not args.resume:
-        check_new_dataset_folder(args.out)
-    images, labels, spacing = _read_calibration_inputs(args.like, args.labels, args.spacing)
-    calibration = calibrate(images, spacing, labels, kind=args.kind or "nuclei", n_samples=args.n or 8,
-                            seed=args.seed or 0)
-    config = with_overrides(calibration.config, {})
-    dataset = generate_dataset(config, args.out, renderer=load_renderer(config), resume=args.resume,
-                               progress=not args.quiet, workers=args.workers, scheduler=args.scheduler)
-    write_calibration(calibration, Path(args.out) / "calibration.yaml", sources=args.like)
-    _report(dataset)
-    print(f"calibrated preset: {Path(args.out) / 'calibration.yaml'}")
-    return 0
 
 
 def _seed(text: str) -> int:
@@ -191,265 +50,6 @@ def _lengths(text: str) -> list[float]:
     return values
 
 
-def _sampling_overrides(args: argparse.Namespace) -> dict:
-    return {f"generator.{key}": getattr(args, key) for key in ("sampler", "steps", "t_start", "strength", "snr",
-                                                                "units")}
-
-
-def _train(args: argparse.Namespace) -> int:
-    from cellsynth.config import TrainConfig, load_config, with_overrides
-    from cellsynth.training.loop import train_ddpm, train_gan
-    from cellsynth.training.runs import end_processes
-
-    config = with_overrides(load_config(args.config, TrainConfig), {"steps": args.steps, "device": args.device})
-    train = train_gan if args.model == "gan" else train_ddpm
-    checkpoint = train(config, args.out, resume=args.resume, progress=not args.quiet)
-    end_processes()
-    print(f"checkpoint: {checkpoint}")
-    return 0
-
-
-def _check_output_file(path: Path) -> None:
-    """Refuse an output file whose format or folder is wrong before any work is done."""
-    from cellsynth.checks import check_output
-    from cellsynth.io import volume_format
-
-    if volume_format(path) == "npy":
-        raise InputError(f"'{path}': .npy is read only; write .tif, .ome.tif or .ome.zarr")
-    check_output(path, "image", folder=False)
-
-
-def _synthesize(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from cellsynth.checkpoints import read_checkpoint_info
-    from cellsynth.checks import check_labels, check_memory
-    from cellsynth.config import Config, resolve_config, with_overrides
-    from cellsynth.io import read_volume, write_volume
-    from cellsynth.masks.simulate import SimulatedMasks, masks_from_labels
-    from cellsynth.synthesis.pipeline import BYTES_PER_GENERATED_VOXEL, load_renderer
-
-    if (args.checkpoint is None) == (args.config is None):
-        raise InputError("give --checkpoint (a trained gan or ddpm) or --config (a preset or YAML: its generator, "
-                         "the physics renderer by default), one of the two")
-    _check_output_file(args.out)
-    model = read_checkpoint_info(args.checkpoint)["model"] if args.checkpoint else None
-    if args.alpha is not None and (len(args.alpha) != 1 or model != "gan"):
-        raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
-    labels, spacing = read_volume(args.labels, args.spacing)
-    labels = check_labels(labels, f"labels '{args.labels}'")
-    check_memory(labels.size * BYTES_PER_GENERATED_VOXEL, f"rendering {labels.shape} voxels",
-                 "synthesize a smaller crop")
-    foreground = None
-    if args.foreground is not None:
-        foreground, _ = read_volume(args.foreground, spacing)
-        if foreground.shape != labels.shape:
-            raise InputError(f"foreground of shape {foreground.shape} differs from the labels' {labels.shape}")
-        foreground = foreground > 0
-    config = with_overrides(resolve_config(args.config) if args.config else Config(), {
-        "generator.name": model, "generator.checkpoint": args.checkpoint and str(args.checkpoint),
-        "generator.alpha_um": args.alpha, "patching.batch_size": args.tile_batch, **_sampling_overrides(args)})
-    renderer = load_renderer(config, device=args.device)
-    if renderer.name == "optics":  # organism 'none' unless given: a field of view inside the specimen
-        masks = masks_from_labels(labels, spacing, config.masks, foreground)
-    else:
-        masks = SimulatedMasks(labels, foreground)
-    image = renderer.render(masks, spacing, np.random.default_rng(args.seed))
-    write_volume(args.out, image, spacing)
-    print(f"image: {args.out}")
-    return 0
-
-
-def _read_calibration_inputs(images: Sequence[str], labels: Sequence[str] | None, spacing) -> tuple:
-    from cellsynth.io import read_volume
-
-    volumes, label_volumes = [], None
-    for path in images:
-        image, spacing = read_volume(path, spacing)
-        volumes.append(image)
-    if labels:
-        label_volumes = [read_volume(path, spacing)[0] for path in labels]
-    return volumes, label_volumes, spacing
-
-
-def _calibrate(args: argparse.Namespace) -> int:
-    from cellsynth.checks import check_output
-    from cellsynth.evaluate.baseline import check_output_folder
-    from cellsynth.evaluate.calibration import write_calibration_report
-    from cellsynth.synthesis.calibrate import calibrate, write_calibration
-
-    if not str(args.out).endswith((".yaml", ".yml")):
-        raise InputError(f"--out must name a .yaml file; got '{args.out}'")
-    check_output(args.out, "preset", folder=False)
-    if args.report is not None:
-        check_output_folder(args.report)
-    images, labels, spacing = _read_calibration_inputs(args.images, args.labels, args.spacing)
-    calibration = calibrate(images, spacing, labels, kind=args.kind, n_samples=args.n)
-    if args.report is not None:
-        write_calibration_report(calibration, spacing, args.report)
-    write_calibration(calibration, args.out, sources=args.images)
-    optics, masks = calibration.config.optics, calibration.config.masks
-    objects = (f"{masks.placement.n_cells} nuclei of {masks.nuclei.radius_um:.2f} µm (flattening "
-               f"{masks.nuclei.flattening:.2f}), texture {optics.texture:.2f}" if masks.kind == "nuclei" else
-               f"{masks.placement.n_cells} cells, membranes {masks.membranes.thickness_um:.2f} µm thick, "
-               f"cytoplasm {optics.cytoplasm:.2f}")
-    print(f"{args.out}: gain {optics.gain:.3g} ADU/e-, PSF σ {optics.psf_sigma_um[0]:.2f}/{optics.psf_sigma_um[1]:.2f} "
-          f"µm (z/xy), {objects}; `cellsynth generate {args.out} --out DIR` makes data like it")
-    if args.report:
-        print(f"report: {args.report}")
-    return 0
-
-
-def _masks_fit_ssm(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from cellsynth.checks import check_output
-    from cellsynth.io import read_volume, volume_files
-    from cellsynth.masks.ssm import fit_ssm
-
-    if bool(args.labels) == bool(args.example):
-        raise InputError("give label files or --example cells3d (one of the two)")
-    if not str(args.out).endswith(".npz"):
-        raise InputError(f"--out must name a .npz file (a .json goes beside it); got '{args.out}'")
-    check_output(args.out, "shape model", folder=False)
-    if args.example:
-        from cellsynth.examples import cells3d_nuclei
-
-        _, labels, spacing = cells3d_nuclei()
-        volumes = [labels]
-    else:
-        files, _ = volume_files(args.labels, "label")
-        volumes, spacing = [], args.spacing
-        for file in files:
-            volume, spacing = read_volume(file, spacing)
-            volumes.append(volume)
-    model = fit_ssm(volumes, spacing, per=args.per, n_directions=args.directions, exclude_border=not args.keep_border)
-    path = model.save(args.out)
-    explained = model.variances / model.variances.sum() if model.n_modes else np.zeros(0)
-    print(f"{path}: {model.n_training} shapes, {model.n_modes} modes "
-          f"(first three explain {', '.join(f'{100 * e:.0f} %' for e in explained[:3]) or 'nothing'}), "
-          f"mean radius {model.mean.mean():.2f} µm")
-    return 0
-
-
-# ----------------------------------------------------------------------------- export
-
-
-def _export(args: argparse.Namespace) -> int:
-    from cellsynth.dataset.exports import check_export_target, export_dataset
-
-    check_export_target(args.format, args.out, args.cellpose_layout)
-    out = export_dataset(args.dataset, args.format, args.out, cellpose_layout=args.cellpose_layout,
-                         allow_partial=args.allow_partial, progress=not args.quiet)
-    print(f"exported {args.dataset} as {args.format} to {out}")
-    return 0
-
-
-# ----------------------------------------------------------------------------- diversify
-
-
-def _diversify(args: argparse.Namespace) -> int:
-    from cellsynth.series import diversify_dataset
-
-    if args.neighbourhood is not None and args.neighbourhood_um is not None:
-        raise InputError("give --neighbourhood (voxels) or --neighbourhood-um, not both")
-    dataset = diversify_dataset(args.dataset, args.out, w_v_levels=args.levels, w_i_levels=args.intensity_levels,
-                                size=args.neighbourhood, size_um=args.neighbourhood_um, percentiles=args.percentiles,
-                                seed=args.seed, resume=args.resume, allow_partial=args.allow_partial,
-                                progress=not args.quiet)
-    _report(dataset)
-    for level in dataset.manifest["levels"]:
-        score = level["mean_psnr_db"]
-        print(f"w_i {level['w_i']:g}, w_v {level['w_v']:g}: mean PSNR "
-              + ("inf (unchanged)" if score is None else f"{score:.2f} dB"))
-    return 0
-
-
-# ----------------------------------------------------------------------------- evaluate
-
-
-def _evaluate_images(args: argparse.Namespace) -> int:
-    from cellsynth.evaluate.images import evaluate_images
-    from cellsynth.io import read_volume
-
-    real, spacing = read_volume(args.real, args.spacing)
-    synthetic, _ = read_volume(args.synthetic, spacing)
-    labels = read_volume(args.labels, spacing)[0] if args.labels else None
-    result = evaluate_images(real, synthetic, spacing, labels=labels, out=args.out, normalization=args.normalization)
-    for region, values in (result["paired"] or {}).items():
-        if isinstance(values, dict):
-            print(f"{region:>10}: " + ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} inf"
-                                                for k, v in values.items()))
-    print(f"metrics and plots: {args.out}")
-    return 0
-
-
-def _report_dataset(args: argparse.Namespace) -> int:
-    from cellsynth.evaluate.report import write_report
-
-    print(f"report: {write_report(args.dataset, args.out)}")
-    return 0
-
-
-def _print_matching(report: dict) -> None:
-    print("IoU  precision  recall  F1     AP     objects")
-    for row in report["pooled"]:
-        print(f"{row['threshold']:.1f}  {row['precision']:.3f}      {row['recall']:.3f}   {row['f1']:.3f}  "
-              f"{row['average_precision']:.3f}  {row['correct']}")
-
-
-def _evaluate_syn2real(args: argparse.Namespace) -> int:
-    from cellsynth.evaluate.syn2real import syn2real
-
-    report = syn2real(args.train, args.test, args.out, spacing_um=args.spacing, patch_um=args.patch_um,
-                      steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-                      learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
-                      device=args.device, precision=args.precision, progress=not args.quiet)
-    training, settings = report["training"], report["settings"]
-    print(f"trained {training['steps']} steps in {training['seconds']:.0f} s on {settings['device']} "
-          f"({settings['precision']}, {settings['patch_voxels']} voxels at {settings['working_spacing_um']} µm); "
-          f"loss {report['loss_first']:.4f} -> {report['loss_last']:.4f}; weights of step {training['selected_step']} "
-          f"(validation AP@0.5 {training['validation_ap50']:.3f}), thresholds {settings['thresholds']}")
-    _print_matching(report)
-    print(f"report: {Path(args.out) / 'report.json'}")
-    return 0
-
-
-def _evaluate_baseline(args: argparse.Namespace) -> int:
-    from cellsynth.evaluate.baseline import baseline
-
-    report = baseline(args.test, args.out, smoothing_um=args.smoothing_um,
-                      min_seed_distance_um=args.min_seed_distance_um, min_volume_um3=args.min_volume_um3)
-    _print_matching(report)
-    print(f"report: {Path(args.out) / 'report.json'}")
-    return 0
-
-
-def _evaluate_realism(args: argparse.Namespace) -> int:
-    from cellsynth.evaluate.c2st import evaluate_realism
-
-    report = evaluate_realism(args.real, args.synthetic, args.out, spacing=args.spacing, patch_um=args.patch_um,
-                              steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device)
-    low, high = report["c2st_ci95"]
-    print(f"C2ST accuracy {report['c2st_accuracy']:.3f} (95 % CI {low:.3f}-{high:.3f}), AUC {report['c2st_auc']:.3f}, "
-          f"{report['n_test']} test patches (0.5 = cannot be told apart, 1.0 = trivially told apart)")
-    print(f"realism.json and plots: {args.out}")
-    return 0
-
-
-def _dataset_split(args: argparse.Namespace) -> int:
-    from cellsynth.evaluate.volumes import split_dataset
-
-    first, second = split_dataset(args.dataset, args.out[0], args.out[1], axis=args.axis, fraction=args.fraction,
-                                  progress=not args.quiet)
-    for part in (first, second):
-        _report(part)
-    return 0
-
-
-# ----------------------------------------------------------------------------- parser
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used to render ``--help``)."""
     from cellsynth.dataset.exports import CELLPOSE_LAYOUTS, EXPORT_FORMATS
@@ -464,13 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="list, show and check YAML configs")
     config_commands = config.add_subparsers(dest="action", required=True, metavar="ACTION")
-    config_commands.add_parser("list", help="names of the shipped presets").set_defaults(func=_config_list)
+    config_commands.add_parser("list", help="names of the shipped presets").set_defaults(func=handlers.config_list)
     show = config_commands.add_parser("show", help="print a shipped preset")
     show.add_argument("preset")
-    show.set_defaults(func=_config_show)
+    show.set_defaults(func=handlers.config_show)
     check = config_commands.add_parser("check", help="validate a YAML config file")
     check.add_argument("file")
-    check.set_defaults(func=_config_check)
+    check.set_defaults(func=handlers.config_check)
 
     dataset = commands.add_parser("dataset", help="create, import and verify dataset folders")
     dataset_commands = dataset.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -486,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="voxel size in µm (overrides the files' own; required for files without one)")
     imp.add_argument("--config", help="preset name or YAML file (its dataset.output options apply)")
     imp.add_argument("--resume", action="store_true", help="complete an interrupted import")
-    imp.set_defaults(func=_dataset_import)
+    imp.set_defaults(func=handlers.dataset_import)
     example = dataset_commands.add_parser(
         "example", parents=[common], help="make a dataset from real example data (needs cellsynth[examples])"
     )
@@ -494,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     example.add_argument("out", type=Path, help="new dataset folder")
     example.add_argument("--config", help="preset name or YAML file (its dataset.output options apply)")
     example.add_argument("--resume", action="store_true", help="complete an interrupted run")
-    example.set_defaults(func=_dataset_example)
+    example.set_defaults(func=handlers.dataset_example)
     split = dataset_commands.add_parser(
         "split", parents=[common], help="cut every sample into two spatially disjoint datasets (train / test)",
         description="Images, labels and optional volumes are cut along one axis; spacing and label ids are kept.",
@@ -504,11 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     split.add_argument("--fraction", type=float, default=0.5, help="share of the axis in the first part (default 0.5)")
     split.add_argument("--out", nargs=2, required=True, type=Path, metavar=("FIRST", "SECOND"),
                        help="two new dataset folders: the part before the cut and the part after it")
-    split.set_defaults(func=_dataset_split)
+    split.set_defaults(func=handlers.dataset_split)
     verify = dataset_commands.add_parser("verify", help="check every sample's files against their SHA-256 "
                                                         "(exit 1 if any is missing or corrupt)")
     verify.add_argument("dataset", type=Path)
-    verify.set_defaults(func=_dataset_verify)
+    verify.set_defaults(func=handlers.dataset_verify)
 
     run = _Parser(add_help=False)  # the options of every command that makes a dataset from a config
     run.add_argument("config", nargs="?", help="YAML config file (default: the 'default' preset)")
@@ -539,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="gan: positional-map α in µm; several (e.g. 10,50,100,500,1000) = every sample at "
                                "each quality level")
     _sampling_arguments(generate)
-    generate.set_defaults(func=_generate)
+    generate.set_defaults(func=handlers.generate)
 
     train = commands.add_parser("train", help="train a generator on your own (unlabelled) images")
     train_commands = train.add_subparsers(dest="model", required=True, metavar="MODEL")
@@ -554,12 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the positionally-conditioned cGAN with adaptive discriminator augmentation",
         description="Unpaired by default: real images plus simulated (or real) masks; checkpoint, log.csv and "
                     "previews go to --out. Runs on a GPU when there is one (bf16), or under `accelerate launch`.",
-    ).set_defaults(func=_train)
+    ).set_defaults(func=handlers.train)
     train_commands.add_parser(
         "ddpm", parents=[common, training], help="a DDPM on unlabelled images (no masks at all)",
         description="ε-prediction DDPM (cosine schedule, EMA) on random patches of data.images; the sketch "
                     "statistics for generation are fitted to the images. Same run folder layout as train gan.",
-    ).set_defaults(func=_train)
+    ).set_defaults(func=handlers.train)
 
     calibrate = commands.add_parser(
         "calibrate", parents=[common], help="measure your real image(s) and write a preset that makes data like them",
@@ -576,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--n", type=int, default=8, help="dataset.n_samples of the preset (default 8)")
     calibrate.add_argument("--kind", choices=("nuclei", "membranes"), default="nuclei",
                            help="what is stained (default nuclei)")
-    calibrate.set_defaults(func=_calibrate)
+    calibrate.set_defaults(func=handlers.calibrate)
 
     synthesize = commands.add_parser("synthesize", parents=[common],
                                      help="one image from a label volume (e.g. a real segmentation) with any generator")
@@ -593,14 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     synthesize.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     synthesize.add_argument("--seed", type=_seed, default=0, help="ddpm: seed of the sketch and the noise")
     _sampling_arguments(synthesize)
-    synthesize.set_defaults(func=_synthesize)
+    synthesize.set_defaults(func=handlers.synthesize)
 
     masks = commands.add_parser("masks", help="simulate annotations (no images) and fit shape models")
     masks_commands = masks.add_subparsers(dest="action", required=True, metavar="ACTION")
     for kind, text in (("nuclei", "star-convex nuclei (spherical harmonics, ellipsoids or a shape model)"),
                        ("membranes", "weighted-Voronoi cells with their membranes")):
         simulate = masks_commands.add_parser(kind, parents=[common, run], help=f"a masks-only dataset of {text}")
-        simulate.set_defaults(func=_masks_simulate, kind=kind)
+        simulate.set_defaults(func=handlers.masks_simulate, kind=kind)
     fit = masks_commands.add_parser(
         "fit-ssm", parents=[common], help="fit a statistical shape model to label volumes",
         description="Radii along quasi-uniform rays from each shape's centroid; mean, covariance, modes.",
@@ -614,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="instance: every labelled object; foreground: each volume's whole specimen")
     fit.add_argument("--directions", type=int, default=512, help="rays per shape (default 512)")
     fit.add_argument("--keep-border", action="store_true", help="also fit objects cut by the volume border")
-    fit.set_defaults(func=_masks_fit_ssm)
+    fit.set_defaults(func=handlers.masks_fit_ssm)
 
     diversify = commands.add_parser(
         "diversify", parents=[common], help="a robustness benchmark: each sample at increasing noise levels",
@@ -635,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     diversify.add_argument("--resume", action="store_true", help="complete an interrupted run")
     diversify.add_argument("--allow-partial", action="store_true",
                            help="use the finished samples of an unfinished dataset (refused by default)")
-    diversify.set_defaults(func=_diversify)
+    diversify.set_defaults(func=handlers.diversify)
 
     evaluate = commands.add_parser("evaluate", help="judge synthetic data: image realism, Syn2Real segmentation")
     evaluate_commands = evaluate.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -652,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     images.add_argument("--normalization", default="percentile",
                         help="per-image intensity normalisation: percentile (1/99.8, default), min-max, zscore, none")
     images.add_argument("--out", required=True, type=Path, help="folder for metrics.json and the plots")
-    images.set_defaults(func=_evaluate_images)
+    images.set_defaults(func=handlers.evaluate_images)
 
     s2r = evaluate_commands.add_parser(
         "syn2real", parents=[common], help="train a 3D segmenter on one dataset, test it on another",
@@ -671,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="share of each training volume held out to pick weights and thresholds (default 0.2)")
     s2r.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"],
                      help="autocast: auto = bf16 where the CPU or GPU computes it natively")
-    s2r.set_defaults(func=_evaluate_syn2real)
+    s2r.set_defaults(func=handlers.evaluate_syn2real)
 
     base = evaluate_commands.add_parser(
         "baseline", parents=[common], help="the untrained classical segmentation to beat (Otsu + distance watershed)",
@@ -684,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--min-seed-distance-um", type=float, default=5.0,
                       help="seeds are distance maxima within this half-width in µm (default 5)")
     base.add_argument("--min-volume-um3", type=float, default=50.0, help="smaller objects are dropped (default 50)")
-    base.set_defaults(func=_evaluate_baseline)
+    base.set_defaults(func=handlers.evaluate_baseline)
 
     realism = evaluate_commands.add_parser(
         "realism", parents=[common], help="can a classifier tell real from synthetic patches? (C2ST + statistics)",
@@ -696,13 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
     realism.add_argument("--out", required=True, type=Path, help="new folder for realism.json and the PNGs")
     _training_arguments(realism, steps=400, patch_um=(5.0, 8.0, 8.0), what="classifier patch",
                         spacing="voxel size in µm of files without one")
-    realism.set_defaults(func=_evaluate_realism)
+    realism.set_defaults(func=handlers.evaluate_realism)
 
     report = commands.add_parser("report", parents=[common],
                                  help="a self-contained HTML page about a dataset (previews, statistics, plots)")
     report.add_argument("dataset", type=Path, help="dataset folder")
     report.add_argument("--out", type=Path, help="HTML file (default DATASET/report.html)")
-    report.set_defaults(func=_report_dataset)
+    report.set_defaults(func=handlers.report_dataset)
 
     export = commands.add_parser("export", parents=[common], help="export a dataset for a segmentation tool")
     export.add_argument("dataset", type=Path, help="dataset folder")
@@ -712,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="use the finished samples of an unfinished dataset (refused by default)")
     export.add_argument("--cellpose-layout", default="slices",
                         help=f"Cellpose only: {' or '.join(CELLPOSE_LAYOUTS)} (default slices: Cellpose trains in 2D)")
-    export.set_defaults(func=_export)
+    export.set_defaults(func=handlers.export)
     return parser
 
 
@@ -740,38 +340,3 @@ def _sampling_arguments(parser: argparse.ArgumentParser) -> None:
                         help="tiles per network call (default: 1 on the CPU, as many as fit on a GPU)")
     parser.add_argument("--units", help="gan, ddpm: normalised ([0, 1], default) or camera (the training images' "
                                         "units, through the checkpoint's percentile mapping)")
-
-
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    print(f"cellsynth: warning: {message}", file=sys.stderr)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit status (0 ok, 1 verification failed, 2 bad input)."""
-    args = build_parser().parse_args(argv)
-    args.quiet = getattr(args, "quiet", False)
-    warnings.showwarning = _show_warning
-    try:
-        return args.func(args)
-    except CellsynthError as err:
-        message = " ".join(str(err).split())
-        print(f"cellsynth: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except OSError as err:  # the file system, not the input: disk full, read-only, a folder removed under us
-        where = f" ('{err.filename}')" if err.filename else ""
-        print(f"cellsynth: error: {err.strerror or err}{where}; {_what_is_kept(args)}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print(f"cellsynth: interrupted; {_what_is_kept(args)}", file=sys.stderr)
-        return 130
-
-
-def _what_is_kept(args: argparse.Namespace) -> str:
-    """What an interrupted or failed command leaves, for its last line."""
-    if hasattr(args, "resume"):
-        return "finished samples are kept, run again with --resume"
-    return "every file is written whole or not at all; run the command again"
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The ``cellsynth`` command: a thin skin over the library.
+
+:mod:`.arguments` declares the commands and their options, :mod:`.commands` runs each one (one
+library call, then what it made, printed). Any :class:`~cellsynth.errors.CellsynthError` and any
+usage mistake prints one line to stderr and exits with status 2, having written nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Sequence
+
+from cellsynth.errors import CellsynthError
+
+EXIT_BAD_INPUT = 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"cellsynth: warning: {message}", file=sys.stderr)
+
+
+def _what_is_kept(args: argparse.Namespace) -> str:
+    """What an interrupted or failed command leaves, for its last line."""
+    if hasattr(args, "resume"):
+        return "finished samples are kept, run again with --resume"
+    return "every file is written whole or not at all; run the command again"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit status (0 ok, 1 verification failed, 2 bad input).
+
+    Examples
+    --------
+    >>> main(["config", "check", "mine.yaml"])  # doctest: +SKIP
+    mine.yaml: valid
+    0
+    """
+    from cellsynth.cli.arguments import build_parser
+
+    args = build_parser().parse_args(argv)
+    args.quiet = getattr(args, "quiet", False)
+    warnings.showwarning = _show_warning
+    try:
+        return args.func(args)
+    except CellsynthError as err:
+        message = " ".join(str(err).split())
+        print(f"cellsynth: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as err:  # the file system, not the input: disk full, read-only, a folder removed under us
+        where = f" ('{err.filename}')" if err.filename else ""
+        print(f"cellsynth: error: {err.strerror or err}{where}; {_what_is_kept(args)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"cellsynth: interrupted; {_what_is_kept(args)}", file=sys.stderr)
+        return 130

@@ -1,0 +1,7 @@
+"""``python -m cellsynth.cli``: the console script."""
+
+import sys
+
+from cellsynth.cli import main
+
+sys.exit(main())

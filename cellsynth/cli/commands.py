@@ -1,0 +1,310 @@
+"""One function per command: take the parsed arguments, call one library function, print what it made.
+
+Library imports stay inside the functions, so ``cellsynth --help`` starts without torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cellsynth.errors import InputError
+
+
+def _report(dataset) -> None:
+    counts = dataset.manifest["counts"]
+    print(f"{dataset.root}: {counts['done']} of {len(dataset)} samples done")
+
+
+def _optional_config(name: str | None):
+    from cellsynth.config import Config, resolve_config
+
+    return resolve_config(name) if name else Config()
+
+
+def _run_config(args: argparse.Namespace, overrides: dict):
+    """The config of a run: a YAML file or a preset (default 'default'), then the command-line flags."""
+    from cellsynth.config import load_preset, resolve_config, with_overrides
+
+    if args.config and args.preset:
+        raise InputError("give a config file or --preset, not both")
+    base = resolve_config(args.config) if args.config else load_preset(args.preset or "default")
+    return with_overrides(base, {"dataset.n_samples": args.n, "dataset.seed": args.seed, **overrides})
+
+
+def _generator_overrides(args: argparse.Namespace, model: str | None = None) -> dict:
+    """The learned generators' flags as config overrides (generate and synthesize)."""
+    return {"generator.name": model or getattr(args, "generator", None),
+            "generator.checkpoint": args.checkpoint and str(args.checkpoint),
+            "generator.alpha_um": args.alpha, "patching.batch_size": args.tile_batch,
+            **{f"generator.{key}": getattr(args, key) for key in ("sampler", "steps", "t_start", "strength", "snr",
+                                                                   "units")}}
+
+
+def _print_matching(report: dict) -> None:
+    print("IoU  precision  recall  F1     AP     objects")
+    for row in report["pooled"]:
+        print(f"{row['threshold']:.1f}  {row['precision']:.3f}      {row['recall']:.3f}   {row['f1']:.3f}  "
+              f"{row['average_precision']:.3f}  {row['correct']}")
+
+
+# ----------------------------------------------------------------------------- config and dataset
+
+
+def config_list(args: argparse.Namespace) -> int:
+    from cellsynth.config import preset_names
+
+    print("\n".join(preset_names()))
+    return 0
+
+
+def config_show(args: argparse.Namespace) -> int:
+    from cellsynth.config import load_preset, preset_text
+
+    load_preset(args.preset)  # a shipped preset must validate before we show it
+    sys.stdout.write(preset_text(args.preset))
+    return 0
+
+
+def config_check(args: argparse.Namespace) -> int:
+    from cellsynth.config import load_config
+
+    load_config(args.file)
+    print(f"{args.file}: valid")
+    return 0
+
+
+def dataset_import(args: argparse.Namespace) -> int:
+    from cellsynth.dataset import import_dataset
+
+    _report(import_dataset(args.out, args.images, args.labels, spacing=args.spacing, resume=args.resume,
+                           output=_optional_config(args.config).dataset.output, progress=not args.quiet))
+    return 0
+
+
+def dataset_example(args: argparse.Namespace) -> int:
+    from cellsynth.dataset import example_dataset
+
+    _report(example_dataset(args.out, output=_optional_config(args.config).dataset.output, resume=args.resume,
+                            progress=not args.quiet))
+    return 0
+
+
+def dataset_verify(args: argparse.Namespace) -> int:
+    from cellsynth.dataset import Dataset
+
+    dataset = Dataset.open(args.dataset)
+    bad = dataset.pending()
+    print(f"{dataset.root}: {len(dataset) - len(bad)} of {len(dataset)} samples verified"
+          + (f"; to redo with --resume: {', '.join(dataset.name(i) for i in bad[:10])}"
+             + (" ..." if len(bad) > 10 else "") if bad else ""))
+    return 1 if bad else 0
+
+
+def dataset_split(args: argparse.Namespace) -> int:
+    from cellsynth.evaluate.volumes import split_dataset
+
+    for part in split_dataset(args.dataset, args.out[0], args.out[1], axis=args.axis, fraction=args.fraction,
+                              progress=not args.quiet):
+        _report(part)
+    return 0
+
+
+# ----------------------------------------------------------------------------- masks, generate, calibrate
+
+
+def masks_simulate(args: argparse.Namespace) -> int:
+    from cellsynth.synthesis.pipeline import generate_dataset
+
+    _report(generate_dataset(_run_config(args, {"masks.kind": args.kind}), args.out, resume=args.resume,
+                             progress=not args.quiet, workers=args.workers, scheduler=args.scheduler))
+    return 0
+
+
+def masks_fit_ssm(args: argparse.Namespace) -> int:
+    from cellsynth.checks import check_output
+    from cellsynth.masks.ssm import fit_ssm, fit_ssm_files
+
+    if bool(args.labels) == bool(args.example):
+        raise InputError("give label files or --example cells3d (one of the two)")
+    if not str(args.out).endswith(".npz"):
+        raise InputError(f"--out must name a .npz file (a .json goes beside it); got '{args.out}'")
+    check_output(args.out, "shape model", folder=False)
+    options = {"per": args.per, "n_directions": args.directions, "exclude_border": not args.keep_border}
+    if args.example:
+        from cellsynth.examples import cells3d_nuclei
+
+        _, labels, spacing = cells3d_nuclei()
+        model = fit_ssm(labels, spacing, **options)
+    else:
+        model = fit_ssm_files(args.labels, args.spacing, **options)
+    print(f"{model.save(args.out)}: {model.summary()}")
+    return 0
+
+
+def generate(args: argparse.Namespace) -> int:
+    from cellsynth.synthesis.pipeline import generate_dataset, generate_like, load_renderer
+
+    if args.like is not None:
+        if args.config or args.preset or args.generator or args.checkpoint:
+            raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
+                             "generator or checkpoint")
+        _report(generate_like(args.like, args.out, labels=args.labels, spacing=args.spacing,
+                              kind=args.kind or "nuclei", n_samples=args.n or 8, seed=args.seed or 0,
+                              resume=args.resume, progress=not args.quiet, workers=args.workers,
+                              scheduler=args.scheduler))
+        print(f"calibrated preset: {Path(args.out) / 'calibration.yaml'}")
+        return 0
+    if args.labels or args.spacing or args.kind:
+        raise InputError("--labels, --spacing and --kind go with --like IMAGE")
+    config = _run_config(args, _generator_overrides(args))
+    _report(generate_dataset(config, args.out, renderer=load_renderer(config), resume=args.resume,
+                             progress=not args.quiet, workers=args.workers, scheduler=args.scheduler))
+    if config.dataset.output.previews:
+        print(f"previews: {Path(args.out) / 'previews'}")
+    return 0
+
+
+def calibrate(args: argparse.Namespace) -> int:
+    from cellsynth.checks import check_output
+    from cellsynth.evaluate.baseline import check_output_folder
+    from cellsynth.evaluate.calibration import write_calibration_report
+    from cellsynth.synthesis.calibrate import calibrate_files, write_calibration
+
+    if not str(args.out).endswith((".yaml", ".yml")):
+        raise InputError(f"--out must name a .yaml file; got '{args.out}'")
+    check_output(args.out, "preset", folder=False)
+    if args.report is not None:
+        check_output_folder(args.report)
+    calibration = calibrate_files(args.images, args.labels, args.spacing, kind=args.kind, n_samples=args.n)
+    if args.report is not None:
+        write_calibration_report(calibration, calibration.config.volume.spacing_um, args.report)
+        print(f"report: {args.report}")
+    write_calibration(calibration, args.out, sources=args.images)
+    print(f"{args.out}: {calibration.summary()}; `cellsynth generate {args.out} --out DIR` makes data like it")
+    return 0
+
+
+def synthesize(args: argparse.Namespace) -> int:
+    from cellsynth.checkpoints import read_checkpoint_info
+    from cellsynth.checks import check_output
+    from cellsynth.config import with_overrides
+    from cellsynth.io import volume_format
+    from cellsynth.synthesis.pipeline import render_labels_file
+
+    if (args.checkpoint is None) == (args.config is None):
+        raise InputError("give --checkpoint (a trained gan or ddpm) or --config (a preset or YAML: its generator, "
+                         "the physics renderer by default), one of the two")
+    if volume_format(args.out) == "npy":
+        raise InputError(f"'{args.out}': .npy is read only; write .tif, .ome.tif or .ome.zarr")
+    check_output(args.out, "image", folder=False)
+    model = read_checkpoint_info(args.checkpoint)["model"] if args.checkpoint else None
+    if args.alpha is not None and (len(args.alpha) != 1 or model != "gan"):
+        raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
+    config = with_overrides(_optional_config(args.config), _generator_overrides(args, model))
+    image = render_labels_file(args.labels, args.out, config, spacing=args.spacing, foreground=args.foreground,
+                               device=args.device, rng=args.seed)
+    print(f"image: {image}")
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    from cellsynth.config import TrainConfig, load_config, with_overrides
+    from cellsynth.training.loop import train_ddpm, train_gan
+    from cellsynth.training.runs import end_processes
+
+    config = with_overrides(load_config(args.config, TrainConfig), {"steps": args.steps, "device": args.device})
+    checkpoint = (train_gan if args.model == "gan" else train_ddpm)(config, args.out, resume=args.resume,
+                                                                     progress=not args.quiet)
+    end_processes()
+    print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- export, diversify, evaluate
+
+
+def export(args: argparse.Namespace) -> int:
+    from cellsynth.dataset.exports import check_export_target, export_dataset
+
+    check_export_target(args.format, args.out, args.cellpose_layout)
+    out = export_dataset(args.dataset, args.format, args.out, cellpose_layout=args.cellpose_layout,
+                         allow_partial=args.allow_partial, progress=not args.quiet)
+    print(f"exported {args.dataset} as {args.format} to {out}")
+    return 0
+
+
+def diversify(args: argparse.Namespace) -> int:
+    from cellsynth.series import diversify_dataset
+
+    if args.neighbourhood is not None and args.neighbourhood_um is not None:
+        raise InputError("give --neighbourhood (voxels) or --neighbourhood-um, not both")
+    dataset = diversify_dataset(args.dataset, args.out, w_v_levels=args.levels, w_i_levels=args.intensity_levels,
+                                size=args.neighbourhood, size_um=args.neighbourhood_um, percentiles=args.percentiles,
+                                seed=args.seed, resume=args.resume, allow_partial=args.allow_partial,
+                                progress=not args.quiet)
+    _report(dataset)
+    for level in dataset.manifest["levels"]:
+        score = level["mean_psnr_db"]
+        print(f"w_i {level['w_i']:g}, w_v {level['w_v']:g}: mean PSNR "
+              + ("inf (unchanged)" if score is None else f"{score:.2f} dB"))
+    return 0
+
+
+def evaluate_images(args: argparse.Namespace) -> int:
+    from cellsynth.evaluate.images import evaluate_image_files
+
+    result = evaluate_image_files(args.real, args.synthetic, args.out, labels=args.labels, spacing=args.spacing,
+                                  normalization=args.normalization)
+    for region, values in (result["paired"] or {}).items():
+        if isinstance(values, dict):
+            print(f"{region:>10}: " + ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} inf"
+                                                for k, v in values.items()))
+    print(f"metrics and plots: {args.out}")
+    return 0
+
+
+def report_dataset(args: argparse.Namespace) -> int:
+    from cellsynth.evaluate.report import write_report
+
+    print(f"report: {write_report(args.dataset, args.out)}")
+    return 0
+
+
+def evaluate_syn2real(args: argparse.Namespace) -> int:
+    from cellsynth.evaluate.syn2real import syn2real
+
+    report = syn2real(args.train, args.test, args.out, spacing_um=args.spacing, patch_um=args.patch_um,
+                      steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+                      learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
+                      device=args.device, precision=args.precision, progress=not args.quiet)
+    training, settings = report["training"], report["settings"]
+    print(f"trained {training['steps']} steps in {training['seconds']:.0f} s on {settings['device']} "
+          f"({settings['precision']}, {settings['patch_voxels']} voxels at {settings['working_spacing_um']} µm); "
+          f"loss {report['loss_first']:.4f} -> {report['loss_last']:.4f}; weights of step {training['selected_step']} "
+          f"(validation AP@0.5 {training['validation_ap50']:.3f}), thresholds {settings['thresholds']}")
+    _print_matching(report)
+    print(f"report: {Path(args.out) / 'report.json'}")
+    return 0
+
+
+def evaluate_baseline(args: argparse.Namespace) -> int:
+    from cellsynth.evaluate.baseline import baseline
+
+    _print_matching(baseline(args.test, args.out, smoothing_um=args.smoothing_um,
+                             min_seed_distance_um=args.min_seed_distance_um, min_volume_um3=args.min_volume_um3))
+    print(f"report: {Path(args.out) / 'report.json'}")
+    return 0
+
+
+def evaluate_realism(args: argparse.Namespace) -> int:
+    from cellsynth.evaluate.c2st import evaluate_realism
+
+    report = evaluate_realism(args.real, args.synthetic, args.out, spacing=args.spacing, patch_um=args.patch_um,
+                              steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device)
+    low, high = report["c2st_ci95"]
+    print(f"C2ST accuracy {report['c2st_accuracy']:.3f} (95 % CI {low:.3f}-{high:.3f}), AUC {report['c2st_auc']:.3f}, "
+          f"{report['n_test']} test patches (0.5 = cannot be told apart, 1.0 = trivially told apart)")
+    print(f"realism.json and plots: {args.out}")
+    return 0
