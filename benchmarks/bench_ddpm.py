@@ -126,7 +126,7 @@ def main(argv=None) -> dict:
         crop = np.s_[:patch[0], :patch[1], :patch[2]]
         base = DiffusionRenderer(checkpoint, device="cuda" if gpu else "cpu")
         real = normalised(image, base.info)[crop]
-        sketch = make_sketch(labels[crop], SPACING, base.statistics, np.random.default_rng(0), blur_um=base.blur_um)
+        sketch = make_sketch(labels[crop], SPACING, base.statistics, blur_um=base.blur_um, rng=np.random.default_rng(0))
         result["sketch"] = {"psnr_db": round(psnr(real, sketch), 3), "zncc": round(zncc(real, sketch), 4)}
         runs = [("ancestral_400", "ddpm", 400)] + [(f"{s}_{n}", s, n) for s in ("ddim", "dpmsolver")
                                                      for n in (10, 25, 50)]
@@ -141,7 +141,8 @@ def main(argv=None) -> dict:
         wide = [patch[0], 3 * (patch[1] - 4) - 2 * 8, 3 * (patch[2] - 4) - 2 * 8]  # 3×3 cores of the seam plan
         wide_labels = simulate_masks(with_overrides(load_preset("nuclei"), whole_depth(wide)).masks, with_overrides(
             load_preset("nuclei"), {"volume.shape": wide, **whole_depth(wide)}).volume, sample_rng(9, 0)).labels
-        wide_sketch = make_sketch(wide_labels, SPACING, dpm.statistics, np.random.default_rng(2), blur_um=dpm.blur_um)
+        wide_sketch = make_sketch(wide_labels, SPACING, dpm.statistics, blur_um=dpm.blur_um,
+                                  rng=np.random.default_rng(2))
         result["seams"] = seams(dpm, wide_sketch, patch)
         plan = PatchPlan(wide_sketch.shape, **dpm.tile_geometry())
         x0 = torch.from_numpy(wide_sketch[None] * 2 - 1).to(dpm.device)
@@ -149,7 +150,7 @@ def main(argv=None) -> dict:
             dpm.network, plan, x0, t, dpm.scheduler, torch.Generator().manual_seed(t)).items()} for t in (100, 400)}}
         if gpu:
             big = make_sketch(np.zeros((180, 512, 512), np.uint16), SPACING, dpm.statistics,
-                              np.random.default_rng(3), blur_um=dpm.blur_um)
+                              blur_um=dpm.blur_um, rng=np.random.default_rng(3))
             start = time.perf_counter()
             dpm.sample(big, SPACING, np.random.default_rng(3))
             result["volume_180x512x512_s"] = round(time.perf_counter() - start, 1)

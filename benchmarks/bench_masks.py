@@ -39,11 +39,11 @@ def delaunay_voxelise(volume_shape, centre, shape, directions) -> np.ndarray:
 
 def bench_per_cell(n_ours: int = 100, n_baseline: int = 3) -> tuple[float, float]:
     rng = np.random.default_rng(0)
-    random_sh_shape(rng, 9.0)  # warm-up: pyshtools' one-off import is not a per-cell cost
+    random_sh_shape(9.0, rng=rng)  # warm-up: pyshtools' one-off import is not a per-cell cost
     volume_shape = (64, 128, 128)
     centres = rng.uniform((16, 16, 16), (48, 112, 112), size=(n_ours, 3))
     start = time.perf_counter()
-    shapes = [random_sh_shape(rng, 9.0) for _ in range(n_ours)]
+    shapes = [random_sh_shape(9.0, rng=rng) for _ in range(n_ours)]
     rasterize_shapes(volume_shape, SPACING, centres, shapes)
     ours = (time.perf_counter() - start) / n_ours
     directions = fibonacci_directions(5000)  # the reference samples 5000 directions
@@ -56,15 +56,15 @@ def bench_per_cell(n_ours: int = 100, n_baseline: int = 3) -> tuple[float, float
 
 def simulate_1000(foreground: np.ndarray) -> int:
     rng = np.random.default_rng(1)
-    centres = poisson_disk_positions(foreground, SPACING, 18.0, rng, n_cells=1000)
-    labels, _ = simulate_nuclei(foreground, SPACING, rng, centres, radius_um=9.0, radius_std_um=1.0)
+    centres = poisson_disk_positions(foreground, SPACING, 18.0, n_cells=1000, rng=rng)
+    labels, _ = simulate_nuclei(foreground, SPACING, centres, radius_um=9.0, radius_std_um=1.0, rng=rng)
     return int(labels.max())
 
 
 def voronoi_1000(foreground: np.ndarray) -> int:
     rng = np.random.default_rng(2)
-    seeds = poisson_disk_positions(foreground, SPACING, 12.0, rng, n_cells=1000)
-    labels = voronoi_cells(foreground, SPACING, seeds, random_weights(rng, len(seeds)))
+    seeds = poisson_disk_positions(foreground, SPACING, 12.0, n_cells=1000, rng=rng)
+    labels = voronoi_cells(foreground, SPACING, seeds, random_weights(len(seeds), rng=rng))
     membrane_mask(labels, SPACING, 2.0)
     return int(labels.max())
 

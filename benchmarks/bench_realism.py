@@ -41,8 +41,9 @@ def arms(root: Path) -> tuple[Volume, dict[str, list[Volume]]]:
     config = load_preset("nuclei")
     rendered = load_renderer(config).render(SimulatedMasks(real.labels, np.ones(real.labels.shape, bool)),
                                              real.spacing, np.random.default_rng(0))
-    optics = config.optics
-    sigma = psf_sigma_um(optics.numerical_aperture, optics.wavelength_um, optics.refractive_index, optics.confocal)
+    scope = config.optics.microscope
+    sigma = scope.psf_sigma_um or psf_sigma_um(scope.numerical_aperture, scope.wavelength_um, scope.refractive_index,
+                                               scope.confocal)
     blurred = ndi.gaussian_filter((real.labels > 0).astype(np.float32), [s / d for s, d in zip(sigma, real.spacing,
                                                                                                  strict=True)])
     blurred += 0.1 * np.random.default_rng(1).standard_normal(blurred.shape).astype(np.float32)

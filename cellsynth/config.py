@@ -162,8 +162,8 @@ class InclusionConfig(StrictModel):
         0.5, description="density inside relative to the object's: < 1 dark (nucleoli), > 1 bright (chromocenters)")
 
 
-class OpticsConfig(StrictModel):
-    """The physics renderer (`cellsynth.synthesis.optics`): sample, microscope and camera."""
+class SpecimenConfig(StrictModel):
+    """The fluorophores: per-object brightness, profile, inclusions and texture; ambient light; attenuation."""
 
     brightness_sigma: Annotated[float, Field(ge=0, le=3)] = Field(
         0.18, description="log-normal spread of the per-cell fluorophore density (median 1)")
@@ -197,28 +197,8 @@ class OpticsConfig(StrictModel):
         None, description="its amplitude spectrum before the PSF: [cycles/µm, relative amplitude] knots; "
                           "default: band-pass between texture_scales_um")
     background_outside: Annotated[float, Field(ge=0)] = Field(0.03, description="background outside the organism")
-    haze: Annotated[float, Field(ge=0)] = Field(0.35, description="out-of-focus light, relative to the signal")
-    haze_scale_um: PositiveUm = Field(3.0, description="blur (σ, µm) of the out-of-focus light")
     attenuation_length_um: PositiveUm | None = Field(
         80.0, description="signal falls by 1/e per this depth below the surface (µm); null: no attenuation")
-    numerical_aperture: Annotated[float, Field(gt=0, le=1.7)] = 1.0
-    wavelength_um: Annotated[float, Field(gt=0.2, lt=2.0)] = Field(0.52, description="emission wavelength, µm")
-    refractive_index: Annotated[float, Field(ge=1.0, le=1.7)] = Field(1.33, description="immersion medium")
-    confocal: bool = Field(True, description="pinhole-limited PSF (σ / √2) instead of widefield")
-    noise_correlation_um: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = Field(
-        0.0, description="σ (µm) of a Gaussian that correlates the camera noise between neighbouring voxels "
-                         "(variance kept); 0: independent voxels")
-    psf_sigma_um: tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)],
-                        Annotated[float, Field(ge=0, allow_inf_nan=False)],
-                        Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
-        None, description="measured Gaussian PSF σ (z, y, x) in µm; replaces the one from NA, wavelength and index")
-    photons: PositiveUm = Field(250.0, description="expected photo-electrons per voxel at density 1")
-    read_noise: Annotated[float, Field(ge=0)] = Field(2.0, description="camera read noise, electrons RMS")
-    gain: PositiveUm = Field(4.0, description="ADU per electron")
-    offset: Annotated[float, Field(ge=0)] = Field(100.0, description="camera offset, ADU")
-    bit_depth: Annotated[int, Field(ge=8, le=16)] = Field(12, description="camera ADC bits (full scale 2^bits − 1)")
-    output_dtype: Literal["float32", "uint16"] = Field(
-        "float32", description="float32: ADU / full scale in [0, 1]; uint16: the ADU themselves")
 
     @model_validator(mode="after")
     def _scales_ordered(self):
@@ -230,6 +210,65 @@ class OpticsConfig(StrictModel):
             if knots is not None and (len(knots) < 2 or not increasing):
                 raise ValueError(f"{name} needs two or more [x, value] knots with increasing x")
         return self
+
+
+class MicroscopeConfig(StrictModel):
+    """The optics: a Gaussian PSF (measured σ, or from NA, wavelength and index) and out-of-focus haze."""
+
+    numerical_aperture: Annotated[float, Field(gt=0, le=1.7)] = 1.0
+    wavelength_um: Annotated[float, Field(gt=0.2, lt=2.0)] = Field(0.52, description="emission wavelength, µm")
+    refractive_index: Annotated[float, Field(ge=1.0, le=1.7)] = Field(1.33, description="immersion medium")
+    confocal: bool = Field(True, description="pinhole-limited PSF (σ / √2) instead of widefield")
+    psf_sigma_um: tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)],
+                        Annotated[float, Field(ge=0, allow_inf_nan=False)],
+                        Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
+        None, description="measured Gaussian PSF σ (z, y, x) in µm; replaces the one from NA, wavelength and index")
+    haze: Annotated[float, Field(ge=0)] = Field(0.35, description="out-of-focus light, relative to the signal")
+    haze_scale_um: PositiveUm = Field(3.0, description="blur (σ, µm) of the out-of-focus light")
+
+
+class CameraConfig(StrictModel):
+    """The detector: photons per unit density, shot and read noise, gain, offset, bit depth, output type."""
+
+    photons: PositiveUm = Field(250.0, description="expected photo-electrons per voxel at density 1")
+    read_noise: Annotated[float, Field(ge=0)] = Field(2.0, description="camera read noise, electrons RMS")
+    gain: PositiveUm = Field(4.0, description="ADU per electron")
+    offset: Annotated[float, Field(ge=0)] = Field(100.0, description="camera offset, ADU")
+    bit_depth: Annotated[int, Field(ge=8, le=16)] = Field(12, description="camera ADC bits (full scale 2^bits − 1)")
+    noise_correlation_um: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = Field(
+        0.0, description="σ (µm) of a Gaussian that correlates the camera noise between neighbouring voxels "
+                         "(variance kept); 0: independent voxels")
+    output_dtype: Literal["float32", "uint16"] = Field(
+        "float32", description="float32: ADU / full scale in [0, 1]; uint16: the ADU themselves")
+
+
+#: Section of each key of the physics renderer's config (older YAML gave them all flat under ``optics``).
+OPTICS_SECTIONS = {name: section for section, model in (("specimen", SpecimenConfig), ("microscope", MicroscopeConfig),
+                                                        ("camera", CameraConfig)) for name in model.model_fields}
+
+
+class OpticsConfig(StrictModel):
+    """The physics renderer (`cellsynth.synthesis.optics`), as microsim names its parts: specimen, microscope
+    and camera. A flat key of older YAML (``optics.photons``) is read into its section and wins over it."""
+
+    specimen: SpecimenConfig = SpecimenConfig()
+    microscope: MicroscopeConfig = MicroscopeConfig()
+    camera: CameraConfig = CameraConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_keys_into_sections(cls, data):
+        if not isinstance(data, dict) or not any(key in OPTICS_SECTIONS for key in data):
+            return data
+        nested = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()
+                  if key not in OPTICS_SECTIONS}
+        for key, value in data.items():
+            if key in OPTICS_SECTIONS:
+                section = nested.setdefault(OPTICS_SECTIONS[key], {})
+                if not isinstance(section, dict):
+                    return data  # the section's own validation names the problem
+                section[key] = value
+        return nested
 
 
 class PatchingConfig(StrictModel):

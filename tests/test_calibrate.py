@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from cellsynth.cli import main
-from cellsynth.config import load_config, validate_config
+from cellsynth.config import load_config, validate_config, with_overrides
 from cellsynth.errors import InputError
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
@@ -48,18 +48,19 @@ def test_calibration_recovers_the_parameters_an_image_was_rendered_with(known):
     config, masks, image, calibration = known
     optics, nuclei, placement = calibration.config.optics, calibration.config.masks.nuclei, \
         calibration.config.masks.placement
-    assert optics.gain == pytest.approx(4.0, rel=0.10)
-    assert optics.offset == pytest.approx(100.0, rel=0.10)
-    assert optics.read_noise == pytest.approx(2.0, rel=0.25)
-    assert abs(optics.psf_sigma_um[0] - 0.6) <= 0.1 + 1e-9 and abs(optics.psf_sigma_um[1] - 0.2) <= 0.05 + 1e-9
-    assert optics.brightness_sigma == pytest.approx(0.3, rel=0.20)
+    assert optics.camera.gain == pytest.approx(4.0, rel=0.10)
+    assert optics.camera.offset == pytest.approx(100.0, rel=0.10)
+    assert optics.camera.read_noise == pytest.approx(2.0, rel=0.25)
+    psf = optics.microscope.psf_sigma_um
+    assert abs(psf[0] - 0.6) <= 0.1 + 1e-9 and abs(psf[1] - 0.2) <= 0.05 + 1e-9
+    assert optics.specimen.brightness_sigma == pytest.approx(0.3, rel=0.20)
     assert nuclei.radius_um == pytest.approx(2.5, rel=0.10) and nuclei.flattening_axis == "z"
     assert nuclei.flattening == pytest.approx(0.6, rel=0.15)
     low, high = placement.z_range_um
     assert abs(low - 5.0) <= 0.6 and abs(high - 8.0) <= 0.6
     assert placement.n_cells == len(np.unique(masks.labels)) - 1
-    assert optics.output_dtype == "uint16" and optics.background < 0.01
-    profile = np.asarray(optics.interior_profile)
+    assert optics.camera.output_dtype == "uint16" and optics.specimen.background < 0.01
+    profile = np.asarray(optics.specimen.interior_profile)
     assert profile[0, 1] > profile[-1, 1]  # the bright rim comes back, undone of the blur
 
 
@@ -70,7 +71,7 @@ def test_the_calibrated_renderer_shows_the_measured_profile_and_texture(known):
     second = calibrate(again, config.volume.spacing_um, masks.labels)
     seen, seen_again = (np.asarray(c.measured["seen_interior_profile"]["value"])[:, 1] for c in (calibration, second))
     assert np.allclose(seen_again, seen, rtol=0.10)
-    assert second.config.optics.gain == pytest.approx(calibration.config.optics.gain, rel=0.10)
+    assert second.config.optics.camera.gain == pytest.approx(calibration.config.optics.camera.gain, rel=0.10)
 
 
 def test_every_measured_value_is_commented_and_the_preset_round_trips(known, tmp_path):
@@ -185,10 +186,10 @@ def test_calibration_recovers_the_ambient_texture_and_its_absence():
         masks = simulate_masks(config.masks, config.volume, rng)
         image = OpticsRenderer(config.optics, config.patching).render(masks, config.volume.spacing_um, rng)
         found[amplitude] = calibrate(image, config.volume.spacing_um, masks.labels).config.optics
-    assert found[0.3].ambient_texture == pytest.approx(0.3, rel=0.25)
-    spectrum = np.asarray(found[0.3].ambient_spectrum)
+    assert found[0.3].specimen.ambient_texture == pytest.approx(0.3, rel=0.25)
+    spectrum = np.asarray(found[0.3].specimen.ambient_spectrum)
     assert np.interp(0.7, *spectrum.T) < 0.3 * np.interp(0.1, *spectrum.T)  # the band's cut-off comes back
-    assert found[0.0].ambient_texture < 0.06
+    assert found[0.0].specimen.ambient_texture < 0.06
 
 
 def test_the_calibrated_renderer_shows_the_images_own_levels(known):
@@ -196,14 +197,14 @@ def test_the_calibrated_renderer_shows_the_images_own_levels(known):
     of 21 varies their median by ±8 %), the renderer shows the image's floor and median object signal
     (within 5 %)."""
     config, masks, image, calibration = known
-    steady = calibration.config.optics.model_copy(update={"brightness_sigma": 0.0})
+    steady = with_overrides(calibration.config, {"optics.specimen.brightness_sigma": 0.0}).optics
     rendered = OpticsRenderer(steady, config.patching).render(
         SimulatedMasks(masks.labels, masks.foreground), config.volume.spacing_um, np.random.default_rng(7))
     real, shown = (object_levels(v.astype(np.float64), masks.labels, config.volume.spacing_um)
                    for v in (image, rendered))
     assert shown["median"] == pytest.approx(real["median"], rel=0.05)
     assert shown["floor"] == pytest.approx(real["floor"], rel=0.05)
-    assert "corrected so that the calibrated renderer" in calibration.measured["optics.photons"]["how"]
+    assert "corrected so that the calibrated renderer" in calibration.measured["optics.camera.photons"]["how"]
 
 
 def test_ambient_texture_varies_the_ambient_light_and_keeps_its_mean():

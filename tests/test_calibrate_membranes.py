@@ -49,12 +49,13 @@ def test_membrane_calibration_recovers_the_parameters_an_image_was_rendered_with
     optics, membranes = calibration.config.optics, calibration.config.masks.membranes
     assert calibration.config.masks.kind == "membranes"
     assert abs(membranes.thickness_um - 0.75) <= 0.25 + 1e-9
-    assert abs(optics.psf_sigma_um[0] - 0.6) <= 0.1 + 1e-9 and abs(optics.psf_sigma_um[1] - 0.2) <= 0.05 + 1e-9
-    assert optics.gain == pytest.approx(4.0, rel=0.10)
-    assert abs(optics.cytoplasm - 0.1) <= 0.03
-    assert optics.brightness_sigma == pytest.approx(0.3, rel=0.20)
-    assert optics.photons == pytest.approx(200, rel=0.15)
-    assert optics.texture == 0 and optics.haze < 0.05
+    psf = optics.microscope.psf_sigma_um
+    assert abs(psf[0] - 0.6) <= 0.1 + 1e-9 and abs(psf[1] - 0.2) <= 0.05 + 1e-9
+    assert optics.camera.gain == pytest.approx(4.0, rel=0.10)
+    assert abs(optics.specimen.cytoplasm - 0.1) <= 0.03
+    assert optics.specimen.brightness_sigma == pytest.approx(0.3, rel=0.20)
+    assert optics.camera.photons == pytest.approx(200, rel=0.15)
+    assert optics.specimen.texture == 0 and optics.microscope.haze < 0.05
     assert calibration.config.masks.placement.n_cells == len(np.unique(masks.labels))
     assert calibration.config.masks.organism.kind == "none" and 1.0 <= membranes.weights[1] <= 1.5
 
@@ -67,7 +68,7 @@ def test_the_membrane_watershed_finds_the_cells(known):
     unlabelled = calibrate(image, SPACING, kind="membranes")
     n_cells = len(np.unique(masks.labels))
     assert abs(unlabelled.config.masks.placement.n_cells - n_cells) <= 0.1 * n_cells
-    assert abs(unlabelled.config.optics.psf_sigma_um[1] - 0.2) <= 0.1
+    assert abs(unlabelled.config.optics.microscope.psf_sigma_um[1] - 0.2) <= 0.1
 
 
 def test_membrane_preset_round_trips_generates_and_renders_real_labels(known, tmp_path, capsys):

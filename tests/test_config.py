@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cellsynth.config import Config, load_config, load_preset, preset_names, preset_text, resolve_config
+from cellsynth.config import Config, load_config, load_preset, preset_names, preset_text, resolve_config, with_overrides
 from cellsynth.errors import ConfigError
 
 
@@ -71,3 +71,20 @@ def test_an_error_line_echoes_at_most_a_short_piece_of_the_input(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert len(str(caught.value)) < 300 and "…" in str(caught.value)
+
+
+def test_optics_has_specimen_microscope_and_camera_and_still_reads_flat_yaml(tmp_path):
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("optics:\n  specimen:\n    texture: 0.2\n  microscope:\n    haze: 0.1\n  camera:\n"
+                      "    photons: 80\n    bit_depth: 16\n")
+    flat = tmp_path / "flat.yaml"  # the layout of older presets and calibrations
+    flat.write_text("optics:\n  texture: 0.2\n  haze: 0.1\n  photons: 80\n  bit_depth: 16\n")
+    assert load_config(flat) == load_config(nested)
+    optics = load_config(nested).optics
+    assert (optics.specimen.texture, optics.microscope.haze, optics.camera.photons) == (0.2, 0.1, 80.0)
+    overridden = with_overrides(load_config(nested), {"optics.photons": 40, "optics.camera.gain": 2.0})
+    assert (overridden.optics.camera.photons, overridden.optics.camera.gain) == (40.0, 2.0)
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("optics:\n  photon: 80\n")
+    with pytest.raises(ConfigError, match="photon"):
+        load_config(typo)

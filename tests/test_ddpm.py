@@ -154,15 +154,15 @@ def test_sketch_statistics_follow_the_fitted_distribution():
     fitted = fit_sketch_statistics(image, labels)
     assert fitted.object_mean == pytest.approx(0.55, abs=0.01) and fitted.object_std == pytest.approx(0.08, abs=0.01)
     assert fitted.background_mean == pytest.approx(0.1, abs=0.002)
-    sketch = make_sketch(labels, SPACING, fitted, np.random.default_rng(1))
+    sketch = make_sketch(labels, SPACING, fitted, rng=np.random.default_rng(1))
     drawn = np.array([sketch[labels == i][0] for i in range(1, 401)])
     assert drawn.mean() == pytest.approx(fitted.object_mean, abs=0.012)
     assert drawn.std() == pytest.approx(fitted.object_std, rel=0.15)
     assert np.ptp(sketch[labels == 0]) == 0  # one background value per volume
-    membranes = make_sketch(labels, SPACING, SketchStatistics(0.9, 0.0, 0.1, 0.0), np.random.default_rng(1),
-                            membranes=labels == 0)
+    membranes = make_sketch(labels, SPACING, SketchStatistics(0.9, 0.0, 0.1, 0.0), membranes=labels == 0,
+                            rng=np.random.default_rng(1))
     assert set(np.unique(membranes)) == {np.float32(0.1), np.float32(0.9)}
-    blurred = make_sketch(labels, SPACING, fitted, np.random.default_rng(1), blur_um=(0.29, 0.26, 0.26))
+    blurred = make_sketch(labels, SPACING, fitted, blur_um=(0.29, 0.26, 0.26), rng=np.random.default_rng(1))
     assert blurred.std() < sketch.std() and blurred.mean() == pytest.approx(sketch.mean(), abs=1e-3)
     noisy = np.where(labels > 0, truth[labels], 0.1) + rng.normal(0, 0.12, labels.shape).astype(np.float32)
     unlabelled = fit_sketch_statistics(noisy, spacing=(1.0, 1.0, 1.0))  # classical segmentation stands in
@@ -206,7 +206,7 @@ def test_same_seed_same_sample_and_the_sketch_at_t_start_zero(trained):
     assert np.array_equal(first, generator.render(masks, SPACING, np.random.default_rng(1)))
     assert not np.array_equal(first, generator.render(masks, SPACING, np.random.default_rng(2)))
     still = DiffusionRenderer(trained, t_start=0, device="cpu")
-    sketch = make_sketch(labels, SPACING, still.statistics, np.random.default_rng(4), blur_um=still.blur_um)
+    sketch = make_sketch(labels, SPACING, still.statistics, blur_um=still.blur_um, rng=np.random.default_rng(4))
     assert np.allclose(still.sample(sketch, SPACING, np.random.default_rng(5)), sketch, atol=1e-6)
 
 
@@ -265,7 +265,7 @@ def test_a_sample_follows_its_sketch_not_another(trained):
     for centre in (10, 30):  # two sketches whose objects do not overlap
         labels = np.zeros((8, 40, 40), np.uint16)
         labels[1:7, centre - 8:centre + 8, 4:36] = 1
-        sketches.append(make_sketch(labels, SPACING, generator.statistics, rng, blur_um=generator.blur_um))
+        sketches.append(make_sketch(labels, SPACING, generator.statistics, blur_um=generator.blur_um, rng=rng))
     out = generator.sample(sketches[0], SPACING, np.random.default_rng(1))
     assert zncc(sketches[0], out) > 0.5
     assert zncc(sketches[1], out) < zncc(sketches[0], out) - 0.5

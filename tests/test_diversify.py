@@ -94,8 +94,8 @@ def test_same_seed_same_appearance(image):
     (lambda im: diversify(im, local_std(im), 1, -1, np.random.default_rng()), "w_v must be a finite number >= 0"),
     (lambda im: local_std(im, 4), "must be odd voxel counts >= 3"),
     (lambda im: local_std(im, 1), "must be odd voxel counts >= 3"),
-    (lambda im: random_weights(np.random.default_rng(), 2, w_i=(1.8, 0.2)), "w_i limits are reversed"),
-    (lambda im: single_weights(np.random.default_rng(), w_v=(8, 0)), "w_v limits are reversed"),
+    (lambda im: random_weights(2, w_i=(1.8, 0.2), rng=np.random.default_rng()), "w_i limits are reversed"),
+    (lambda im: single_weights(w_v=(8, 0), rng=np.random.default_rng()), "w_v limits are reversed"),
     (lambda im: diversify(im, local_std(im)[1:], 1, 1, np.random.default_rng()), "differs from the image shape"),
     (lambda im: diversify(im * 3, local_std(im), 1, 1, np.random.default_rng()), "must be normalised to [0, 1]"),
     (lambda im: neighbourhood_voxels(size_um=3.0), "needs the voxel spacing"),
@@ -109,21 +109,21 @@ def test_bad_diversification_inputs(image, call, fragment):
 
 def test_truncated_normal_bounds_and_three_sigma_scaling():
     rng = np.random.default_rng(0)
-    symmetric = truncated_normal(rng, (0.2, 1.8), 1.0, size=40_000)
+    symmetric = truncated_normal((0.2, 1.8), 1.0, size=40_000, rng=rng)
     assert symmetric.min() >= 0.2 and symmetric.max() <= 1.8
     assert symmetric.std() == pytest.approx(stats.truncnorm(-3, 3, scale=0.8 / 3).std(), rel=0.02)
-    one_sided = truncated_normal(rng, (0.0, 8.0), 0.0, size=40_000)  # neutral at the lower limit
+    one_sided = truncated_normal((0.0, 8.0), 0.0, size=40_000, rng=rng)  # neutral at the lower limit
     assert one_sided.min() >= 0 and one_sided.max() <= 8
     assert one_sided.mean() == pytest.approx(stats.truncnorm(0, 3, scale=8 / 3).mean(), rel=0.02)
-    asymmetric = truncated_normal(rng, (0.4, 1.2), 1.0, size=40_000)  # the far limit (0.4) sits at 3σ
+    asymmetric = truncated_normal((0.4, 1.2), 1.0, size=40_000, rng=rng)  # the far limit (0.4) sits at 3σ
     assert asymmetric.min() >= 0.4 and asymmetric.max() <= 1.2
     assert asymmetric.mean() == pytest.approx(stats.truncnorm(-3, 1, loc=1, scale=0.2).mean(), abs=0.005)
-    assert truncated_normal(rng, (2.0, 2.0), 1.0) == 2.0
+    assert truncated_normal((2.0, 2.0), 1.0, rng=rng) == 2.0
 
 
 def test_single_weights_stay_in_limits():
     rng = np.random.default_rng(1)
-    weights = np.array([single_weights(rng, (0.5, 1.5), (0, 4)) for _ in range(500)])
+    weights = np.array([single_weights((0.5, 1.5), (0, 4), rng=rng) for _ in range(500)])
     assert weights[:, 0].min() >= 0.5 and weights[:, 0].max() <= 1.5
     assert weights[:, 1].min() >= 0 and weights[:, 1].max() <= 4
 
@@ -134,10 +134,10 @@ def test_structured_strategy_hits_both_limits_evenly():
 
 
 def test_random_strategy_is_uniform_in_limits_and_reproducible():
-    weights = np.array(random_weights(np.random.default_rng(2), 4000))
+    weights = np.array(random_weights(4000, rng=np.random.default_rng(2)))
     assert weights[:, 0].min() >= 0.2 and weights[:, 0].max() <= 1.8
     assert weights[:, 1].mean() == pytest.approx(4.0, abs=0.15)
-    assert random_weights(np.random.default_rng(2), 3) == random_weights(np.random.default_rng(2), 3)
+    assert random_weights(3, rng=np.random.default_rng(2)) == random_weights(3, rng=np.random.default_rng(2))
 
 
 def test_curriculum_grows_from_neutral_to_limits():

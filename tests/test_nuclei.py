@@ -31,7 +31,7 @@ def equivalent_radius(mask, spacing=SPACING):
 
 
 def test_degree_one_is_zero_and_mean_radius_is_c00():
-    coefficients = random_sh_coefficients(np.random.default_rng(0), 4.0)
+    coefficients = random_sh_coefficients(4.0, rng=np.random.default_rng(0))
     assert coefficients[0, 0, 0] == 4.0
     assert not coefficients[:, 1].any()
     shape = SHShape.from_coefficients(coefficients)
@@ -45,7 +45,7 @@ def test_radius_statistics_and_never_negative():
     rng = np.random.default_rng(1)
     for _ in range(20):
         radius = rng.normal(4.0, 0.5)
-        shape = random_sh_shape(rng, radius, deformation=0.4)  # strong: the floor must hold
+        shape = random_sh_shape(radius, deformation=0.4, rng=rng)  # strong: the floor must hold
         assert shape.grid.min() >= 0.3 * radius - 1e-9
         assert shape.mean_radius == pytest.approx(radius)
         mask, _ = single(shape)
@@ -54,7 +54,7 @@ def test_radius_statistics_and_never_negative():
 
 def test_voxelised_radius_within_5_percent_at_paper_settings():
     rng = np.random.default_rng(2)
-    ratios = [equivalent_radius(single(random_sh_shape(rng, 4.0, gamma=5))[0]) / 4.0 for _ in range(10)]
+    ratios = [equivalent_radius(single(random_sh_shape(4.0, gamma=5, rng=rng))[0]) / 4.0 for _ in range(10)]
     assert np.mean(ratios) == pytest.approx(1.0, abs=0.05)
     assert max(abs(r - 1) for r in ratios) < 0.08
 
@@ -69,7 +69,7 @@ def test_larger_gamma_gives_smoother_surfaces():
     spacing = (0.25, 0.25, 0.25)
     rng = np.random.default_rng(3)
     excess = {
-        gamma: np.mean([sphericity_excess(single(random_sh_shape(rng, 4.0, gamma=gamma, deformation=0.15),
+        gamma: np.mean([sphericity_excess(single(random_sh_shape(4.0, gamma=gamma, deformation=0.15, rng=rng),
                                                  spacing, 12.0)[0], spacing) for _ in range(6)])
         for gamma in (1.0, 3.0, 8.0)
     }
@@ -95,7 +95,7 @@ def test_concave_shape_survives_voxelisation():
 
 
 def test_anisotropic_spacing_gives_round_cells_in_um():
-    shape = random_sh_shape(np.random.default_rng(4), 4.0, deformation=0.0)
+    shape = random_sh_shape(4.0, deformation=0.0, rng=np.random.default_rng(4))
     spacing = (1.0, 0.2, 0.2)
     mask, _ = single(shape, spacing, 12.0)
     zs, ys, xs = np.nonzero(mask)
@@ -118,7 +118,7 @@ def test_ellipsoid_oriented_along_axis():
 
 def test_touching_cells_never_overlap_and_contacts_go_to_the_deeper_cell():
     spacing = (0.25, 0.25, 0.25)
-    spheres = [random_sh_shape(np.random.default_rng(0), 3.0, deformation=0.0)] * 2
+    spheres = [random_sh_shape(3.0, deformation=0.0, rng=np.random.default_rng(0))] * 2
     centres = np.array([[5.0, 5.0, 4.1], [5.0, 5.0, 8.1]])  # 4 µm apart, radius 3: they overlap
     labels, info = rasterize_shapes((40, 40, 48), spacing, centres, spheres)
     assert info["n_contested_voxels"] > 0 and set(np.unique(labels)) == {0, 1, 2}
@@ -132,7 +132,7 @@ def test_touching_cells_never_overlap_and_contacts_go_to_the_deeper_cell():
 
 def test_cells_clipped_at_the_border_and_to_the_foreground():
     spacing = (0.5, 0.5, 0.5)
-    sphere = random_sh_shape(np.random.default_rng(0), 3.0, deformation=0.0)
+    sphere = random_sh_shape(3.0, deformation=0.0, rng=np.random.default_rng(0))
     foreground = np.zeros((20, 20, 20), bool)
     foreground[:, :, :10] = True
     labels, info = rasterize_shapes((20, 20, 20), spacing, np.array([[0.0, 5.0, 5.0]]), [sphere],
@@ -144,8 +144,8 @@ def test_cells_clipped_at_the_border_and_to_the_foreground():
 
 
 def test_same_seed_same_shape():
-    a = random_sh_shape(np.random.default_rng(9), 3.0)
-    b = random_sh_shape(np.random.default_rng(9), 3.0)
+    a = random_sh_shape(3.0, rng=np.random.default_rng(9))
+    b = random_sh_shape(3.0, rng=np.random.default_rng(9))
     np.testing.assert_array_equal(a.grid, b.grid)
 
 
@@ -161,7 +161,7 @@ def test_same_seed_same_shape():
 )
 def test_bad_shape_parameters(kwargs, match):
     with pytest.raises(InputError, match=match):
-        random_sh_coefficients(np.random.default_rng(0), **kwargs)
+        random_sh_coefficients(**kwargs, rng=np.random.default_rng(0))
 
 
 def test_simulated_nuclei_in_an_organism():
@@ -174,8 +174,8 @@ def test_simulated_nuclei_in_an_organism():
     spacing = (0.5, 0.25, 0.25)
     foreground = ellipsoid_organism((40, 120, 120), spacing, (9.0, 14.0, 14.0))
     rng = np.random.default_rng(5)
-    centres = poisson_disk_positions(foreground, spacing, 5.0, rng, n_cells=12)
-    labels, info = simulate_nuclei(foreground, spacing, rng, centres, radius_um=2.0, radius_std_um=0.2)
+    centres = poisson_disk_positions(foreground, spacing, 5.0, n_cells=12, rng=rng)
+    labels, info = simulate_nuclei(foreground, spacing, centres, radius_um=2.0, radius_std_um=0.2, rng=rng)
     assert set(np.unique(labels)) == set(range(13)) and info["n_empty_cells"] == 0
     assert not labels[~foreground].any()  # every cell inside the foreground
     table = centroid_table(labels, spacing)
@@ -195,8 +195,8 @@ def test_same_seed_same_nuclei_volume():
 
     def make(seed):
         rng = np.random.default_rng(seed)
-        centres = poisson_disk_positions(foreground, spacing, 3.5, rng, n_cells=4)
-        return simulate_nuclei(foreground, spacing, rng, centres, radius_um=1.5)[0]
+        centres = poisson_disk_positions(foreground, spacing, 3.5, n_cells=4, rng=rng)
+        return simulate_nuclei(foreground, spacing, centres, radius_um=1.5, rng=rng)[0]
 
     np.testing.assert_array_equal(make(3), make(3))
     assert not np.array_equal(make(3), make(4))
@@ -208,8 +208,8 @@ def test_ellipsoidal_nuclei_follow_the_surface_normal():
     spacing = (0.25, 0.25, 0.25)
     foreground = ellipsoid_organism((80, 80, 80), spacing, (9.0, 9.0, 9.0))
     centre = np.array([[10.0, 10.0, 17.0]])  # on the +x side: the normal points along x
-    labels, _ = simulate_nuclei(foreground, spacing, np.random.default_rng(0), centre, radius_um=1.5,
-                                radius_std_um=0.0, shape="ellipsoid", elongation=2.0)
+    labels, _ = simulate_nuclei(foreground, spacing, centre, radius_um=1.5,
+                                radius_std_um=0.0, shape="ellipsoid", elongation=2.0, rng=np.random.default_rng(0))
     points = np.argwhere(labels == 1) * 0.25
     major = np.linalg.eigh(np.cov((points - points.mean(axis=0)).T))[1][:, -1]
     assert abs(major[2]) > 0.95
@@ -219,4 +219,4 @@ def test_bad_shape_name():
     foreground = np.zeros((10, 10, 10), bool)
     foreground[2:8, 2:8, 2:8] = True
     with pytest.raises(InputError, match="accepted: sh, ellipsoid"):
-        simulate_nuclei(foreground, (1, 1, 1), np.random.default_rng(0), np.zeros((1, 3)), shape="cube")
+        simulate_nuclei(foreground, (1, 1, 1), np.zeros((1, 3)), shape="cube", rng=np.random.default_rng(0))

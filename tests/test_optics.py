@@ -32,11 +32,11 @@ def test_psf_widths_follow_na_and_wavelength():
 
 
 def test_camera_is_poisson_gaussian_with_gain_and_offset():
-    optics = OpticsConfig(photons=100, read_noise=3.0, gain=2.0, offset=50, bit_depth=16)
-    adu = camera(np.full((200, 200), 0.5, np.float32), np.random.default_rng(0), optics)
+    adu = camera(np.full((200, 200), 0.5, np.float32), photons=100, read_noise=3.0, gain=2.0, offset=50,
+                 bit_depth=16, rng=np.random.default_rng(0))
     assert adu.mean() == pytest.approx(50 + 2 * 50, rel=0.01)
     assert adu.var() == pytest.approx(4 * (50 + 9), rel=0.05)  # gain² (shot + read²)
-    saturated = camera(np.full((10, 10), 1e6, np.float32), np.random.default_rng(0), OpticsConfig(bit_depth=8))
+    saturated = camera(np.full((10, 10), 1e6, np.float32), photons=250, bit_depth=8, rng=np.random.default_rng(0))
     assert saturated.max() == 255
 
 
@@ -92,7 +92,7 @@ def test_tiled_blur_equals_a_whole_volume_convolution():
     renderer = OpticsRenderer(OpticsConfig(numerical_aperture=0.8), PatchingConfig(patch=(16, 32, 32), overlap=4,
                                                                                    crop=2))
     tiled = renderer.blur(volume, SPACING)
-    o = renderer.optics
+    o = renderer.optics.microscope
     kernel = gaussian_psf(psf_sigma_um(o.numerical_aperture, o.wavelength_um, o.refractive_index), SPACING)
     pad = [(k // 2, k // 2) for k in kernel.shape]
     whole = signal.fftconvolve(np.pad(volume, pad, mode="reflect"), kernel, mode="valid")

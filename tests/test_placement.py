@@ -40,7 +40,7 @@ def test_ellipsoid_organism_volume_and_rotation():
 
 
 def test_sh_organism_is_smooth_blob_of_requested_size():
-    mask = sh_organism((60, 60, 60), (0.5, 0.5, 0.5), np.random.default_rng(0), 10.0)
+    mask = sh_organism((60, 60, 60), (0.5, 0.5, 0.5), 10.0, rng=np.random.default_rng(0))
     radius = (3 * mask.sum() * 0.125 / (4 * np.pi)) ** (1 / 3)
     assert radius == pytest.approx(10.0, rel=0.05)
 
@@ -56,7 +56,7 @@ def test_empty_foregrounds_are_errors():
 
 def test_poisson_disk_keeps_distance_stays_inside_and_fills():
     mask = organism()
-    points = poisson_disk_positions(mask, SPACING, 6.0, np.random.default_rng(0))
+    points = poisson_disk_positions(mask, SPACING, 6.0, rng=np.random.default_rng(0))
     assert pdist(points).min() >= 6.0
     assert inside(mask, points).all()
     # maximal packing: no room left means a fresh dart almost never lands clear of every point
@@ -67,7 +67,7 @@ def test_poisson_disk_keeps_distance_stays_inside_and_fills():
 
 def test_anisotropic_exclusion_is_ellipsoidal():
     mask = np.ones((30, 60, 60), bool)
-    points = poisson_disk_positions(mask, (0.5, 0.5, 0.5), (8.0, 4.0, 4.0), np.random.default_rng(0))
+    points = poisson_disk_positions(mask, (0.5, 0.5, 0.5), (8.0, 4.0, 4.0), rng=np.random.default_rng(0))
     scaled = points / np.array([8.0, 4.0, 4.0])
     assert pdist(scaled).min() >= 1.0
     assert (np.abs(np.diff(np.sort(points[:, 1]))) >= 0).all() and pdist(points).min() < 8.0
@@ -76,14 +76,14 @@ def test_anisotropic_exclusion_is_ellipsoidal():
 def test_more_cells_than_fit_warns_and_places_what_fits():
     mask = np.ones((10, 20, 20), bool)
     with pytest.warns(CrowdedWarning, match=r"placed \d+ of 500 cells"):
-        points = poisson_disk_positions(mask, (1, 1, 1), 5.0, np.random.default_rng(0), n_cells=500)
+        points = poisson_disk_positions(mask, (1, 1, 1), 5.0, n_cells=500, rng=np.random.default_rng(0))
     assert 4 <= len(points) < 500 and pdist(points).min() >= 5.0
 
 
 def test_exact_count_and_determinism():
     mask = organism()
-    a = poisson_disk_positions(mask, SPACING, 4.0, np.random.default_rng(7), n_cells=50)
-    b = poisson_disk_positions(mask, SPACING, 4.0, np.random.default_rng(7), n_cells=50)
+    a = poisson_disk_positions(mask, SPACING, 4.0, n_cells=50, rng=np.random.default_rng(7))
+    b = poisson_disk_positions(mask, SPACING, 4.0, n_cells=50, rng=np.random.default_rng(7))
     assert len(a) == 50
     np.testing.assert_array_equal(a, b)
 
@@ -92,7 +92,7 @@ def test_layers_follow_the_surface_inward_with_growing_spacing():
     mask = organism()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        points, layers = layered_positions(mask, SPACING, 5.0, np.random.default_rng(0), decay=0.9)
+        points, layers = layered_positions(mask, SPACING, 5.0, decay=0.9, rng=np.random.default_rng(0))
     from scipy import ndimage
 
     depth = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=SPACING)[1:-1, 1:-1, 1:-1]
@@ -107,10 +107,10 @@ def test_layers_follow_the_surface_inward_with_growing_spacing():
 
 def test_layers_stop_at_requested_count_or_warn():
     mask = organism()
-    points, _ = layered_positions(mask, SPACING, 5.0, np.random.default_rng(0), n_cells=30)
+    points, _ = layered_positions(mask, SPACING, 5.0, n_cells=30, rng=np.random.default_rng(0))
     assert len(points) == 30
     with pytest.warns(CrowdedWarning, match="of 100000 cells"):
-        layered_positions(mask, SPACING, 5.0, np.random.default_rng(0), n_cells=100_000)
+        layered_positions(mask, SPACING, 5.0, n_cells=100_000, rng=np.random.default_rng(0))
 
 
 def test_detections_from_array_and_csv(tmp_path):
@@ -132,14 +132,14 @@ def test_detections_from_array_and_csv(tmp_path):
 @pytest.mark.parametrize("distance", [0.0, -1.0, (1.0, 0.0, 1.0)])
 def test_bad_distances(distance):
     with pytest.raises(InputError, match="minimum distance must be > 0"):
-        poisson_disk_positions(np.ones((4, 4, 4), bool), (1, 1, 1), distance, np.random.default_rng(0))
+        poisson_disk_positions(np.ones((4, 4, 4), bool), (1, 1, 1), distance, rng=np.random.default_rng(0))
 
 
 def test_empty_region_is_an_error():
     with pytest.raises(InputError, match="no voxel is available"):
-        poisson_disk_positions(np.zeros((4, 4, 4), bool), (1, 1, 1), 1.0, np.random.default_rng(0))
+        poisson_disk_positions(np.zeros((4, 4, 4), bool), (1, 1, 1), 1.0, rng=np.random.default_rng(0))
     with pytest.raises(InputError, match="foreground is empty"):
-        layered_positions(np.zeros((4, 4, 4), bool), (1, 1, 1), 1.0, np.random.default_rng(0))
+        layered_positions(np.zeros((4, 4, 4), bool), (1, 1, 1), 1.0, rng=np.random.default_rng(0))
 
 
 def test_a_2d_field_takes_layers_and_ellipsoid_nuclei():

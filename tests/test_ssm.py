@@ -27,7 +27,7 @@ def training_volume(n=6, seed=0, box=(30, 128, 128)):
     rng = np.random.default_rng(seed)
     extent = np.asarray(box) * SPACING
     centres = [np.array([extent[0] / 2, y, x]) for y in (6.0, 16.5) for x in (6.0, 16.5, 27.0)][:n]
-    shapes = [random_sh_shape(rng, 2.0 + 0.3 * i, deformation=0.12, lmax=6) for i in range(n)]
+    shapes = [random_sh_shape(2.0 + 0.3 * i, deformation=0.12, lmax=6, rng=rng) for i in range(n)]
     labels, info = rasterize_shapes(box, SPACING, np.array(centres), shapes)
     assert info["n_contested_voxels"] == 0
     return labels
@@ -76,15 +76,15 @@ def test_fewer_modes_reconstruct_worse():
 
 def test_samples_stay_within_three_sigma_and_are_deterministic():
     model = fit_ssm(training_volume(), SPACING, n_directions=128)
-    draws = model.sample_radii(np.random.default_rng(3), 2000)
+    draws = model.sample_radii(2000, rng=np.random.default_rng(3))
     weights = model.project(draws) / np.sqrt(model.variances)
     assert np.abs(weights).max() <= 3 + 1e-6
     assert 0.8 < weights[:, 0].std() < 1.05  # truncated normal: nearly unit variance
-    np.testing.assert_array_equal(draws[:5], model.sample_radii(np.random.default_rng(3), 2000)[:5])
-    limited = model.sample_radii(np.random.default_rng(3), 500, n_modes=1, limit=1.0)
+    np.testing.assert_array_equal(draws[:5], model.sample_radii(2000, rng=np.random.default_rng(3))[:5])
+    limited = model.sample_radii(500, n_modes=1, limit=1.0, rng=np.random.default_rng(3))
     assert np.abs(model.project(limited)[:, 0] / np.sqrt(model.variances[0])).max() <= 1 + 1e-6
     with pytest.raises(InputError, match="n_modes must be in 0..5"):
-        model.sample_radii(np.random.default_rng(0), 1, n_modes=9)
+        model.sample_radii(1, n_modes=9, rng=np.random.default_rng(0))
 
 
 def test_a_concave_shape_keeps_its_dent():
@@ -136,7 +136,7 @@ def test_specimen_model_makes_an_organism():
     model = fit_ssm(specimens, SPACING, per="foreground", n_directions=128)
     assert model.n_training == 3 and model.n_modes == 2
     assert abs(model.mean.mean() - 7.0) < 0.6
-    organism = ssm_organism((40, 80, 80), SPACING, model, np.random.default_rng(0))
+    organism = ssm_organism((40, 80, 80), SPACING, model, rng=np.random.default_rng(0))
     assert organism.dtype == bool and 0.3 * specimens[0].sum() < organism.sum() < 3 * specimens[2].sum()
 
 
@@ -146,7 +146,7 @@ def test_cells3d_nuclei_model_simulates_nuclei_of_their_size():
     _, labels, spacing = cells3d_nuclei()
     model = fit_ssm(labels, spacing, n_directions=256)
     assert model.n_training >= 8 and 4.5 < model.mean.mean() < 6.5  # µm: cells3d nuclei are ≈ 5.5 µm
-    shapes = model.sample_shapes(np.random.default_rng(0), 4)
+    shapes = model.sample_shapes(4, rng=np.random.default_rng(0))
     simulated, info = rasterize_shapes((60, 128, 128), spacing, np.array([[8.7, 8, 8], [8.7, 8, 24],
                                                                            [8.7, 24, 8], [8.7, 24, 24]]), shapes)
     volumes = np.bincount(simulated.ravel())[1:] * np.prod(spacing)

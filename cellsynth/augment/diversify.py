@@ -190,12 +190,13 @@ def check_limits(limits: Sequence[float], name: str) -> tuple[float, float]:
     return low, high
 
 
-def truncated_normal(rng: np.random.Generator, limits: Sequence[float], neutral: float, size=None):
+def truncated_normal(limits: Sequence[float], neutral: float, size=None, rng=None):
     """Draw from a normal centred on ``neutral``, truncated to ``limits``.
 
     The standard deviation puts the limit farthest from ``neutral`` at 3σ (seed 000 §3, single
     augmentation); the range may be asymmetric around ``neutral`` or even exclude it.
     """
+    rng = np.random.default_rng(rng)
     low, high = limits
     scale = max(abs(low - neutral), abs(high - neutral)) / 3
     if scale == 0 or low == high:
@@ -205,16 +206,18 @@ def truncated_normal(rng: np.random.Generator, limits: Sequence[float], neutral:
     return np.clip(draw, low, high) if size is not None else float(np.clip(draw, low, high))
 
 
-def single_weights(rng: np.random.Generator, w_i: Sequence[float] = W_I_LIMITS,
-                   w_v: Sequence[float] = W_V_LIMITS) -> tuple[float, float]:
+def single_weights(w_i: Sequence[float] = W_I_LIMITS,
+                   w_v: Sequence[float] = W_V_LIMITS, rng=None) -> tuple[float, float]:
     """Weights of the *single augmentation* strategy: each a truncated normal around its neutral value."""
-    return (truncated_normal(rng, check_limits(w_i, "w_i"), NEUTRAL[0]),
-            truncated_normal(rng, check_limits(w_v, "w_v"), NEUTRAL[1]))
+    rng = np.random.default_rng(rng)
+    return (truncated_normal(check_limits(w_i, "w_i"), NEUTRAL[0], rng=rng),
+            truncated_normal(check_limits(w_v, "w_v"), NEUTRAL[1], rng=rng))
 
 
-def random_weights(rng: np.random.Generator, n: int, w_i: Sequence[float] = W_I_LIMITS,
-                   w_v: Sequence[float] = W_V_LIMITS) -> list[tuple[float, float]]:
+def random_weights(n: int, w_i: Sequence[float] = W_I_LIMITS,
+                   w_v: Sequence[float] = W_V_LIMITS, rng=None) -> list[tuple[float, float]]:
     """``n`` weight pairs of the *random* strategy: uniform in the limits."""
+    rng = np.random.default_rng(rng)
     (i_low, i_high), (v_low, v_high) = check_limits(w_i, "w_i"), check_limits(w_v, "w_v")
     _check_count(n, "n")
     return [(float(rng.uniform(i_low, i_high)), float(rng.uniform(v_low, v_high))) for _ in range(n)]

@@ -126,7 +126,8 @@ def _probability(p: float, name: str = "p") -> float:
     return float(p)
 
 
-def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
+def _log_uniform(low: float, high: float, rng=None) -> float:
+    rng = np.random.default_rng(rng)
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
@@ -234,7 +235,7 @@ class Diversify(Transform):
         std = item.local_std if item.local_std is not None else local_std(item.image, self.neighbourhood(item.spacing))
         w_i, w_v = self.limits()
         if self.strategy == "single":
-            weights = single_weights(rng, w_i, w_v)
+            weights = single_weights(w_i, w_v, rng=rng)
         else:
             weights = (rng.uniform(*w_i), rng.uniform(*w_v))
         return item.replace(image=diversify(item.image, std, *weights, rng), local_std=std)

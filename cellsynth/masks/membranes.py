@@ -24,8 +24,9 @@ from cellsynth.errors import InputError
 BLOCK = 16
 
 
-def random_weights(rng: np.random.Generator, n_seeds: int, low: float = 1.0, high: float = 1.25) -> np.ndarray:
+def random_weights(n_seeds: int, low: float = 1.0, high: float = 1.25, rng=None) -> np.ndarray:
     """Seed weights γ ~ U(low, high) (the reference draws them in 1…1.25)."""
+    rng = np.random.default_rng(rng)
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
         raise InputError(f"weights need 0 < low <= high; got low={low!r}, high={high!r}")
     return rng.uniform(low, high, n_seeds)

@@ -158,12 +158,12 @@ Shape = SHShape | EllipsoidShape | FlattenedShape
 
 
 def random_sh_coefficients(
-    rng: np.random.Generator,
     mean_radius_um: float,
     *,
     gamma: float = 5.0,
     deformation: float = 0.15,
     lmax: int = DEFAULT_LMAX,
+    rng=None,
 ) -> np.ndarray:
     """Draw the SH coefficients of a nucleus (see the module docstring), from ``rng`` only.
 
@@ -172,6 +172,7 @@ def random_sh_coefficients(
     ndarray, shape (2, lmax+1, lmax+1)
         4π-normalised real coefficients in µm; ``[0, 0, 0]`` is the mean radius, degree 1 is zero.
     """
+    rng = np.random.default_rng(rng)
     mean_radius_um = _check_positive(mean_radius_um, "nucleus radius")
     if lmax < 2:
         raise InputError(f"lmax must be >= 2 to deform a sphere; got {lmax}")
@@ -193,13 +194,13 @@ def random_sh_coefficients(
 
 
 def random_sh_shape(
-    rng: np.random.Generator,
     mean_radius_um: float,
     *,
     gamma: float = 5.0,
     deformation: float = 0.15,
     lmax: int = DEFAULT_LMAX,
     min_radius_fraction: float = 0.3,
+    rng=None,
 ) -> SHShape:
     """A random spherical-harmonic nucleus whose mean radius is exactly ``mean_radius_um``.
 
@@ -221,7 +222,8 @@ def random_sh_shape(
     -------
     SHShape
     """
-    coefficients = random_sh_coefficients(rng, mean_radius_um, gamma=gamma, deformation=deformation, lmax=lmax)
+    rng = np.random.default_rng(rng)
+    coefficients = random_sh_coefficients(mean_radius_um, gamma=gamma, deformation=deformation, lmax=lmax, rng=rng)
     shape = SHShape.from_coefficients(coefficients)
     floor = min_radius_fraction * mean_radius_um
     lowest = float(shape.grid.min())
@@ -332,7 +334,6 @@ def rasterize_shapes(
 def simulate_nuclei(
     foreground: np.ndarray,
     spacing: Sequence[float],
-    rng: np.random.Generator,
     centres_um: np.ndarray,
     *,
     radius_um: float = 4.0,
@@ -347,6 +348,7 @@ def simulate_nuclei(
     ssm=None,
     ssm_modes: int | None = None,
     ssm_limit: float = 3.0,
+    rng=None,
 ) -> tuple[np.ndarray, dict]:
     """Nuclei of random size and shape at given centres, clipped to the foreground.
 
@@ -386,6 +388,7 @@ def simulate_nuclei(
     info : dict
         Per-cell mean radii (µm), ``n_contested_voxels``, ``n_empty_cells``.
     """
+    rng = np.random.default_rng(rng)
     spacing = check_spacing(spacing)
     radius_um = _check_positive(radius_um, "nucleus radius")
     if not np.isfinite(radius_std_um) or radius_std_um < 0:
@@ -397,12 +400,12 @@ def simulate_nuclei(
     foreground = np.asarray(foreground, bool)
     centres_um = np.asarray(centres_um, float).reshape(-1, 3)
     if shape == "ssm":
-        shapes = ssm.sample_shapes(rng, len(centres_um), n_modes=ssm_modes, limit=ssm_limit)
+        shapes = ssm.sample_shapes(len(centres_um), n_modes=ssm_modes, limit=ssm_limit, rng=rng)
         radii = np.array([s.mean_radius for s in shapes])
     else:
         radii = np.maximum(rng.normal(radius_um, radius_std_um, len(centres_um)), radius_um / 4)
     if shape == "sh":
-        shapes = [random_sh_shape(rng, r, gamma=gamma, deformation=deformation, lmax=lmax) for r in radii]
+        shapes = [random_sh_shape(r, gamma=gamma, deformation=deformation, lmax=lmax, rng=rng) for r in radii]
     elif shape == "ellipsoid":
         normals = surface_normals(foreground, spacing, centres_um)
         shapes = [ellipsoid_shape(r, elongation, n) for r, n in zip(radii, normals, strict=True)]

@@ -80,21 +80,22 @@ def ellipsoid_organism(
 def sh_organism(
     volume_shape: Sequence[int],
     spacing: Sequence[float],
-    rng: np.random.Generator,
     mean_radius_um: float,
     *,
     gamma: float = 3.0,
     deformation: float = 0.1,
     lmax: int = 4,
     centre_um: Sequence[float] | None = None,
+    rng=None,
 ) -> np.ndarray:
     """A smooth star-convex specimen from a low-degree spherical-harmonic expansion.
 
     Same recipe as :func:`cellsynth.masks.nuclei.random_sh_shape`, with a low ``lmax`` so the
     outline stays smooth at organism scale.
     """
+    rng = np.random.default_rng(rng)
     spacing = check_spacing(spacing)
-    shape = random_sh_shape(rng, mean_radius_um, gamma=gamma, deformation=deformation, lmax=lmax)
+    shape = random_sh_shape(mean_radius_um, gamma=gamma, deformation=deformation, lmax=lmax, rng=rng)
     labels, _ = rasterize_shapes(volume_shape, spacing, _centre(volume_shape, spacing, centre_um)[None], [shape])
     return _nonempty(labels > 0, "spherical-harmonic organism")
 
@@ -103,10 +104,10 @@ def ssm_organism(
     volume_shape: Sequence[int],
     spacing: Sequence[float],
     model,
-    rng: np.random.Generator,
     *,
     n_modes: int | None = None,
     centre_um: Sequence[float] | None = None,
+    rng=None,
 ) -> np.ndarray:
     """A specimen drawn from a statistical shape model fitted to specimen foregrounds.
 
@@ -119,8 +120,9 @@ def ssm_organism(
     centre_um : sequence of 3 float, optional
         Where the shape's centre goes, µm; default the volume centre.
     """
+    rng = np.random.default_rng(rng)
     spacing = check_spacing(spacing)
-    shape = model.sample_shapes(rng, 1, n_modes=n_modes)[0]
+    shape = model.sample_shapes(1, n_modes=n_modes, rng=rng)[0]
     labels, _ = rasterize_shapes(volume_shape, spacing, _centre(volume_shape, spacing, centre_um)[None], [shape])
     return _nonempty(labels > 0, "shape-model organism")
 

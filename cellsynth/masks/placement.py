@@ -80,11 +80,11 @@ def poisson_disk_positions(
     region: np.ndarray,
     spacing: Sequence[float],
     min_distance_um: float | Sequence[float],
-    rng: np.random.Generator,
     *,
     n_cells: int | None = None,
     existing_um: np.ndarray | None = None,
     patience: int = 3000,
+    rng=None,
 ) -> np.ndarray:
     """Blue-noise positions inside ``region`` with a minimum distance between any two.
 
@@ -113,6 +113,7 @@ def poisson_disk_positions(
     ndarray, shape (k, 3)
         ZYX µm. With ``n_cells`` given and ``k < n_cells``, a :class:`CrowdedWarning` says so.
     """
+    rng = np.random.default_rng(rng)
     spacing_arr = np.asarray(check_spacing(spacing))
     region = np.asarray(region, bool)
     if n_cells is not None and n_cells < 0:
@@ -170,11 +171,11 @@ def layered_positions(
     foreground: np.ndarray,
     spacing: Sequence[float],
     cell_spacing_um: float,
-    rng: np.random.Generator,
     *,
     decay: float = 0.9,
     n_cells: int | None = None,
     patience: int = 3000,
+    rng=None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Layer-wise assembly (seed 001): a first layer along the organism surface, then layers inward.
 
@@ -191,6 +192,7 @@ def layered_positions(
     layers : ndarray of int, shape (k,)
         Layer index of each cell, 0 = outermost.
     """
+    rng = np.random.default_rng(rng)
     spacing_arr = np.asarray(check_spacing(spacing))
     foreground = np.asarray(foreground, bool)
     if not foreground.any():
@@ -209,8 +211,8 @@ def layered_positions(
             remaining = None if n_cells is None else n_cells - len(positions)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CrowdedWarning)
-                new = poisson_disk_positions(shell, spacing_arr, layer_spacing, rng, n_cells=remaining,
-                                             existing_um=positions, patience=patience)
+                new = poisson_disk_positions(shell, spacing_arr, layer_spacing, n_cells=remaining,
+                                             existing_um=positions, patience=patience, rng=rng)
             positions = np.concatenate([positions, new])
             layers = np.concatenate([layers, np.full(len(new), layer)])
         next_spacing = layer_spacing / decay

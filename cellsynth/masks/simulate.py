@@ -96,10 +96,10 @@ def simulate_organism(config: OrganismConfig, volume: VolumeConfig, rng: np.rand
         return ellipsoid_organism(shape, spacing, axes, angles_deg=config.angles_deg)
     if config.kind == "sh":
         radius = config.radius_um or 0.4 * float(np.median(extent))
-        return sh_organism(shape, spacing, rng, radius, gamma=config.gamma, deformation=config.deformation,
-                           lmax=config.lmax)
+        return sh_organism(shape, spacing, radius, gamma=config.gamma, deformation=config.deformation,
+                           lmax=config.lmax, rng=rng)
     if config.kind == "ssm":
-        return ssm_organism(shape, spacing, load_model(config.ssm_model), rng)
+        return ssm_organism(shape, spacing, load_model(config.ssm_model), rng=rng)
     mask, _ = read_volume(config.mask, spacing)
     if mask.shape != tuple(shape):
         raise InputError(f"organism mask '{config.mask}' has shape {mask.shape}; the volume is {tuple(shape)}")
@@ -114,12 +114,12 @@ def place_cells(config: PlacementConfig, foreground: np.ndarray, spacing, rng: n
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CrowdedWarning)
         if config.method == "layers":
-            points, layers = layered_positions(foreground, spacing, config.min_distance_um[0], rng,
-                                               decay=config.decay, n_cells=config.n_cells)
+            points, layers = layered_positions(foreground, spacing, config.min_distance_um[0], decay=config.decay,
+                                               n_cells=config.n_cells, rng=rng)
             extra = {"n_layers": int(layers.max()) + 1 if len(layers) else 0}
         else:
             points = poisson_disk_positions(slab(foreground, spacing, config.z_range_um), spacing,
-                                            config.min_distance_um, rng, n_cells=config.n_cells)
+                                            config.min_distance_um, n_cells=config.n_cells, rng=rng)
             extra = {}
     for warning in caught:  # re-issue from here, once per sample
         warnings.warn(str(warning.message), warning.category, stacklevel=3)
@@ -209,10 +209,10 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng=None) -> Simul
         raise InputError("no cell could be placed: the organism is smaller than the minimum cell distance")
     if config.kind == "nuclei":
         labels, drawn = simulate_nuclei(
-            foreground, spacing, rng, positions, radius_um=nuclei.radius_um, radius_std_um=nuclei.radius_std_um,
+            foreground, spacing, positions, radius_um=nuclei.radius_um, radius_std_um=nuclei.radius_std_um,
             shape=nuclei.shape, gamma=nuclei.gamma, deformation=nuclei.deformation, lmax=nuclei.lmax,
             elongation=nuclei.elongation, flattening=nuclei.flattening, flattening_axis=nuclei.flattening_axis,
-            ssm=model, ssm_modes=nuclei.ssm_modes, ssm_limit=nuclei.ssm_limit,
+            ssm=model, ssm_modes=nuclei.ssm_modes, ssm_limit=nuclei.ssm_limit, rng=rng
         )
         info |= {key: drawn[key] for key in ("n_contested_voxels", "n_empty_cells")}
         return SimulatedMasks(labels, foreground, None, info)

@@ -193,13 +193,14 @@ class StatisticalShapeModel:
         weights = np.asarray(weights, float)
         return self.mean + weights @ self.modes[:, : weights.shape[-1]].T
 
-    def sample_radii(self, rng: np.random.Generator, n: int = 1, *, n_modes: int | None = None,
-                     limit: float = 3.0, min_radius_fraction: float = 0.1) -> np.ndarray:
+    def sample_radii(self, n: int = 1, *, n_modes: int | None = None,
+                     limit: float = 3.0, min_radius_fraction: float = 0.1, rng=None) -> np.ndarray:
         """``n`` random radius vectors (n, N) from the first ``n_modes`` modes (default all).
 
         Each ``b_j`` is normal with variance λ_j, redrawn until within ``±limit·√λ_j``; radii are
         floored at ``min_radius_fraction`` of the mean radius so no shape turns inside out.
         """
+        rng = np.random.default_rng(rng)
         n_modes = self.n_modes if n_modes is None else n_modes
         if not 0 <= n_modes <= self.n_modes:
             raise InputError(f"n_modes must be in 0..{self.n_modes} for this model; got {n_modes}")
@@ -214,9 +215,10 @@ class StatisticalShapeModel:
     def shape(self, radii: np.ndarray) -> RadialShape:
         return RadialShape(self.directions, np.asarray(radii, float))
 
-    def sample_shapes(self, rng: np.random.Generator, n: int, **kwargs) -> list[RadialShape]:
+    def sample_shapes(self, n: int, rng=None, **kwargs) -> list[RadialShape]:
         """``n`` random shapes (see :meth:`sample_radii` for the options)."""
-        return [self.shape(r) for r in self.sample_radii(rng, n, **kwargs)]
+        rng = np.random.default_rng(rng)
+        return [self.shape(r) for r in self.sample_radii(n, **kwargs, rng=rng)]
 
     def summary(self) -> str:
         """One line: shapes, modes, the variance the first three explain and the mean radius (µm).

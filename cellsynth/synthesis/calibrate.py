@@ -52,7 +52,7 @@ from scipy.spatial import cKDTree
 from skimage.filters import threshold_otsu
 
 from cellsynth.checks import Spacing, check_image, check_labels, check_spacing
-from cellsynth.config import Config, NucleiConfig, parse_yaml, validate_config
+from cellsynth.config import OPTICS_SECTIONS, Config, NucleiConfig, parse_yaml, validate_config, with_overrides
 from cellsynth.errors import InputError
 from cellsynth.io import write_bytes_atomic
 from cellsynth.masks.derived import centreness
@@ -118,13 +118,25 @@ class Calibration:
         >>> calibrate(image, spacing).summary()  # doctest: +SKIP
         'gain 51.7 ADU/e-, PSF σ 0.60/0.20 µm (z/xy), 10 nuclei of 3.91 µm (flattening 0.52), texture 0.40'
         """
-        optics, masks = self.config.optics, self.config.masks
+        specimen, masks = self.config.optics.specimen, self.config.masks
+        psf = self.config.optics.microscope.psf_sigma_um
         objects = (f"{masks.placement.n_cells} nuclei of {masks.nuclei.radius_um:.2f} µm (flattening "
-                   f"{masks.nuclei.flattening:.2f}), texture {optics.texture:.2f}" if masks.kind == "nuclei" else
+                   f"{masks.nuclei.flattening:.2f}), texture {specimen.texture:.2f}" if masks.kind == "nuclei" else
                    f"{masks.placement.n_cells} cells, membranes {masks.membranes.thickness_um:.2f} µm thick, "
-                   f"cytoplasm {optics.cytoplasm:.2f}")
-        return (f"gain {optics.gain:.3g} ADU/e-, PSF σ {optics.psf_sigma_um[0]:.2f}/{optics.psf_sigma_um[1]:.2f} µm "
-                f"(z/xy), {objects}")
+                   f"cytoplasm {specimen.cytoplasm:.2f}")
+        return f"gain {self.config.optics.camera.gain:.3g} ADU/e-, PSF σ {psf[0]:.2f}/{psf[1]:.2f} µm (z/xy), {objects}"
+
+
+def config_key(dotted: str) -> str:
+    """A dotted key with an optics key in its section: ``optics.gain`` → ``optics.camera.gain``.
+
+    Examples
+    --------
+    >>> config_key("optics.gain"), config_key("masks.nuclei.radius_um")
+    ('optics.camera.gain', 'masks.nuclei.radius_um')
+    """
+    section, _, name = dotted.partition(".")
+    return f"optics.{OPTICS_SECTIONS[name]}.{name}" if section == "optics" and name in OPTICS_SECTIONS else dotted
 
 
 def _has(data: dict, keys: Sequence[str]) -> bool:
@@ -645,7 +657,7 @@ def simulated_axis_ratio(flattening: float, deformation: float, gamma: float, n_
     rng = np.random.default_rng(12345)
     ratios = []
     for _ in range(n_shapes):
-        shape = FlattenedShape(random_sh_shape(rng, 8.0, gamma=gamma, deformation=deformation),
+        shape = FlattenedShape(random_sh_shape(8.0, gamma=gamma, deformation=deformation, rng=rng),
                                np.array([1.0, 0.0, 0.0]), flattening)
         labels, _ = rasterize_shapes((41, 41, 41), (1.0, 1.0, 1.0), np.array([[20.0, 20.0, 20.0]]), [shape])
         eigenvalues = np.linalg.eigvalsh(np.cov(np.argwhere(labels > 0).T.astype(np.float64)))
@@ -727,7 +739,7 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
     measured: dict = {}
 
     def note(key: str, value, how: str):
-        measured[key] = {"value": value, "how": how}
+        measured[config_key(key)] = {"value": value, "how": how}
         return value
 
     # everything per volume, then pooled: the first volume carries the per-voxel fits
@@ -938,28 +950,28 @@ def closed_loop(config: Config, image: np.ndarray, labels: np.ndarray, spacing: 
 
     target = object_levels(image, labels, spacing)
     masks = masks_from_labels(labels, spacing)
-    optics = config.optics
     if target["median"] <= 0:
         return config
     for _ in range(rounds):  # every object at the median brightness: one draw of a few would be the target's noise
-        steady = optics.model_copy(update={"brightness_sigma": 0.0})
-        rendered = OpticsRenderer(steady, config.patching).render(masks, spacing, np.random.default_rng(0))
+        steady = with_overrides(config, {"optics.specimen.brightness_sigma": 0.0})
+        rendered = OpticsRenderer(steady.optics, config.patching).render(masks, spacing, np.random.default_rng(0))
         shown = object_levels(rendered.astype(np.float64), labels, spacing)
         if shown["median"] <= 0:
             break
         scale = target["median"] / shown["median"]
-        adu_per_density = optics.gain * optics.photons
-        optics = optics.model_copy(update={
-            "photons": round(optics.photons * scale, 3),
-            "background": round(max(optics.background + (target["floor"] - shown["floor"]) / adu_per_density, 0.0)
-                                / scale, 5)})
-    for key, what in (("photons", "the median object signal above the floor"), ("background", "the floor")):
+        specimen, detector = config.optics.specimen, config.optics.camera
+        adu_per_density = detector.gain * detector.photons
+        config = with_overrides(config, {
+            "optics.camera.photons": round(detector.photons * scale, 3),
+            "optics.specimen.background": round(max(specimen.background + (target["floor"] - shown["floor"])
+                                                    / adu_per_density, 0.0) / scale, 5)})
+    for key, what in (("camera.photons", "the median object signal above the floor"),
+                      ("specimen.background", "the floor")):
         entry = measured[f"optics.{key}"]
-        entry["value"] = getattr(optics, key)
+        entry["value"] = getattr(getattr(config.optics, key.split(".")[0]), key.split(".")[1])
         entry["how"] += (f"; then corrected so that the calibrated renderer drawing the same labels shows "
                          f"{what} of the image")
-    return validate_config({**config.model_dump(mode="json"), "optics": optics.model_dump(mode="json")},
-                           "calibration")
+    return config
 
 
 def calibrate_files(images: Sequence[str | os.PathLike], labels: Sequence[str | os.PathLike] | None = None,

@@ -43,6 +43,7 @@ from cellsynth.synthesis.calibrate import (
     LATERAL_SIGMAS,
     Calibration,
     _check_inputs,
+    config_key,
     coordinate_search,
     log_spread,
     measure_camera,
@@ -221,7 +222,7 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
     measured: dict = {}
 
     def note(key: str, value, how: str):
-        measured[key] = {"value": value, "how": how}
+        measured[config_key(key)] = {"value": value, "how": how}
         return value
 
     image, label = images[0].astype(np.float64), labels[0]

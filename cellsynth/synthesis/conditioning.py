@@ -169,8 +169,8 @@ def pooled_sketch_statistics(statistics: Sequence[SketchStatistics]) -> SketchSt
 
 
 def make_sketch(labels: np.ndarray, spacing: Sequence[float], statistics: SketchStatistics,
-                rng: np.random.Generator, *, blur_um: Sequence[float] | float = 0.0,
-                membranes: np.ndarray | None = None) -> np.ndarray:
+                *, blur_um: Sequence[float] | float = 0.0,
+                membranes: np.ndarray | None = None, rng=None) -> np.ndarray:
     """A blurred intensity sketch of ``labels`` (float32 in [0, 1]) to start the DDPM from.
 
     Parameters
@@ -186,6 +186,7 @@ def make_sketch(labels: np.ndarray, spacing: Sequence[float], statistics: Sketch
     membranes : ndarray of bool, optional
         Membrane data: the membranes are the bright objects, the cells take the background law.
     """
+    rng = np.random.default_rng(rng)
     spacing = check_spacing(spacing)
     labels = np.asarray(labels)
     background = rng.normal(statistics.background_mean, statistics.background_std)

@@ -314,6 +314,6 @@ class DiffusionRenderer(LearnedRenderer):
         rng = np.random.default_rng(rng)  # a Generator, a seed or None: one stream for sketch and noise
         from cellsynth.synthesis.conditioning import make_sketch
 
-        sketch = make_sketch(masks.labels, spacing, self.statistics, rng, blur_um=self.blur_um,
-                             membranes=masks.membranes)
+        sketch = make_sketch(masks.labels, spacing, self.statistics, blur_um=self.blur_um,
+                             membranes=masks.membranes, rng=rng)
         return self.in_units(self.sample(sketch, spacing, rng))

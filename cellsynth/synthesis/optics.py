@@ -28,7 +28,7 @@ chromatin.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage, signal
@@ -69,9 +69,10 @@ def gaussian_psf(sigma_um: Sequence[float], spacing: Sequence[float], truncate: 
     return (kernel / kernel.sum()).astype(np.float32)
 
 
-def bandpass_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.random.Generator,
-                   scales_um: tuple[float, float]) -> np.ndarray:
+def bandpass_noise(shape: Sequence[int], spacing: Sequence[float], scales_um: tuple[float, float],
+                   rng=None) -> np.ndarray:
     """Unit-variance noise with structure between ``scales_um[0]`` and ``scales_um[1]`` (µm)."""
+    rng = np.random.default_rng(rng)
     white = rng.standard_normal(tuple(shape), dtype=np.float32)
     spacing = np.asarray(spacing)
     fine = ndimage.gaussian_filter(white, scales_um[0] / spacing / 2, mode="reflect")
@@ -80,8 +81,8 @@ def bandpass_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.rando
     return band / max(float(band.std()), 1e-12)
 
 
-def spectral_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.random.Generator,
-                   spectrum: Sequence[Sequence[float]]) -> np.ndarray:
+def spectral_noise(shape: Sequence[int], spacing: Sequence[float], spectrum: Sequence[Sequence[float]],
+                   rng=None) -> np.ndarray:
     """Unit-variance noise whose amplitude spectrum follows ``spectrum`` (cycles/µm, relative amplitude knots).
 
     White noise is filtered in Fourier space by the amplitude interpolated at each frequency's
@@ -94,6 +95,7 @@ def spectral_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.rando
     >>> round(float(noise.std()), 3), noise.dtype
     (1.0, dtype('float32'))
     """
+    rng = np.random.default_rng(rng)
     knots = np.asarray(spectrum, float)
     white = rng.standard_normal(tuple(shape), dtype=np.float32)
     axes = [np.fft.fftfreq(n, d) for n, d in zip(shape[:-1], spacing[:-1], strict=True)]
@@ -105,21 +107,23 @@ def spectral_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.rando
     return filtered / max(float(filtered.std()), 1e-12)
 
 
-def texture_noise(shape: Sequence[int], spacing: Sequence[float], rng: np.random.Generator,
-                  spectrum: Sequence[Sequence[float]] | None, scales_um: Sequence[float]) -> np.ndarray:
+def texture_noise(shape: Sequence[int], spacing: Sequence[float], spectrum: Sequence[Sequence[float]] | None,
+                  scales_um: Sequence[float], rng=None) -> np.ndarray:
     """Unit-variance noise following a measured ``spectrum`` (:func:`spectral_noise`), else band-pass
     between ``scales_um`` (:func:`bandpass_noise`)."""
+    rng = np.random.default_rng(rng)
     if spectrum is not None:
-        return spectral_noise(shape, spacing, rng, spectrum)
-    return bandpass_noise(shape, spacing, rng, scales_um)
+        return spectral_noise(shape, spacing, spectrum, rng=rng)
+    return bandpass_noise(shape, spacing, scales_um, rng=rng)
 
 
-def inclusions(labels: np.ndarray, spacing: Sequence[float], rng: np.random.Generator, *, per_object: float,
-               radius_um: float, radius_std_um: float, depth: np.ndarray) -> np.ndarray:
+def inclusion_balls(labels: np.ndarray, spacing: Sequence[float], *, per_object: float,
+               radius_um: float, radius_std_um: float, depth: np.ndarray, rng=None) -> np.ndarray:
     """Inclusions (nucleoli, chromocenters): a Poisson number of balls per object, centred at normalised depth > 0.4.
 
     Returns a boolean mask, clipped to the object each ball belongs to.
     """
+    rng = np.random.default_rng(rng)
     from cellsynth.masks.nuclei import EllipsoidShape, rasterize_shapes
 
     ids = np.flatnonzero(np.bincount(labels.ravel()))
@@ -144,44 +148,68 @@ def inclusions(labels: np.ndarray, spacing: Sequence[float], rng: np.random.Gene
     return (balls > 0) & (parent_of[balls] == labels)
 
 
-def fluorophore_density(labels: np.ndarray, spacing: Sequence[float], rng: np.random.Generator,
-                        optics: OpticsConfig, membranes: np.ndarray | None = None) -> np.ndarray:
+def fluorophore_density(
+    labels: np.ndarray,
+    spacing: Sequence[float],
+    *,
+    brightness_sigma: float = 0.0,
+    membranes: np.ndarray | None = None,
+    cytoplasm: float = 0.05,
+    interior_profile: Sequence[Sequence[float]] | None = None,
+    inclusions: Sequence[Mapping] = (),
+    texture: float = 0.0,
+    texture_spectrum: Sequence[Sequence[float]] | None = None,
+    texture_scales_um: Sequence[float] = (0.4, 2.0),
+    texture_law: str = "additive",
+    texture_sigma: float = 0.0,
+    rng=None,
+) -> np.ndarray:
     """Relative fluorophore density (1 = a median cell), float32, before background and optics.
 
-    Per object: a log-normal brightness, the interior profile against normalised depth (rim),
-    dark and bright inclusions, and texture ``max(0, 1 + a·n)`` or ``exp(a·n − a²/2)`` with ``n``
-    unit-variance noise (measured spectrum or band-pass) and ``a`` the texture amplitude, log-normal
-    per object. Features left at their
-    defaults draw nothing, so older configs render bit for bit as before.
+    Per object: a log-normal brightness (spread ``brightness_sigma``), the ``interior_profile``
+    against normalised depth (rim), dark and bright ``inclusions`` (mappings of
+    :func:`inclusion_balls`' keywords and a ``factor``), and texture ``max(0, 1 + a·n)`` or
+    ``exp(a·n − a²/2)`` (``texture_law``) with ``n`` unit-variance noise (``texture_spectrum``, or
+    band-pass between ``texture_scales_um``) and ``a`` = ``texture``, log-normal per object
+    (``texture_sigma``). Membrane cells (``membranes`` given) are 1 on their membranes and
+    ``cytoplasm`` inside. Features left at their defaults draw nothing.
+
+    Examples
+    --------
+    >>> labels = np.zeros((4, 8, 8), np.uint16); labels[1:3, 2:6, 2:6] = 1
+    >>> density = fluorophore_density(labels, (1, 1, 1), rng=0)
+    >>> float(density[2, 3, 3]), float(density[0, 0, 0])
+    (1.0, 0.0)
     """
+    rng = np.random.default_rng(rng)
     n_ids = int(labels.max()) + 1
-    brightness = np.exp(rng.normal(0.0, optics.brightness_sigma, n_ids)).astype(np.float32)
+    brightness = np.exp(rng.normal(0.0, brightness_sigma, n_ids)).astype(np.float32)
     brightness[0] = 0
     per_voxel = brightness[labels]
     if membranes is not None:
-        density = per_voxel * np.where(membranes, 1.0, optics.cytoplasm).astype(np.float32)
+        density = per_voxel * np.where(membranes, 1.0, cytoplasm).astype(np.float32)
     else:
         density = per_voxel
     depth = None
-    if optics.interior_profile is not None or optics.inclusions:
+    if interior_profile is not None or inclusions:
         depth = centreness(labels, spacing)
-    if optics.interior_profile is not None:
-        knots = np.asarray(optics.interior_profile, np.float32)
+    if interior_profile is not None:
+        knots = np.asarray(interior_profile, np.float32)
         density = density * np.interp(depth, knots[:, 0], knots[:, 1]).astype(np.float32)
-    for kind in optics.inclusions:
-        balls = inclusions(labels, spacing, rng, per_object=kind.per_object, radius_um=kind.radius_um,
-                           radius_std_um=kind.radius_std_um, depth=depth)
-        density = np.where(balls, density * np.float32(kind.factor), density)
-    if optics.texture > 0:
-        texture = texture_noise(labels.shape, spacing, rng, optics.texture_spectrum, optics.texture_scales_um)
-        amplitude = np.full(n_ids, optics.texture, np.float32)
-        if optics.texture_sigma > 0:
-            amplitude *= np.exp(rng.normal(0.0, optics.texture_sigma, n_ids)).astype(np.float32)
+    for kind in inclusions:
+        balls = inclusion_balls(labels, spacing, per_object=kind["per_object"], radius_um=kind["radius_um"],
+                                radius_std_um=kind["radius_std_um"], depth=depth, rng=rng)
+        density = np.where(balls, density * np.float32(kind["factor"]), density)
+    if texture > 0:
+        noise = texture_noise(labels.shape, spacing, texture_spectrum, texture_scales_um, rng=rng)
+        amplitude = np.full(n_ids, texture, np.float32)
+        if texture_sigma > 0:
+            amplitude *= np.exp(rng.normal(0.0, texture_sigma, n_ids)).astype(np.float32)
         a = amplitude[labels]
-        if optics.texture_law == "lognormal":
-            density = density * np.exp(a * texture - a * a / 2)
+        if texture_law == "lognormal":
+            density = density * np.exp(a * noise - a * a / 2)
         else:
-            density = density * np.clip(1 + a * texture, 0, None)
+            density = density * np.clip(1 + a * noise, 0, None)
     return density.astype(np.float32)
 
 
@@ -193,23 +221,36 @@ def depth_um(foreground: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
     return depth_below_surface_um(foreground, spacing).astype(np.float32)
 
 
-def camera(signal_image: np.ndarray, rng: np.random.Generator, optics: OpticsConfig,
-           spacing: Sequence[float] | None = None) -> np.ndarray:
-    """Photo-electrons (Poisson) + read noise → ADU, clipped to the camera's range (float64 ADU).
+def camera(signal_image: np.ndarray, *, photons: float, read_noise: float = 0.0, gain: float = 1.0,
+           offset: float = 0.0, bit_depth: int = 16, noise_correlation_um: float = 0.0,
+           spacing: Sequence[float] | None = None, rng=None) -> np.ndarray:
+    """Photo-electrons (Poisson, ``photons`` per unit signal) + read noise (electrons) → ADU (``gain`` per
+    electron, plus ``offset``), clipped to ``bit_depth`` (float64 ADU).
 
-    With ``noise_correlation_um`` > 0 the noise (electrons minus their expectation) is blurred by a
-    Gaussian of that σ and scaled back to its variance per voxel, as detectors and scanners that
-    spread each count over neighbouring pixels do.
+    With ``noise_correlation_um`` > 0 (needs ``spacing``, µm) the noise (electrons minus their
+    expectation) is blurred by a Gaussian of that σ and scaled back to its variance per voxel, as
+    detectors and scanners that spread each count over neighbouring pixels do.
+
+    Examples
+    --------
+    >>> adu = camera(np.full((1, 4, 4), 2.0), photons=100, gain=2.0, offset=10, rng=0)
+    >>> 300 < float(adu.mean()) < 520
+    True
     """
-    expected = np.clip(signal_image, 0, None).astype(np.float64) * optics.photons
-    electrons = rng.poisson(expected) + rng.normal(0.0, optics.read_noise, signal_image.shape)
-    if optics.noise_correlation_um > 0:
+    rng = np.random.default_rng(rng)
+    expected = np.clip(signal_image, 0, None).astype(np.float64) * photons
+    electrons = rng.poisson(expected) + rng.normal(0.0, read_noise, signal_image.shape)
+    if noise_correlation_um > 0:
         noise = electrons - expected
-        sigma = [optics.noise_correlation_um / s for s in spacing]
+        sigma = [noise_correlation_um / s for s in spacing]
         kernel_norm = np.sqrt((gaussian_psf(sigma, (1.0, 1.0, 1.0)) ** 2).sum())  # std of blurred unit noise
         electrons = expected + ndimage.gaussian_filter(noise, sigma) / kernel_norm
-    full_scale = 2**optics.bit_depth - 1
-    return np.clip(optics.offset + optics.gain * electrons, 0, full_scale)
+    return np.clip(offset + gain * electrons, 0, 2**bit_depth - 1)
+
+
+#: The specimen keys :func:`fluorophore_density` takes.
+DENSITY_KEYS = {"brightness_sigma", "cytoplasm", "interior_profile", "inclusions", "texture", "texture_spectrum",
+                "texture_scales_um", "texture_law", "texture_sigma"}
 
 
 class OpticsRenderer:
@@ -218,7 +259,7 @@ class OpticsRenderer:
     Parameters
     ----------
     optics : OpticsConfig
-        Sample, optics and camera parameters (µm, photons, electrons, ADU).
+        Specimen, microscope and camera sections (µm, photons, electrons, ADU).
     patching : PatchingConfig
         Tile size for the PSF convolution (the crop is the kernel radius, at least).
     """
@@ -235,8 +276,9 @@ class OpticsRenderer:
 
     def blur(self, image: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
         """The PSF convolution, tile by tile through the patch engine."""
-        o = self.optics
-        sigma = o.psf_sigma_um or psf_sigma_um(o.numerical_aperture, o.wavelength_um, o.refractive_index, o.confocal)
+        scope = self.optics.microscope
+        sigma = scope.psf_sigma_um or psf_sigma_um(scope.numerical_aperture, scope.wavelength_um,
+                                                   scope.refractive_index, scope.confocal)
         kernel = gaussian_psf(sigma, spacing)
         radius = [k // 2 for k in kernel.shape]
         crop = [max(self.patching.crop, r) for r in radius]
@@ -253,22 +295,25 @@ class OpticsRenderer:
     def render(self, masks, spacing: Sequence[float], rng=None) -> np.ndarray:
         """Image of ``masks`` (a :class:`cellsynth.masks.simulate.SimulatedMasks`), float32 in [0, 1] or uint16 ADU.
 
-        ``rng``: a numpy Generator, a seed or None; the same state gives the same image.
+        ``rng``: a numpy Generator, a seed or None; the same state gives the same image. This is
+        the one place the config's three sections become the array functions' keywords.
         """
         spacing = check_spacing(spacing)
         rng = np.random.default_rng(rng)
-        o = self.optics
-        density = fluorophore_density(masks.labels, spacing, rng, o, masks.membranes)
-        ambient = np.where(masks.foreground, o.background, o.background_outside).astype(np.float32)
-        if o.haze > 0:
-            ambient = ambient + o.haze * ndimage.gaussian_filter(density, o.haze_scale_um / np.asarray(spacing))
-        if o.ambient_texture > 0:
-            ambient = ambient * np.clip(1 + o.ambient_texture * texture_noise(
-                density.shape, spacing, rng, o.ambient_spectrum, o.texture_scales_um), 0, None)
+        specimen, scope, detector = self.optics.specimen, self.optics.microscope, self.optics.camera
+        density = fluorophore_density(masks.labels, spacing, membranes=masks.membranes, rng=rng,
+                                      **specimen.model_dump(include=DENSITY_KEYS))
+        ambient = np.where(masks.foreground, specimen.background, specimen.background_outside).astype(np.float32)
+        if scope.haze > 0:
+            ambient = ambient + scope.haze * ndimage.gaussian_filter(density, scope.haze_scale_um / np.asarray(spacing))
+        if specimen.ambient_texture > 0:
+            ambient = ambient * np.clip(1 + specimen.ambient_texture * texture_noise(
+                density.shape, spacing, specimen.ambient_spectrum, specimen.texture_scales_um, rng=rng), 0, None)
         density += ambient
-        if o.attenuation_length_um is not None:
-            density *= np.exp(-depth_um(masks.foreground, spacing) / o.attenuation_length_um)
-        adu = camera(self.blur(density, spacing), rng, o, spacing)
-        if o.output_dtype == "uint16":
+        if specimen.attenuation_length_um is not None:
+            density *= np.exp(-depth_um(masks.foreground, spacing) / specimen.attenuation_length_um)
+        adu = camera(self.blur(density, spacing), spacing=spacing, rng=rng,
+                     **detector.model_dump(exclude={"output_dtype"}))
+        if detector.output_dtype == "uint16":
             return np.rint(adu).astype(np.uint16)
-        return (adu / (2**o.bit_depth - 1)).astype(np.float32)
+        return (adu / (2**detector.bit_depth - 1)).astype(np.float32)

@@ -91,8 +91,9 @@ class PatchSampler:
         ``masks[i]`` belongs to ``images[i]`` and is cropped at the same place.
     """
 
-    def __init__(self, images: list[np.ndarray], patch: Sequence[int], batch_size: int, rng: np.random.Generator,
-                 masks: list[np.ndarray] | None = None, paired: bool = False):
+    def __init__(self, images: list[np.ndarray], patch: Sequence[int], batch_size: int,
+                 masks: list[np.ndarray] | None = None, paired: bool = False, rng=None):
+        rng = np.random.default_rng(rng)
         self.images, self.masks, self.patch, self.paired = images, masks, tuple(patch), paired
         self.batch_size, self.rng = batch_size, rng
         self.order: list[int] = []
@@ -328,9 +329,8 @@ def _centre_crop(volume: np.ndarray, patch: Sequence[int]) -> np.ndarray:
 
 def _sampler(config: TrainConfig, accelerator, images: list[np.ndarray], patch, masks=None) -> PatchSampler:
     # under `accelerate launch` every process draws its own patches
-    return PatchSampler(images, patch, config.batch_size, sample_rng(config.seed, (1 << 20) +
-                                                                     accelerator.process_index),
-                        masks, config.data.paired)
+    rng = sample_rng(config.seed, (1 << 20) + accelerator.process_index)
+    return PatchSampler(images, patch, config.batch_size, masks, config.data.paired, rng=rng)
 
 
 def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> Path:
