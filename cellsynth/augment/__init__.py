@@ -1,6 +1,6 @@
 """Diversification (seed 000) and label-safe 3D augmentations (seeds 002, 004): numpy in, numpy out."""
 
-from cellsynth.augment.data import PatchDataset, load_labelled_images
+from cellsynth.augment.data import PatchDataset, load_labelled_images, patch_start
 from cellsynth.augment.diversify import (
     curriculum_limits,
     diversified_stack,
@@ -37,7 +37,7 @@ from cellsynth.augment.transforms import (
 __all__ = [
     "BrightnessContrast", "CopyPaste", "CropResize", "Diversify", "Elastic", "Flip", "Gamma", "GaussianNoise",
     "LabelledImage", "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "Rotate", "Rotate90",
-    "Stacked", "Transform", "curriculum_limits", "diversified_stack", "diversify",
+    "Stacked", "Transform", "curriculum_limits", "diversified_stack", "diversify", "patch_start",
     "load_labelled_images", "local_std", "neighbourhood_voxels", "normalize_percentiles", "random_weights",
     "predict_with_tta", "robustness_loss", "single_weights", "structured_weights", "truncated_normal",
 ]

@@ -44,6 +44,28 @@ def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 
     return [item.replace(image=normalize_percentiles(item.image, *percentiles)) for item in items]
 
 
+def patch_start(shape: Sequence[int], patch: Sequence[int], *, centres: np.ndarray | None = None,
+                foreground_fraction: float = 0.0, rng=None) -> list[int]:
+    """Where a random patch starts (voxels): with probability ``foreground_fraction`` centred on one of
+    ``centres`` (flat indices into ``shape``) and moved inside the volume, else uniformly where it fits
+    (0 along an axis shorter than the patch). The one placement of every patch sampler here and in
+    :mod:`cellsynth.training`.
+
+    Examples
+    --------
+    >>> patch_start((10, 20, 20), (4, 8, 8), rng=0)
+    [5, 8, 6]
+    >>> patch_start((10, 20, 20), (4, 8, 8), centres=np.array([0]), foreground_fraction=1.0, rng=0)
+    [0, 0, 0]
+    """
+    rng = np.random.default_rng(rng)
+    if centres is not None and len(centres) and rng.random() < foreground_fraction:
+        centre = np.asarray(np.unravel_index(centres[rng.integers(len(centres))], tuple(shape)))
+        top = np.maximum(np.asarray(shape) - np.asarray(patch), 0)
+        return [int(s) for s in np.clip(centre - np.asarray(patch) // 2, 0, top)]
+    return [int(rng.integers(max(n - p, 0) + 1)) for n, p in zip(shape, patch, strict=True)]
+
+
 class PatchDataset:
     """Random training patches of labelled volumes with an on-the-fly augmentation.
 
@@ -137,14 +159,10 @@ class PatchDataset:
             raise IndexError(f"patch index {index} out of range for {len(self)} patches per epoch")
         rng = self.rng(index)
         volume = int(rng.integers(len(self.items)))
-        item, centres = self.items[volume], self._centres[volume]
-        shape = np.asarray(item.image.shape)
-        if len(centres) and rng.random() < self.foreground_fraction:
-            centre = np.asarray(np.unravel_index(centres[rng.integers(len(centres))], item.image.shape))
-            starts = np.clip(centre - np.asarray(self.patch_size) // 2, 0, np.maximum(shape - self.patch_size, 0))
-        else:
-            starts = np.array([rng.integers(max(n - p, 0) + 1) for n, p in zip(shape, self.patch_size, strict=True)])
-        patch = _crop_or_pad(item, starts, self.patch_size)
+        item = self.items[volume]
+        starts = patch_start(item.image.shape, self.patch_size, centres=self._centres[volume],
+                             foreground_fraction=self.foreground_fraction, rng=rng)
+        patch = _crop_or_pad(item, np.asarray(starts), self.patch_size)
         return self.transform.apply(patch, rng) if self.transform is not None else patch
 
     def __getitem__(self, index: int) -> dict:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsynth.augment.data import patch_start
 from cellsynth.augment.diversify import rescale
 from cellsynth.checkpoints import CheckpointInfo, read_checkpoint, write_checkpoint
 from cellsynth.checks import check_image, check_output, check_spacing
@@ -99,7 +100,7 @@ class PatchSampler:
         self.order: list[int] = []
 
     def _start(self, shape: Sequence[int]) -> list[int]:
-        return [int(self.rng.integers(0, max(1, n - p + 1))) for n, p in zip(shape, self.patch, strict=True)]
+        return patch_start(shape, self.patch, rng=self.rng)
 
     def next(self) -> dict[str, np.ndarray]:
         """A batch: ``image`` (B, C, *patch) and, with masks, ``mask`` (B, C_mask, *patch) and ``paired`` (B,)."""
