@@ -67,3 +67,15 @@ def write_renderer_images(folder, shape, seed: int, n: int = 2, spacing=(0.29, 0
                      spacing)
         write_volume(folder / f"labels{index}.tif", masks.labels, spacing)
     return folder
+
+
+def render_known(settings: dict, seed: int = 0):
+    """A config of known parameters, its simulated masks and the physics renderer's image of them."""
+    from cellsynth.config import validate_config
+    from cellsynth.masks.simulate import simulate_masks
+    from cellsynth.synthesis.optics import OpticsRenderer
+
+    config = validate_config(settings)
+    rng = np.random.default_rng(seed)
+    masks = simulate_masks(config.masks, config.volume, rng)
+    return config, masks, OpticsRenderer(config.optics, config.patching).render(masks, config.volume.spacing_um, rng)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import yaml
+from conftest import render_known
 
 from cellsynth.cli import main
 from cellsynth.config import load_config, validate_config, with_overrides
@@ -37,10 +38,7 @@ KNOWN = {
 
 @pytest.fixture(scope="module")
 def known():
-    config = validate_config(KNOWN)
-    rng = np.random.default_rng(0)
-    masks = simulate_masks(config.masks, config.volume, rng)
-    image = OpticsRenderer(config.optics, config.patching).render(masks, config.volume.spacing_um, rng)
+    config, masks, image = render_known(KNOWN)
     return config, masks, image, calibrate(image, config.volume.spacing_um, masks.labels)
 
 
@@ -79,10 +77,10 @@ def test_every_measured_value_is_commented_and_the_preset_round_trips(known, tmp
     path = write_calibration(calibration, tmp_path / "mine.yaml", sources=["known.tif"])
     text = path.read_text()
     assert text.startswith("# cellsynth preset written by `cellsynth calibrate` from known.tif")
-    assert "  gain: " in text and "# photon transfer slope" in text and "# Gaussian σ fitted" in text
+    assert "    gain: " in text and "# photon transfer slope" in text and "# Gaussian σ fitted" in text
     assert load_config(path) == calibration.config
     assert main(["config", "check", str(path)]) == 0
-    assert yaml.safe_load(text)["optics"]["texture_law"] == "lognormal"
+    assert yaml.safe_load(text)["optics"]["specimen"]["texture_law"] == "lognormal"
 
 
 def test_calibrate_command_writes_a_preset_and_a_report_that_generate_accepts(known, tmp_path, capsys):
@@ -181,10 +179,7 @@ def test_calibration_recovers_the_ambient_texture_and_its_absence():
     patches of it) comes back, and a uniform background measures as (nearly) none."""
     found = {}
     for amplitude in (0.3, 0.0):
-        config = validate_config({**AMBIENT, "optics": {**AMBIENT["optics"], "ambient_texture": amplitude}})
-        rng = np.random.default_rng(0)
-        masks = simulate_masks(config.masks, config.volume, rng)
-        image = OpticsRenderer(config.optics, config.patching).render(masks, config.volume.spacing_um, rng)
+        config, masks, image = render_known({**AMBIENT, "optics": {**AMBIENT["optics"], "ambient_texture": amplitude}})
         found[amplitude] = calibrate(image, config.volume.spacing_um, masks.labels).config.optics
     assert found[0.3].specimen.ambient_texture == pytest.approx(0.3, rel=0.25)
     spectrum = np.asarray(found[0.3].specimen.ambient_spectrum)

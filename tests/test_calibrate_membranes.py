@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import render_known
 
 from cellsynth.cli import main
-from cellsynth.config import load_config, validate_config
+from cellsynth.config import load_config
 from cellsynth.errors import InputError
 from cellsynth.evaluate.segmentation import matching
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.segment import segment_membranes
-from cellsynth.masks.simulate import masks_from_labels, simulate_masks
+from cellsynth.masks.simulate import masks_from_labels
 from cellsynth.synthesis.calibrate import calibrate, write_calibration
-from cellsynth.synthesis.optics import OpticsRenderer
 
 SPACING = (0.5, 0.25, 0.25)
 KNOWN = {
@@ -37,10 +37,7 @@ KNOWN = {
 
 @pytest.fixture(scope="module")
 def known():
-    config = validate_config(KNOWN)
-    rng = np.random.default_rng(0)
-    masks = simulate_masks(config.masks, config.volume, rng)
-    image = OpticsRenderer(config.optics, config.patching).render(masks, SPACING, rng)
+    config, masks, image = render_known(KNOWN)
     return config, masks, image, calibrate(image, SPACING, masks.labels, kind="membranes")
 
 

@@ -154,7 +154,7 @@ class Gamma(Transform):
         self.gamma = _range(gamma, "gamma", positive=True)
 
     def apply(self, item, rng):
-        gamma = _log_uniform(rng, *self.gamma)
+        gamma = _log_uniform(*self.gamma, rng=rng)
         low, high = float(item.image.min()), float(item.image.max())
         if high == low:
             return item
@@ -180,7 +180,7 @@ class PoissonNoise(Transform):
         self.photons = _range(photons, "photons", positive=True)
 
     def apply(self, item, rng):
-        photons = _log_uniform(rng, *self.photons)
+        photons = _log_uniform(*self.photons, rng=rng)
         counts = rng.poisson(np.clip(item.image, 0, None).astype(np.float64) * photons)
         return item.replace(image=(counts / photons).astype(np.float32))
 

@@ -217,7 +217,7 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng=None) -> Simul
         info |= {key: drawn[key] for key in ("n_contested_voxels", "n_empty_cells")}
         return SimulatedMasks(labels, foreground, None, info)
     membranes = config.membranes
-    weights = random_weights(rng, len(positions), *membranes.weights)
+    weights = random_weights(len(positions), *membranes.weights, rng=rng)
     labels = voronoi_cells(foreground, spacing, positions, weights)
     walls = membrane_mask(labels, spacing, membranes.thickness_um, include_surface=membranes.include_surface)
     return SimulatedMasks(labels, foreground, walls, info)

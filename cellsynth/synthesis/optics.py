@@ -91,7 +91,7 @@ def spectral_noise(shape: Sequence[int], spacing: Sequence[float], spectrum: Seq
 
     Examples
     --------
-    >>> noise = spectral_noise((8, 32, 32), (0.5, 0.25, 0.25), np.random.default_rng(0), [[0, 0], [1, 1], [2, 0]])
+    >>> noise = spectral_noise((8, 32, 32), (0.5, 0.25, 0.25), [[0, 0], [1, 1], [2, 0]], rng=0)
     >>> round(float(noise.std()), 3), noise.dtype
     (1.0, dtype('float32'))
     """
