@@ -20,7 +20,8 @@ from cellsynth.config import load_config, validate_config, with_overrides
 from cellsynth.errors import InputError
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
-from cellsynth.synthesis.calibrate import calibrate, noise_correlation, object_levels, write_calibration
+from cellsynth.synthesis.calibrate import calibrate, object_levels, write_calibration
+from cellsynth.synthesis.measure import noise_correlation
 from cellsynth.synthesis.optics import OpticsRenderer
 
 KNOWN = {

@@ -18,7 +18,7 @@ from cellsynth.checks import check_spacing
 from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import normalize
 from cellsynth.masks.derived import specimen_mask
-from cellsynth.synthesis.calibrate import radial_average
+from cellsynth.synthesis.measure import radial_average
 
 HISTOGRAM_SAMPLES = 200_000
 

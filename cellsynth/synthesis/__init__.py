@@ -11,11 +11,13 @@ Examples
 import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "calibrate": ["Calibration", "calibrate", "write_calibration"],
+    "calibrate": ["Calibration", "calibrate", "calibrate_files", "write_calibration"],
+    "calibrate_membranes": ["calibrate_membranes"],
     "conditioning": ["SketchStatistics", "fit_sketch_statistics", "gan_condition", "make_sketch", "mask_channel",
                      "positional_map"],
     "learned": ["DiffusionRenderer", "GanRenderer"],
-    "optics": ["OpticsRenderer", "psf_sigma_um"],
+    "measure": ["noise_correlation", "photon_transfer", "texture_spectrum"],
+    "optics": ["OpticsRenderer", "camera", "fluorophore_density", "psf_sigma_um"],
     "patching": ["PatchPlan", "apply_patched", "fit_patch"],
-    "pipeline": ["Renderer", "generate_dataset", "load_renderer"],
+    "pipeline": ["Renderer", "generate_dataset", "generate_like", "load_renderer", "render_labels_file"],
 })

@@ -44,10 +44,8 @@ from cellsynth.synthesis.calibrate import (
     Calibration,
     _check_inputs,
     config_key,
-    coordinate_search,
-    log_spread,
-    measure_camera,
 )
+from cellsynth.synthesis.measure import coordinate_search, log_spread, measure_camera
 
 #: Seed-weight ranges (1, high) tried to match the measured spread of cell sizes.
 WEIGHT_HIGHS = (1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5)
