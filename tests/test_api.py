@@ -73,3 +73,22 @@ def test_randomness_is_rng_none_an_int_or_a_generator():
     np.testing.assert_array_equal(renderer.render(by_seed, config.volume.spacing_um, rng=3),
                                   renderer.render(by_seed, config.volume.spacing_um, np.random.default_rng(3)))
     assert renderer.render(by_seed, config.volume.spacing_um).shape == by_seed.labels.shape  # rng=None
+
+
+def test_spacing_travels_with_the_masks():
+    import numpy as np
+    import pytest
+
+    from cellsynth import load_preset, load_renderer, simulate_masks, with_overrides
+    from cellsynth.errors import InputError
+    from cellsynth.masks.simulate import SimulatedMasks, masks_from_labels
+
+    config = with_overrides(load_preset("default"), {"volume.shape": [8, 48, 48]})
+    masks = simulate_masks(config.masks, config.volume, rng=7)
+    assert masks.spacing == tuple(config.volume.spacing_um)
+    renderer = load_renderer(config)
+    np.testing.assert_array_equal(renderer.render(masks, rng=3),
+                                  renderer.render(masks, config.volume.spacing_um, rng=3))
+    assert masks_from_labels(masks.labels, (1.0, 0.5, 0.5)).spacing == (1.0, 0.5, 0.5)
+    with pytest.raises(InputError, match="spacing is unknown"):
+        renderer.render(SimulatedMasks(masks.labels, masks.foreground), rng=3)

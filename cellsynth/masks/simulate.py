@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsynth.checks import check_spacing
 from cellsynth.config import MasksConfig, OrganismConfig, PlacementConfig, VolumeConfig
 from cellsynth.errors import InputError
 from cellsynth.io import read_volume
@@ -38,12 +39,22 @@ class SimulatedMasks:
         Membrane voxels (membrane simulations only).
     info : dict
         JSON-able counts: cells requested and placed, layers, contested voxels, empty cells.
+    spacing : tuple of 3 float or None
+        Voxel size (z, y, x) in µm; the simulators and :func:`masks_from_labels` set it, and a
+        renderer given no spacing uses it.
     """
 
     labels: np.ndarray
     foreground: np.ndarray
     membranes: np.ndarray | None = None
     info: dict = field(default_factory=dict)
+    spacing: tuple[float, float, float] | None = None
+
+    def voxel_spacing(self, spacing: Sequence[float] | None = None) -> tuple[float, float, float]:
+        """``spacing`` (µm) when given, else the masks' own; one line naming the problem when neither is known."""
+        if spacing is None and self.spacing is None:
+            raise InputError("the voxel spacing is unknown: give spacing (z, y, x) in µm")
+        return check_spacing(self.spacing if spacing is None else spacing)
 
 
 def masks_from_labels(labels: np.ndarray, spacing: Sequence[float], config: MasksConfig | None = None,
@@ -75,7 +86,7 @@ def masks_from_labels(labels: np.ndarray, spacing: Sequence[float], config: Mask
     if config is not None and config.kind == "membranes":
         walls = membrane_mask(labels, spacing, config.membranes.thickness_um,
                               include_surface=config.membranes.include_surface)
-    return SimulatedMasks(labels, foreground, walls)
+    return SimulatedMasks(labels, foreground, walls, spacing=check_spacing(spacing))
 
 
 def load_model(path: str) -> StatisticalShapeModel:
@@ -215,9 +226,9 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng=None) -> Simul
             ssm=model, ssm_modes=nuclei.ssm_modes, ssm_limit=nuclei.ssm_limit, rng=rng
         )
         info |= {key: drawn[key] for key in ("n_contested_voxels", "n_empty_cells")}
-        return SimulatedMasks(labels, foreground, None, info)
+        return SimulatedMasks(labels, foreground, None, info, spacing)
     membranes = config.membranes
     weights = random_weights(len(positions), *membranes.weights, rng=rng)
     labels = voronoi_cells(foreground, spacing, positions, weights)
     walls = membrane_mask(labels, spacing, membranes.thickness_um, include_surface=membranes.include_surface)
-    return SimulatedMasks(labels, foreground, walls, info)
+    return SimulatedMasks(labels, foreground, walls, info, spacing)

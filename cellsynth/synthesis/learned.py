@@ -200,10 +200,13 @@ class GanRenderer(LearnedRenderer):
     def describe(self) -> dict:
         return {**super().describe(), "alpha_um": self.alpha_um, "beta_um": self.beta_um, "kind": self.kind}
 
-    def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng: np.random.Generator | None = None
-               ) -> np.ndarray:
-        """The image of ``masks`` (float32 in [0, 1], the labels' shape); ``rng`` is unused (G is deterministic)."""
+    def render(self, masks: SimulatedMasks, spacing: Sequence[float] | None = None,
+               rng: np.random.Generator | None = None) -> np.ndarray:
+        """The image of ``masks`` (float32 in [0, 1], the labels' shape); ``spacing`` (µm) defaults to the
+        masks' own; ``rng`` is unused (G is deterministic)."""
         import torch
+
+        spacing = masks.voxel_spacing(spacing)
 
         from cellsynth.synthesis.conditioning import gan_condition
 
@@ -309,8 +312,10 @@ class DiffusionRenderer(LearnedRenderer):
 
         return np.clip(self.run_whole(sketch[None], spacing, run), 0.0, 1.0)
 
-    def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng=None) -> np.ndarray:
-        """The image of ``masks``: a sketch (intensities from ``rng``) sampled by SDEdit (float32, see ``units``)."""
+    def render(self, masks: SimulatedMasks, spacing: Sequence[float] | None = None, rng=None) -> np.ndarray:
+        """The image of ``masks``: a sketch (intensities from ``rng``) sampled by SDEdit (float32, see ``units``);
+        ``spacing`` (µm) defaults to the masks' own."""
+        spacing = masks.voxel_spacing(spacing)
         rng = np.random.default_rng(rng)  # a Generator, a seed or None: one stream for sketch and noise
         from cellsynth.synthesis.conditioning import make_sketch
 

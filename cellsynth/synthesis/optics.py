@@ -33,7 +33,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import ndimage, signal
 
-from cellsynth.checks import check_spacing
 from cellsynth.config import OpticsConfig, PatchingConfig
 from cellsynth.masks.derived import centreness, depth_below_surface_um
 from cellsynth.synthesis.patching import apply_patched
@@ -292,13 +291,14 @@ class OpticsRenderer:
                                    window=self.patching.window, batch_size=self.patching.batch_size or 1)
         return blurred
 
-    def render(self, masks, spacing: Sequence[float], rng=None) -> np.ndarray:
+    def render(self, masks, spacing: Sequence[float] | None = None, rng=None) -> np.ndarray:
         """Image of ``masks`` (a :class:`cellsynth.masks.simulate.SimulatedMasks`), float32 in [0, 1] or uint16 ADU.
 
-        ``rng``: a numpy Generator, a seed or None; the same state gives the same image. This is
-        the one place the config's three sections become the array functions' keywords.
+        ``spacing`` (µm) defaults to the masks' own; ``rng``: a numpy Generator, a seed or None; the
+        same state gives the same image. This is the one place the config's three sections become
+        the array functions' keywords.
         """
-        spacing = check_spacing(spacing)
+        spacing = masks.voxel_spacing(spacing)
         rng = np.random.default_rng(rng)
         specimen, scope, detector = self.optics.specimen, self.optics.microscope, self.optics.camera
         density = fluorophore_density(masks.labels, spacing, membranes=masks.membranes, rng=rng,

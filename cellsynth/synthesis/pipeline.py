@@ -40,14 +40,15 @@ class Renderer(Protocol):
     """Anything that turns a simulated annotation into an image (the config's ``generator``).
 
     ``render`` gets the masks (labels, organism foreground, membranes), the voxel spacing in µm
-    and the sample's randomness (``rng``: a numpy Generator, a seed, or None), and returns a
+    (default: the masks' own) and the sample's randomness (``rng``: a numpy Generator, a seed, or
+    None), and returns a
     float32 ZYX image in [0, 1] of the labels' shape. The physics renderer, the cGAN and the DDPM
     all implement it.
     """
 
     name: str
 
-    def render(self, masks: SimulatedMasks, spacing: Sequence[float], rng=None) -> np.ndarray: ...
+    def render(self, masks: SimulatedMasks, spacing: Sequence[float] | None = None, rng=None) -> np.ndarray: ...
 
     def describe(self) -> dict:
         """JSON-able parameters recorded in the manifest."""
@@ -275,7 +276,7 @@ def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config
     if renderer.name == "optics":  # organism 'none' unless given: a field of view inside the specimen
         masks = masks_from_labels(volume, spacing, config.masks, inside)
     else:
-        masks = SimulatedMasks(volume, inside)
+        masks = SimulatedMasks(volume, inside, spacing=spacing)
     write_volume(out, renderer.render(masks, spacing, np.random.default_rng(rng)), spacing)
     return Path(out)
 
