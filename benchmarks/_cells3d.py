@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from cellsynth.config import Config, load_preset, with_overrides
-from cellsynth.dataset import Dataset, Sample, build_dataset
+from cellsynth.dataset import Dataset, build_dataset
 from cellsynth.evaluate.segmentation import THRESHOLDS, score_at
 from cellsynth.evaluate.syn2real import syn2real
 from cellsynth.evaluate.volumes import split_dataset
 from cellsynth.examples import cells3d_nuclei
+from cellsynth.sample import Sample
 from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
 
 
@@ -22,7 +23,7 @@ def cells3d_halves(root: Path) -> tuple[Dataset, Dataset]:
     """``root/cells3d`` (the whole volume) cut into ``root/cells3d_left`` and ``root/cells3d_right``."""
     image, labels, spacing = cells3d_nuclei()
     whole = build_dataset(root / "cells3d", ["cells3d_nuclei"],
-                          lambda index, rng: Sample(image=image, labels=labels, spacing=spacing),
+                          lambda index, rng: Sample(labels, image, spacing),
                           config={"example": "cells3d"}, seed=None, output=Config().dataset.output, progress=False)
     return split_dataset(whole.root, root / "cells3d_left", root / "cells3d_right", axis="x", fraction=0.5,
                          progress=False)

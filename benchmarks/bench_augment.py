@@ -33,7 +33,6 @@ from cellsynth.augment import (  # noqa: E402
     Flip,
     Gamma,
     GaussianNoise,
-    LabelledImage,
     LateralStretch,
     PoissonNoise,
     Rotate,
@@ -41,6 +40,7 @@ from cellsynth.augment import (  # noqa: E402
     diversify,
     local_std,
 )
+from cellsynth.sample import Sample  # noqa: E402
 
 SPACING = (1.0, 0.5, 0.5)
 
@@ -54,11 +54,11 @@ def timed(fn, repeats: int) -> list[float]:
     return times
 
 
-def patch_item(shape=(64, 128, 128)) -> LabelledImage:
+def patch_item(shape=(64, 128, 128)) -> Sample:
     rng = np.random.default_rng(0)
     labels = ndi.label(ndi.gaussian_filter(rng.random(shape), 4) > 0.52)[0].astype(np.uint16)
     image = (0.2 + 0.6 * (labels > 0) + 0.05 * rng.standard_normal(shape)).clip(0, 1).astype(np.float32)
-    return LabelledImage(image, labels, SPACING)
+    return Sample(labels, image, SPACING)
 
 
 def main() -> dict:

@@ -60,8 +60,8 @@ def renderer_pairs(folder: Path, shape, n: int) -> list[tuple[np.ndarray, np.nda
     renderer = OpticsRenderer(config.optics, config.patching)
     pairs = []
     for index in range(n):
-        masks = simulate_masks(config.masks, config.volume, sample_rng(3, index))
-        image = renderer.render(masks, SPACING, sample_rng(4, index))
+        masks = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, sample_rng(3, index))
+        image = renderer.render(masks, sample_rng(4, index)).image
         if index < n - 1:  # the last one is held out
             write_volume(folder / f"train_{index}.tif", image, SPACING)
         pairs.append((image, masks.labels))
@@ -139,8 +139,8 @@ def main(argv=None) -> dict:
         dpm = DiffusionRenderer(checkpoint, sampler="dpmsolver", steps=25, t_start=400,
                                 device="cuda" if gpu else "cpu")
         wide = [patch[0], 3 * (patch[1] - 4) - 2 * 8, 3 * (patch[2] - 4) - 2 * 8]  # 3×3 cores of the seam plan
-        wide_labels = simulate_masks(with_overrides(load_preset("nuclei"), whole_depth(wide)).masks, with_overrides(
-            load_preset("nuclei"), {"volume.shape": wide, **whole_depth(wide)}).volume, sample_rng(9, 0)).labels
+        wide_config = with_overrides(load_preset("nuclei"), {"volume.shape": wide, **whole_depth(wide)})
+        wide_labels = simulate_masks(wide, wide_config.volume.spacing_um, wide_config.masks, sample_rng(9, 0)).labels
         wide_sketch = make_sketch(wide_labels, SPACING, dpm.statistics, blur_um=dpm.blur_um,
                                   rng=np.random.default_rng(2))
         result["seams"] = seams(dpm, wide_sketch, patch)

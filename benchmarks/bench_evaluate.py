@@ -42,13 +42,12 @@ def grid_instances(shape=(128, 512, 512), grid=(10, 10, 10)) -> np.ndarray:
 def renderer_on_cells3d() -> dict:
     from cellsynth.config import load_preset
     from cellsynth.examples import cells3d_nuclei
-    from cellsynth.masks.simulate import SimulatedMasks
+    from cellsynth.sample import Sample
     from cellsynth.synthesis.pipeline import load_renderer
 
     image, labels, spacing = cells3d_nuclei()
     generator = load_renderer(load_preset("nuclei"))
-    masks = SimulatedMasks(labels=labels, foreground=np.ones(labels.shape, bool))
-    synthetic = generator.render(masks, spacing, np.random.default_rng(0))
+    synthetic = generator.render(Sample(labels, spacing=spacing), np.random.default_rng(0)).image
     result = paired_metrics(image, synthetic, labels)
     a, b = normalize(image), normalize(synthetic)
     for region, mask in (("whole", None), ("foreground", labels)):

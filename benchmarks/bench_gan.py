@@ -47,8 +47,8 @@ def whole_depth(shape) -> dict:
 
 def renderer_volume(folder: Path, shape) -> Path:
     config = with_overrides(load_preset("nuclei"), {"volume.shape": shape, **whole_depth(shape)})
-    masks = simulate_masks(config.masks, config.volume, sample_rng(0, 0))
-    image = OpticsRenderer(config.optics, config.patching).render(masks, SPACING, sample_rng(1, 0))
+    masks = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, sample_rng(0, 0))
+    image = OpticsRenderer(config.optics, config.patching).render(masks, sample_rng(1, 0)).image
     write_volume(folder / "image.tif", image, SPACING)
     write_volume(folder / "labels.tif", masks.labels, SPACING)
     return folder / "image.tif"
@@ -77,18 +77,18 @@ def training_speed(sizes: dict) -> float:
 
 def generation_speed(checkpoint: Path, sizes: dict) -> float:
     config = with_overrides(load_preset("nuclei"), {"volume.shape": sizes["volume"], **whole_depth(sizes["volume"])})
-    masks = simulate_masks(config.masks, config.volume, sample_rng(0, 1))
+    masks = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, sample_rng(0, 1))
     generator = GanRenderer(checkpoint)
-    generator.render(masks, SPACING)  # load and warm up
+    generator.render(masks)  # load and warm up
     start = time.perf_counter()
-    generator.render(masks, SPACING)
+    generator.render(masks)
     return float(np.prod(sizes["volume"])) / (time.perf_counter() - start)
 
 
 def cells3d(folder: Path, sizes: dict, minutes: float) -> dict:
     from cellsynth.evaluate.metrics import paired_metrics
     from cellsynth.examples import cells3d_nuclei
-    from cellsynth.masks.simulate import SimulatedMasks
+    from cellsynth.sample import Sample
 
     image, labels, spacing = cells3d_nuclei()
     write_volume(folder / "cells3d_train.tif", image[:, :, :192], spacing)
@@ -97,7 +97,7 @@ def cells3d(folder: Path, sizes: dict, minutes: float) -> dict:
     steps = read_checkpoint_info(checkpoint, "gan")["step"]
     generator = GanRenderer(checkpoint)
     held_out = np.s_[:, :, 192:]
-    synthetic = generator.render(SimulatedMasks(labels[held_out], None), spacing)
+    synthetic = generator.render(Sample(labels[held_out], spacing=spacing)).image
     metrics = paired_metrics(image[held_out], synthetic, labels[held_out])
     return {"minutes": minutes, "steps": steps,
             **{region: {k: round(v, 4) for k, v in metrics[region].items()} for region in ("whole", "foreground")}}

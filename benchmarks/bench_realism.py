@@ -29,18 +29,17 @@ from scipy import ndimage as ndi
 
 from cellsynth.config import load_preset
 from cellsynth.evaluate.c2st import STEPS, c2st
-from cellsynth.evaluate.volumes import Volume, read_volumes
-from cellsynth.masks.simulate import SimulatedMasks
+from cellsynth.evaluate.volumes import read_volumes
+from cellsynth.sample import Sample
 from cellsynth.synthesis.optics import psf_sigma_um
 from cellsynth.synthesis.pipeline import load_renderer
 
 
-def arms(root: Path) -> tuple[Volume, dict[str, list[Volume]]]:
+def arms(root: Path) -> tuple[Sample, dict[str, list[Sample]]]:
     _, right = cells3d_halves(root)
     real = read_volumes(right.root, labels=True)[0]
     config = load_preset("nuclei")
-    rendered = load_renderer(config).render(SimulatedMasks(real.labels, np.ones(real.labels.shape, bool)),
-                                             real.spacing, np.random.default_rng(0))
+    rendered = load_renderer(config).render(Sample(real.labels, spacing=real.spacing), np.random.default_rng(0)).image
     scope = config.optics.microscope
     sigma = scope.psf_sigma_um or psf_sigma_um(scope.numerical_aperture, scope.wavelength_um, scope.refractive_index,
                                                scope.confocal)
@@ -49,9 +48,9 @@ def arms(root: Path) -> tuple[Volume, dict[str, list[Volume]]]:
     blurred += 0.1 * np.random.default_rng(1).standard_normal(blurred.shape).astype(np.float32)
     redraw = np.random.default_rng(2).poisson(real.image.astype(np.float64)).astype(np.float32)
     preset = read_volumes(preset_dataset(root, "nuclei", 2).root)
-    return real, {"renderer_real_labels": [Volume(rendered, real.spacing)], "nuclei_preset": preset,
-                  "blurred_mask_noise": [Volume(blurred, real.spacing)],
-                  "floor_poisson_redraw": [Volume(redraw, real.spacing)]}
+    return real, {"renderer_real_labels": [Sample(image=rendered, spacing=real.spacing)], "nuclei_preset": preset,
+                  "blurred_mask_noise": [Sample(image=blurred, spacing=real.spacing)],
+                  "floor_poisson_redraw": [Sample(image=redraw, spacing=real.spacing)]}
 
 
 def main(steps: int = STEPS) -> dict:

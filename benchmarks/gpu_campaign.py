@@ -38,9 +38,10 @@ from cellsynth.dataset import sample_rng
 from cellsynth.dataset.previews import write_preview
 from cellsynth.evaluate.c2st import PATCH_UM, c2st
 from cellsynth.evaluate.metrics import paired_metrics
-from cellsynth.evaluate.volumes import Volume, read_volumes
+from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.io import write_volume
-from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+from cellsynth.masks.simulate import simulate_masks
+from cellsynth.sample import Sample
 from cellsynth.synthesis.learned import DiffusionRenderer, GanRenderer
 from cellsynth.synthesis.patching import PatchPlan
 from cellsynth.synthesis.pipeline import load_renderer
@@ -90,12 +91,12 @@ def peak_gib() -> float | None:
     return round(torch.cuda.max_memory_allocated() / 2**30, 2) if torch.cuda.is_available() else None
 
 
-def judge(name: str, image: np.ndarray, real: Volume, out: Path, sizes: dict, device: str) -> dict:
+def judge(name: str, image: np.ndarray, real: Sample, out: Path, sizes: dict, device: str) -> dict:
     """Paired metrics and C2ST of ``image`` against the real right half; a mid-slice PNG."""
     write_preview(out / f"{name}.png", image, real.labels, real.spacing)
     metrics = paired_metrics(real.image, image, real.labels)
-    test = c2st([real], [Volume(image, real.spacing)], steps=sizes["c2st_steps"], patch_um=sizes["c2st_patch_um"],
-                device=device)
+    test = c2st([real], [Sample(image=image, spacing=real.spacing)], steps=sizes["c2st_steps"],
+                patch_um=sizes["c2st_patch_um"], device=device)
     return {"c2st_accuracy": round(test.accuracy, 3), "c2st_ci95": [round(c, 3) for c in test.ci95],
             **{region: {k: round(v, 4) for k, v in metrics[region].items()} for region in ("whole", "foreground")}}
 
@@ -103,14 +104,14 @@ def judge(name: str, image: np.ndarray, real: Volume, out: Path, sizes: dict, de
 def timed_volume(generator, shape, seed: int) -> dict:
     """Render one simulated nuclei volume of ``shape`` voxels; seconds, tiles/s and peak memory."""
     config = with_overrides(load_preset("nuclei"), {"volume.shape": list(shape), **whole_depth(shape)})
-    masks = simulate_masks(config.masks, config.volume, sample_rng(seed, 0))
+    masks = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, sample_rng(seed, 0))
     plan = PatchPlan(shape, **generator.tile_geometry())
     calls = len(plan.tiles) * (generator.steps if isinstance(generator, DiffusionRenderer) else 1)
     peak_reset()
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     start = time.perf_counter()
-    generator.render(masks, config.volume.spacing_um, np.random.default_rng(seed))
+    generator.render(masks, np.random.default_rng(seed))
     if torch.cuda.is_available():
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
@@ -139,7 +140,7 @@ def main(argv=None) -> dict:
         write_volume(args.out / "cells3d_left.tif", train_image.image, train_image.spacing)
         whole_right = read_volumes(right.root, labels=True)[0]
     judged = sizes["judged"]
-    real = Volume(whole_right.image[judged], whole_right.spacing, whole_right.labels[judged], "cells3d right half")
+    real = Sample(whole_right.labels[judged], whole_right.image[judged], whole_right.spacing, name="cells3d right half")
     result["judged_on"] = list(real.image.shape)
     trained = {model: train(model, args.out / "cells3d_left.tif", args.out, sizes, minutes)
                for model in ("gan", "ddpm")}
@@ -152,9 +153,9 @@ def main(argv=None) -> dict:
                                   device=device, **sampling),
         "physics": load_renderer(load_preset("nuclei")),
     }
-    masks = SimulatedMasks(real.labels, np.ones(real.labels.shape, bool))
+    masks = Sample(real.labels, spacing=real.spacing)
     for name, generator in generators.items():
-        image = generator.render(masks, real.spacing, np.random.default_rng(0))
+        image = generator.render(masks, np.random.default_rng(0)).image
         result[name] = judge(name, image, real, args.out, sizes, device)
         if name in trained:
             result[name]["training"] = {k: v for k, v in trained[name].items() if k != "checkpoint"}

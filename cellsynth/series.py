@@ -19,9 +19,10 @@ from cellsynth.augment.diversify import (
     normalize_percentiles,
 )
 from cellsynth.config import OutputConfig
-from cellsynth.dataset import Dataset, Sample, build_dataset, sample_rng
+from cellsynth.dataset import Dataset, build_dataset, sample_rng
 from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import psnr
+from cellsynth.sample import Sample
 
 
 def level_name(sample: str, w_i: float, w_v: float) -> str:
@@ -95,9 +96,8 @@ def diversify_dataset(
         sample, image, std = prepared(index)
         altered = diversify(image, std, w_i, w_v, sample_rng(seed, index))
         score = psnr(image, altered)
-        return Sample(image=altered, labels=sample.labels, spacing=sample.spacing, semantic=sample.semantic,
-                      extras=sample.extras, params={"source": source_dataset.name(index), "w_i": w_i, "w_v": w_v,
-                                                    "psnr_db": score if math.isfinite(score) else None})
+        return sample.replace(image=altered, params={"source": source_dataset.name(index), "w_i": w_i, "w_v": w_v,
+                                                     "psnr_db": score if math.isfinite(score) else None})
 
     dataset = build_dataset(out, names, make, config=recipe, seed=seed, output=output, resume=resume,
                             progress=progress)

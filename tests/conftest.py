@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cellsynth.config import OutputConfig
-from cellsynth.dataset import Sample, build_dataset, sample_names
+from cellsynth.dataset import build_dataset, sample_names
+from cellsynth.sample import Sample
 
 SPACING = (0.5, 0.25, 0.2)  # deliberately anisotropic, all three different
 
@@ -62,8 +63,9 @@ def write_renderer_images(folder, shape, seed: int, n: int = 2, spacing=(0.29, 0
     config = with_overrides(load_preset("default"), {"volume.shape": shape})
     renderer = OpticsRenderer(config.optics, config.patching)
     for index in range(n):
-        masks = simulate_masks(config.masks, config.volume, sample_rng(seed, index))
-        write_volume(folder / f"image{index}.tif", renderer.render(masks, spacing, sample_rng(seed + 1, index)),
+        masks = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, sample_rng(seed, index))
+        write_volume(folder / f"image{index}.tif", renderer.render(masks.replace(spacing=spacing),
+                                                                  sample_rng(seed + 1, index)).image,
                      spacing)
         write_volume(folder / f"labels{index}.tif", masks.labels, spacing)
     return folder
@@ -77,5 +79,5 @@ def render_known(settings: dict, seed: int = 0):
 
     config = validate_config(settings)
     rng = np.random.default_rng(seed)
-    masks = simulate_masks(config.masks, config.volume, rng)
-    return config, masks, OpticsRenderer(config.optics, config.patching).render(masks, config.volume.spacing_um, rng)
+    masks = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, rng)
+    return config, masks, OpticsRenderer(config.optics, config.patching).render(masks, rng).image

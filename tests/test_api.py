@@ -31,8 +31,8 @@ def test_the_top_level_holds_what_a_notebook_needs_and_imports_no_torch():
 
 
 #: docs/architecture.md's floors: a module may import only from lower floors (or its own package).
-FLOORS = {"errors": 1, "presets": 1, "checks": 2, "config": 2, "io": 3, "models": 3, "checkpoints": 4, "masks": 4,
-          "examples": 4, "dataset": 5, "synthesis": 6, "augment": 6, "evaluate": 7,
+FLOORS = {"errors": 1, "presets": 1, "checks": 2, "config": 2, "io": 3, "models": 3, "sample": 3, "checkpoints": 4,
+          "masks": 4, "examples": 4, "dataset": 5, "synthesis": 6, "augment": 6, "evaluate": 7,
           "training": 7, "series": 8, "cli": 9}
 
 
@@ -66,29 +66,30 @@ def test_randomness_is_rng_none_an_int_or_a_generator():
     from cellsynth import load_preset, load_renderer, simulate_masks, with_overrides
 
     config = with_overrides(load_preset("default"), {"volume.shape": [8, 48, 48]})
-    by_seed = simulate_masks(config.masks, config.volume, rng=7)
-    by_generator = simulate_masks(config.masks, config.volume, rng=np.random.default_rng(7))
+    by_seed = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, rng=7)
+    by_generator = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks,
+                                  rng=np.random.default_rng(7))
     np.testing.assert_array_equal(by_seed.labels, by_generator.labels)
     renderer = load_renderer(config)
-    np.testing.assert_array_equal(renderer.render(by_seed, config.volume.spacing_um, rng=3),
-                                  renderer.render(by_seed, config.volume.spacing_um, np.random.default_rng(3)))
-    assert renderer.render(by_seed, config.volume.spacing_um).shape == by_seed.labels.shape  # rng=None
+    np.testing.assert_array_equal(renderer.render(by_seed, rng=3).image,
+                                  renderer.render(by_seed, np.random.default_rng(3)).image)
+    assert renderer.render(by_seed).image.shape == by_seed.labels.shape  # rng=None
 
 
 def test_spacing_travels_with_the_masks():
     import numpy as np
     import pytest
 
-    from cellsynth import load_preset, load_renderer, simulate_masks, with_overrides
+    from cellsynth import Sample, load_preset, load_renderer, masks_from_labels, simulate_masks, with_overrides
     from cellsynth.errors import InputError
-    from cellsynth.masks.simulate import SimulatedMasks, masks_from_labels
 
     config = with_overrides(load_preset("default"), {"volume.shape": [8, 48, 48]})
-    masks = simulate_masks(config.masks, config.volume, rng=7)
+    masks = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, rng=7)
     assert masks.spacing == tuple(config.volume.spacing_um)
     renderer = load_renderer(config)
-    np.testing.assert_array_equal(renderer.render(masks, rng=3),
-                                  renderer.render(masks, config.volume.spacing_um, rng=3))
+    rendered = renderer.render(masks, rng=3)
+    assert rendered.spacing == masks.spacing and rendered.labels is masks.labels and rendered.image.dtype == np.float32
+    np.testing.assert_array_equal(rendered.image, renderer.render(masks.replace(params={}), rng=3).image)
     assert masks_from_labels(masks.labels, (1.0, 0.5, 0.5)).spacing == (1.0, 0.5, 0.5)
     with pytest.raises(InputError, match="spacing is unknown"):
-        renderer.render(SimulatedMasks(masks.labels, masks.foreground), rng=3)
+        renderer.render(Sample(masks.labels, foreground=masks.foreground), rng=3)

@@ -14,8 +14,9 @@ from conftest import SPACING, boxes_labels
 
 from cellsynth.cli import main
 from cellsynth.config import OutputConfig
-from cellsynth.dataset import Sample, build_dataset
+from cellsynth.dataset import build_dataset
 from cellsynth.io import write_volume
+from cellsynth.sample import Sample
 
 
 def pair(tmp, image=None, labels=None, suffix=".npy", spacing=True):
@@ -284,7 +285,7 @@ def diversify_run(tmp, *extra):
 
 def masks_only_dataset(tmp):
     (tmp / "in").mkdir()
-    build_dataset(tmp / "in" / "ds", ["m"], lambda i, rng: Sample(None, boxes_labels(), SPACING),
+    build_dataset(tmp / "in" / "ds", ["m"], lambda i, rng: Sample(boxes_labels(), spacing=SPACING),
                   config={}, seed=0, output=OutputConfig(), progress=False)
     return ["diversify", str(tmp / "in" / "ds"), "--out", str(tmp / "out"), "-q"]
 

@@ -19,7 +19,8 @@ from cellsynth.cli import main
 from cellsynth.config import load_config, validate_config, with_overrides
 from cellsynth.errors import InputError
 from cellsynth.io import read_volume, write_volume
-from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+from cellsynth.masks.simulate import simulate_masks
+from cellsynth.sample import Sample
 from cellsynth.synthesis.calibrate import calibrate, object_levels, write_calibration
 from cellsynth.synthesis.measure import noise_correlation
 from cellsynth.synthesis.optics import OpticsRenderer
@@ -66,7 +67,8 @@ def test_calibration_recovers_the_parameters_an_image_was_rendered_with(known):
 def test_the_calibrated_renderer_shows_the_measured_profile_and_texture(known):
     config, masks, image, calibration = known
     again = OpticsRenderer(calibration.config.optics, config.patching).render(
-        SimulatedMasks(masks.labels, masks.foreground), config.volume.spacing_um, np.random.default_rng(1))
+        Sample(masks.labels, spacing=config.volume.spacing_um, foreground=masks.foreground),
+        np.random.default_rng(1)).image
     second = calibrate(again, config.volume.spacing_um, masks.labels)
     seen, seen_again = (np.asarray(c.measured["seen_interior_profile"]["value"])[:, 1] for c in (calibration, second))
     assert np.allclose(seen_again, seen, rtol=0.10)
@@ -132,7 +134,7 @@ def test_flattened_nuclei_lie_in_a_slab():
     config = validate_config({"volume": {"shape": [40, 96, 96], "spacing_um": [0.25, 0.25, 0.25]},
                               "masks": {"placement": {"min_distance_um": 6.0, "z_range_um": [4.0, 6.0]},
                                         "nuclei": {"radius_um": 2.5, "deformation": 0.0, "flattening": 0.5}}})
-    labels = simulate_masks(config.masks, config.volume, np.random.default_rng(0)).labels
+    labels = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, rng=0).labels
     points = np.argwhere(labels > 0) * 0.25
     ids = labels[labels > 0]
     for object_id in np.unique(ids)[:5]:
@@ -153,8 +155,7 @@ def test_inclusions_texture_law_and_noise_correlation_render_as_configured():
 
     def render(**optics):
         config = validate_config({"optics": {**base, **optics}})
-        return OpticsRenderer(config.optics).render(SimulatedMasks(labels, np.ones(labels.shape, bool)), spacing,
-                                                    np.random.default_rng(0))
+        return OpticsRenderer(config.optics).render(Sample(labels, spacing=spacing), np.random.default_rng(0)).image
 
     dark = render(inclusions=[{"per_object": 8, "radius_um": 1.0, "radius_std_um": 0.0, "factor": 0.2}])
     plain = render()
@@ -195,7 +196,8 @@ def test_the_calibrated_renderer_shows_the_images_own_levels(known):
     config, masks, image, calibration = known
     steady = with_overrides(calibration.config, {"optics.specimen.brightness_sigma": 0.0}).optics
     rendered = OpticsRenderer(steady, config.patching).render(
-        SimulatedMasks(masks.labels, masks.foreground), config.volume.spacing_um, np.random.default_rng(7))
+        Sample(masks.labels, spacing=config.volume.spacing_um, foreground=masks.foreground),
+        np.random.default_rng(7)).image
     real, shown = (object_levels(v.astype(np.float64), masks.labels, config.volume.spacing_um)
                    for v in (image, rendered))
     assert shown["median"] == pytest.approx(real["median"], rel=0.05)
@@ -207,13 +209,13 @@ def test_ambient_texture_varies_the_ambient_light_and_keeps_its_mean():
     labels = np.zeros((16, 64, 64), np.uint16)
     labels[4:12, 20:44, 20:44] = 1
     spacing = (0.5, 0.25, 0.25)
-    masks = SimulatedMasks(labels, np.ones(labels.shape, bool))
+    masks = Sample(labels, spacing=spacing)
 
     def render(amplitude: float) -> np.ndarray:
         optics = validate_config({"optics": {"texture": 0.0, "brightness_sigma": 0.0, "haze": 0.0, "background": 0.3,
                                              "attenuation_length_um": None, "photons": 1e5, "read_noise": 0.0,
                                              "psf_sigma_um": [0.0, 0.0, 0.0], "ambient_texture": amplitude}}).optics
-        return OpticsRenderer(optics).render(masks, spacing, np.random.default_rng(0)).astype(np.float64)
+        return OpticsRenderer(optics).render(masks, np.random.default_rng(0)).image.astype(np.float64)
 
     plain, textured = render(0.0), render(0.4)
     outside = labels == 0

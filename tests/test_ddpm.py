@@ -12,7 +12,6 @@ from conftest import write_renderer_images
 from cellsynth.checkpoints import read_checkpoint, read_checkpoint_info
 from cellsynth.config import TrainConfig
 from cellsynth.errors import InputError
-from cellsynth.masks.simulate import SimulatedMasks
 from cellsynth.models.diffusion import (
     fused_denoiser,
     make_scheduler,
@@ -21,6 +20,7 @@ from cellsynth.models.diffusion import (
     start_timestep,
     whole_denoiser,
 )
+from cellsynth.sample import Sample
 from cellsynth.synthesis.conditioning import (
     SketchStatistics,
     fit_sketch_statistics,
@@ -199,12 +199,12 @@ def test_checkpoint_round_trip_and_exact_resume(renderer_images, trained, tmp_pa
 def test_same_seed_same_sample_and_the_sketch_at_t_start_zero(trained):
     labels = np.zeros((10, 40, 40), np.uint16)
     labels[2:8, 5:15, 5:15], labels[2:8, 20:34, 18:30] = 1, 2
-    masks = SimulatedMasks(labels, None)
+    masks = Sample(labels, spacing=SPACING)
     generator = DiffusionRenderer(trained, sampler="ddim", steps=4, device="cpu")
-    first = generator.render(masks, SPACING, np.random.default_rng(1))
+    first = generator.render(masks, np.random.default_rng(1)).image
     assert first.shape == labels.shape and first.dtype == np.float32 and 0 <= first.min() and first.max() <= 1
-    assert np.array_equal(first, generator.render(masks, SPACING, np.random.default_rng(1)))
-    assert not np.array_equal(first, generator.render(masks, SPACING, np.random.default_rng(2)))
+    assert np.array_equal(first, generator.render(masks, np.random.default_rng(1)).image)
+    assert not np.array_equal(first, generator.render(masks, np.random.default_rng(2)).image)
     still = DiffusionRenderer(trained, t_start=0, device="cpu")
     sketch = make_sketch(labels, SPACING, still.statistics, blur_um=still.blur_um, rng=np.random.default_rng(4))
     assert np.allclose(still.sample(sketch, SPACING, np.random.default_rng(5)), sketch, atol=1e-6)
@@ -227,11 +227,11 @@ def test_camera_units_map_the_output_back_through_the_training_normalisation(tra
 
     labels = np.zeros((8, 32, 32), np.uint16)
     labels[2:6, 5:15, 5:15] = 1
-    masks = SimulatedMasks(labels, None)
+    masks = Sample(labels, spacing=SPACING)
     normalised = DiffusionRenderer(trained, sampler="ddim", steps=3, device="cpu")
     camera = DiffusionRenderer(trained, sampler="ddim", steps=3, device="cpu", units="camera")
-    unit = normalised.render(masks, SPACING, np.random.default_rng(1))
-    adu = camera.render(masks, SPACING, np.random.default_rng(1))
+    unit = normalised.render(masks, np.random.default_rng(1)).image
+    adu = camera.render(masks, np.random.default_rng(1)).image
     mapping = read_checkpoint_info(trained)["normalisation"]
     assert mapping["percentiles"] == [0.1, 99.9]
     np.testing.assert_allclose(adu, mapping["low"] + unit * (mapping["high"] - mapping["low"]), rtol=1e-5)
@@ -313,10 +313,10 @@ def test_tile_batches_change_nothing_but_speed(trained):
 
     labels = np.zeros((8, 40, 40), np.uint16)
     labels[2:6, 5:30, 8:20] = 1
-    masks = SimulatedMasks(labels, None)
+    masks = Sample(labels, spacing=SPACING)
     one, many = (DiffusionRenderer(trained, PatchingConfig(batch_size=b), sampler="ddim", steps=3, device="cpu")
                  for b in (1, 5))
     assert one.batch_size == 1 and many.batch_size == 5
     assert DiffusionRenderer(trained, device="cpu").batch_size == 1  # the CPU default
-    np.testing.assert_allclose(one.render(masks, SPACING, np.random.default_rng(0)),
-                               many.render(masks, SPACING, np.random.default_rng(0)), atol=1e-5)
+    np.testing.assert_allclose(one.render(masks, np.random.default_rng(0)).image,
+                               many.render(masks, np.random.default_rng(0)).image, atol=1e-5)

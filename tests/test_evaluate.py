@@ -12,7 +12,7 @@ from skimage import metrics as skmetrics
 
 from cellsynth.cli import main
 from cellsynth.config import OutputConfig
-from cellsynth.dataset import Sample, build_dataset
+from cellsynth.dataset import build_dataset
 from cellsynth.errors import InputError
 from cellsynth.evaluate.images import evaluate_images
 from cellsynth.evaluate.metrics import nrmse, paired_metrics, psnr, ssim, zncc
@@ -30,6 +30,7 @@ from cellsynth.evaluate.segmentation import iou_matrix, matching, pooled_scores,
 from cellsynth.evaluate.syn2real import instances_from_probabilities, syn2real
 from cellsynth.io import write_volume
 from cellsynth.masks.derived import specimen_mask
+from cellsynth.sample import Sample
 
 
 @pytest.fixture
@@ -275,7 +276,7 @@ def test_report_is_one_self_contained_html_page(make_dataset, tmp_path):
     assert page.startswith("<!DOCTYPE html>") and page.count('<img src="data:image/png;base64,') >= 4
     assert "sample_0000" in page and "sample_0001" in page and 'src="http' not in page
     assert "Objects per sample: 3.0" in page and "&quot;test&quot;: true" in page
-    masks = build_dataset(tmp_path / "masks", ["m"], lambda i, rng: Sample(None, boxes_labels(), SPACING),
+    masks = build_dataset(tmp_path / "masks", ["m"], lambda i, rng: Sample(boxes_labels(), spacing=SPACING),
                           config={}, seed=0, output=OutputConfig(), progress=False)
     assert "m</td>" in (write_report(masks.root, tmp_path / "m.html")).read_text()
 

@@ -13,11 +13,11 @@ from cellsynth.checkpoints import read_checkpoint, write_checkpoint
 from cellsynth.config import TrainConfig, load_preset, with_overrides
 from cellsynth.dataset import Dataset
 from cellsynth.errors import InputError
-from cellsynth.masks.simulate import SimulatedMasks
 from cellsynth.models import gan
 from cellsynth.models.discriminator import PatchDiscriminator
 from cellsynth.models.gan import AdaController, augment
 from cellsynth.models.unet3d import UNet3D, pixel_shuffle_3d, pixel_unshuffle_3d, seeded
+from cellsynth.sample import Sample
 from cellsynth.synthesis.conditioning import mask_channel, positional_map
 from cellsynth.synthesis.learned import GanRenderer, load_network
 from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
@@ -231,10 +231,10 @@ def test_checkpoint_round_trip_and_generation(trained, renderer_images):
     labels = np.zeros((12, 40, 40), np.uint16)
     labels[3:9, 10:20, 10:20], labels[3:9, 22:30, 12:30] = 1, 2
     generator = GanRenderer(trained, device="cpu")
-    image = generator.render(SimulatedMasks(labels, None), SPACING)
+    image = generator.render(Sample(labels, spacing=SPACING)).image
     assert image.shape == labels.shape and image.dtype == np.float32 and 0 <= image.min() and image.max() <= 1
-    assert np.array_equal(image, generator.render(SimulatedMasks(labels, None), SPACING))  # deterministic
-    coarse = generator.render(SimulatedMasks(labels, None), (0.58, 0.52, 0.52))  # resampled to training spacing
+    assert np.array_equal(image, generator.render(Sample(labels, spacing=SPACING)).image)  # deterministic
+    coarse = generator.render(Sample(labels, spacing=(0.58, 0.52, 0.52))).image  # resampled to training spacing
     assert coarse.shape == labels.shape
 
 
@@ -337,7 +337,7 @@ def test_generation_never_calls_the_training_augmentation(trained, monkeypatch):
     monkeypatch.setattr(cellsynth.models.gan, "augment", forbidden)
     labels = np.zeros((8, 32, 32), np.uint16)
     labels[2:6, 8:20, 8:20] = 1
-    image = GanRenderer(trained, device="cpu").render(SimulatedMasks(labels, None), SPACING)
+    image = GanRenderer(trained, device="cpu").render(Sample(labels, spacing=SPACING)).image
     assert np.isfinite(image).all()
 
 
@@ -355,10 +355,10 @@ def test_quality_levels_follow_alpha(trained, monkeypatch):
     labels = np.zeros((8, 40, 40), np.uint16)
     labels[2:6, 5:15, 5:15], labels[2:6, 22:34, 20:32] = 1, 2
     generator = GanRenderer(trained, device="cpu")
-    images = [generator.at_alpha(alpha).render(SimulatedMasks(labels, None), SPACING) for alpha in (10, 100, 1000)]
+    images = [generator.at_alpha(alpha).render(Sample(labels, spacing=SPACING)).image for alpha in (10, 100, 1000)]
     positional = [np.abs(condition[1]).mean() for condition in conditions]  # channel 1: tanh(distance / α)
     assert positional[0] > positional[1] > positional[2] > 0  # a larger α flattens the map
-    assert np.array_equal(images[1], generator.render(SimulatedMasks(labels, None), SPACING))  # the trained α
+    assert np.array_equal(images[1], generator.render(Sample(labels, spacing=SPACING)).image)  # the trained α
     gaps = [np.abs(image - images[1]).mean() for image in (images[0], images[2])]
     assert min(gaps) > 0
 

@@ -7,7 +7,8 @@ import pytest
 from scipy import signal
 
 from cellsynth.config import OpticsConfig, PatchingConfig, validate_config
-from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+from cellsynth.masks.simulate import simulate_masks
+from cellsynth.sample import Sample
 from cellsynth.synthesis.optics import (
     OpticsRenderer,
     camera,
@@ -53,14 +54,14 @@ def masks_and_config(**sections):
     config = validate_config({"volume": {"shape": [16, 48, 48], "spacing_um": list(SPACING)},
                               "masks": {"nuclei": {"radius_um": 2.0}, "placement": {"min_distance_um": 4.5}},
                               **sections})
-    return simulate_masks(config.masks, config.volume, np.random.default_rng(0)), config
+    return simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, np.random.default_rng(0)), config
 
 
 def test_render_is_deterministic_and_cells_are_brighter_than_background():
     masks, config = masks_and_config()
     renderer = OpticsRenderer(config.optics, config.patching)
-    image = renderer.render(masks, SPACING, np.random.default_rng(1))
-    again = renderer.render(masks, SPACING, np.random.default_rng(1))
+    image = renderer.render(masks, np.random.default_rng(1)).image
+    again = renderer.render(masks, np.random.default_rng(1)).image
     assert image.dtype == np.float32 and image.shape == masks.labels.shape
     np.testing.assert_array_equal(image, again)
     assert 0 <= image.min() and image.max() <= 1
@@ -69,18 +70,17 @@ def test_render_is_deterministic_and_cells_are_brighter_than_background():
     means = [image[masks.labels == i].mean() for i in range(1, masks.labels.max() + 1) if (masks.labels == i).any()]
     assert np.std(means) / np.mean(means) > 0.05  # cells differ in brightness
     counts = OpticsRenderer(OpticsConfig(output_dtype="uint16"), config.patching).render(
-        masks, SPACING, np.random.default_rng(1))
+        masks, np.random.default_rng(1)).image
     assert counts.dtype == np.uint16 and counts.min() >= 0 and counts.max() <= 4095
 
 
 def test_attenuation_dims_deep_cells():
     labels = np.zeros((40, 20, 20), np.uint16)
     labels[2:6, 5:15, 5:15], labels[30:34, 5:15, 5:15] = 1, 2
-    masks = SimulatedMasks(labels, np.ones(labels.shape, bool))
+    masks = Sample(labels, spacing=(0.5, 0.2, 0.2))
     optics = OpticsConfig(attenuation_length_um=5.0, brightness_sigma=0, texture=0, haze=0, background=0,
                           read_noise=0, photons=500)
-    image = OpticsRenderer(optics, PatchingConfig(patch=(24, 24, 24))).render(masks, (0.5, 0.2, 0.2),
-                                                                              np.random.default_rng(0))
+    image = OpticsRenderer(optics, PatchingConfig(patch=(24, 24, 24))).render(masks, np.random.default_rng(0)).image
     shallow, deep = image[3:5, 8:12, 8:12].mean(), image[31:33, 8:12, 8:12].mean()
     offset = 100 / 4095
     assert (deep - offset) / (shallow - offset) == pytest.approx(np.exp(-14.0 / 5.0), rel=0.1)

@@ -7,10 +7,11 @@ import pytest
 import torch
 from conftest import SPACING, boxes_labels
 
-from cellsynth.augment import Diversify, Flip, GaussianNoise, LabelledImage, PatchDataset, Stacked, local_std
+from cellsynth.augment import Diversify, Flip, GaussianNoise, PatchDataset, Stacked, local_std
 from cellsynth.config import OutputConfig
-from cellsynth.dataset import Sample, build_dataset
+from cellsynth.dataset import build_dataset
 from cellsynth.errors import DatasetError, InputError
+from cellsynth.sample import Sample
 
 PIPELINE = Stacked([Flip(), Diversify(size=3), GaussianNoise()], p=0.7)
 
@@ -47,7 +48,7 @@ def test_workers_give_the_same_batches_as_the_main_process(make_dataset):
 
 def test_foreground_patches_and_padding_of_small_volumes():
     labels = boxes_labels((4, 16, 20))
-    volume = LabelledImage(np.where(labels > 0, 0.8, 0.1).astype(np.float32), labels, SPACING)
+    volume = Sample(labels, np.where(labels > 0, 0.8, 0.1).astype(np.float32), SPACING)
     centred = PatchDataset([volume], (2, 4, 4), foreground_fraction=1.0, samples_per_epoch=30)
     assert all(centred[i]["labels"].any() for i in range(30))
     padded = PatchDataset([volume], (6, 16, 24), samples_per_epoch=2, percentiles=None)
@@ -81,7 +82,7 @@ def test_bad_pipeline_inputs(make_dataset, tmp_path):
         PatchDataset(root, (4, 8, 8), foreground_fraction=2)
     with pytest.raises(InputError, match="transform must be a cellsynth.augment transform"):
         PatchDataset(root, (4, 8, 8), transform=lambda x: x)
-    masks_only = build_dataset(tmp_path / "masks", ["m"], lambda i, rng: Sample(None, boxes_labels(), SPACING),
+    masks_only = build_dataset(tmp_path / "masks", ["m"], lambda i, rng: Sample(boxes_labels(), spacing=SPACING),
                                config={}, seed=0, output=OutputConfig(), progress=False)
     with pytest.raises(DatasetError, match="holds masks only"):
         PatchDataset(masks_only.root, (4, 8, 8))

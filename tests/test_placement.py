@@ -150,8 +150,8 @@ def test_a_2d_field_takes_layers_and_ellipsoid_nuclei():
                   {"organism": {"kind": "ellipsoid"}, "nuclei": {"shape": "ellipsoid", "elongation": 1.5}}):
         config = validate_config({"volume": {"shape": [1, 256, 256], "spacing_um": [1.0, 0.26, 0.26]},
                                   "masks": masks})
-        simulated = simulate_masks(config.masks, config.volume, np.random.default_rng(0))
-        assert simulated.info["n_cells_placed"] >= 10 and len(np.unique(simulated.labels)) > 10
+        simulated = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, rng=0)
+        assert simulated.params["n_cells_placed"] >= 10 and len(np.unique(simulated.labels)) > 10
 
 
 def test_the_faces_of_a_field_of_view_are_not_a_surface():

@@ -25,7 +25,7 @@ def config(**masks):
 
 
 def simulate(cfg, seed=0):
-    return simulate_masks(cfg.masks, cfg.volume, np.random.default_rng(seed))
+    return simulate_masks(cfg.volume.shape, cfg.volume.spacing_um, cfg.masks, np.random.default_rng(seed))
 
 
 def test_nuclei_are_deterministic_and_within_the_organism():
@@ -35,8 +35,8 @@ def test_nuclei_are_deterministic_and_within_the_organism():
     np.testing.assert_array_equal(first.labels, again.labels)
     assert not np.array_equal(first.labels, other.labels)
     assert first.labels.any() and not np.any(first.labels[~first.foreground])
-    assert first.info["n_cells_placed"] == first.info["n_cells_requested"] >= 5
-    assert len(np.unique(first.labels)) - 1 == first.info["n_cells_placed"] - first.info["n_empty_cells"]
+    assert first.params["n_cells_placed"] == first.params["n_cells_requested"] >= 5
+    assert len(np.unique(first.labels)) - 1 == first.params["n_cells_placed"] - first.params["n_empty_cells"]
 
 
 def test_membranes_fill_the_organism_with_walls():
@@ -46,14 +46,14 @@ def test_membranes_fill_the_organism_with_walls():
     np.testing.assert_array_equal(result.labels > 0, result.foreground)  # space-filling
     assert result.membranes is not None and result.membranes.any()
     assert not np.any(result.membranes & ~result.foreground)
-    assert result.info["n_layers"] >= 1
+    assert result.params["n_layers"] >= 1
 
 
 def test_more_cells_than_fit_warns_and_reports_the_count():
     cfg = config(nuclei={"radius_um": 1.5}, placement={"min_distance_um": 5.0, "n_cells": 500})
     with pytest.warns(CrowdedWarning, match="of 500 cells"):
         result = simulate(cfg)
-    assert result.info["n_cells_requested"] == 500 and 0 < result.info["n_cells_placed"] < 500
+    assert result.params["n_cells_requested"] == 500 and 0 < result.params["n_cells_placed"] < 500
 
 
 def test_detections_place_cells_where_given(tmp_path):
@@ -81,8 +81,8 @@ def test_masks_only_dataset_has_labels_extras_and_refuses_export(tmp_path):
     assert set(entry["files"]) == {"labels", "semantic", "centroids", "foreground", "membranes", "preview"}
     assert entry["image_dtype"] is None and dataset.pending() == []
     sample = dataset.read_sample(1)
-    assert sample.image is None and set(sample.extras) == {"foreground", "membranes"}
-    assert sample.extras["membranes"].dtype == np.uint8 and sample.extras["membranes"].max() == 1
+    assert sample.image is None and sample.foreground.any() and sample.semantic is not None
+    assert sample.membranes.dtype == bool and sample.membranes.any() and not sample.membranes.all()
     with pytest.raises(DatasetError, match="masks only"):
         export_dataset(dataset, "stardist", tmp_path / "out", progress=False)
     recipe = json.loads((tmp_path / "ds" / "manifest.json").read_text())["config"]

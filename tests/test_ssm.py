@@ -172,7 +172,7 @@ def test_mode_count_and_limit_are_config_options(tmp_path):
     config = validate_config({"volume": {"shape": [30, 96, 96], "spacing_um": list(SPACING)},
                               "masks": {"placement": {"min_distance_um": 8.0},
                                         "nuclei": {"shape": "ssm", "ssm_model": str(model_path), "ssm_modes": 0}}})
-    labels = simulate_masks(config.masks, config.volume, np.random.default_rng(0)).labels
+    labels = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, rng=0).labels
     sizes = [np.count_nonzero(labels == i) for i in np.unique(labels)[1:] if not _touches_border(labels, i)]
     assert len(sizes) >= 2 and np.ptp(sizes) <= 0.02 * max(sizes)  # no mode varies: every nucleus is the mean
     with pytest.raises(Exception, match="ssm_limit"):

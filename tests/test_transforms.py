@@ -14,7 +14,6 @@ from cellsynth.augment import (
     Flip,
     Gamma,
     GaussianNoise,
-    LabelledImage,
     LateralStretch,
     PoissonNoise,
     RandomChoice,
@@ -24,6 +23,7 @@ from cellsynth.augment import (
     local_std,
 )
 from cellsynth.errors import InputError
+from cellsynth.sample import Sample
 
 ANISOTROPIC = (1.0, 0.5, 0.5)
 
@@ -38,10 +38,10 @@ def blobs(shape=(12, 24, 24), spacing=ANISOTROPIC) -> np.ndarray:
     return labels
 
 
-def item_from_labels(spacing=ANISOTROPIC, shape=(12, 24, 24)) -> LabelledImage:
+def item_from_labels(spacing=ANISOTROPIC, shape=(12, 24, 24)) -> Sample:
     """An image that *is* its labels (ids as intensities): any misalignment shows."""
     labels = blobs(shape, spacing)
-    return LabelledImage(labels.astype(np.float32), labels, spacing)
+    return Sample(labels, labels.astype(np.float32), spacing)
 
 
 GEOMETRIC = [
@@ -102,7 +102,7 @@ def test_rotate90_stays_in_plane_when_anisotropic():
 
 def test_rotate90_never_changes_the_shape_of_a_non_square_plane():
     labels = blobs((12, 24, 20), (0.5, 0.5, 0.5))
-    item = LabelledImage(labels.astype(np.float32), labels, (0.5, 0.5, 0.5))
+    item = Sample(labels, labels.astype(np.float32), (0.5, 0.5, 0.5))
     assert all(Rotate90()(item, seed).image.shape == (12, 24, 20) for seed in range(12))
 
 
@@ -124,7 +124,7 @@ def test_rotation_turns_the_physical_volume_of_an_anisotropic_stack():
     grid = np.stack(np.meshgrid(*[(np.arange(n) - n / 2) * s for n, s in zip(shape, spacing, strict=True)],
                                 indexing="ij"))
     rod = ((grid[0] ** 2 + grid[1] ** 2 <= 1.5**2) & (np.abs(grid[2]) <= 8)).astype(np.uint16)
-    item = LabelledImage(rod.astype(np.float32), rod, spacing)
+    item = Sample(rod, rod.astype(np.float32), spacing)
     before = _principal_lengths_um(rod, spacing)
     for seed in range(3):
         out = Rotate(max_tilt_deg=60)(item, seed)
@@ -133,10 +133,10 @@ def test_rotation_turns_the_physical_volume_of_an_anisotropic_stack():
 
 def test_stretch_and_crop_resize_scale_a_ramp_by_their_factor():
     ramp = np.broadcast_to(np.arange(40, dtype=np.float32), (4, 40, 40)).copy()
-    item = LabelledImage(ramp, spacing=(1, 1, 1))
+    item = Sample(image=ramp, spacing=(1, 1, 1))
     crop = CropResize(scale=(0.5, 0.5))(item, 0).image
     np.testing.assert_allclose(np.diff(crop, axis=2), 0.5, atol=1e-4)
-    stretched = [LateralStretch(max_factor=2)(LabelledImage(np.swapaxes(ramp, 1, 2).copy() * 0 + ramp), s).image
+    stretched = [LateralStretch(max_factor=2)(Sample(image=np.swapaxes(ramp, 1, 2).copy() * 0 + ramp), s).image
                  for s in range(6)]
     slopes = {round(float(np.median(np.diff(s, axis=2))), 3) for s in stretched}
     assert 1.0 in slopes and any(0.5 <= slope < 1 for slope in slopes)  # x untouched when y was stretched
@@ -194,7 +194,7 @@ def test_copy_paste_adds_relabelled_instances_without_overlap():
     source_labels = np.zeros_like(target.labels)
     source_labels[9:12, 18:23, 18:23] = 1  # free space in the target
     source_labels[3:6, 3:6, 6:10] = 2  # overlaps target instance 3
-    source = LabelledImage(np.where(source_labels > 0, 7.0, 0).astype(np.float32), source_labels, ANISOTROPIC)
+    source = Sample(source_labels, np.where(source_labels > 0, 7.0, 0).astype(np.float32), ANISOTROPIC)
     out = CopyPaste([source], p=1.0)(target, 0)
     assert set(np.unique(out.labels)) == {0, 3, 5, 9, 10}
     np.testing.assert_array_equal(out.labels[target.labels > 0], target.labels[target.labels > 0])
@@ -208,7 +208,7 @@ def test_copy_paste_adds_relabelled_instances_without_overlap():
 def test_copy_paste_crops_a_larger_source():
     target = item_from_labels()
     big = blobs((16, 30, 30))
-    out = CopyPaste([LabelledImage(big.astype(np.float32), big, ANISOTROPIC)], p=1.0)(target, 4)
+    out = CopyPaste([Sample(big, big.astype(np.float32), ANISOTROPIC)], p=1.0)(target, 4)
     assert out.labels.shape == target.labels.shape
     np.testing.assert_array_equal(out.labels[target.labels > 0], target.labels[target.labels > 0])
 
@@ -233,8 +233,8 @@ def test_combiners():
 
 
 @pytest.mark.parametrize(("make", "fragment"), [
-    (lambda: LabelledImage(np.zeros((4, 5, 6)), np.zeros((4, 5, 7), np.uint16)), "shape (4, 5, 7) differ"),
-    (lambda: LabelledImage(np.zeros((4, 5, 6)), np.zeros((4, 5, 6), np.float32)), "must hold integer instance ids"),
+    (lambda: Sample(np.zeros((4, 5, 7), np.uint16), np.zeros((4, 5, 6))), "labels shape (4, 5, 7) and image shape"),
+    (lambda: Sample(np.zeros((4, 5, 6), np.float32), np.zeros((4, 5, 6))), "must hold integer instance ids"),
     (lambda: Diversify(w_i=(1.8, 0.2)), "w_i limits are reversed"),
     (lambda: Diversify(w_v=(-1, 8)), "w_v limits must be finite and >= 0"),
     (lambda: Diversify(size=4), "must be odd voxel counts >= 3"),
@@ -251,7 +251,7 @@ def test_combiners():
     (lambda: Stacked([Flip()], p=1.5), "probability in [0, 1]"),
     (lambda: RandomChoice([Flip()], weights=[0]), "not all 0"),
     (lambda: CopyPaste([]), "non-empty pool"),
-    (lambda: CopyPaste([item_from_labels()])(LabelledImage(np.zeros((12, 24, 24))), 0), "needs the target's labels"),
+    (lambda: CopyPaste([item_from_labels()])(Sample(image=np.zeros((12, 24, 24))), 0), "needs the target's labels"),
     (lambda: CopyPaste([item_from_labels()])(item_from_labels(shape=(12, 30, 24)), 0), "smaller than the target"),
     (lambda: Diversify()(item_from_labels(), 0), "must be normalised to [0, 1]"),
 ])

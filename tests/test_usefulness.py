@@ -15,10 +15,11 @@ from cellsynth.evaluate.baseline import baseline
 from cellsynth.evaluate.c2st import c2st, roc_auc
 from cellsynth.evaluate.segmentation import matching, score_at
 from cellsynth.evaluate.syn2real import train_segmenter
-from cellsynth.evaluate.volumes import Volume, resample, split_dataset
+from cellsynth.evaluate.volumes import resample, split_dataset
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import classical_segmentation
+from cellsynth.sample import Sample
 
 ISO = (1.0, 1.0, 1.0)
 TINY_C2ST = {"spacing": ISO, "patch_um": (4, 8, 8), "steps": 60, "batch_size": 16}
@@ -39,11 +40,9 @@ def spheres(shape=(16, 64, 64), radius: float = 5.0, spacing=ISO) -> np.ndarray:
 
 
 def render(labels: np.ndarray, spacing, seed: int = 0) -> np.ndarray:
-    from cellsynth.masks.simulate import SimulatedMasks
     from cellsynth.synthesis.optics import OpticsRenderer
 
-    return OpticsRenderer().render(SimulatedMasks(labels, np.ones(labels.shape, bool)), spacing,
-                                   np.random.default_rng(seed))
+    return OpticsRenderer().render(Sample(labels, spacing=spacing), np.random.default_rng(seed)).image
 
 
 # ----------------------------------------------------------------------------- C2ST
@@ -78,7 +77,8 @@ def test_c2st_is_reproducible_per_seed_and_resamples_to_a_common_spacing(tmp_pat
     assert np.array_equal(first.scores, second.scores)
     assert c2st(a, b, **{**TINY_C2ST, "seed": 1}).scores.tolist() != first.scores.tolist()
     fine = resample(b, (1, 1, 1), (1, 0.5, 0.5))  # the same field of view at half the lateral voxel size
-    mixed = c2st([Volume(a, ISO)], [Volume(fine, (1.0, 0.5, 0.5))], patch_um=(4, 8, 8), steps=5)
+    mixed = c2st([Sample(image=a, spacing=ISO)], [Sample(image=fine, spacing=(1.0, 0.5, 0.5))], patch_um=(4, 8, 8),
+                 steps=5)
     assert mixed.settings["spacing_um"] == [1.0, 1.0, 1.0] and mixed.settings["patch_voxels"] == [4, 8, 8]
     path = first.figure(tmp_path / "patches.png")
     assert path.read_bytes()[:4] == b"\x89PNG"
@@ -172,7 +172,7 @@ def test_centreness_is_one_at_each_centre_and_zero_outside_even_where_objects_to
 def test_segmenter_trains_on_the_cpu_in_both_precisions(precision):
     spacing = (1.0, 1.0, 1.0)
     labels = spheres(spacing=spacing, radius=4.0)
-    volume = Volume(render(labels, spacing), spacing, labels)
+    volume = Sample(labels, render(labels, spacing), spacing)
     segmenter = train_segmenter([volume], spacing_um=spacing, patch_um=(8, 16, 16), steps=4,
                                 validation_fraction=0.3, precision=precision, progress=False)
     assert (segmenter.dtype is None) == (precision == "fp32")
@@ -183,8 +183,8 @@ def test_segmenter_trains_on_the_cpu_in_both_precisions(precision):
 def test_segmenter_learns_rendered_spheres_and_is_reproducible_per_seed():
     spacing = (1.0, 1.0, 1.0)
     labels = spheres(spacing=spacing, radius=4.0)
-    volume = Volume(render(labels, spacing), spacing, labels)
-    test = Volume(render(labels, spacing, seed=5), spacing, labels)
+    volume = Sample(labels, render(labels, spacing), spacing)
+    test = Sample(labels, render(labels, spacing, seed=5), spacing)
     runs = [train_segmenter([volume], spacing_um=spacing, patch_um=(16, 32, 32), steps=60, validation_fraction=0.3,
                             precision="fp32", progress=False) for _ in range(2)]
     assert runs[0].history["losses"] == runs[1].history["losses"]
@@ -194,7 +194,7 @@ def test_segmenter_learns_rendered_spheres_and_is_reproducible_per_seed():
 
 
 def test_segmenter_refuses_a_zero_budget_and_labels_without_objects():
-    volume = Volume(np.ones((4, 16, 16), np.float32), (1.0, 1.0, 1.0), np.zeros((4, 16, 16), np.uint16))
+    volume = Sample(np.zeros((4, 16, 16), np.uint16), np.ones((4, 16, 16), np.float32), (1.0, 1.0, 1.0))
     with pytest.raises(InputError, match="budget"):
         train_segmenter([volume], steps=0)
     with pytest.raises(InputError, match="no object"):

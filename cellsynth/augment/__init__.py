@@ -24,7 +24,6 @@ from cellsynth.augment.transforms import (
     Flip,
     Gamma,
     GaussianNoise,
-    LabelledImage,
     LateralStretch,
     PoissonNoise,
     RandomChoice,
@@ -32,12 +31,13 @@ from cellsynth.augment.transforms import (
     Rotate90,
     Stacked,
     Transform,
+    as_item,
 )
 
 __all__ = [
     "BrightnessContrast", "CopyPaste", "CropResize", "Diversify", "Elastic", "Flip", "Gamma", "GaussianNoise",
-    "LabelledImage", "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "Rotate", "Rotate90",
-    "Stacked", "Transform", "curriculum_limits", "diversified_stack", "diversify", "patch_start",
+    "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "Rotate", "Rotate90",
+    "Stacked", "Transform", "as_item", "curriculum_limits", "diversified_stack", "diversify", "patch_start",
     "load_labelled_images", "local_std", "neighbourhood_voxels", "normalize_percentiles", "random_weights",
     "predict_with_tta", "robustness_loss", "single_weights", "structured_weights", "truncated_normal",
 ]

@@ -8,21 +8,22 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from cellsynth.augment.diversify import local_std, normalize_percentiles
-from cellsynth.augment.transforms import Diversify, LabelledImage, Transform
+from cellsynth.augment.transforms import Diversify, Transform, as_item
 from cellsynth.errors import InputError
+from cellsynth.sample import Sample
 
 Targets = Callable[[np.ndarray, tuple[float, float, float]], Mapping[str, np.ndarray]]
 _MAX_FOREGROUND_CENTRES = 100_000
 
 
-def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 99.9)) -> list[LabelledImage]:
+def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 99.9)) -> list[Sample]:
     """Every labelled image of ``source``, intensities normalised per volume.
 
     Parameters
     ----------
     source : path-like or sequence
         A cellsynth dataset folder (its done samples, checksums verified), or a sequence of
-        :class:`LabelledImage` or ``(image, labels, spacing)`` tuples.
+        :class:`~cellsynth.sample.Sample` or ``(image, labels, spacing)`` tuples.
     percentiles : (low, high) or None
         Per-volume percentile normalisation to [0, 1] (:func:`normalize_percentiles`); None
         keeps the intensities as they are.
@@ -32,9 +33,9 @@ def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 
 
         dataset = Dataset.open(source)
         samples = [dataset.read_sample(i, verify=False) for i in dataset.finished("train on", images=True)]
-        items = [LabelledImage(s.image, s.labels, s.spacing) for s in samples]
+        items = [as_item(Sample(s.labels, s.image, s.spacing)) for s in samples]
     else:
-        items = [s if isinstance(s, LabelledImage) else LabelledImage(*s) for s in source]
+        items = [as_item(s if isinstance(s, Sample) else Sample(s[1], s[0], *s[2:])) for s in source]
         if not items:
             raise InputError("no labelled images given")
     if any(item.labels is None for item in items):
@@ -153,8 +154,8 @@ class PatchDataset:
         """The generator of item ``index`` in the current epoch."""
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(self.epoch, index)))
 
-    def patch(self, index: int) -> LabelledImage:
-        """Item ``index`` as an augmented :class:`LabelledImage` (what :meth:`__getitem__` converts)."""
+    def patch(self, index: int) -> Sample:
+        """Item ``index`` as an augmented :class:`~cellsynth.sample.Sample` (what :meth:`__getitem__` converts)."""
         if not 0 <= index < len(self):
             raise IndexError(f"patch index {index} out of range for {len(self)} patches per epoch")
         rng = self.rng(index)
@@ -179,17 +180,13 @@ class PatchDataset:
         return result
 
 
-def _crop_or_pad(item: LabelledImage, starts: np.ndarray, patch: tuple[int, ...]) -> LabelledImage:
+def _crop_or_pad(item: Sample, starts: np.ndarray, patch: tuple[int, ...]) -> Sample:
     window = tuple(slice(int(a), int(a) + p) for a, p in zip(starts, patch, strict=True))
-    fill = {"image": float(item.image.min()), "labels": 0, "local_std": 0.0}
     volumes = {}
-    for name in ("image", "labels", "local_std"):
-        value = getattr(item, name)
-        if value is None:
-            continue
+    for name, value in item.volumes().items():
         value = value[window]
         missing = [(0, p - n) for n, p in zip(value.shape, patch, strict=True)]
         if any(m for _, m in missing):
-            value = np.pad(value, missing, constant_values=fill[name])
+            value = np.pad(value, missing, constant_values=float(item.image.min()) if name == "image" else 0)
         volumes[name] = np.ascontiguousarray(value)
     return item.replace(**volumes)

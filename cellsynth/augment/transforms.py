@@ -1,10 +1,10 @@
 """Label-safe 3D augmentations: one transform, one class, applied jointly to image and labels.
 
-Every transform maps a :class:`LabelledImage` (image, optional instance labels, voxel spacing,
-optional cached local std for :class:`Diversify`) to a new one of the same shape, drawing its
-randomness from the ``numpy.random.Generator`` it is called with, so the same seed gives the same
-output. Geometric transforms move image, labels and local std with one mapping: images with
-linear interpolation (``image_order``), labels with nearest neighbour, so instance ids are only
+Every transform maps a :class:`~cellsynth.sample.Sample` (image, optional instance labels and
+other label-like volumes, voxel spacing, optional cached local std for :class:`Diversify`) to a
+new one of the same shape, drawing its randomness from the ``numpy.random.Generator`` it is called
+with, so the same seed gives the same output. Geometric transforms move every volume with one
+mapping: images with linear interpolation (``image_order``), labels with nearest neighbour, so instance ids are only
 ever kept or lost at the border, never blended or invented. Physical parameters are in µm and use
 the item's spacing (a rotation of an anisotropic stack turns the physical volume, not the voxel
 grid).
@@ -16,7 +16,6 @@ jitter: it needs intensities in [0, 1].
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterator, Sequence
 
@@ -34,63 +33,45 @@ from cellsynth.augment.diversify import (
     neighbourhood_voxels,
     single_weights,
 )
-from cellsynth.checks import Spacing, check_image, check_labels, check_spacing
 from cellsynth.errors import InputError
+from cellsynth.sample import Sample, as_sample
 
 Fill = float | str
 
 
-@dataclasses.dataclass(frozen=True)
-class LabelledImage:
-    """An image with its instance labels, voxel spacing and (optionally) cached local std.
+def as_item(item: Sample | np.ndarray) -> Sample:
+    """``item`` ready for the transforms: a :class:`~cellsynth.sample.Sample` with a float32 image.
 
-    Attributes
-    ----------
-    image : ndarray
-        ZYX intensities (stored as float32).
-    labels : ndarray or None
-        ZYX instance ids (0 = background) of the image's shape; None for image-only use.
-    spacing : tuple of 3 float
-        Voxel size ``(z, y, x)`` in µm.
-    local_std : ndarray or None
-        ``σ_x`` for :class:`Diversify` (:func:`cellsynth.augment.local_std`), moved along with the
-        image by geometric transforms so it is computed once per volume.
+    A bare array becomes a sample's image; a sample without spacing is taken as 1 µm voxels.
+
+    Examples
+    --------
+    >>> item = as_item(np.zeros((2, 4, 4), np.uint16))
+    >>> item.image.dtype, item.spacing
+    (dtype('float32'), (1.0, 1.0, 1.0))
     """
-
-    image: np.ndarray
-    labels: np.ndarray | None = None
-    spacing: Spacing = (1.0, 1.0, 1.0)
-    local_std: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        image = check_image(self.image).astype(np.float32, copy=False)
-        object.__setattr__(self, "image", image)
-        object.__setattr__(self, "spacing", check_spacing(self.spacing))
-        for name in ("labels", "local_std"):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            value = check_labels(value) if name == "labels" else np.asarray(value, np.float32)
-            if value.shape != image.shape:
-                raise InputError(f"image shape {image.shape} and {name} shape {value.shape} differ; they must be equal")
-            object.__setattr__(self, name, value)
-
-    def replace(self, **changes) -> LabelledImage:
-        """A copy with some fields replaced (validated again)."""
-        return dataclasses.replace(self, **changes)
+    item = as_sample(item)
+    if item.image is None:
+        raise InputError("augmentations need the sample's image; got labels only (render the sample first)")
+    changes = {}
+    if item.image.dtype != np.float32:
+        changes["image"] = item.image.astype(np.float32)
+    if item.spacing is None:
+        changes["spacing"] = (1.0, 1.0, 1.0)
+    return item.replace(**changes) if changes else item
 
 
 class Transform:
-    """Base class: ``transform(item, rng)`` returns a new :class:`LabelledImage`.
+    """Base class: ``transform(item, rng)`` returns a new :class:`~cellsynth.sample.Sample`.
 
-    ``item`` may also be a bare image array; ``rng`` a Generator, an int seed or None.
+    ``item`` may also be a bare image array (see :func:`as_item`); ``rng`` a Generator, an int seed
+    or None.
     """
 
-    def __call__(self, item: LabelledImage | np.ndarray, rng: np.random.Generator | int | None = None) -> LabelledImage:
-        item = item if isinstance(item, LabelledImage) else LabelledImage(item)
-        return self.apply(item, np.random.default_rng(rng))
+    def __call__(self, item: Sample | np.ndarray, rng: np.random.Generator | int | None = None) -> Sample:
+        return self.apply(as_item(item), np.random.default_rng(rng))
 
-    def apply(self, item: LabelledImage, rng: np.random.Generator) -> LabelledImage:
+    def apply(self, item: Sample, rng: np.random.Generator) -> Sample:
         raise NotImplementedError
 
     def set_epoch(self, epoch: int) -> None:
@@ -254,15 +235,15 @@ class _Geometric(Transform):
             raise InputError(f"fill must be 'min' (the image minimum) or a number; got {fill!r}")
         self.image_order, self.fill = image_order, fill
 
-    def _resample(self, item: LabelledImage, resample: Callable[[np.ndarray, int, float], np.ndarray]) -> LabelledImage:
+    def _resample(self, item: Sample, resample: Callable[[np.ndarray, int, float], np.ndarray]) -> Sample:
+        """Every volume of ``item`` through one mapping: the image at ``image_order``, the cached local
+        std linearly, labels and the other label-like volumes by nearest neighbour (filled with 0)."""
         fill = float(item.image.min()) if self.fill == "min" else float(self.fill)
-        return item.replace(
-            image=resample(item.image, self.image_order, fill),
-            labels=None if item.labels is None else resample(item.labels, 0, 0),
-            local_std=None if item.local_std is None else resample(item.local_std, 1, 0.0),
-        )
+        orders = {"image": (self.image_order, fill), "local_std": (1, 0.0)}
+        return item.replace(**{name: resample(volume, *orders.get(name, (0, 0)))
+                               for name, volume in item.volumes().items()})
 
-    def _affine(self, item: LabelledImage, matrix: np.ndarray, offset: np.ndarray, mode: str) -> LabelledImage:
+    def _affine(self, item: Sample, matrix: np.ndarray, offset: np.ndarray, mode: str) -> Sample:
         """Output voxel ``o`` takes the input at ``matrix @ o + offset`` (voxel indices)."""
         return self._resample(item, lambda a, order, cval: ndi.affine_transform(
             a, matrix, offset, order=order, mode=mode, cval=cval, prefilter=order > 1))
@@ -279,7 +260,7 @@ class Flip(Transform):
         if not flipped:
             return item
         return item.replace(**{name: np.ascontiguousarray(np.flip(value, flipped))
-                               for name, value in _volumes(item).items()})
+                               for name, value in item.volumes().items()})
 
 
 class Rotate90(Transform):
@@ -299,7 +280,7 @@ class Rotate90(Transform):
         if k == 0:
             return item
         return item.replace(**{name: np.ascontiguousarray(np.rot90(value, k, plane))
-                               for name, value in _volumes(item).items()})
+                               for name, value in item.volumes().items()})
 
 
 def _plane_rotation(angle: float, a: int, b: int) -> np.ndarray:
@@ -345,7 +326,7 @@ class Rotate(_Geometric):
 class _Zoom(_Geometric):
     """Crop a random sub-box of size ``shape / factor`` and resize it back to ``shape``."""
 
-    def _zoom(self, item: LabelledImage, factors: np.ndarray, rng: np.random.Generator) -> LabelledImage:
+    def _zoom(self, item: Sample, factors: np.ndarray, rng: np.random.Generator) -> Sample:
         shape = np.asarray(item.image.shape, float)
         starts = rng.uniform(0, 1, 3) * (shape - shape / factors)
         offset = starts + 0.5 / factors - 0.5  # voxel centres of the crop map onto the output's
@@ -444,16 +425,16 @@ class CopyPaste(Transform):
 
     Parameters
     ----------
-    pool : sequence of LabelledImage
+    pool : sequence of Sample
         Labelled sources with the target's spacing, each at least the target's shape.
     p : float
         Probability of taking each source instance (0.25 in seed 002).
     """
 
-    def __init__(self, pool: Sequence[LabelledImage], p: float = 0.25):
-        self.pool = list(pool)
-        if not self.pool or any(not isinstance(s, LabelledImage) or s.labels is None for s in self.pool):
-            raise InputError("copy-paste needs a non-empty pool of LabelledImage sources with labels")
+    def __init__(self, pool: Sequence[Sample], p: float = 0.25):
+        if not pool or any(not isinstance(s, Sample) or s.labels is None or s.image is None for s in pool):
+            raise InputError("copy-paste needs a non-empty pool of Sample sources with an image and labels")
+        self.pool = [as_item(source) for source in pool]
         self.p = _probability(p)
 
     def __repr__(self) -> str:
@@ -483,7 +464,7 @@ class CopyPaste(Transform):
             labels[box][mask] = next_id
             image[box][mask] = source_image[box][mask]
             next_id += 1
-        return item.replace(image=image, labels=labels, local_std=None)
+        return item.replace(image=image, labels=labels, local_std=None, semantic=None)  # semantic: from the labels
 
 
 # ----------------------------------------------------------------------------- combiners
@@ -539,6 +520,3 @@ def _axes(axes: Sequence[int]) -> tuple[int, ...]:
         raise InputError(f"axes must be distinct values among 0 (z), 1 (y), 2 (x); got {axes!r}")
     return axes
 
-
-def _volumes(item: LabelledImage) -> dict[str, np.ndarray]:
-    return {name: getattr(item, name) for name in ("image", "labels", "local_std") if getattr(item, name) is not None}

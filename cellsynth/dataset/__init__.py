@@ -12,7 +12,7 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "exports": ["CELLPOSE_LAYOUTS", "EXPORT_FORMATS", "check_export_target", "export_dataset"],
-    "folder": ["EXTRA_KINDS", "FOLDERS", "MANIFEST_FORMAT", "MANIFEST_NAME", "Dataset", "Sample", "build_dataset",
+    "folder": ["EXTRA_KINDS", "FOLDERS", "MANIFEST_FORMAT", "MANIFEST_NAME", "Dataset", "build_dataset",
                "check_new_dataset_folder", "example_dataset", "import_dataset", "make_and_write_sample",
                "package_versions", "paired_files", "sample_names", "sample_rng", "semantic_warning", "sha256_file",
                "volume_stem", "write_sample_files"],

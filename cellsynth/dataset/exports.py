@@ -35,10 +35,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cellsynth.checks import check_output
-from cellsynth.dataset.folder import Dataset, Sample
+from cellsynth.dataset.folder import Dataset
 from cellsynth.errors import DatasetError, InputError
 from cellsynth.io import atomic_path, write_bytes_atomic, write_json_atomic, write_ome_zarr, write_volume
 from cellsynth.masks.derived import SEMANTIC_CLASSES, semantic_from_instances
+from cellsynth.sample import Sample
 
 EXPORT_FORMATS = ("stardist", "cellpose", "ctc", "nnunet", "ome-zarr")
 CELLPOSE_LAYOUTS = ("slices", "stacks")

@@ -29,7 +29,6 @@ import re
 import shutil
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -38,50 +37,22 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from cellsynth.checks import Spacing, as_volume, check_labels, check_output, check_pair, check_spacing
+from cellsynth.checks import as_volume, check_labels, check_output, check_pair, check_spacing
 from cellsynth.config import OutputConfig
 from cellsynth.dataset.previews import write_preview
 from cellsynth.errors import CellsynthError, DatasetError, FileFormatError, InputError
 from cellsynth.io import read_volume, remove_partials, volume_files, write_json_atomic, write_volume
 from cellsynth.masks.derived import semantic_from_instances, write_cell_meshes, write_centroids_csv
+from cellsynth.sample import Sample
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 #: Sub-folder of each kind of per-sample file.
 FOLDERS = {"image": "images", "labels": "labels", "semantic": "semantic", "preview": "previews",
            "centroids": "centroids", "meshes": "meshes"}
-#: Extra per-sample binary volumes a sample may carry (written to ``<kind>/NAME.tif`` as uint8).
+#: The binary volumes of a :class:`~cellsynth.sample.Sample` written beside its labels (``<kind>/NAME.tif``, uint8).
 EXTRA_KINDS = ("foreground", "membranes")
 _VERSIONED_PACKAGES = ("cellsynth", "numpy", "scipy", "scikit-image", "tifffile", "zarr", "pyshtools", "torch")
-
-
-@dataclass
-class Sample:
-    """One annotated sample: an image, its instance labels, its spacing and what made it.
-
-    Attributes
-    ----------
-    image : ndarray or None
-        ZYX intensities (float32 in [0, 1] for synthetic data); None in a masks-only dataset.
-    labels : ndarray
-        ZYX instance ids of the image's shape, 0 = background.
-    spacing : tuple of 3 float
-        Voxel size ``(z, y, x)`` in µm.
-    params : dict
-        JSON-able parameters recorded in the manifest (e.g. what the simulator drew).
-    semantic : ndarray, optional
-        Three-class map (see :func:`cellsynth.masks.derived.semantic_from_instances`).
-    extras : dict of str to ndarray
-        Binary volumes of the labels' shape keyed by one of :data:`EXTRA_KINDS` (e.g. the
-        organism foreground, the membrane mask).
-    """
-
-    image: np.ndarray | None
-    labels: np.ndarray
-    spacing: Spacing
-    params: dict = field(default_factory=dict)
-    semantic: np.ndarray | None = None
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 22) -> str:
@@ -152,17 +123,16 @@ def write_sample_files(root: str | os.PathLike, name: str, sample: Sample, outpu
     else:
         image, labels = check_pair(sample.image, sample.labels)
     spacing = check_spacing(sample.spacing)
-    unknown = set(sample.extras) - set(EXTRA_KINDS)
-    if unknown:
-        raise InputError(f"unknown extra volume(s) {sorted(unknown)}; accepted: {', '.join(EXTRA_KINDS)}")
     root = Path(root)
     compression = None if output.tiff_compression == "none" else output.tiff_compression
     arrays = {"image": image, "labels": labels}
     if output.semantic:
         arrays["semantic"] = semantic_from_instances(labels) if sample.semantic is None else _check_classes(
             sample.semantic, labels.shape)
-    for kind, extra in sample.extras.items():
-        arrays[kind] = _check_classes(np.asarray(extra).astype(np.uint8), labels.shape, f"{kind} volume")
+    for kind in EXTRA_KINDS:
+        if getattr(sample, kind) is not None:
+            arrays[kind] = _check_classes(np.asarray(getattr(sample, kind)).astype(np.uint8), labels.shape,
+                                          f"{kind} volume")
     files = {}
     for kind, array in arrays.items():
         if array is None:
@@ -364,8 +334,7 @@ class Dataset:
         labels, spacing = read_volume(self.root / files["labels"]["path"])
         volumes = {kind: read_volume(self.root / files[kind]["path"])[0]
                    for kind in ("image", "semantic", *EXTRA_KINDS) if kind in files}
-        return Sample(image=volumes.pop("image", None), labels=labels, spacing=spacing,
-                      params=entry.get("params", {}), semantic=volumes.pop("semantic", None), extras=volumes)
+        return Sample(labels, spacing=spacing, params=entry.get("params", {}), name=entry["name"], **volumes)
 
     def name(self, index: int) -> str:
         return self.samples[index]["name"]

@@ -19,9 +19,10 @@ from cellsynth.checks import check_output
 from cellsynth.errors import InputError
 from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores
-from cellsynth.evaluate.volumes import Volume, read_volumes
+from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.io import write_json_atomic, write_volume
 from cellsynth.masks.segment import MIN_SEED_DISTANCE_UM, MIN_VOLUME_UM3, SMOOTHING_UM, classical_segmentation
+from cellsynth.sample import Sample
 
 
 def check_output_folder(out: str | os.PathLike) -> Path:
@@ -29,7 +30,7 @@ def check_output_folder(out: str | os.PathLike) -> Path:
     return check_output(out, "results", folder=True)
 
 
-def write_segmentation_results(out: Path, volumes: Sequence[Volume], predictions: Sequence[np.ndarray],
+def write_segmentation_results(out: Path, volumes: Sequence[Sample], predictions: Sequence[np.ndarray],
                                settings: dict, thresholds: Sequence[float] = THRESHOLDS, **extra) -> dict:
     """Score predicted instances against the test labels; write ``report.json`` and ``predictions/``.
 
@@ -46,14 +47,14 @@ def write_segmentation_results(out: Path, volumes: Sequence[Volume], predictions
     return report
 
 
-def baseline(test: str | os.PathLike | Sequence[Volume], out: str | os.PathLike | None = None, *,
+def baseline(test: str | os.PathLike | Sequence[Sample], out: str | os.PathLike | None = None, *,
              smoothing_um: float = SMOOTHING_UM, min_seed_distance_um: float = MIN_SEED_DISTANCE_UM,
              min_volume_um3: float = MIN_VOLUME_UM3, thresholds: Sequence[float] = THRESHOLDS) -> dict:
     """Segment every image of a labelled test set with :func:`classical_segmentation` and score it.
 
     Parameters
     ----------
-    test : path-like or sequence of Volume
+    test : path-like or sequence of Sample
         A dataset folder with labels (or volumes with labels).
     out : path-like, optional
         New folder for ``report.json`` and ``predictions/test_NNNN.tif``.

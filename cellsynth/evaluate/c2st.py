@@ -41,10 +41,11 @@ from cellsynth.checks import check_image, check_spacing
 from cellsynth.errors import InputError
 from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.metrics import normalize
-from cellsynth.evaluate.volumes import Volume, common_spacing, read_volumes, resample, split_volume
+from cellsynth.evaluate.volumes import common_spacing, read_volumes, resample, split_volume
 from cellsynth.io import write_bytes_atomic, write_json_atomic
 from cellsynth.models.common import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import seeded
+from cellsynth.sample import Sample
 
 #: Default patch (z, y, x) in µm: about 17×31×31 voxels at the cells3d spacing.
 PATCH_UM = (5.0, 8.0, 8.0)
@@ -89,19 +90,19 @@ def patch_shape(patch_um: Sequence[float], spacing: Sequence[float], flat: bool)
     return (1, *shape[1:]) if flat else shape  # type: ignore[return-value]
 
 
-def _as_volumes(data, spacing, what: str) -> list[Volume]:
+def _as_volumes(data, spacing, what: str) -> list[Sample]:
     if isinstance(data, (str, os.PathLike)):
         return read_volumes(data, spacing, what=what)
     if isinstance(data, np.ndarray):
         data = [data]
     volumes = []
     for item in data:
-        if isinstance(item, Volume):
+        if isinstance(item, Sample):
             volumes.append(item)
         else:
             if spacing is None:
                 raise InputError(f"{what}: arrays need a voxel spacing in µm")
-            volumes.append(Volume(check_image(item, f"{what} image"), check_spacing(spacing)))
+            volumes.append(Sample(image=check_image(item, f"{what} image"), spacing=check_spacing(spacing)))
     if not volumes:
         raise InputError(f"{what}: no image given")
     return volumes
@@ -168,7 +169,7 @@ class TwoSampleTest:
         return Path(path)
 
 
-def _prepare(volumes: Sequence[Volume], spacing, test_fraction: float, patch, what: str) -> tuple[list, list]:
+def _prepare(volumes: Sequence[Sample], spacing, test_fraction: float, patch, what: str) -> tuple[list, list]:
     """Normalised, resampled volumes cut into training and test parts (each at least one patch)."""
     train, test = [], []
     for volume in volumes:
@@ -247,7 +248,7 @@ def c2st(
 
     Parameters
     ----------
-    real, synthetic : ndarray, sequence of ndarray or Volume, or path-like
+    real, synthetic : ndarray, sequence of ndarray or Sample, or path-like
         ZYX images (an image file or dataset folder is read with
         :func:`~cellsynth.evaluate.volumes.read_volumes`).
     spacing : 3 floats, optional
@@ -376,7 +377,7 @@ def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out:
     first_real = resample(reals[0].image, reals[0].spacing, grid)
     first_synthetic = resample(synthetics[0].image, synthetics[0].spacing, grid)
 
-    def labels_of(volume: Volume, shape) -> np.ndarray | None:
+    def labels_of(volume: Sample, shape) -> np.ndarray | None:
         if volume.labels is None or not volume.labels.any():
             return None
         return resample(volume.labels, volume.spacing, grid, order=0, shape=shape)

@@ -25,8 +25,8 @@ def render_like(calibration: Calibration, spacing: Sequence[float], seed: int = 
     """The first calibration image's own labels drawn by the calibrated physics renderer."""
     labels = calibration.labels[0]
     renderer = OpticsRenderer(calibration.config.optics, calibration.config.patching)
-    return renderer.render(masks_from_labels(labels, spacing, calibration.config.masks), spacing,
-                           np.random.default_rng(seed))
+    return renderer.render(masks_from_labels(labels, spacing, calibration.config.masks),
+                           np.random.default_rng(seed)).image
 
 
 def write_calibration_report(calibration: Calibration, spacing: Sequence[float], out: str | os.PathLike) -> Path:

@@ -49,7 +49,6 @@ from cellsynth.augment import (
     Flip,
     Gamma,
     GaussianNoise,
-    LabelledImage,
     PatchDataset,
     Rotate90,
     Stacked,
@@ -60,12 +59,13 @@ from cellsynth.checks import Spacing, check_memory, check_spacing
 from cellsynth.errors import InputError
 from cellsynth.evaluate.baseline import check_output_folder, write_segmentation_results
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores, score_at
-from cellsynth.evaluate.volumes import Volume, grid_shape, read_volumes, resample, split_volume
+from cellsynth.evaluate.volumes import grid_shape, read_volumes, resample, split_volume
 from cellsynth.io import atomic_path
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import MIN_VOLUME_UM3, seeded_watershed
 from cellsynth.models.common import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import UNet3D, seeded
+from cellsynth.sample import Sample
 from cellsynth.synthesis.patching import apply_patched
 
 PERCENTILES = (0.1, 99.9)
@@ -124,11 +124,11 @@ def training_bytes(patch: Sequence[int], batch_size: int, features: int) -> int:
     return int(np.prod(patch)) * batch_size * features * _BYTES_PER_VOXEL_FEATURE
 
 
-def prepare(volume: Volume, spacing: Spacing) -> LabelledImage:
+def prepare(volume: Sample, spacing: Spacing) -> Sample:
     """A labelled volume on the working grid, intensities normalised to [0, 1]."""
     image = resample(volume.image, volume.spacing, spacing, order=1)
     labels = resample(volume.labels, volume.spacing, spacing, order=0, shape=image.shape)
-    return LabelledImage(normalize_percentiles(image, *PERCENTILES), labels, spacing)
+    return Sample(labels, normalize_percentiles(image, *PERCENTILES), spacing)
 
 
 def instances_from_probabilities(probabilities: np.ndarray, spacing: Sequence[float], *,
@@ -163,7 +163,7 @@ def instances_from_probabilities(probabilities: np.ndarray, spacing: Sequence[fl
     return seeded_watershed(-centre, seeds, mask, spacing, min_volume_um3)
 
 
-def choose_thresholds(probabilities: Sequence[np.ndarray], volumes: Sequence[Volume],
+def choose_thresholds(probabilities: Sequence[np.ndarray], volumes: Sequence[Sample],
                       min_volume_um3: float = MIN_VOLUME_UM3) -> tuple[dict, float]:
     """Foreground and seed thresholds with the best pooled AP@0.5 over ``volumes``, and that AP.
 
@@ -263,14 +263,14 @@ def _learning_rate(progress: float, peak: float) -> float:
     return peak * (0.02 + 0.98 * cosine)
 
 
-def _split_for_validation(volumes: Sequence[Volume], fraction: float) -> tuple[list[Volume], list[Volume]]:
+def _split_for_validation(volumes: Sequence[Sample], fraction: float) -> tuple[list[Sample], list[Sample]]:
     """Each volume cut along its longer lateral axis: the first part trains, the last ``fraction`` validates."""
     train, validation = [], []
     for volume in volumes:
         axis = 1 if volume.image.shape[1] >= volume.image.shape[2] else 2
         parts = [split_volume(a, axis, 1 - fraction) for a in (volume.image, volume.labels)]
-        train.append(Volume(parts[0][0], volume.spacing, parts[1][0], volume.name))
-        validation.append(Volume(parts[0][1], volume.spacing, parts[1][1], volume.name))
+        train.append(volume.replace(image=parts[0][0], labels=parts[1][0]))
+        validation.append(volume.replace(image=parts[0][1], labels=parts[1][1]))
     if not any(v.labels.any() for v in validation):
         raise InputError("the validation part of the training data holds no labelled object; "
                          "use a larger --validation-fraction or more training data")
@@ -278,7 +278,7 @@ def _split_for_validation(volumes: Sequence[Volume], fraction: float) -> tuple[l
 
 
 def train_segmenter(
-    train: str | os.PathLike | Sequence[Volume],
+    train: str | os.PathLike | Sequence[Sample],
     *,
     spacing_um: Sequence[float] | None = None,
     patch_um: Sequence[float] = PATCH_UM,
@@ -299,7 +299,7 @@ def train_segmenter(
 
     Parameters
     ----------
-    train : path-like or sequence of Volume
+    train : path-like or sequence of Sample
         A dataset folder with labels, or volumes with labels.
     spacing_um : 3 floats, optional
         Working voxel size in µm (default :func:`working_spacing` of the training data).
@@ -359,9 +359,9 @@ def train_segmenter(
                  f"a training step on {batch_size} patches of {tuple(patch)} voxels with {features} features",
                  "use a smaller --patch-um, a coarser --spacing or a smaller --batch-size")
     fitting, validation = _split_for_validation(volumes, validation_fraction)
-    validation = [Volume(resample(v.image, v.spacing, spacing), spacing,
-                         resample(v.labels, v.spacing, spacing, order=0,
-                                  shape=grid_shape(v.image.shape, v.spacing, spacing)), v.name)
+    validation = [v.replace(image=resample(v.image, v.spacing, spacing), spacing=spacing,
+                            labels=resample(v.labels, v.spacing, spacing, order=0,
+                                            shape=grid_shape(v.image.shape, v.spacing, spacing)))
                   for v in validation]  # model selection on the working grid: cheap enough to run ten times
     patches = PatchDataset([prepare(v, spacing) for v in fitting], patch,
                            transform=default_augmentation() if transform is None else transform,

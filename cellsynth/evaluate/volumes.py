@@ -10,33 +10,23 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from cellsynth.checks import Spacing, check_image, check_labels, check_spacing
+from cellsynth.checks import Spacing, check_image, check_spacing
 from cellsynth.config import OutputConfig
-from cellsynth.dataset import MANIFEST_NAME, Dataset, Sample, build_dataset, check_new_dataset_folder
+from cellsynth.dataset import MANIFEST_NAME, Dataset, build_dataset, check_new_dataset_folder
 from cellsynth.errors import DatasetError, InputError
 from cellsynth.io import read_volume
+from cellsynth.sample import Sample
 
 #: Axis names of a ZYX volume.
 AXES = "zyx"
 
 
-@dataclass(frozen=True)
-class Volume:
-    """One image (and optionally its instance labels) with its voxel spacing in µm."""
-
-    image: np.ndarray
-    spacing: Spacing
-    labels: np.ndarray | None = None
-    name: str = ""
-
-
 def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = None, *,
-                 labels: bool = False, what: str = "input") -> list[Volume]:
+                 labels: bool = False, what: str = "input") -> list[Sample]:
     """The images of an image file or of a dataset folder's finished samples.
 
     Parameters
@@ -52,7 +42,8 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
 
     Returns
     -------
-    list of Volume
+    list of Sample
+        Each with its image, spacing and name (and its labels, from a dataset folder).
 
     Examples
     --------
@@ -69,8 +60,7 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
             sample = dataset.read_sample(index, verify=False)  # verified once, by finished()
             if sample.image is None:
                 raise DatasetError(f"{what} dataset '{path}' holds masks only; it needs images")
-            volumes.append(Volume(check_image(sample.image, f"{what} image"), check_spacing(sample.spacing),
-                                  check_labels(sample.labels, f"{what} labels"), dataset.name(index)))
+            volumes.append(Sample(sample.labels, sample.image, sample.spacing, name=sample.name))  # what is judged
         return volumes
     if labels:
         raise InputError(f"{what} '{path}' must be a cellsynth dataset folder (images with labels); "
@@ -78,7 +68,7 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
     if path.is_dir() and not path.name.endswith(".zarr"):
         raise DatasetError(f"{what} '{path}' is a folder without a manifest; give an image file or a dataset folder")
     image, spacing = read_volume(path, spacing)
-    return [Volume(check_image(image, f"{what} image"), spacing, None, path.name)]
+    return [Sample(image=check_image(image, f"{what} image"), spacing=spacing, name=path.name)]
 
 
 def common_spacing(spacings: Sequence[Sequence[float]]) -> Spacing:
@@ -224,10 +214,9 @@ def split_dataset(source: str | os.PathLike, first: str | os.PathLike, second: s
             def take(volume):
                 return None if volume is None else split_volume(volume, axis, fraction)[which]
 
-            return Sample(image=take(sample.image), labels=take(sample.labels), spacing=sample.spacing,
-                          semantic=take(sample.semantic), extras={k: take(v) for k, v in sample.extras.items()},
-                          params={"source": str(source), "source_sample": names[position],
-                                  "part": ("first", "second")[which], "axis": AXES[axis], "cut_voxel": cut})
+            return sample.replace(**{name: take(volume) for name, volume in sample.volumes().items()},
+                                  params={"source": str(source), "source_sample": names[position],
+                                          "part": ("first", "second")[which], "axis": AXES[axis], "cut_voxel": cut})
         return make
 
     recipe = {"split": {"source": str(source), "axis": AXES[axis], "fraction": fraction}}

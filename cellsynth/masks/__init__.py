@@ -18,6 +18,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "organism": ["ellipsoid_organism", "mask_organism", "sh_organism", "ssm_organism"],
     "placement": ["CrowdedWarning", "layered_positions", "poisson_disk_positions", "positions_from_detections"],
     "segment": ["classical_segmentation", "distance_watershed", "seeded_watershed"],
-    "simulate": ["SimulatedMasks", "simulate_masks"],
+    "simulate": ["masks_from_labels", "simulate_masks"],
     "ssm": ["StatisticalShapeModel", "fit_ssm"],
 })

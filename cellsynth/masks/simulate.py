@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cellsynth.checks import check_spacing
-from cellsynth.config import MasksConfig, OrganismConfig, PlacementConfig, VolumeConfig
+from cellsynth.config import MasksConfig, OrganismConfig, PlacementConfig, VolumeConfig, validate_config
 from cellsynth.errors import InputError
 from cellsynth.io import read_volume
 from cellsynth.masks.membranes import membrane_mask, random_weights, voronoi_cells
@@ -23,42 +22,11 @@ from cellsynth.masks.placement import (
     positions_from_detections,
 )
 from cellsynth.masks.ssm import StatisticalShapeModel
+from cellsynth.sample import Sample
 
 
-@dataclass
-class SimulatedMasks:
-    """What a mask simulation made.
-
-    Attributes
-    ----------
-    labels : ndarray of uint16 or uint32
-        Instance labels (nuclei or cells), ZYX.
-    foreground : ndarray of bool
-        The organism.
-    membranes : ndarray of bool or None
-        Membrane voxels (membrane simulations only).
-    info : dict
-        JSON-able counts: cells requested and placed, layers, contested voxels, empty cells.
-    spacing : tuple of 3 float or None
-        Voxel size (z, y, x) in µm; the simulators and :func:`masks_from_labels` set it, and a
-        renderer given no spacing uses it.
-    """
-
-    labels: np.ndarray
-    foreground: np.ndarray
-    membranes: np.ndarray | None = None
-    info: dict = field(default_factory=dict)
-    spacing: tuple[float, float, float] | None = None
-
-    def voxel_spacing(self, spacing: Sequence[float] | None = None) -> tuple[float, float, float]:
-        """``spacing`` (µm) when given, else the masks' own; one line naming the problem when neither is known."""
-        if spacing is None and self.spacing is None:
-            raise InputError("the voxel spacing is unknown: give spacing (z, y, x) in µm")
-        return check_spacing(self.spacing if spacing is None else spacing)
-
-
-def masks_from_labels(labels: np.ndarray, spacing: Sequence[float], config: MasksConfig | None = None,
-                      foreground: np.ndarray | None = None) -> SimulatedMasks:
+def masks_from_labels(labels: np.ndarray, spacing: Sequence[float], config: MasksConfig | dict | None = None,
+                      foreground: np.ndarray | None = None) -> Sample:
     """Given labels as a renderer's input: membranes drawn as a simulation of ``config`` would draw them.
 
     Parameters
@@ -67,26 +35,37 @@ def masks_from_labels(labels: np.ndarray, spacing: Sequence[float], config: Mask
         Instance labels (nuclei, or cells of a membrane stain), ZYX.
     spacing : 3 floats
         Voxel size in µm.
-    config : MasksConfig, optional
+    config : MasksConfig or dict, optional
         ``kind: membranes`` draws each cell's membrane (``membranes.thickness_um``,
         ``include_surface``); nuclei (the default) need nothing more.
     foreground : ndarray of bool, optional
-        The organism; default the whole volume (a field of view inside the specimen).
+        The organism; None (the default) means the whole volume (a field of view inside the specimen).
+
+    Returns
+    -------
+    Sample
+        The labels with their spacing, foreground and (membranes) membrane mask.
 
     Examples
     --------
-    >>> from cellsynth.config import MasksConfig
     >>> labels = np.ones((4, 8, 8), np.uint16); labels[:, :, 4:] = 2
-    >>> masks = masks_from_labels(labels, (1, 1, 1), MasksConfig(kind="membranes"))
+    >>> masks = masks_from_labels(labels, (1, 1, 1), {"kind": "membranes"})
     >>> masks.membranes[0, 0].astype(int).tolist()
     [0, 0, 0, 1, 0, 0, 0, 0]
     """
-    foreground = np.ones(labels.shape, bool) if foreground is None else np.asarray(foreground, bool)
+    spacing, config = check_spacing(spacing), _masks_config(config)
     walls = None
-    if config is not None and config.kind == "membranes":
+    if config.kind == "membranes":
         walls = membrane_mask(labels, spacing, config.membranes.thickness_um,
                               include_surface=config.membranes.include_surface)
-    return SimulatedMasks(labels, foreground, walls, spacing=check_spacing(spacing))
+    return Sample(labels, spacing=spacing, foreground=foreground, membranes=walls)
+
+
+def _masks_config(config: MasksConfig | dict | None) -> MasksConfig:
+    """A validated ``masks`` section: the defaults, a dict (checked like a config file's), or itself."""
+    if isinstance(config, MasksConfig):
+        return config
+    return validate_config({} if config is None else config, "masks config", MasksConfig)
 
 
 def load_model(path: str) -> StatisticalShapeModel:
@@ -171,22 +150,28 @@ def _check_room(config: MasksConfig, volume: VolumeConfig, cell_diameter_um: flo
         )
 
 
-def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng=None) -> SimulatedMasks:
+def simulate_masks(shape: Sequence[int], spacing: Sequence[float], config: MasksConfig | dict | None = None,
+                   rng=None) -> Sample:
     """Simulate one annotation: organism, positions, then nuclei or weighted-Voronoi cells.
 
     Parameters
     ----------
-    config : MasksConfig
-        The ``masks`` section of a config.
-    volume : VolumeConfig
-        Shape (voxels) and spacing (µm).
+    shape : 3 ints
+        Volume size in voxels (z, y, x).
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    config : MasksConfig or dict, optional
+        The ``masks`` section of a config (organism, placement, nuclei or membranes); a dict is
+        validated like a config file's section; default the built-in defaults (nuclei).
     rng : numpy.random.Generator, int or None
         The sample's randomness (a generator, a seed, or None for fresh entropy): same state, same
         masks.
 
     Returns
     -------
-    SimulatedMasks
+    Sample
+        Labels, organism foreground, membranes (membrane simulations), the spacing, and in
+        ``params`` the counts: cells requested and placed, layers, contested voxels, empty cells.
 
     Raises
     ------
@@ -196,14 +181,13 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng=None) -> Simul
 
     Examples
     --------
-    >>> from cellsynth import load_preset, with_overrides
-    >>> config = with_overrides(load_preset("default"), {"volume.shape": [8, 48, 48]})
-    >>> masks = simulate_masks(config.masks, config.volume, rng=0)
-    >>> masks.labels.shape, masks.labels.dtype
-    ((8, 48, 48), dtype('uint16'))
+    >>> masks = simulate_masks((8, 48, 48), (0.29, 0.26, 0.26), {"nuclei": {"radius_um": 2.0}}, rng=0)
+    >>> masks.labels.shape, masks.labels.dtype, masks.spacing
+    ((8, 48, 48), dtype('uint16'), (0.29, 0.26, 0.26))
     """
+    volume = _volume(shape, spacing)
+    config, spacing = _masks_config(config), volume.spacing_um
     rng = np.random.default_rng(rng)
-    spacing = volume.spacing_um
     model = None
     if config.kind == "nuclei":
         nuclei = config.nuclei
@@ -226,9 +210,21 @@ def simulate_masks(config: MasksConfig, volume: VolumeConfig, rng=None) -> Simul
             ssm=model, ssm_modes=nuclei.ssm_modes, ssm_limit=nuclei.ssm_limit, rng=rng
         )
         info |= {key: drawn[key] for key in ("n_contested_voxels", "n_empty_cells")}
-        return SimulatedMasks(labels, foreground, None, info, spacing)
+        return Sample(labels, spacing=spacing, foreground=foreground, params=info)
     membranes = config.membranes
     weights = random_weights(len(positions), *membranes.weights, rng=rng)
     labels = voronoi_cells(foreground, spacing, positions, weights)
     walls = membrane_mask(labels, spacing, membranes.thickness_um, include_surface=membranes.include_surface)
-    return SimulatedMasks(labels, foreground, walls, info, spacing)
+    return Sample(labels, spacing=spacing, foreground=foreground, membranes=walls, params=info)
+
+
+def _volume(shape: Sequence[int], spacing: Sequence[float]) -> VolumeConfig:
+    """Shape and spacing checked in one line each (before anything is allocated)."""
+    spacing = check_spacing(spacing)
+    try:
+        shape = tuple(int(n) for n in shape)
+    except (TypeError, ValueError):
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise InputError(f"shape must be three voxel counts >= 1 (z, y, x); got {shape!r}")
+    return VolumeConfig(shape=shape, spacing_um=spacing)

@@ -716,7 +716,7 @@ def closed_loop(config: Config, image: np.ndarray, labels: np.ndarray, spacing: 
         return config
     for _ in range(rounds):  # every object at the median brightness: one draw of a few would be the target's noise
         steady = with_overrides(config, {"optics.specimen.brightness_sigma": 0.0})
-        rendered = OpticsRenderer(steady.optics, config.patching).render(masks, spacing, np.random.default_rng(0))
+        rendered = OpticsRenderer(steady.optics, config.patching).render(masks, np.random.default_rng(0)).image
         shown = object_levels(rendered.astype(np.float64), labels, spacing)
         if shown["median"] <= 0:
             break

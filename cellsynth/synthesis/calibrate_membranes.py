@@ -174,7 +174,7 @@ def weights_for(spread: float, config: dict) -> float:
     def simulated(high: float) -> float:
         trial = validate_config({**config, "masks": {**config["masks"], "membranes": {
             **config["masks"]["membranes"], "weights": [1.0, high]}}})
-        masks = simulate_masks(trial.masks, trial.volume, np.random.default_rng(12345))
+        masks = simulate_masks(trial.volume.shape, trial.volume.spacing_um, trial.masks, np.random.default_rng(12345))
         return size_spread(masks.labels, trial.volume.spacing_um)
 
     return min(WEIGHT_HIGHS, key=lambda high: abs(simulated(high) - spread))

@@ -19,7 +19,7 @@ from cellsynth.checkpoints import CheckpointInfo, read_checkpoint
 from cellsynth.checks import check_spacing
 from cellsynth.config import PatchingConfig
 from cellsynth.errors import InputError
-from cellsynth.masks.simulate import SimulatedMasks
+from cellsynth.sample import Sample
 from cellsynth.synthesis.patching import apply_patched
 
 #: Relative spacing difference above which masks are resampled to the training spacing.
@@ -200,18 +200,17 @@ class GanRenderer(LearnedRenderer):
     def describe(self) -> dict:
         return {**super().describe(), "alpha_um": self.alpha_um, "beta_um": self.beta_um, "kind": self.kind}
 
-    def render(self, masks: SimulatedMasks, spacing: Sequence[float] | None = None,
-               rng: np.random.Generator | None = None) -> np.ndarray:
-        """The image of ``masks`` (float32 in [0, 1], the labels' shape); ``spacing`` (µm) defaults to the
-        masks' own; ``rng`` is unused (G is deterministic)."""
+    def render(self, sample: Sample, rng=None) -> Sample:
+        """``sample`` with its image (float32 in [0, 1] or see ``units``) drawn at its spacing (µm);
+        ``rng`` is unused (G is deterministic)."""
         import torch
 
-        spacing = masks.voxel_spacing(spacing)
+        spacing = sample.voxel_spacing()
 
         from cellsynth.synthesis.conditioning import gan_condition
 
-        condition = gan_condition(masks.labels, spacing, kind=self.kind, foreground=masks.foreground,
-                                  membranes=masks.membranes, alpha_um=self.alpha_um, beta_um=self.beta_um)
+        condition = gan_condition(sample.labels, spacing, kind=self.kind, foreground=sample.foreground,
+                                  membranes=sample.membranes, alpha_um=self.alpha_um, beta_um=self.beta_um)
         network = self.network
 
         @torch.no_grad()
@@ -220,7 +219,7 @@ class GanRenderer(LearnedRenderer):
                 output = network(torch.from_numpy(np.ascontiguousarray(tiles)).to(self.device))
             return output.float().cpu().numpy()
 
-        return self.in_units(self.run_tiled(condition, spacing, run))
+        return sample.replace(image=self.in_units(self.run_tiled(condition, spacing, run)))
 
 
 class DiffusionRenderer(LearnedRenderer):
@@ -312,13 +311,13 @@ class DiffusionRenderer(LearnedRenderer):
 
         return np.clip(self.run_whole(sketch[None], spacing, run), 0.0, 1.0)
 
-    def render(self, masks: SimulatedMasks, spacing: Sequence[float] | None = None, rng=None) -> np.ndarray:
-        """The image of ``masks``: a sketch (intensities from ``rng``) sampled by SDEdit (float32, see ``units``);
-        ``spacing`` (µm) defaults to the masks' own."""
-        spacing = masks.voxel_spacing(spacing)
+    def render(self, sample: Sample, rng=None) -> Sample:
+        """``sample`` with its image: a sketch of its masks (intensities from ``rng``) sampled by SDEdit
+        at its spacing (µm); float32, see ``units``."""
+        spacing = sample.voxel_spacing()
         rng = np.random.default_rng(rng)  # a Generator, a seed or None: one stream for sketch and noise
         from cellsynth.synthesis.conditioning import make_sketch
 
-        sketch = make_sketch(masks.labels, spacing, self.statistics, blur_um=self.blur_um,
-                             membranes=masks.membranes, rng=rng)
-        return self.in_units(self.sample(sketch, spacing, rng))
+        sketch = make_sketch(sample.labels, spacing, self.statistics, blur_um=self.blur_um,
+                             membranes=sample.membranes, rng=rng)
+        return sample.replace(image=self.in_units(self.sample(sketch, spacing, rng)))

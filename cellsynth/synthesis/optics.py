@@ -35,6 +35,7 @@ from scipy import ndimage, signal
 
 from cellsynth.config import OpticsConfig, PatchingConfig
 from cellsynth.masks.derived import centreness, depth_below_surface_um
+from cellsynth.sample import Sample
 from cellsynth.synthesis.patching import apply_patched
 
 #: Widefield Gaussian-PSF constants (Zhang et al. 2007): σ_xy = A λ/NA, σ_z = B λ n / NA².
@@ -291,19 +292,21 @@ class OpticsRenderer:
                                    window=self.patching.window, batch_size=self.patching.batch_size or 1)
         return blurred
 
-    def render(self, masks, spacing: Sequence[float] | None = None, rng=None) -> np.ndarray:
-        """Image of ``masks`` (a :class:`cellsynth.masks.simulate.SimulatedMasks`), float32 in [0, 1] or uint16 ADU.
+    def render(self, sample: Sample, rng=None) -> Sample:
+        """``sample`` with its image: float32 in [0, 1], or uint16 ADU (``camera.output_dtype``).
 
-        ``spacing`` (µm) defaults to the masks' own; ``rng``: a numpy Generator, a seed or None; the
-        same state gives the same image. This is the one place the config's three sections become
-        the array functions' keywords.
+        The sample's labels, membranes and foreground (default: the whole volume) are drawn at its
+        spacing (µm); ``rng``: a numpy Generator, a seed or None; the same state gives the same
+        image. This is the one place the config's three sections become the array functions'
+        keywords.
         """
-        spacing = masks.voxel_spacing(spacing)
+        spacing = sample.voxel_spacing()
+        foreground = sample.whole_foreground()
         rng = np.random.default_rng(rng)
         specimen, scope, detector = self.optics.specimen, self.optics.microscope, self.optics.camera
-        density = fluorophore_density(masks.labels, spacing, membranes=masks.membranes, rng=rng,
+        density = fluorophore_density(sample.labels, spacing, membranes=sample.membranes, rng=rng,
                                       **specimen.model_dump(include=DENSITY_KEYS))
-        ambient = np.where(masks.foreground, specimen.background, specimen.background_outside).astype(np.float32)
+        ambient = np.where(foreground, specimen.background, specimen.background_outside).astype(np.float32)
         if scope.haze > 0:
             ambient = ambient + scope.haze * ndimage.gaussian_filter(density, scope.haze_scale_um / np.asarray(spacing))
         if specimen.ambient_texture > 0:
@@ -311,9 +314,9 @@ class OpticsRenderer:
                 density.shape, spacing, specimen.ambient_spectrum, specimen.texture_scales_um, rng=rng), 0, None)
         density += ambient
         if specimen.attenuation_length_um is not None:
-            density *= np.exp(-depth_um(masks.foreground, spacing) / specimen.attenuation_length_um)
+            density *= np.exp(-depth_um(foreground, spacing) / specimen.attenuation_length_um)
         adu = camera(self.blur(density, spacing), spacing=spacing, rng=rng,
                      **detector.model_dump(exclude={"output_dtype"}))
         if detector.output_dtype == "uint16":
-            return np.rint(adu).astype(np.uint16)
-        return (adu / (2**detector.bit_depth - 1)).astype(np.float32)
+            return sample.replace(image=np.rint(adu).astype(np.uint16))
+        return sample.replace(image=(adu / (2**detector.bit_depth - 1)).astype(np.float32))

@@ -21,14 +21,14 @@ from cellsynth.config import Config
 from cellsynth.dataset import (
     MANIFEST_NAME,
     Dataset,
-    Sample,
     build_dataset,
     check_new_dataset_folder,
     sample_names,
     sample_rng,
 )
 from cellsynth.errors import InputError
-from cellsynth.masks.simulate import SimulatedMasks, simulate_masks
+from cellsynth.masks.simulate import simulate_masks
+from cellsynth.sample import Sample
 
 #: Peak memory of simulating and rendering one sample, per voxel: measured 70–146 bytes for the
 #: shipped presets at 32×160×160 (tracemalloc), rounded up.
@@ -39,16 +39,15 @@ BYTES_PER_GENERATED_VOXEL = 160
 class Renderer(Protocol):
     """Anything that turns a simulated annotation into an image (the config's ``generator``).
 
-    ``render`` gets the masks (labels, organism foreground, membranes), the voxel spacing in µm
-    (default: the masks' own) and the sample's randomness (``rng``: a numpy Generator, a seed, or
-    None), and returns a
-    float32 ZYX image in [0, 1] of the labels' shape. The physics renderer, the cGAN and the DDPM
-    all implement it.
+    ``render`` gets a :class:`~cellsynth.sample.Sample` (labels, organism foreground, membranes and
+    the voxel spacing in µm) and the sample's randomness (``rng``: a numpy Generator, a seed, or
+    None), and returns the sample with its image: float32 ZYX in [0, 1] (or uint16 ADU) of the
+    labels' shape. The physics renderer, the cGAN and the DDPM all implement it.
     """
 
     name: str
 
-    def render(self, masks: SimulatedMasks, spacing: Sequence[float] | None = None, rng=None) -> np.ndarray: ...
+    def render(self, sample: Sample, rng=None) -> Sample: ...
 
     def describe(self) -> dict:
         """JSON-able parameters recorded in the manifest."""
@@ -73,21 +72,17 @@ class SampleMaker:
             renderer = self.renderers[level]
             if len(self.renderers) > 1:
                 rng = sample_rng(self.config.dataset.seed, sample)
-        masks = simulate_masks(self.config.masks, self.config.volume, rng)
-        spacing = self.config.volume.spacing_um
-        image = None
-        params = dict(masks.info)
-        if renderer is not None:
-            image = np.asarray(renderer.render(masks, spacing, rng))
-            if image.shape != masks.labels.shape or image.dtype not in (np.float32, np.uint16):
-                raise InputError(f"generator '{renderer.name}' returned {image.dtype} of shape {image.shape}; "
-                                 f"expected float32 or uint16 of the labels' shape {masks.labels.shape}")
-            if len(self.renderers) > 1:
-                params["generator"] = renderer.describe()
-        extras = {"foreground": masks.foreground}
-        if masks.membranes is not None:
-            extras["membranes"] = masks.membranes
-        return Sample(image=image, labels=masks.labels, spacing=spacing, params=params, extras=extras)
+        volume = self.config.volume
+        masks = simulate_masks(volume.shape, volume.spacing_um, self.config.masks, rng)
+        if renderer is None:
+            return masks
+        sample = renderer.render(masks, rng)
+        if sample.image is None or sample.image.dtype not in (np.float32, np.uint16):
+            raise InputError(f"generator '{renderer.name}' returned no float32 or uint16 image of the labels' shape "
+                             f"{masks.shape}")
+        if len(self.renderers) > 1:
+            sample = sample.replace(params={**sample.params, "generator": renderer.describe()})
+        return sample
 
 
 def load_renderer(config: Config, device: str = "auto") -> Renderer:
@@ -273,11 +268,9 @@ def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config
             raise InputError(f"foreground of shape {inside.shape} differs from the labels' {volume.shape}")
         inside = inside > 0
     renderer = load_renderer(config, device=device)
-    if renderer.name == "optics":  # organism 'none' unless given: a field of view inside the specimen
-        masks = masks_from_labels(volume, spacing, config.masks, inside)
-    else:
-        masks = SimulatedMasks(volume, inside, spacing=spacing)
-    write_volume(out, renderer.render(masks, spacing, np.random.default_rng(rng)), spacing)
+    # the physics renderer draws membranes as its masks config says; organism 'none' unless given
+    masks = masks_from_labels(volume, spacing, config.masks if renderer.name == "optics" else None, inside)
+    write_volume(out, renderer.render(masks, rng).image, spacing)
     return Path(out)
 
 

@@ -20,7 +20,7 @@ from cellsynth.augment.data import patch_start
 from cellsynth.augment.diversify import rescale
 from cellsynth.checkpoints import CheckpointInfo, read_checkpoint, write_checkpoint
 from cellsynth.checks import check_image, check_output, check_spacing
-from cellsynth.config import TrainConfig, TrainDataConfig, VolumeConfig
+from cellsynth.config import TrainConfig, TrainDataConfig
 from cellsynth.dataset import sample_rng
 from cellsynth.errors import InputError, MissingDependencyError
 from cellsynth.io import read_volume, volume_files
@@ -188,9 +188,8 @@ def _mask_volumes(config: TrainConfig, spacing, shape) -> tuple[list[np.ndarray]
     if config.data.masks == "simulated":
         from cellsynth.masks.simulate import simulate_masks
 
-        volume = VolumeConfig(shape=shape, spacing_um=spacing)
         for index in range(config.data.simulated_volumes):
-            masks = simulate_masks(config.masks, volume, sample_rng(config.seed, index))
+            masks = simulate_masks(shape, spacing, config.masks, sample_rng(config.seed, index))
             conditions.append(gan_condition(masks.labels, spacing, kind=gan.kind, foreground=masks.foreground,
                                             membranes=masks.membranes, alpha_um=gan.alpha_um, beta_um=gan.beta_um))
             labels_list.append(masks.labels)
