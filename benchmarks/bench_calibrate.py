@@ -26,7 +26,8 @@ from _cells3d import IOU, cells3d_halves, figures, preset_dataset, train_and_jud
 from cellsynth.evaluate.baseline import baseline
 from cellsynth.evaluate.c2st import c2st
 from cellsynth.evaluate.volumes import read_volumes
-from cellsynth.synthesis.calibrate import calibrate, write_calibration
+from cellsynth.synthesis.calibrate import calibrate
+from cellsynth.synthesis.preset import write_calibration
 
 
 def main(minutes: float = 15.0, n_samples: int = 8, c2st_only: bool = False, out: Path | None = None,

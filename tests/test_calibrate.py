@@ -21,9 +21,10 @@ from cellsynth.errors import InputError
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.simulate import simulate_masks
 from cellsynth.sample import Sample
-from cellsynth.synthesis.calibrate import calibrate, object_levels, write_calibration
+from cellsynth.synthesis.calibrate import calibrate, object_levels
 from cellsynth.synthesis.measure import noise_correlation
 from cellsynth.synthesis.optics import OpticsRenderer
+from cellsynth.synthesis.preset import write_calibration
 
 KNOWN = {
     "volume": {"shape": [32, 128, 128], "spacing_um": [0.4, 0.2, 0.2]},

@@ -20,7 +20,8 @@ from cellsynth.evaluate.segmentation import matching
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.segment import segment_membranes
 from cellsynth.masks.simulate import masks_from_labels
-from cellsynth.synthesis.calibrate import calibrate, write_calibration
+from cellsynth.synthesis.calibrate import calibrate
+from cellsynth.synthesis.preset import write_calibration
 
 SPACING = (0.5, 0.25, 0.25)
 KNOWN = {

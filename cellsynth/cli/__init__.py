@@ -43,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.quiet = getattr(args, "quiet", False)
     warnings.showwarning = _show_warning
     try:
-        return args.func(args)
+        return args.func(args) or 0  # a handler returns nothing on success, or an exit status
     except CellsynthError as err:
         message = " ".join(str(err).split())
         print(f"cellsynth: error: {message}", file=sys.stderr)

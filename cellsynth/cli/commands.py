@@ -1,5 +1,7 @@
 """One function per command: take the parsed arguments, call one library function, print what it made.
 
+A handler returns nothing when it succeeds, or the exit status otherwise.
+
 Library imports stay inside the functions, so ``cellsynth --help`` starts without torch.
 """
 
@@ -52,46 +54,41 @@ def _print_matching(report: dict) -> None:
 # ----------------------------------------------------------------------------- config and dataset
 
 
-def config_list(args: argparse.Namespace) -> int:
+def config_list(args: argparse.Namespace) -> int | None:
     from cellsynth.config import preset_names
 
     print("\n".join(preset_names()))
-    return 0
 
 
-def config_show(args: argparse.Namespace) -> int:
+def config_show(args: argparse.Namespace) -> int | None:
     from cellsynth.config import load_preset, preset_text
 
     load_preset(args.preset)  # a shipped preset must validate before we show it
     sys.stdout.write(preset_text(args.preset))
-    return 0
 
 
-def config_check(args: argparse.Namespace) -> int:
+def config_check(args: argparse.Namespace) -> int | None:
     from cellsynth.config import load_config
 
     load_config(args.file)
     print(f"{args.file}: valid")
-    return 0
 
 
-def dataset_import(args: argparse.Namespace) -> int:
+def dataset_import(args: argparse.Namespace) -> int | None:
     from cellsynth.dataset import import_dataset
 
     _report(import_dataset(args.out, args.images, args.labels, spacing=args.spacing, resume=args.resume,
                            output=_optional_config(args.config).dataset.output, progress=not args.quiet))
-    return 0
 
 
-def dataset_example(args: argparse.Namespace) -> int:
+def dataset_example(args: argparse.Namespace) -> int | None:
     from cellsynth.dataset import example_dataset
 
     _report(example_dataset(args.out, output=_optional_config(args.config).dataset.output, resume=args.resume,
                             progress=not args.quiet))
-    return 0
 
 
-def dataset_verify(args: argparse.Namespace) -> int:
+def dataset_verify(args: argparse.Namespace) -> int | None:
     from cellsynth.dataset import Dataset
 
     dataset = Dataset.open(args.dataset)
@@ -102,27 +99,25 @@ def dataset_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
-def dataset_split(args: argparse.Namespace) -> int:
+def dataset_split(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.volumes import split_dataset
 
     for part in split_dataset(args.dataset, args.out[0], args.out[1], axis=args.axis, fraction=args.fraction,
                               progress=not args.quiet):
         _report(part)
-    return 0
 
 
 # ----------------------------------------------------------------------------- masks, generate, calibrate
 
 
-def masks_simulate(args: argparse.Namespace) -> int:
+def masks_simulate(args: argparse.Namespace) -> int | None:
     from cellsynth.synthesis.pipeline import generate_dataset
 
     _report(generate_dataset(_run_config(args, {"masks.kind": args.kind}), args.out, resume=args.resume,
                              progress=not args.quiet, workers=args.workers, scheduler=args.scheduler))
-    return 0
 
 
-def masks_fit_ssm(args: argparse.Namespace) -> int:
+def masks_fit_ssm(args: argparse.Namespace) -> int | None:
     from cellsynth.checks import check_output
     from cellsynth.masks.ssm import fit_ssm, fit_ssm_files
 
@@ -140,10 +135,9 @@ def masks_fit_ssm(args: argparse.Namespace) -> int:
     else:
         model = fit_ssm_files(args.labels, args.spacing, **options)
     print(f"{model.save(args.out)}: {model.summary()}")
-    return 0
 
 
-def generate(args: argparse.Namespace) -> int:
+def generate(args: argparse.Namespace) -> int | None:
     from cellsynth.synthesis.pipeline import generate_dataset, generate_like, load_renderer
 
     if args.like is not None:
@@ -163,14 +157,14 @@ def generate(args: argparse.Namespace) -> int:
                              progress=not args.quiet, workers=args.workers, scheduler=args.scheduler))
     if config.dataset.output.previews:
         print(f"previews: {Path(args.out) / 'previews'}")
-    return 0
 
 
-def calibrate(args: argparse.Namespace) -> int:
+def calibrate(args: argparse.Namespace) -> int | None:
     from cellsynth.checks import check_output
     from cellsynth.evaluate.baseline import check_output_folder
     from cellsynth.evaluate.calibration import write_calibration_report
-    from cellsynth.synthesis.calibrate import calibrate_files, write_calibration
+    from cellsynth.synthesis.calibrate import calibrate_files
+    from cellsynth.synthesis.preset import write_calibration
 
     if not str(args.out).endswith((".yaml", ".yml")):
         raise InputError(f"--out must name a .yaml file; got '{args.out}'")
@@ -183,10 +177,9 @@ def calibrate(args: argparse.Namespace) -> int:
         print(f"report: {args.report}")
     write_calibration(calibration, args.out, sources=args.images)
     print(f"{args.out}: {calibration.summary()}; `cellsynth generate {args.out} --out DIR` makes data like it")
-    return 0
 
 
-def synthesize(args: argparse.Namespace) -> int:
+def synthesize(args: argparse.Namespace) -> int | None:
     from cellsynth.checkpoints import read_checkpoint_info
     from cellsynth.checks import check_output
     from cellsynth.config import with_overrides
@@ -206,36 +199,33 @@ def synthesize(args: argparse.Namespace) -> int:
     image = render_labels_file(args.labels, args.out, config, spacing=args.spacing, foreground=args.foreground,
                                device=args.device, rng=args.seed)
     print(f"image: {image}")
-    return 0
 
 
-def train(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace) -> int | None:
     from cellsynth.config import TrainConfig, load_config, with_overrides
     from cellsynth.training.loop import train_ddpm, train_gan
     from cellsynth.training.runs import end_processes
 
     config = with_overrides(load_config(args.config, TrainConfig), {"steps": args.steps, "device": args.device})
-    checkpoint = (train_gan if args.model == "gan" else train_ddpm)(config, args.out, resume=args.resume,
+    checkpoint = (train_gan if args.action == "gan" else train_ddpm)(config, args.out, resume=args.resume,
                                                                      progress=not args.quiet)
     end_processes()
     print(f"checkpoint: {checkpoint}")
-    return 0
 
 
 # ----------------------------------------------------------------------------- export, diversify, evaluate
 
 
-def export(args: argparse.Namespace) -> int:
+def export(args: argparse.Namespace) -> int | None:
     from cellsynth.dataset.exports import check_export_target, export_dataset
 
     check_export_target(args.format, args.out, args.cellpose_layout)
     out = export_dataset(args.dataset, args.format, args.out, cellpose_layout=args.cellpose_layout,
                          allow_partial=args.allow_partial, progress=not args.quiet)
     print(f"exported {args.dataset} as {args.format} to {out}")
-    return 0
 
 
-def diversify(args: argparse.Namespace) -> int:
+def diversify(args: argparse.Namespace) -> int | None:
     from cellsynth.series import diversify_dataset
 
     if args.neighbourhood is not None and args.neighbourhood_um is not None:
@@ -249,10 +239,9 @@ def diversify(args: argparse.Namespace) -> int:
         score = level["mean_psnr_db"]
         print(f"w_i {level['w_i']:g}, w_v {level['w_v']:g}: mean PSNR "
               + ("inf (unchanged)" if score is None else f"{score:.2f} dB"))
-    return 0
 
 
-def evaluate_images(args: argparse.Namespace) -> int:
+def evaluate_images(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.images import evaluate_image_files
 
     result = evaluate_image_files(args.real, args.synthetic, args.out, labels=args.labels, spacing=args.spacing,
@@ -262,17 +251,15 @@ def evaluate_images(args: argparse.Namespace) -> int:
             print(f"{region:>10}: " + ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} inf"
                                                 for k, v in values.items()))
     print(f"metrics and plots: {args.out}")
-    return 0
 
 
-def report_dataset(args: argparse.Namespace) -> int:
+def report_dataset(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.report import write_report
 
     print(f"report: {write_report(args.dataset, args.out)}")
-    return 0
 
 
-def evaluate_syn2real(args: argparse.Namespace) -> int:
+def evaluate_syn2real(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.syn2real import syn2real
 
     report = syn2real(args.train, args.test, args.out, spacing_um=args.spacing, patch_um=args.patch_um,
@@ -286,19 +273,17 @@ def evaluate_syn2real(args: argparse.Namespace) -> int:
           f"(validation AP@0.5 {training['validation_ap50']:.3f}), thresholds {settings['thresholds']}")
     _print_matching(report)
     print(f"report: {Path(args.out) / 'report.json'}")
-    return 0
 
 
-def evaluate_baseline(args: argparse.Namespace) -> int:
+def evaluate_baseline(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.baseline import baseline
 
     _print_matching(baseline(args.test, args.out, smoothing_um=args.smoothing_um,
                              min_seed_distance_um=args.min_seed_distance_um, min_volume_um3=args.min_volume_um3))
     print(f"report: {Path(args.out) / 'report.json'}")
-    return 0
 
 
-def evaluate_realism(args: argparse.Namespace) -> int:
+def evaluate_realism(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.c2st import evaluate_realism
 
     report = evaluate_realism(args.real, args.synthetic, args.out, spacing=args.spacing, patch_um=args.patch_um,
@@ -307,4 +292,3 @@ def evaluate_realism(args: argparse.Namespace) -> int:
     print(f"C2ST accuracy {report['c2st_accuracy']:.3f} (95 % CI {low:.3f}-{high:.3f}), AUC {report['c2st_auc']:.3f}, "
           f"{report['n_test']} test patches (0.5 = cannot be told apart, 1.0 = trivially told apart)")
     print(f"realism.json and plots: {args.out}")
-    return 0

@@ -17,8 +17,9 @@ from cellsynth.evaluate.realism import radial_spectrum
 from cellsynth.io import write_bytes_atomic, write_json_atomic
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.simulate import masks_from_labels
-from cellsynth.synthesis.calibrate import Calibration, interior_profile
+from cellsynth.synthesis.calibrate import interior_profile
 from cellsynth.synthesis.optics import OpticsRenderer
+from cellsynth.synthesis.preset import Calibration
 
 
 def render_like(calibration: Calibration, spacing: Sequence[float], seed: int = 0) -> np.ndarray:

@@ -11,7 +11,7 @@ Examples
 import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "calibrate": ["Calibration", "calibrate", "calibrate_files", "write_calibration"],
+    "calibrate": ["calibrate", "calibrate_files"],
     "calibrate_membranes": ["calibrate_membranes"],
     "conditioning": ["SketchStatistics", "fit_sketch_statistics", "gan_condition", "make_sketch", "mask_channel",
                      "positional_map"],
@@ -20,4 +20,5 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "optics": ["OpticsRenderer", "camera", "fluorophore_density", "psf_sigma_um"],
     "patching": ["PatchPlan", "apply_patched", "fit_patch"],
     "pipeline": ["Renderer", "generate_dataset", "generate_like", "load_renderer", "render_labels_file"],
+    "preset": ["Calibration", "write_calibration"],
 })

@@ -37,15 +37,15 @@ from cellsynth.config import validate_config
 from cellsynth.errors import InputError
 from cellsynth.masks.membranes import membrane_mask
 from cellsynth.masks.segment import equivalent_radii, segment_membranes
-from cellsynth.synthesis.calibrate import (
+from cellsynth.synthesis.measure import (
     AXIAL_SIGMAS,
     HAZE_SCALES_UM,
     LATERAL_SIGMAS,
-    Calibration,
-    _check_inputs,
-    config_key,
+    coordinate_search,
+    log_spread,
+    measure_camera,
 )
-from cellsynth.synthesis.measure import coordinate_search, log_spread, measure_camera
+from cellsynth.synthesis.preset import Calibration, check_calibration_inputs, config_key
 
 #: Seed-weight ranges (1, high) tried to match the measured spread of cell sizes.
 WEIGHT_HIGHS = (1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5)
@@ -210,7 +210,7 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
     >>> calibration.config.masks.membranes.thickness_um                 # doctest: +SKIP
     0.75
     """
-    images, labels, spacing = _check_inputs(images, labels, spacing)
+    images, labels, spacing = check_calibration_inputs(images, labels, spacing)
     segmented = labels is None
     if segmented:
         labels = [segment_membranes(image, spacing, **(segmentation or {})) for image in images]

@@ -22,6 +22,10 @@ from cellsynth.errors import InputError
 
 #: Frequency bins (cycles/µm) of the texture spectrum.
 N_SPECTRUM_BINS = 12
+#: Grids of the PSF fit (Gaussian σ, µm) and the haze scales tried (µm).
+LATERAL_SIGMAS = np.round(np.arange(0.0, 1.21, 0.05), 3)
+AXIAL_SIGMAS = np.round(np.arange(0.0, 3.01, 0.1), 3)
+HAZE_SCALES_UM = (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 
 
 def noise_correlation(image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) -> dict:

@@ -288,7 +288,8 @@ def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *
     --------
     >>> dataset = generate_like(["my_nuclei.tif"], "data/like", n_samples=8)  # doctest: +SKIP
     """
-    from cellsynth.synthesis.calibrate import calibrate_files, write_calibration
+    from cellsynth.synthesis.calibrate import calibrate_files
+    from cellsynth.synthesis.preset import write_calibration
 
     if not resume:
         check_new_dataset_folder(out)

@@ -1,0 +1,166 @@
+"""A calibration's result: the measured config with how each value was measured, and its preset file.
+
+:func:`~cellsynth.synthesis.calibrate.calibrate` (nuclei) and
+:func:`~cellsynth.synthesis.calibrate_membranes.calibrate_membranes` both return a
+:class:`Calibration`; :func:`write_calibration` writes it as commented YAML.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from cellsynth.checks import Spacing, check_image, check_labels, check_spacing
+from cellsynth.config import OPTICS_SECTIONS, Config, parse_yaml, validate_config
+from cellsynth.errors import InputError
+from cellsynth.io import write_bytes_atomic
+
+
+@dataclass
+class Calibration:
+    """What :func:`calibrate` measured: the config, and each value with how it was measured.
+
+    Attributes
+    ----------
+    config : Config
+        Validated; ``cellsynth generate`` accepts it unchanged.
+    measured : dict
+        Dotted config key (or a report-only name) → ``{"value": ..., "how": "..."}``.
+    labels : list of ndarray
+        The labels the measurements used (given, or from the classical segmentation).
+    images : list of ndarray
+        The images measured.
+    """
+
+    config: Config
+    measured: dict = field(default_factory=dict)
+    labels: list = field(default_factory=list, repr=False)
+    images: list = field(default_factory=list, repr=False)
+
+    def yaml(self, header: str = "") -> str:
+        """The config as YAML, every measured value followed by a comment saying how it was measured."""
+        lines = [f"# {line}" if line else "#" for line in header.splitlines()]
+        full = self.config.model_dump(mode="json")
+        shown = self.config.model_dump(mode="json", exclude_defaults=True)
+        for dotted in self.measured:  # a measured value stays visible even where it equals the default
+            keys = dotted.split(".")
+            value = full
+            for key in keys:
+                value = value.get(key) if isinstance(value, dict) else None
+            if value is None and not _has(full, keys):
+                continue
+            target = shown
+            for key in keys[:-1]:
+                target = target.setdefault(key, {})
+            target[keys[-1]] = value
+        _emit(_ordered(shown, full), self.measured, "", 0, lines)
+        return "\n".join(lines) + "\n"
+
+
+    def summary(self) -> str:
+        """One line: the camera, the PSF and the objects measured.
+
+        Examples
+        --------
+        >>> calibrate(image, spacing).summary()  # doctest: +SKIP
+        'gain 51.7 ADU/e-, PSF σ 0.60/0.20 µm (z/xy), 10 nuclei of 3.91 µm (flattening 0.52), texture 0.40'
+        """
+        specimen, masks = self.config.optics.specimen, self.config.masks
+        psf = self.config.optics.microscope.psf_sigma_um
+        objects = (f"{masks.placement.n_cells} nuclei of {masks.nuclei.radius_um:.2f} µm (flattening "
+                   f"{masks.nuclei.flattening:.2f}), texture {specimen.texture:.2f}" if masks.kind == "nuclei" else
+                   f"{masks.placement.n_cells} cells, membranes {masks.membranes.thickness_um:.2f} µm thick, "
+                   f"cytoplasm {specimen.cytoplasm:.2f}")
+        return f"gain {self.config.optics.camera.gain:.3g} ADU/e-, PSF σ {psf[0]:.2f}/{psf[1]:.2f} µm (z/xy), {objects}"
+
+
+def config_key(dotted: str) -> str:
+    """A dotted key with an optics key in its section: ``optics.gain`` → ``optics.camera.gain``.
+
+    Examples
+    --------
+    >>> config_key("optics.gain"), config_key("masks.nuclei.radius_um")
+    ('optics.camera.gain', 'masks.nuclei.radius_um')
+    """
+    section, _, name = dotted.partition(".")
+    return f"optics.{OPTICS_SECTIONS[name]}.{name}" if section == "optics" and name in OPTICS_SECTIONS else dotted
+
+
+def _has(data: dict, keys: Sequence[str]) -> bool:
+    for key in keys:
+        if not isinstance(data, dict) or key not in data:
+            return False
+        data = data[key]
+    return True
+
+
+def _ordered(shown: dict, full: dict) -> dict:
+    """``shown`` with its keys in the order of the config's fields."""
+    return {key: _ordered(shown[key], full[key]) if isinstance(shown[key], dict) else shown[key]
+            for key in full if key in shown}
+
+
+def _flow(value) -> str:
+    """``value`` as one line of flow-style YAML (a scalar alone would get a document-end marker)."""
+    return yaml.safe_dump([value], default_flow_style=True, width=10_000, allow_unicode=True).strip()[1:-1]
+
+
+def _emit(data: dict, measured: dict, prefix: str, depth: int, lines: list[str]) -> None:
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        indent = "  " * depth
+        if isinstance(value, dict):
+            lines.append(f"{indent}{key}:")
+            _emit(value, measured, dotted + ".", depth + 1, lines)
+            continue
+        comment = f"  # {measured[dotted]['how']}" if dotted in measured else ""
+        lines.append(f"{indent}{key}: {_flow(value)}{comment}")
+
+
+def check_calibration_inputs(images, labels, spacing) -> tuple[list[np.ndarray], list[np.ndarray] | None, Spacing]:
+    """The images (3D, not constant), their labels (one per image, same shape) and the spacing, checked."""
+    if isinstance(images, np.ndarray):
+        images = [images]
+    if labels is not None and isinstance(labels, np.ndarray):
+        labels = [labels]
+    if not images:
+        raise InputError("calibration needs at least one image")
+    spacing = check_spacing(spacing)
+    checked = []
+    for index, image in enumerate(images):
+        image = check_image(image, f"image {index}")
+        if image.shape[0] < 3:
+            raise InputError(f"image {index} has {image.shape[0]} plane(s); calibration needs a 3D stack "
+                             "(at least 3 planes) to measure the PSF along z and the arrangement in depth")
+        if float(image.max()) == float(image.min()):
+            raise InputError(f"image {index} is constant ({float(image.min()):g}): there is nothing to measure")
+        checked.append(image)
+    if labels is not None:
+        if len(labels) != len(checked):
+            raise InputError(f"got {len(checked)} images but {len(labels)} label volumes; give one per image")
+        labels = [check_labels(lab, f"labels {i}") for i, lab in enumerate(labels)]
+        for index, (image, lab) in enumerate(zip(checked, labels, strict=True)):
+            if lab.shape != image.shape:
+                raise InputError(f"labels {index} of shape {lab.shape} do not match image {index} of shape "
+                                 f"{image.shape}")
+    return checked, labels, spacing
+
+
+def write_calibration(calibration: Calibration, path: str | os.PathLike, sources: Sequence[str] = ()) -> Path:
+    """Write the calibrated preset as commented YAML, atomically, after checking that it reads back unchanged."""
+    path = Path(path)
+    header = ("cellsynth preset written by `cellsynth calibrate`" + (f" from {', '.join(map(str, sources))}"
+                                                                     if sources else "") +
+              ".\nEach measured value carries a comment saying how it was measured; every length is in µm.\n"
+              "Use it with `cellsynth generate THIS.yaml --out DIR`; check it with `cellsynth config check`.")
+    text = calibration.yaml(header)
+    if validate_config(parse_yaml(text.encode(), str(path)), str(path)) != calibration.config:
+        raise RuntimeError("the calibrated preset does not read back as written")  # a bug, never the user's input
+    write_bytes_atomic(path, text.encode())
+    return path
+
