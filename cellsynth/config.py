@@ -356,8 +356,9 @@ class Config(StrictModel):
 class TrainDataConfig(StrictModel):
     """Where training images (and, for the cGAN, masks) come from."""
 
-    images: Annotated[list[str], Field(min_length=1)] = Field(
-        ..., description="TIFF / OME-Zarr volumes (paths or globs); for the cGAN and the DDPM no labels are needed"
+    images: list[str] = Field(
+        [], description="TIFF / OME-Zarr volumes (paths or globs); for the cGAN and the DDPM no labels are needed; "
+                        "empty when the images are given as arrays (train_gan(..., images=...))"
     )
     spacing_um: tuple[PositiveUm, PositiveUm, PositiveUm] | None = Field(
         None, description="voxel size (z, y, x) µm when the files carry none (or to override theirs)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,29 +36,61 @@ FLOORS = {"errors": 1, "presets": 1, "checks": 2, "config": 2, "io": 3, "models"
           "masks": 4, "examples": 4, "dataset": 5, "synthesis": 6, "augment": 6, "evaluate": 7,
           "training": 7, "series": 8, "cli": 9}
 
+PACKAGE = Path(__file__).resolve().parents[1] / "cellsynth"
 
-def test_no_import_runs_up_a_floor():
+
+def module_imports() -> dict[str, set[str]]:
+    """Every cellsynth module (dotted, without ``cellsynth.``) → the cellsynth modules it imports, at
+    the top or inside a function."""
     import ast
-    from pathlib import Path
 
-    package = Path(__file__).resolve().parents[1] / "cellsynth"
-    upward = []
-    for path in package.rglob("*.py"):
-        parts = path.relative_to(package).with_suffix("").parts
-        if parts[0] == "__init__":
-            continue
-        source = parts[0]
+    graph = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        source = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        graph[source] = set()
         for node in ast.walk(ast.parse(path.read_text())):
             names = ([node.module] if isinstance(node, ast.ImportFrom) and node.module else
                      [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-            for name in names:
-                if name.startswith("cellsynth."):
-                    target = name.split(".")[1]
-                    if target != source and FLOORS[target] >= FLOORS[source]:
-                        upward.append(f"{'/'.join(parts)} imports {name}")
+            graph[source] |= {name.removeprefix("cellsynth.") for name in names if name.startswith("cellsynth.")}
+    return graph
+
+
+def test_no_import_runs_up_a_floor():
+    upward = [f"{source} imports {target}" for source, targets in module_imports().items() if source
+              for target in targets
+              if target.split(".")[0] != source.split(".")[0] and FLOORS[target.split(".")[0]] >= FLOORS[
+                  source.split(".")[0]]]
     assert not upward, upward
-    assert set(FLOORS) == {p.stem if p.is_file() else p.name for p in package.iterdir()
+    assert set(FLOORS) == {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
                            if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").is_file()}
+
+
+def test_no_two_modules_import_each_other_even_through_others():
+    graph = module_imports()
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            module = todo.pop()
+            if module == goal:
+                return True
+            if module not in seen:
+                seen.add(module)
+                todo.extend(t for t in graph.get(module, ()) if t in graph)
+        return False
+
+    circles = [(a, b) for a in graph for b in graph[a] if b in graph and b != a and not b.startswith(a + ".")
+               and not a.startswith(b + ".") and reaches(b, a)]
+    assert not circles, circles
+
+
+def test_the_architecture_page_draws_the_floors_the_code_keeps():
+    import re
+
+    page = (PACKAGE.parent / "docs" / "architecture.md").read_text()
+    drawn = {name: int(floor) for floor, name in re.findall(r"^\| (\d) \| `(\w+)` \|", page, re.MULTILINE)}
+    assert drawn == {name: floor for name, floor in FLOORS.items() if name != "presets"}
 
 
 def test_randomness_is_rng_none_an_int_or_a_generator():

@@ -320,3 +320,21 @@ def test_tile_batches_change_nothing_but_speed(trained):
     assert DiffusionRenderer(trained, device="cpu").batch_size == 1  # the CPU default
     np.testing.assert_allclose(one.render(masks, np.random.default_rng(0)).image,
                                many.render(masks, np.random.default_rng(0)).image, atol=1e-5)
+
+
+def test_training_from_arrays_equals_training_from_the_same_files(renderer_images, tmp_path):
+    from cellsynth.io import read_volume
+
+    samples = [Sample(image=image, spacing=spacing) for image, spacing in
+               (read_volume(renderer_images / f"image{i}.tif") for i in range(2))]
+    config = tiny_config(renderer_images, steps=2, checkpoint_every=2)
+    from_files = read_checkpoint(train_ddpm(config, tmp_path / "files", progress=False), "ddpm")
+    in_memory = config.model_copy(update={"data": config.data.model_copy(update={"images": []})})
+    from_arrays = read_checkpoint(train_ddpm(in_memory, tmp_path / "arrays", images=samples, progress=False), "ddpm")
+    assert from_arrays[1]["normalisation"] == from_files[1]["normalisation"]
+    for name, tensor in from_files[0].items():
+        assert torch.equal(tensor, from_arrays[0][name]), name
+    with pytest.raises(InputError, match="one of the two"):
+        train_ddpm(config, tmp_path / "both", images=samples, progress=False)
+    with pytest.raises(InputError, match="must be a cellsynth Sample"):
+        train_ddpm(in_memory, tmp_path / "bare", images=[samples[0].image], progress=False)

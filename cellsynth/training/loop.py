@@ -24,6 +24,7 @@ from cellsynth.config import TrainConfig, TrainDataConfig
 from cellsynth.dataset import sample_rng
 from cellsynth.errors import InputError, MissingDependencyError
 from cellsynth.io import read_volume, volume_files
+from cellsynth.sample import Sample
 from cellsynth.synthesis.patching import reflect_indices
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
@@ -32,35 +33,55 @@ RESUMABLE_CHANGES = ("steps", "max_minutes", "log_every", "preview_every", "chec
                      "mixed_precision")
 
 
-def load_training_images(data: TrainDataConfig) -> tuple[list[np.ndarray], tuple[float, float, float], dict]:
-    """The images of ``data`` normalised to [0, 1], their common spacing (µm) and the normalisation.
+def load_training_images(data: TrainDataConfig, images: Sequence[Sample] | None = None
+                         ) -> tuple[list[np.ndarray], tuple[float, float, float], dict]:
+    """The training images normalised to [0, 1], their common spacing (µm) and the normalisation.
 
-    The percentiles are computed per file and averaged, then one mapping is applied to all files
-    (and stored in the checkpoint, so generated images can be mapped back to camera units).
+    The images are ``data.images`` (files), or ``images`` (in memory: :class:`~cellsynth.sample.Sample`
+    with an image and its spacing), one of the two. The percentiles are computed per image and
+    averaged, then one mapping is applied to all (and stored in the checkpoint, so generated images
+    can be mapped back to camera units).
 
     Raises
     ------
     InputError
-        If a file is missing or unreadable, holds NaN or inf, has no spacing and none is configured,
-        or the files' spacings differ by more than 1 %.
+        If both or neither source is given, a file is missing or unreadable, an image holds NaN or
+        inf or has no spacing (and none is configured), or the spacings differ by more than 1 %.
+
+    Examples
+    --------
+    >>> from cellsynth import Sample
+    >>> from cellsynth.config import TrainDataConfig
+    >>> image = np.random.default_rng(0).random((4, 16, 16))
+    >>> volumes, spacing, mapping = load_training_images(TrainDataConfig(), [Sample(image=image, spacing=(1, .5, .5))])
+    >>> spacing, float(volumes[0].min()), float(volumes[0].max())
+    ((1.0, 0.5, 0.5), 0.0, 1.0)
     """
-    images, spacings = [], []
-    for path in volume_files(data.images, "training image")[0]:
+    if bool(data.images) == bool(images):
+        raise InputError("give the training images as files (data.images) or as arrays (images=...), one of the two")
+    volumes, spacings = [], []
+    if images:
+        for index, sample in enumerate(images):
+            if not isinstance(sample, Sample) or sample.image is None:
+                raise InputError(f"training image {index} must be a cellsynth Sample with an image and its spacing")
+            volumes.append(sample.image.astype(np.float32, copy=False))
+            spacings.append(check_spacing(data.spacing_um or sample.voxel_spacing(), f"spacing of image {index}"))
+    for path in volume_files(data.images, "training image")[0] if data.images else []:
         image, spacing = read_volume(path, data.spacing_um,
                                      spacing_hint="set data.spacing_um: [z, y, x] (µm) in the training YAML")
-        images.append(np.asarray(check_image(image, f"training image '{path}'"), np.float32))
+        volumes.append(np.asarray(check_image(image, f"training image '{path}'"), np.float32))
         spacings.append(check_spacing(data.spacing_um or spacing, f"spacing of '{path}'"))
     spacing = spacings[0]
-    for path_spacing in spacings[1:]:
-        if not np.allclose(path_spacing, spacing, rtol=0.01):
-            raise InputError(f"training images must share one voxel spacing; got {spacing} and {path_spacing} µm "
+    for other in spacings[1:]:
+        if not np.allclose(other, spacing, rtol=0.01):
+            raise InputError(f"training images must share one voxel spacing; got {spacing} and {other} µm "
                              "(resample them, or set data.spacing_um if the files are wrong)")
-    lows, highs = zip(*(np.percentile(image, data.percentiles) for image in images), strict=True)
+    lows, highs = zip(*(np.percentile(image, data.percentiles) for image in volumes), strict=True)
     low, high = float(np.mean(lows)), float(np.mean(highs))
     if high <= low:
         raise InputError(f"the training images are constant between percentiles {list(data.percentiles)}")
     normalisation = {"percentiles": list(data.percentiles), "low": low, "high": high}
-    return [rescale(image, low, high) for image in images], spacing, normalisation
+    return [rescale(image, low, high) for image in volumes], spacing, normalisation
 
 
 def crop(volume: np.ndarray, start: Sequence[int], patch: Sequence[int]) -> np.ndarray:
@@ -333,12 +354,14 @@ def _sampler(config: TrainConfig, accelerator, images: list[np.ndarray], patch, 
     return PatchSampler(images, patch, config.batch_size, masks, config.data.paired, rng=rng)
 
 
-def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> Path:
+def train_gan(config: TrainConfig, out: str | os.PathLike, *, images: Sequence[Sample] | None = None,
+               resume: bool = False, progress: bool = True) -> Path:
     """Train the positionally-conditioned cGAN; returns the checkpoint path.
 
     Unpaired by default: real images and (simulated or real) masks are drawn independently, and
     the generator learns from the adversarial and identity losses; ``data.paired`` adds L1 to the
-    image the mask segments.
+    image the mask segments. The images are ``config.data.images`` (files) or ``images`` (in memory,
+    see :func:`load_training_images`).
 
     Examples
     --------
@@ -353,7 +376,7 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fal
 
     out = Path(out)
     info = _check_run_folder(out, resume, config, "gan")
-    images, spacing, normalisation = load_training_images(config.data)
+    images, spacing, normalisation = load_training_images(config.data, images)
     gan, patch = config.gan, patch_size(config, "gan")
     image_volumes = [np.stack([image, positional_map(specimen_from_image(image, spacing), spacing, gan.alpha_um,
                                                      gan.beta_um)]) for image in images]
@@ -415,10 +438,12 @@ def build_ddpm_trainer(config: TrainConfig):
                             ema_decay=ddpm.ema_decay, seed=rank_seed(config.seed, accelerator.process_index))
 
 
-def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, resume: bool = False, progress: bool = True) -> Path:
+def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, images: Sequence[Sample] | None = None,
+                resume: bool = False, progress: bool = True) -> Path:
     """Train the DDPM on unlabelled images (random patches in [0, 1], mapped to [−1, 1]); returns the
     checkpoint path. The checkpoint also carries the sketch statistics fitted to the training images
-    (objects from the classical segmentation) and the sketch blur (default 1 voxel).
+    (objects from the classical segmentation) and the sketch blur (default 1 voxel). The images are
+    ``config.data.images`` (files) or ``images`` (in memory, see :func:`load_training_images`).
 
     Examples
     --------
@@ -432,7 +457,7 @@ def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, resume: bool = Fa
 
     out = Path(out)
     info = _check_run_folder(out, resume, config, "ddpm")
-    images, spacing, normalisation = load_training_images(config.data)
+    images, spacing, normalisation = load_training_images(config.data, images)
     patch, ddpm = patch_size(config, "ddpm"), config.ddpm
     sketch = pooled_sketch_statistics([fit_sketch_statistics(image, spacing=spacing) for image in images]).as_dict()
     trainer = build_ddpm_trainer(config)
