@@ -21,7 +21,7 @@ import tracemalloc
 import numpy as np
 from scipy.spatial import Delaunay
 
-from cellsynth.masks.membranes import membrane_mask, random_weights, voronoi_cells
+from cellsynth.masks.membranes import membrane_mask, seed_weights, voronoi_cells
 from cellsynth.masks.nuclei import random_sh_shape, rasterize_shapes, simulate_nuclei
 from cellsynth.masks.organism import ellipsoid_organism
 from cellsynth.masks.placement import poisson_disk_positions
@@ -64,7 +64,7 @@ def simulate_1000(foreground: np.ndarray) -> int:
 def voronoi_1000(foreground: np.ndarray) -> int:
     rng = np.random.default_rng(2)
     seeds = poisson_disk_positions(foreground, SPACING, 12.0, n_cells=1000, rng=rng)
-    labels = voronoi_cells(foreground, SPACING, seeds, random_weights(len(seeds), rng=rng))
+    labels = voronoi_cells(foreground, SPACING, seeds, seed_weights(len(seeds), rng=rng))
     membrane_mask(labels, SPACING, 2.0)
     return int(labels.max())
 

@@ -449,7 +449,14 @@ class DdpmTrainConfig(StrictModel):
 
 
 class TrainConfig(StrictModel):
-    """A training run (``cellsynth train gan|ddpm CONFIG``)."""
+    """A training run (``cellsynth train gan|ddpm CONFIG``).
+
+    Examples
+    --------
+    >>> config = TrainConfig.model_validate({'steps': 2000, 'data': {'images': ['data/real/*.tif']}})
+    >>> config.steps, config.batch_size, config.data.percentiles
+    (2000, 1, (0.1, 99.9))
+    """
 
     seed: Annotated[int, Field(ge=0)] = 0
     steps: Annotated[int, Field(ge=1)] = Field(5000, description="optimiser steps in all")

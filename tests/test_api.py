@@ -9,14 +9,21 @@ from pathlib import Path
 
 import pytest
 
+PACKAGES = ["cellsynth", "cellsynth.masks", "cellsynth.synthesis", "cellsynth.evaluate", "cellsynth.augment",
+            "cellsynth.dataset", "cellsynth.training"]
 
-@pytest.mark.parametrize("package", ["cellsynth", "cellsynth.masks", "cellsynth.synthesis", "cellsynth.evaluate",
-                                     "cellsynth.augment"])
-def test_every_exported_name_resolves(package):
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_exported_name_resolves_and_shows_an_example(package):
+    import inspect
+
     module = importlib.import_module(package)
     assert module.__all__
     for name in module.__all__:
-        assert getattr(module, name) is not None, name
+        value = getattr(module, name)
+        assert value is not None, name
+        if inspect.isfunction(value) or inspect.isclass(value):
+            assert "Examples\n--------" in (inspect.getdoc(value) or ""), f"{package}.{name} has no Examples section"
 
 
 def test_the_top_level_holds_what_a_notebook_needs_and_imports_no_torch():

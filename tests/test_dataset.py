@@ -12,7 +12,8 @@ import pytest
 from conftest import SPACING, make_sample
 
 from cellsynth.config import OutputConfig
-from cellsynth.dataset import Dataset, build_dataset, sample_names, sample_rng, sha256_file
+from cellsynth.dataset import Dataset, build_dataset, sample_names, sample_rng
+from cellsynth.dataset.folder import sha256_file
 from cellsynth.errors import DatasetError, InputError
 from cellsynth.io import read_volume
 from cellsynth.masks.derived import SEMANTIC_CLASSES

@@ -52,6 +52,9 @@ def test_neighbourhood_in_um_rounds_to_odd_voxels_per_axis():
     assert neighbourhood_voxels(size_um=2.5, spacing=(2.0, 0.5, 0.5)) == (1, 5, 5)
     assert neighbourhood_voxels(size_um=(6.0, 1.5, 1.5), spacing=(2.0, 0.5, 0.5)) == (3, 3, 3)
     assert neighbourhood_voxels() == (5, 5, 5)
+    assert neighbourhood_voxels((1, 5, 5)) == (1, 5, 5)  # what a µm size gives a coarse z: local_std takes it
+    image = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    assert local_std(image, (1, 5, 5)).shape == image.shape
 
 
 def test_diversify_matches_equation_1_for_a_fixed_rng(image):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cellsynth.errors import InputError
-from cellsynth.masks.membranes import membrane_mask, random_weights, voronoi_cells
+from cellsynth.masks.membranes import membrane_mask, seed_weights, voronoi_cells
 
 
 def brute_force(foreground, spacing, seeds, weights):
@@ -24,7 +24,7 @@ def test_weighted_voronoi_equals_brute_force(seed, block):
     shape = (14, 23, 31)
     foreground = rng.random(shape) > 0.2
     seeds = rng.uniform(0, 1, (25, 3)) * np.asarray(shape) * np.asarray(spacing)
-    weights = random_weights(25, 1.0, 1.6, rng=rng)
+    weights = seed_weights(25, 1.0, 1.6, rng=rng)
     labels = voronoi_cells(foreground, spacing, seeds, weights, block=block)
     np.testing.assert_array_equal(labels, brute_force(foreground, spacing, seeds, weights))
 
@@ -75,7 +75,7 @@ def test_bad_inputs():
     with pytest.raises(InputError, match="thickness must be > 0"):
         membrane_mask(np.zeros((2, 2, 2), np.uint16), (1, 1, 1), 0.0)
     with pytest.raises(InputError, match="0 < low <= high"):
-        random_weights(3, 1.5, 1.0, rng=np.random.default_rng(0))
+        seed_weights(3, 1.5, 1.0, rng=np.random.default_rng(0))
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,14 @@ def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 
     percentiles : (low, high) or None
         Per-volume percentile normalisation to [0, 1] (:func:`normalize_percentiles`); None
         keeps the intensities as they are.
+
+    Examples
+    --------
+    >>> labels = np.zeros((4, 8, 8), np.uint16); labels[1:3, 2:6, 2:6] = 1
+    >>> image = np.where(labels > 0, 500.0, 100.0)
+    >>> items = load_labelled_images([(image, labels, (1.0, 0.5, 0.5))], percentiles=(0, 100))
+    >>> float(items[0].image.min()), float(items[0].image.max()), items[0].spacing
+    (0.0, 1.0, (1.0, 0.5, 0.5))
     """
     if isinstance(source, (str, os.PathLike)):
         from cellsynth.dataset import Dataset
@@ -97,6 +105,15 @@ class PatchDataset:
 
     Items are dicts: ``image`` float32 ``(1, Z, Y, X)``, ``labels`` int64 ``(Z, Y, X)`` and the
     targets as tensors.
+
+    Examples
+    --------
+    >>> from cellsynth.sample import Sample
+    >>> labels = np.zeros((8, 32, 32), np.uint16); labels[2:6, 8:20, 8:20] = 1
+    >>> volume = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
+    >>> patches = PatchDataset([volume], (4, 16, 16), samples_per_epoch=3, seed=0)
+    >>> len(patches), patches.patch(0).shape, sorted(patches[0])
+    (3, (4, 16, 16), ['image', 'labels'])
     """
 
     def __init__(

@@ -46,7 +46,8 @@ def neighbourhood_voxels(
     Parameters
     ----------
     size : int or 3 ints, optional
-        Edge length in voxels: odd and at least 3 (default 5 when ``size_um`` is not given).
+        Edge length in voxels: odd and at least 3 (default 5 when ``size_um`` is not given); per
+        axis, an axis may be 1 (what ``size_um`` gives a coarse z axis).
     size_um : float or 3 floats, optional
         Edge length in µm instead; each axis gets the nearest odd voxel count (at least 1, so a
         coarse z axis may be a single plane), which needs ``spacing``.
@@ -62,13 +63,19 @@ def neighbourhood_voxels(
     InputError
         On an even or < 3 voxel size, a non-positive µm size, or a µm size without spacing or
         that covers a single voxel.
+
+    Examples
+    --------
+    >>> neighbourhood_voxels(5), neighbourhood_voxels(size_um=1.5, spacing=(1.0, 0.25, 0.25))
+    ((5, 5, 5), (1, 5, 5))
     """
     if size is not None and size_um is not None:
         raise InputError("give the neighbourhood in voxels or in µm, not both")
     if size_um is None:
         sizes = np.broadcast_to(np.asarray(NEIGHBOURHOOD if size is None else size), 3)
-        if not np.issubdtype(sizes.dtype, np.integer) or (sizes < 3).any() or (sizes % 2 == 0).any():
-            raise InputError(f"neighbourhood size s_σ must be odd voxel counts >= 3 (e.g. 5); got {size!r}")
+        if not np.issubdtype(sizes.dtype, np.integer) or (sizes < 1).any() or (sizes % 2 == 0).any() or sizes.max() < 3:
+            raise InputError(f"neighbourhood size s_σ must be odd voxel counts >= 3 (e.g. 5; one axis may be 1, as a "
+                             f"coarse z in µm gives); got {size!r}")
         return tuple(int(s) for s in sizes)  # type: ignore[return-value]
     if spacing is None:
         raise InputError("a neighbourhood in µm needs the voxel spacing (z, y, x) in µm")
@@ -101,6 +108,13 @@ def local_std(image: np.ndarray, size: int | Sequence[int] = NEIGHBOURHOOD) -> n
     -------
     ndarray of float32
         ``σ_x``, the image's shape.
+
+    Examples
+    --------
+    >>> image = np.zeros((4, 8, 8), np.float32); image[:, :, 4:] = 1
+    >>> std = local_std(image, 3)
+    >>> float(std[2, 4, 0]), round(float(std[2, 4, 4]), 3)
+    (0.0, 0.471)
     """
     image = check_image(image).astype(np.float32)
     size = neighbourhood_voxels(size)
@@ -131,7 +145,7 @@ def diversify(
     std: np.ndarray,
     w_i: float,
     w_v: float,
-    rng: np.random.Generator,
+    rng=None,
 ) -> np.ndarray:
     """One diversified appearance ``clip(N(0, 1) · w_v · σ_x + w_i · I_x, 0, 1)`` (eq. 1).
 
@@ -143,7 +157,7 @@ def diversify(
         ``σ_x`` of ``image`` (:func:`local_std`), same shape.
     w_i, w_v : float
         Intensity and variance weights, >= 0. ``(1, 0)`` returns a float32 copy of the image.
-    rng : numpy.random.Generator
+    rng : numpy.random.Generator, int or None
         Seeds the draw: ``N(0, 1)`` comes from torch's CPU generator (twice as fast as numpy's
         for a 64×128×128 patch) seeded with ``rng.integers(2**63)``, so the same ``rng`` state
         gives the same image.
@@ -151,13 +165,22 @@ def diversify(
     Returns
     -------
     ndarray of float32
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    >>> altered = diversify(image, local_std(image), 1.0, 2.0, rng=0)
+    >>> altered.dtype, bool(0 <= altered.min() and altered.max() <= 1)
+    (dtype('float32'), True)
+    >>> bool((altered == diversify(image, local_std(image), 1.0, 2.0, rng=0)).all())  # same rng, same image
+    True
     """
     w_i, w_v = check_weights(w_i, w_v)
     image = check_image(image).astype(np.float32, copy=False)
     if np.shape(std) != image.shape:
         raise InputError(f"local std shape {np.shape(std)} differs from the image shape {image.shape}")
     _check_unit_range(image)
-    seed = int(rng.integers(2**63))  # drawn for the neutral element too, so later draws do not shift
+    seed = int(np.random.default_rng(rng).integers(2**63))  # drawn for the neutral element too: later draws keep
     if (w_i, w_v) == NEUTRAL:
         return image.copy()
     import torch  # here, not at import: augment is numpy in, numpy out; torch only draws the noise fast
@@ -195,6 +218,12 @@ def truncated_normal(limits: Sequence[float], neutral: float, size=None, rng=Non
 
     The standard deviation puts the limit farthest from ``neutral`` at 3σ (seed 000 §3, single
     augmentation); the range may be asymmetric around ``neutral`` or even exclude it.
+
+    Examples
+    --------
+    >>> draws = truncated_normal((0.2, 1.8), 1.0, size=1000, rng=0)
+    >>> bool(draws.min() >= 0.2 and draws.max() <= 1.8), round(float(draws.mean()), 1)
+    (True, 1.0)
     """
     rng = np.random.default_rng(rng)
     low, high = limits
@@ -208,7 +237,14 @@ def truncated_normal(limits: Sequence[float], neutral: float, size=None, rng=Non
 
 def single_weights(w_i: Sequence[float] = W_I_LIMITS,
                    w_v: Sequence[float] = W_V_LIMITS, rng=None) -> tuple[float, float]:
-    """Weights of the *single augmentation* strategy: each a truncated normal around its neutral value."""
+    """Weights of the *single augmentation* strategy: each a truncated normal around its neutral value.
+
+    Examples
+    --------
+    >>> w_i, w_v = single_weights(rng=0)
+    >>> bool(0.2 <= w_i <= 1.8 and 0.0 <= w_v <= 8.0)
+    True
+    """
     rng = np.random.default_rng(rng)
     return (truncated_normal(check_limits(w_i, "w_i"), NEUTRAL[0], rng=rng),
             truncated_normal(check_limits(w_v, "w_v"), NEUTRAL[1], rng=rng))
@@ -216,7 +252,13 @@ def single_weights(w_i: Sequence[float] = W_I_LIMITS,
 
 def random_weights(n: int, w_i: Sequence[float] = W_I_LIMITS,
                    w_v: Sequence[float] = W_V_LIMITS, rng=None) -> list[tuple[float, float]]:
-    """``n`` weight pairs of the *random* strategy: uniform in the limits."""
+    """``n`` weight pairs of the *random* strategy: uniform in the limits.
+
+    Examples
+    --------
+    >>> [(round(w_i, 2), round(w_v, 2)) for w_i, w_v in random_weights(2, rng=0)]
+    [(1.22, 2.16), (0.27, 0.13)]
+    """
     rng = np.random.default_rng(rng)
     (i_low, i_high), (v_low, v_high) = check_limits(w_i, "w_i"), check_limits(w_v, "w_v")
     _check_count(n, "n")
@@ -229,6 +271,11 @@ def structured_weights(n: int, w_i: Sequence[float] = W_I_LIMITS,
 
     ``w_i`` and ``w_v`` rise together, from ``(low, low)`` to ``(high, high)``. ``n = 1`` (a stack
     of ``b = 2`` with the original) gives the paper's default ``(1, 1)``.
+
+    Examples
+    --------
+    >>> structured_weights(3)
+    [(0.2, 0.0), (1.0, 4.0), (1.8, 8.0)]
     """
     (i_low, i_high), (v_low, v_high) = check_limits(w_i, "w_i"), check_limits(w_v, "w_v")
     _check_count(n, "n")
@@ -248,6 +295,11 @@ def curriculum_limits(limits: Sequence[float], neutral: float, epoch: int, epoch
 
     The limits move linearly from the neutral element (epoch 0) to ``limits`` (epoch δ_full and
     later); δ_full = 0 gives the full limits at once.
+
+    Examples
+    --------
+    >>> [curriculum_limits((0.0, 8.0), 0.0, epoch, epochs_to_full=4) for epoch in (0, 2, 4, 9)]
+    [(0.0, 0.0), (0.0, 4.0), (0.0, 8.0), (0.0, 8.0)]
     """
     low, high = limits
     if epochs_to_full < 0 or epoch < 0:
@@ -257,9 +309,16 @@ def curriculum_limits(limits: Sequence[float], neutral: float, epoch: int, epoch
 
 
 def diversified_stack(image: np.ndarray, std: np.ndarray, weights: Sequence[tuple[float, float]],
-                      rng: np.random.Generator) -> np.ndarray:
-    """The original image followed by one appearance per weight pair: shape ``(b, Z, Y, X)``, b = n + 1."""
-    image = check_image(image).astype(np.float32, copy=False)
+                      rng=None) -> np.ndarray:
+    """The original image followed by one appearance per weight pair: shape ``(b, Z, Y, X)``, b = n + 1.
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    >>> diversified_stack(image, local_std(image), structured_weights(3), rng=0).shape
+    (4, 4, 16, 16)
+    """
+    image, rng = check_image(image).astype(np.float32, copy=False), np.random.default_rng(rng)
     return np.stack([image, *(diversify(image, std, w_i, w_v, rng) for w_i, w_v in weights)])
 
 
@@ -272,6 +331,12 @@ def robustness_loss(predictions, loss: Callable | None = None):
         Predictions for the appearances of one stack, first axis ``b`` (the original first).
     loss : callable, optional
         ``loss(prediction, previous)``; default the mean squared difference.
+
+    Examples
+    --------
+    >>> stack = np.stack([np.zeros((2, 4, 4)), np.ones((2, 4, 4)), np.ones((2, 4, 4))])
+    >>> float(robustness_loss(stack))
+    0.5
     """
     if len(predictions) < 2:
         raise InputError(f"a robustness loss needs a stack of at least 2 predictions; got {len(predictions)}")
@@ -307,6 +372,13 @@ def predict_with_tta(
         Precomputed ``σ_x``; else computed with ``size``.
     rng : Generator or int or None
         Seeds the draws.
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    >>> averaged = predict_with_tta(lambda x: (x > 0.5).astype(np.float32), image, n_tta=3)
+    >>> averaged.shape, bool(0 <= averaged.min() and averaged.max() <= 1)
+    ((4, 16, 16), True)
     """
     std = local_std(image, size) if std is None else std
     rng = np.random.default_rng(rng)

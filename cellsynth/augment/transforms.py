@@ -66,6 +66,14 @@ class Transform:
 
     ``item`` may also be a bare image array (see :func:`as_item`); ``rng`` a Generator, an int seed
     or None.
+
+    Examples
+    --------
+    >>> class Invert(Transform):
+    ...     def apply(self, item, rng):
+    ...         return item.replace(image=1 - item.image)
+    >>> float(Invert()(np.zeros((2, 4, 4)), rng=0).image.max())
+    1.0
     """
 
     def __call__(self, item: Sample | np.ndarray, rng: np.random.Generator | int | None = None) -> Sample:
@@ -116,7 +124,15 @@ def _log_uniform(low: float, high: float, rng=None) -> float:
 
 
 class BrightnessContrast(Transform):
-    """``(I − mean) · c + mean + b`` with ``b ~ U(brightness)``, ``c ~ U(contrast)``; image only."""
+    """``(I − mean) · c + mean + b`` with ``b ~ U(brightness)``, ``c ~ U(contrast)``; image only.
+
+    Examples
+    --------
+    >>> item = Sample(image=np.linspace(0, 1, 64).reshape(1, 8, 8), spacing=(1.0, 0.5, 0.5))
+    >>> out = BrightnessContrast(brightness=(0.1, 0.1), contrast=(1.0, 1.0))(item, rng=0)
+    >>> round(float(out.image.mean() - item.image.mean()), 3)
+    0.1
+    """
 
     def __init__(self, brightness: Sequence[float] = (-0.1, 0.1), contrast: Sequence[float] = (0.75, 1.25)):
         self.brightness = _range(brightness, "brightness")
@@ -129,7 +145,15 @@ class BrightnessContrast(Transform):
 
 
 class Gamma(Transform):
-    """``((I − min) / range)^γ · range + min`` with γ log-uniform in ``gamma``; image only."""
+    """``((I − min) / range)^γ · range + min`` with γ log-uniform in ``gamma``; image only.
+
+    Examples
+    --------
+    >>> item = Sample(image=np.linspace(0, 1, 64).reshape(1, 8, 8), spacing=(1.0, 0.5, 0.5))
+    >>> out = Gamma(gamma=(2.0, 2.0))(item, rng=0)
+    >>> float(out.image.min()), float(out.image.max()), bool(out.image.mean() < item.image.mean())
+    (0.0, 1.0, True)
+    """
 
     def __init__(self, gamma: Sequence[float] = (0.7, 1.5)):
         self.gamma = _range(gamma, "gamma", positive=True)
@@ -144,7 +168,14 @@ class Gamma(Transform):
 
 
 class GaussianNoise(Transform):
-    """Additive ``N(0, s²)`` with ``s ~ U(std)`` (intensity units); image only."""
+    """Additive ``N(0, s²)`` with ``s ~ U(std)`` (intensity units); image only.
+
+    Examples
+    --------
+    >>> item = Sample(image=np.full((4, 32, 32), 0.5), spacing=(1.0, 0.5, 0.5))
+    >>> round(float(GaussianNoise(std=(0.05, 0.05))(item, rng=0).image.std()), 2)
+    0.05
+    """
 
     def __init__(self, std: Sequence[float] = (0.0, 0.05)):
         self.std = _range(std, "std", nonnegative=True)
@@ -155,7 +186,15 @@ class GaussianNoise(Transform):
 
 
 class PoissonNoise(Transform):
-    """Shot noise: ``Poisson(max(I, 0) · n) / n`` with ``n`` photons at intensity 1, log-uniform in ``photons``."""
+    """Shot noise: ``Poisson(max(I, 0) · n) / n`` with ``n`` photons at intensity 1, log-uniform in ``photons``.
+
+    Examples
+    --------
+    >>> item = Sample(image=np.full((4, 32, 32), 0.5), spacing=(1.0, 0.5, 0.5))
+    >>> out = PoissonNoise(photons=(100, 100))(item, rng=0)
+    >>> round(float(out.image.mean()), 1), bool(out.image.std() > 0)
+    (0.5, True)
+    """
 
     def __init__(self, photons: Sequence[float] = (20.0, 500.0)):
         self.photons = _range(photons, "photons", positive=True)
@@ -183,6 +222,14 @@ class Diversify(Transform):
         many epochs (:meth:`set_epoch`); 0 = full limits from the start.
 
     Uses the item's cached ``local_std`` when present, else computes it.
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
+    >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
+    >>> out = Diversify(w_i=(1.0, 1.0), w_v=(4.0, 4.0), size_um=1.5)(item, rng=0)
+    >>> out.image.shape, bool((out.labels == labels).all()), out.local_std is not None
+    ((8, 16, 16), True, True)
     """
 
     def __init__(self, w_i: Sequence[float] = W_I_LIMITS, w_v: Sequence[float] = W_V_LIMITS, *,
@@ -250,7 +297,16 @@ class _Geometric(Transform):
 
 
 class Flip(Transform):
-    """Mirror each of ``axes`` (0 = z, 1 = y, 2 = x) with probability 1/2."""
+    """Mirror each of ``axes`` (0 = z, 1 = y, 2 = x) with probability 1/2.
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
+    >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
+    >>> out = Flip(axes=(2,))(item, rng=1)
+    >>> bool(((out.labels > 0) == (out.image > 0.5)).all())
+    True
+    """
 
     def __init__(self, axes: Sequence[int] = (0, 1, 2)):
         self.axes = _axes(axes)
@@ -267,6 +323,14 @@ class Rotate90(Transform):
     """Rotate by k · 90° in a random plane whose two axes have equal spacing (in-plane yx when anisotropic).
 
     In a plane whose two sizes differ only k ∈ {0, 2} is drawn, so the shape never changes.
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
+    >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
+    >>> out = Rotate90()(item, rng=0)
+    >>> out.shape, int((out.labels > 0).sum()) == int((labels > 0).sum())
+    ((8, 16, 16), True)
     """
 
     def apply(self, item, rng):
@@ -304,6 +368,14 @@ class Rotate(_Geometric):
         Interpolation order of the image.
     fill : 'min' or float
         Image value where the rotated volume brings in space from outside (labels there are 0).
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
+    >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
+    >>> out = Rotate(max_angle_deg=30)(item, rng=0)
+    >>> out.shape, np.unique(out.labels).tolist()
+    ((8, 16, 16), [0, 1])
     """
 
     def __init__(self, max_angle_deg: float = 180.0, max_tilt_deg: float = 0.0, image_order: int = 1,
@@ -334,7 +406,16 @@ class _Zoom(_Geometric):
 
 
 class LateralStretch(_Zoom):
-    """Stretch along y or x (chosen at random) by a factor uniform in ``[1, max_factor]`` (seed 002)."""
+    """Stretch along y or x (chosen at random) by a factor uniform in ``[1, max_factor]`` (seed 002).
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
+    >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
+    >>> out = LateralStretch(max_factor=1.5)(item, rng=0)
+    >>> out.shape, bool((out.labels > 0).sum() >= (labels > 0).sum())
+    ((8, 16, 16), True)
+    """
 
     def __init__(self, max_factor: float = 1.5, image_order: int = 1):
         super().__init__(image_order)
@@ -352,6 +433,14 @@ class CropResize(_Zoom):
     """Crop a random box keeping ``scale`` (uniform in the range) of each of ``axes`` and resize it back.
 
     The same scale on every axis keeps the aspect ratio (seed 002, random crop).
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
+    >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
+    >>> out = CropResize(scale=(0.5, 0.5))(item, rng=0)
+    >>> out.shape, out.labels.dtype
+    ((8, 16, 16), dtype('uint16'))
     """
 
     def __init__(self, scale: Sequence[float] = (0.6, 1.0), axes: Sequence[int] = (1, 2), image_order: int = 1):
@@ -383,6 +472,14 @@ class Elastic(_Geometric):
         Gaussian smoothing of the field in µm.
     axes : sequence of int
         Axes along which voxels move (default all three; ``(1, 2)`` keeps z planes flat).
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
+    >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
+    >>> out = Elastic(alpha_um=1.0, sigma_um=3.0)(item, rng=0)
+    >>> out.shape, np.unique(out.labels).tolist()
+    ((8, 16, 16), [0, 1])
     """
 
     def __init__(self, alpha_um: float = 1.5, sigma_um: float = 6.0, axes: Sequence[int] = (0, 1, 2),
@@ -429,6 +526,14 @@ class CopyPaste(Transform):
         Labelled sources with the target's spacing, each at least the target's shape.
     p : float
         Probability of taking each source instance (0.25 in seed 002).
+
+    Examples
+    --------
+    >>> source_labels = np.zeros((8, 16, 16), np.uint16); source_labels[2:6, 2:6, 2:6] = 1
+    >>> source = Sample(source_labels, np.where(source_labels > 0, 0.9, 0.1), (1.0, 0.5, 0.5))
+    >>> target = Sample(np.zeros((8, 16, 16), np.uint16), np.full((8, 16, 16), 0.1), (1.0, 0.5, 0.5))
+    >>> np.unique(CopyPaste([source], p=1.0)(target, rng=0).labels).tolist()
+    [0, 1]
     """
 
     def __init__(self, pool: Sequence[Sample], p: float = 0.25):
@@ -471,7 +576,14 @@ class CopyPaste(Transform):
 
 
 class Stacked(Transform):
-    """Apply each transform in order with probability ``p`` (seed 002: stacked; ``p = 1`` composes)."""
+    """Apply each transform in order with probability ``p`` (seed 002: stacked; ``p = 1`` composes).
+
+    Examples
+    --------
+    >>> transform = Stacked([Flip(), GaussianNoise(std=(0.0, 0.02))], p=0.5)
+    >>> transform(np.full((4, 8, 8), 0.5), rng=0).image.shape
+    (4, 8, 8)
+    """
 
     def __init__(self, transforms: Sequence[Transform], p: float = 0.5):
         self.transforms, self.p = _transforms(transforms), _probability(p)
@@ -493,7 +605,14 @@ class Stacked(Transform):
 
 
 class RandomChoice(Stacked):
-    """Apply one of ``transforms``, chosen with ``weights`` (default uniform; seed 002: random choice)."""
+    """Apply one of ``transforms``, chosen with ``weights`` (default uniform; seed 002: random choice).
+
+    Examples
+    --------
+    >>> transform = RandomChoice([Flip(), Rotate90()], weights=[3, 1])
+    >>> transform(np.full((4, 8, 8), 0.5), rng=0).image.shape
+    (4, 8, 8)
+    """
 
     def __init__(self, transforms: Sequence[Transform], weights: Sequence[float] | None = None):
         self.transforms = _transforms(transforms)

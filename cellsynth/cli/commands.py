@@ -181,17 +181,12 @@ def calibrate(args: argparse.Namespace) -> int | None:
 
 def synthesize(args: argparse.Namespace) -> int | None:
     from cellsynth.checkpoints import read_checkpoint_info
-    from cellsynth.checks import check_output
     from cellsynth.config import with_overrides
-    from cellsynth.io import volume_format
     from cellsynth.synthesis.pipeline import render_labels_file
 
     if (args.checkpoint is None) == (args.config is None):
         raise InputError("give --checkpoint (a trained gan or ddpm) or --config (a preset or YAML: its generator, "
                          "the physics renderer by default), one of the two")
-    if volume_format(args.out) == "npy":
-        raise InputError(f"'{args.out}': .npy is read only; write .tif, .ome.tif or .ome.zarr")
-    check_output(args.out, "image", folder=False)
     model = read_checkpoint_info(args.checkpoint)["model"] if args.checkpoint else None
     if args.alpha is not None and (len(args.alpha) != 1 or model != "gan"):
         raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")

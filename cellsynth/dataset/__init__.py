@@ -11,10 +11,8 @@ Examples
 import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "exports": ["CELLPOSE_LAYOUTS", "EXPORT_FORMATS", "check_export_target", "export_dataset"],
+    "exports": ["CELLPOSE_LAYOUTS", "EXPORT_FORMATS", "export_dataset"],
     "folder": ["EXTRA_KINDS", "FOLDERS", "MANIFEST_FORMAT", "MANIFEST_NAME", "Dataset", "build_dataset",
-               "check_new_dataset_folder", "example_dataset", "import_dataset", "make_and_write_sample",
-               "package_versions", "paired_files", "sample_names", "sample_rng", "semantic_warning", "sha256_file",
-               "volume_stem", "write_sample_files"],
-    "previews": ["preview_layout", "render_preview", "write_preview"],
+               "example_dataset", "import_dataset", "sample_names", "sample_rng"],
+    "previews": ["write_preview"],
 })

@@ -174,6 +174,13 @@ class Dataset:
 
     Create one with :meth:`create`, open an existing one with :meth:`open`. The manifest is the
     single record of what is in the folder; :meth:`record` updates it atomically.
+
+    Examples
+    --------
+    >>> dataset = Dataset.open('data/nuclei')  # doctest: +SKIP
+    >>> sample = dataset.read_sample(0)  # doctest: +SKIP
+    >>> sample.image.shape, sample.labels.max(), sample.spacing  # doctest: +SKIP
+    >>> dataset.pending()  # doctest: +SKIP
     """
 
     def __init__(self, root: Path, manifest: dict):
@@ -439,6 +446,18 @@ def build_dataset(
         raises, the sample is recorded as failed and the exception propagates; the files of
         finished samples stay valid, and a folder this run created is removed again when no
         sample had finished.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from cellsynth.config import OutputConfig
+    >>> labels = np.zeros((4, 16, 16), np.uint16); labels[1:3, 4:12, 4:12] = 1
+    >>> def make(index, rng):
+    ...     return Sample(labels, rng.random(labels.shape).astype(np.float32), (1.0, 0.5, 0.5))
+    >>> root = Path(tempfile.mkdtemp()) / 'toy'
+    >>> dataset = build_dataset(root, ['a', 'b'], make, config={}, seed=0, output=OutputConfig(), progress=False)
+    >>> dataset.manifest['counts']['done'], dataset.read_sample(1).name, dataset.read_sample(1).spacing
+    (2, 'b', (1.0, 0.5, 0.5))
     """
     root = Path(root)
     existed = root.exists()

@@ -103,7 +103,18 @@ def render_preview(
 
 
 def write_preview(path: str | os.PathLike, image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) -> None:
-    """Render :func:`render_preview` and write it as a PNG, atomically."""
+    """Render :func:`render_preview` and write it as a PNG, atomically.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> labels = np.zeros((4, 16, 16), np.uint16); labels[1:3, 4:12, 4:12] = 1
+    >>> path = Path(tempfile.mkdtemp()) / 'preview.png'
+    >>> write_preview(path, labels * 0.5, labels, (1.0, 0.5, 0.5))
+    >>> path.read_bytes()[1:4]
+    b'PNG'
+    """
     buffer = io.BytesIO()
     iio.imwrite(buffer, render_preview(image, labels, spacing), extension=".png")
     write_bytes_atomic(path, buffer.getvalue())

@@ -114,7 +114,14 @@ def _grid_starts(size: int, patch: int) -> list[int]:
 
 @dataclass
 class TwoSampleTest:
-    """The outcome of :func:`c2st`: figures, the test patches and their scores."""
+    """The outcome of :func:`c2st`: figures, the test patches and their scores.
+
+    Examples
+    --------
+    >>> result = c2st(real_image, synthetic_image, spacing=(0.29, 0.26, 0.26), steps=400)  # doctest: +SKIP
+    >>> result.accuracy, result.ci95, result.n_test  # doctest: +SKIP
+    >>> result.figure('c2st_patches.png')  # doctest: +SKIP
+    """
 
     accuracy: float
     auc: float

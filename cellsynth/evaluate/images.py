@@ -62,6 +62,14 @@ def evaluate_images(
     -------
     dict
         ``paired`` (None for different shapes), ``unpaired`` distances, and the inputs' description.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> real = rng.random((8, 32, 32)); labels = np.zeros(real.shape, np.uint16); labels[2:6, 8:24, 8:24] = 1
+    >>> result = evaluate_images(real, real + rng.normal(0, 0.05, real.shape), (1.0, 0.5, 0.5), labels=labels)
+    >>> sorted(result)
+    ['normalization', 'paired', 'real_shape', 'spacing_um', 'synthetic_shape', 'unpaired']
     """
     real, synthetic = check_image(real, "real image"), check_image(synthetic, "synthetic image")
     spacing = check_spacing(spacing)

@@ -25,6 +25,13 @@ def seam_score(image: np.ndarray, planes: Sequence[Sequence[int]]) -> float:
     float
         About 1 when tile borders are indistinguishable from the rest, ≫ 1 for a visible seam;
         NaN when there is no seam plane.
+
+    Examples
+    --------
+    >>> image = np.random.default_rng(0).random((4, 32, 32))
+    >>> image[:, :, 16:] += 0.5  # a step at x = 16
+    >>> round(seam_score(image, [[], [], [16]]), 1), round(seam_score(image, [[], [], [8]]), 1)
+    (3.0, 1.0)
     """
     image = np.asarray(image, np.float64)
     image = image[None] if image.ndim == 3 else image

@@ -177,7 +177,14 @@ def pooled_scores(per_image: Sequence[Sequence[dict]]) -> list[dict]:
 
 
 def score_at(scores: Sequence[dict], threshold: float, key: str = "average_precision") -> float:
-    """One figure (default the average precision) at one IoU threshold of :func:`matching`'s rows."""
+    """One figure (default the average precision) at one IoU threshold of :func:`matching`'s rows.
+
+    Examples
+    --------
+    >>> labels = np.zeros((1, 8, 8), np.uint16); labels[0, 1:4, 1:4] = 1; labels[0, 5:8, 5:8] = 2
+    >>> score_at(matching(labels, labels), 0.5), score_at(matching(labels, labels), 0.5, 'f1')
+    (1.0, 1.0)
+    """
     for row in scores:
         if abs(row["threshold"] - threshold) < 1e-9:
             return row[key]

@@ -205,6 +205,11 @@ class Segmenter:
         Autocast dtype (None: fp32).
     history : dict
         Training record: losses, validation points, steps, seconds, the selected step.
+
+    Examples
+    --------
+    >>> segmenter = train_segmenter('data/synthetic', steps=2000)  # doctest: +SKIP
+    >>> labels = segmenter.segment(image, spacing=(0.29, 0.26, 0.26))  # doctest: +SKIP
     """
 
     model: UNet3D

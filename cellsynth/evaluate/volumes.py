@@ -16,7 +16,7 @@ import numpy as np
 
 from cellsynth.checks import Spacing, check_image, check_spacing
 from cellsynth.config import OutputConfig
-from cellsynth.dataset import MANIFEST_NAME, Dataset, build_dataset, check_new_dataset_folder
+from cellsynth.dataset.folder import MANIFEST_NAME, Dataset, build_dataset, check_new_dataset_folder
 from cellsynth.errors import DatasetError, InputError
 from cellsynth.io import read_volume
 from cellsynth.sample import Sample

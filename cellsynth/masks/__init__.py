@@ -13,7 +13,7 @@ import lazy_loader
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "derived": ["centreness", "centroid_table", "instance_boundaries", "semantic_from_instances", "specimen_mask",
                 "write_cell_meshes", "write_centroids_csv"],
-    "membranes": ["membrane_mask", "random_weights", "voronoi_cells"],
+    "membranes": ["membrane_mask", "seed_weights", "voronoi_cells"],
     "nuclei": ["simulate_nuclei"],
     "organism": ["ellipsoid_organism", "mask_organism", "sh_organism", "ssm_organism"],
     "placement": ["CrowdedWarning", "layered_positions", "poisson_disk_positions", "positions_from_detections"],

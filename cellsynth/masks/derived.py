@@ -39,6 +39,16 @@ def instance_boundaries(labels: np.ndarray) -> np.ndarray:
     ndarray of bool
         One voxel thick, inside the objects (skimage ``mode='inner'``), so touching cells stay
         separated in a semantic map.
+
+    Examples
+    --------
+    >>> labels = np.zeros((1, 5, 6), np.uint16); labels[0, 1:4, 1:3] = 1; labels[0, 1:4, 3:5] = 2
+    >>> instance_boundaries(labels)[0].astype(int)
+    array([[0, 0, 0, 0, 0, 0],
+           [0, 1, 1, 1, 1, 0],
+           [0, 1, 1, 1, 1, 0],
+           [0, 1, 1, 1, 1, 0],
+           [0, 0, 0, 0, 0, 0]])
     """
     return find_boundaries(labels, connectivity=1, mode="inner") & (labels > 0)
 
@@ -104,6 +114,13 @@ def specimen_mask(labels: np.ndarray, spacing: Sequence[float], closing_um: floa
     The closing is done with two Euclidean distance transforms in µm (exact for a ball, and far
     faster than a morphological closing with a large structuring element). The specimen continues
     beyond the field of view's faces (a crop is not a surface).
+
+    Examples
+    --------
+    >>> labels = np.zeros((6, 20, 20), np.uint16); labels[1:5, 4:10, 3:9] = 1; labels[1:5, 4:10, 10:16] = 2
+    >>> specimen = specimen_mask(labels, (1, 1, 1), closing_um=2.0)
+    >>> bool(specimen[3, 7, 9]), bool(labels[3, 7, 9])
+    (True, False)
     """
     spacing = check_spacing(spacing)
     dilated = ndimage.distance_transform_edt(np.asarray(labels) == 0, sampling=spacing) <= closing_um
@@ -114,7 +131,14 @@ def specimen_mask(labels: np.ndarray, spacing: Sequence[float], closing_um: floa
 
 
 def centroid_table(labels: np.ndarray, spacing) -> list[dict]:
-    """Per instance: id, centroid z, y, x (µm), volume (µm³) and equivalent-sphere radius (µm)."""
+    """Per instance: id, centroid z, y, x (µm), volume (µm³) and equivalent-sphere radius (µm).
+
+    Examples
+    --------
+    >>> labels = np.zeros((4, 8, 8), np.uint16); labels[1:3, 2:4, 2:4] = 5
+    >>> {key: round(value, 2) for key, value in centroid_table(labels, (1.0, 0.5, 0.5))[0].items()}
+    {'id': 5, 'z_um': 1.5, 'y_um': 1.25, 'x_um': 1.25, 'volume_um3': 2.0, 'equivalent_radius_um': 0.78}
+    """
     rows = []
     for region in regionprops(np.asarray(labels).astype(np.int64, copy=False), spacing=tuple(spacing)):
         volume = float(region.area)  # with spacing, skimage gives µm³ and µm centroids
@@ -137,7 +161,16 @@ def centroid_csv_bytes(labels: np.ndarray, spacing) -> bytes:
 
 
 def write_centroids_csv(path: str | os.PathLike, labels: np.ndarray, spacing) -> None:
-    """Write the centroid table of ``labels`` to ``path`` (CSV, µm and µm³), atomically."""
+    """Write the centroid table of ``labels`` to ``path`` (CSV, µm and µm³), atomically.
+
+    Examples
+    --------
+    >>> labels = np.zeros((4, 8, 8), np.uint16); labels[1:3, 2:4, 2:4] = 5
+    >>> write_centroids_csv('centroids.csv', labels, (1.0, 0.5, 0.5))  # doctest: +SKIP
+    >>> print(centroid_csv_bytes(labels, (1.0, 0.5, 0.5)).decode().strip())
+    id,z_um,y_um,x_um,volume_um3,equivalent_radius_um
+    5,1.5000,1.2500,1.2500,2.0000,0.7816
+    """
     write_bytes_atomic(path, centroid_csv_bytes(labels, spacing))
 
 
@@ -181,6 +214,13 @@ def write_cell_meshes(folder: str | os.PathLike, labels: np.ndarray, spacing, *,
     -------
     list of Path
         The files written, by instance id.
+
+    Examples
+    --------
+    >>> labels = np.zeros((8, 8, 8), np.uint16); labels[2:6, 2:6, 2:6] = 1
+    >>> write_cell_meshes('meshes', labels, (1, 1, 1))  # doctest: +SKIP
+    >>> sorted(cell_meshes(labels, (1, 1, 1)))
+    [1]
     """
     if file_format not in MESH_FORMATS:
         raise InputError(f"unknown mesh format '{file_format}'; accepted: {', '.join(MESH_FORMATS)}")

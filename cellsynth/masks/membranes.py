@@ -24,8 +24,14 @@ from cellsynth.errors import InputError
 BLOCK = 16
 
 
-def random_weights(n_seeds: int, low: float = 1.0, high: float = 1.25, rng=None) -> np.ndarray:
-    """Seed weights γ ~ U(low, high) (the reference draws them in 1…1.25)."""
+def seed_weights(n_seeds: int, low: float = 1.0, high: float = 1.25, rng=None) -> np.ndarray:
+    """Seed weights γ ~ U(low, high) (the reference draws them in 1…1.25).
+
+    Examples
+    --------
+    >>> seed_weights(3, 1.0, 1.25, rng=0).round(3)
+    array([1.159, 1.067, 1.01 ])
+    """
     rng = np.random.default_rng(rng)
     if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
         raise InputError(f"weights need 0 < low <= high; got low={low!r}, high={high!r}")

@@ -387,6 +387,13 @@ def simulate_nuclei(
         Instance ids 1..n in the order of ``centres_um`` (a cell with no voxel left is absent).
     info : dict
         Per-cell mean radii (µm), ``n_contested_voxels``, ``n_empty_cells``.
+
+    Examples
+    --------
+    >>> centres_um = np.array([[6.0, 5.0, 5.0], [6.0, 14.0, 14.0]])
+    >>> labels, drawn = simulate_nuclei(np.ones((12, 40, 40), bool), (1.0, 0.5, 0.5), centres_um, radius_um=3.0, rng=0)
+    >>> labels.dtype, np.unique(labels).tolist(), drawn['n_empty_cells']
+    (dtype('uint16'), [0, 1, 2], 0)
     """
     rng = np.random.default_rng(rng)
     spacing = check_spacing(spacing)

@@ -92,6 +92,12 @@ def sh_organism(
 
     Same recipe as :func:`cellsynth.masks.nuclei.random_sh_shape`, with a low ``lmax`` so the
     outline stays smooth at organism scale.
+
+    Examples
+    --------
+    >>> organism = sh_organism((20, 40, 40), (1.0, 0.5, 0.5), 8.0, rng=0)
+    >>> organism.dtype, bool(organism[10, 20, 20]), bool(organism[0, 0, 0])
+    (dtype('bool'), True, False)
     """
     rng = np.random.default_rng(rng)
     spacing = check_spacing(spacing)
@@ -119,6 +125,15 @@ def ssm_organism(
         Modes to vary (default all), each within ±3σ.
     centre_um : sequence of 3 float, optional
         Where the shape's centre goes, µm; default the volume centre.
+
+    Examples
+    --------
+    >>> from cellsynth.masks.ssm import fit_ssm
+    >>> ball = np.linalg.norm(np.indices((20, 20, 20)) - 9.5, axis=0) < 7
+    >>> model = fit_ssm([ball.astype(np.uint16)], (1, 1, 1), per='foreground', n_directions=64)
+    >>> organism = ssm_organism((24, 24, 24), (1, 1, 1), model, rng=0)
+    >>> bool(abs(int(organism.sum()) - int(ball.sum())) < 0.1 * ball.sum())
+    True
     """
     rng = np.random.default_rng(rng)
     spacing = check_spacing(spacing)
@@ -128,5 +143,12 @@ def ssm_organism(
 
 
 def mask_organism(mask: np.ndarray) -> np.ndarray:
-    """A user-given foreground (any array; non-zero = inside), validated as a non-empty ZYX volume."""
+    """A user-given foreground (any array; non-zero = inside), validated as a non-empty ZYX volume.
+
+    Examples
+    --------
+    >>> mask = np.zeros((4, 8, 8), np.uint16); mask[1:3, 2:6, 2:6] = 7
+    >>> int(mask_organism(mask).sum())
+    32
+    """
     return _nonempty(as_volume(np.asarray(mask), "organism mask") != 0, "given organism mask")

@@ -23,7 +23,17 @@ from cellsynth.masks.derived import depth_below_surface_um
 
 
 class CrowdedWarning(UserWarning):
-    """Fewer cells were placed than asked for, because no room was left."""
+    """Fewer cells were placed than asked for, because no room was left.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     points = poisson_disk_positions(np.ones((4, 10, 10), bool), (1, 1, 1), 6.0, n_cells=20, rng=0)
+    >>> caught[0].category.__name__, len(points) < 20
+    ('CrowdedWarning', True)
+    """
 
 
 def _distance_scale(min_distance_um: float | Sequence[float]) -> tuple[float, np.ndarray]:
@@ -112,6 +122,13 @@ def poisson_disk_positions(
     -------
     ndarray, shape (k, 3)
         ZYX µm. With ``n_cells`` given and ``k < n_cells``, a :class:`CrowdedWarning` says so.
+
+    Examples
+    --------
+    >>> from scipy.spatial.distance import pdist
+    >>> points = poisson_disk_positions(np.ones((10, 40, 40), bool), (1.0, 0.5, 0.5), 6.0, rng=0)
+    >>> points.shape[1], bool(pdist(points).min() >= 6.0)
+    (3, True)
     """
     rng = np.random.default_rng(rng)
     spacing_arr = np.asarray(check_spacing(spacing))
@@ -191,6 +208,13 @@ def layered_positions(
         ZYX µm.
     layers : ndarray of int, shape (k,)
         Layer index of each cell, 0 = outermost.
+
+    Examples
+    --------
+    >>> sphere = np.linalg.norm(np.indices((30, 30, 30)) - 14.5, axis=0) < 14
+    >>> points, layers = layered_positions(sphere, (1, 1, 1), 5.0, rng=0)
+    >>> points.shape[1], int(layers.min()), bool(layers.max() >= 1)
+    (3, 0, True)
     """
     rng = np.random.default_rng(rng)
     spacing_arr = np.asarray(check_spacing(spacing))
@@ -234,6 +258,13 @@ def positions_from_detections(
     """Centroids (ZYX µm) from an array or a CSV file with columns ``z, y, x`` in µm.
 
     With ``volume_shape`` and ``spacing``, points outside the volume are an error.
+
+    Examples
+    --------
+    >>> detections_um = np.array([[2.0, 5.0, 5.0], [3.0, 9.0, 1.0]])
+    >>> positions_from_detections(detections_um, volume_shape=(10, 20, 20), spacing=(1, 1, 1))
+    array([[2., 5., 5.],
+           [3., 9., 1.]])
     """
     if isinstance(detections, str | os.PathLike):
         path = Path(detections)

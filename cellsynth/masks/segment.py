@@ -86,6 +86,14 @@ def seeded_watershed(surface: np.ndarray, seeds: np.ndarray, mask: np.ndarray, s
     """A watershed of ``surface`` from ``seeds`` inside ``mask``; small objects dropped, the rest numbered 1…n.
 
     A connected part of the mask without a seed becomes one object of its own instead of being lost.
+
+    Examples
+    --------
+    >>> mask = np.zeros((4, 12, 20), bool); mask[:, 2:10, 2:18] = True
+    >>> seeds = np.zeros(mask.shape, np.int32); seeds[2, 6, 5] = 1; seeds[2, 6, 14] = 2
+    >>> labels = seeded_watershed(np.zeros(mask.shape), seeds, mask, (1, 1, 1), min_volume_um3=10)
+    >>> np.unique(labels).tolist(), int((labels == 1).sum()) == int((labels == 2).sum())
+    ([0, 1, 2], True)
     """
     seeds = np.where(mask, seeds, 0).astype(np.int64)
     objects, n_objects = ndi.label(mask)

@@ -12,7 +12,7 @@ from cellsynth.checks import check_spacing
 from cellsynth.config import MasksConfig, OrganismConfig, PlacementConfig, VolumeConfig, validate_config
 from cellsynth.errors import InputError
 from cellsynth.io import read_volume
-from cellsynth.masks.membranes import membrane_mask, random_weights, voronoi_cells
+from cellsynth.masks.membranes import membrane_mask, seed_weights, voronoi_cells
 from cellsynth.masks.nuclei import simulate_nuclei
 from cellsynth.masks.organism import ellipsoid_organism, mask_organism, sh_organism, ssm_organism
 from cellsynth.masks.placement import (
@@ -212,7 +212,7 @@ def simulate_masks(shape: Sequence[int], spacing: Sequence[float], config: Masks
         info |= {key: drawn[key] for key in ("n_contested_voxels", "n_empty_cells")}
         return Sample(labels, spacing=spacing, foreground=foreground, params=info)
     membranes = config.membranes
-    weights = random_weights(len(positions), *membranes.weights, rng=rng)
+    weights = seed_weights(len(positions), *membranes.weights, rng=rng)
     labels = voronoi_cells(foreground, spacing, positions, weights)
     walls = membrane_mask(labels, spacing, membranes.thickness_um, include_surface=membranes.include_surface)
     return Sample(labels, spacing=spacing, foreground=foreground, membranes=walls, params=info)

@@ -172,6 +172,15 @@ class StatisticalShapeModel:
         Eigenvalues λ (µm²), decreasing, all > 0.
     n_training : int
         Number of shapes fitted.
+
+    Examples
+    --------
+    >>> ball = np.linalg.norm(np.indices((20, 20, 20)) - 9.5, axis=0) < 6
+    >>> model = fit_ssm([ball.astype(np.uint16)], (1, 1, 1), n_directions=64)
+    >>> model.mean.shape, round(float(model.mean.mean()), 1)
+    ((64,), 6.0)
+    >>> len(model.sample_shapes(2, rng=0))
+    2
     """
 
     directions: np.ndarray

@@ -16,7 +16,7 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "conditioning": ["SketchStatistics", "fit_sketch_statistics", "gan_condition", "make_sketch", "mask_channel",
                      "positional_map"],
     "learned": ["DiffusionRenderer", "GanRenderer"],
-    "measure": ["noise_correlation", "photon_transfer", "texture_spectrum"],
+    "measure": ["noise_correlation", "photon_transfer"],
     "optics": ["OpticsRenderer", "camera", "fluorophore_density", "psf_sigma_um"],
     "patching": ["PatchPlan", "apply_patched", "fit_patch"],
     "pipeline": ["Renderer", "generate_dataset", "generate_like", "load_renderer", "render_labels_file"],

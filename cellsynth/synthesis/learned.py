@@ -178,6 +178,12 @@ class GanRenderer(LearnedRenderer):
         ``auto``, ``cpu`` or ``cuda``.
     units : {'normalised', 'camera'}
         Images in [0, 1], or in the training images' units (see :meth:`LearnedRenderer.in_units`).
+
+    Examples
+    --------
+    >>> from cellsynth.sample import Sample
+    >>> renderer = GanRenderer('runs/gan/checkpoint.safetensors', alpha_um=100)  # doctest: +SKIP
+    >>> image = renderer.render(Sample(labels, spacing=(0.29, 0.26, 0.26))).image  # doctest: +SKIP
     """
 
     name = "gan"
@@ -246,6 +252,12 @@ class DiffusionRenderer(LearnedRenderer):
         ``auto``, ``cpu`` or ``cuda``.
     units : {'normalised', 'camera'}
         Images in [0, 1], or in the training images' units (see :meth:`LearnedRenderer.in_units`).
+
+    Examples
+    --------
+    >>> from cellsynth.sample import Sample
+    >>> renderer = DiffusionRenderer('runs/ddpm/checkpoint.safetensors', sampler='ddim', t_start=300)  # doctest: +SKIP
+    >>> image = renderer.render(Sample(labels, spacing=(0.29, 0.26, 0.26)), rng=0).image  # doctest: +SKIP
     """
 
     name = "ddpm"

@@ -262,6 +262,14 @@ class OpticsRenderer:
         Specimen, microscope and camera sections (µm, photons, electrons, ADU).
     patching : PatchingConfig
         Tile size for the PSF convolution (the crop is the kernel radius, at least).
+
+    Examples
+    --------
+    >>> from cellsynth.sample import Sample
+    >>> labels = np.zeros((8, 32, 32), np.uint16); labels[2:6, 8:20, 8:20] = 1
+    >>> sample = OpticsRenderer().render(Sample(labels, spacing=(0.5, 0.25, 0.25)), rng=0)
+    >>> sample.image.dtype, sample.image.shape, bool(sample.image[labels > 0].mean() > sample.image[labels == 0].mean())
+    (dtype('float32'), (8, 32, 32), True)
     """
 
     name = "optics"

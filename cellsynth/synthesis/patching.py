@@ -79,6 +79,11 @@ def fit_patch(volume_shape: Sequence[int], max_patch, overlap=DEFAULT_OVERLAP, c
 
     With evenly spread tiles, a patch that just covers the axis wastes the least work; networks
     that down-sample ``k`` times need patches divisible by ``multiple = 2**k``.
+
+    Examples
+    --------
+    >>> fit_patch((20, 100, 100), (64, 128, 128))
+    (28, 108, 108)
     """
     max_patch, overlap, crop = check_geometry(max_patch, overlap, crop)
     fitted = []
@@ -163,6 +168,12 @@ class PatchPlan:
         One of :data:`WINDOWS`.
     floor : float
         Least weight of any voxel of a core.
+
+    Examples
+    --------
+    >>> plan = PatchPlan((32, 300, 300), patch=(32, 128, 128), overlap=(0, 16, 16), crop=(0, 4, 4))
+    >>> len(plan.tiles), plan.tiles[0].core
+    (9, (slice(0, 32, None), slice(0, 120, None), slice(0, 120, None)))
     """
 
     volume_shape: tuple[int, int, int]

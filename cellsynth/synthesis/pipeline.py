@@ -18,7 +18,7 @@ import numpy as np
 
 from cellsynth.checks import check_memory
 from cellsynth.config import Config
-from cellsynth.dataset import (
+from cellsynth.dataset.folder import (
     MANIFEST_NAME,
     Dataset,
     build_dataset,
@@ -43,6 +43,12 @@ class Renderer(Protocol):
     the voxel spacing in µm) and the sample's randomness (``rng``: a numpy Generator, a seed, or
     None), and returns the sample with its image: float32 ZYX in [0, 1] (or uint16 ADU) of the
     labels' shape. The physics renderer, the cGAN and the DDPM all implement it.
+
+    Examples
+    --------
+    >>> from cellsynth.synthesis.optics import OpticsRenderer
+    >>> isinstance(OpticsRenderer(), Renderer)
+    True
     """
 
     name: str
@@ -253,10 +259,13 @@ def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config
     >>> render_labels_file("my_labels.tif", "rendered.tif", load_preset("nuclei"))  # doctest: +SKIP
     PosixPath('rendered.tif')
     """
-    from cellsynth.checks import check_labels
-    from cellsynth.io import read_volume, write_volume
+    from cellsynth.checks import check_labels, check_output
+    from cellsynth.io import read_volume, volume_format, write_volume
     from cellsynth.masks.simulate import masks_from_labels
 
+    if volume_format(out) == "npy":
+        raise InputError(f"'{out}': .npy is read only; write .tif, .ome.tif or .ome.zarr")
+    check_output(out, "image", folder=False)
     volume, spacing = read_volume(labels, spacing)
     volume = check_labels(volume, f"labels '{labels}'")
     check_memory(volume.size * BYTES_PER_GENERATED_VOXEL, f"rendering {volume.shape} voxels",

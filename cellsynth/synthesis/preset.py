@@ -35,6 +35,11 @@ class Calibration:
         The labels the measurements used (given, or from the classical segmentation).
     images : list of ndarray
         The images measured.
+
+    Examples
+    --------
+    >>> calibration = calibrate(image, spacing=(0.29, 0.26, 0.26), labels=labels)  # doctest: +SKIP
+    >>> calibration.config.optics.camera.gain, calibration.measured['optics.camera.gain']['how']  # doctest: +SKIP
     """
 
     config: Config
@@ -152,7 +157,13 @@ def check_calibration_inputs(images, labels, spacing) -> tuple[list[np.ndarray],
 
 
 def write_calibration(calibration: Calibration, path: str | os.PathLike, sources: Sequence[str] = ()) -> Path:
-    """Write the calibrated preset as commented YAML, atomically, after checking that it reads back unchanged."""
+    """Write the calibrated preset as commented YAML, atomically, after checking that it reads back unchanged.
+
+    Examples
+    --------
+    >>> calibration = calibrate(image, spacing=(0.29, 0.26, 0.26))  # doctest: +SKIP
+    >>> write_calibration(calibration, 'mine.yaml', sources=['my_nuclei.tif'])  # doctest: +SKIP
+    """
     path = Path(path)
     header = ("cellsynth preset written by `cellsynth calibrate`" + (f" from {', '.join(map(str, sources))}"
                                                                      if sources else "") +

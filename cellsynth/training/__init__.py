@@ -9,6 +9,6 @@ Examples
 import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "loop": ["PatchSampler", "load_training_images", "train_ddpm", "train_gan"],
-    "runs": ["TrainingLog", "end_processes", "make_accelerator", "pack_state", "rank_seed", "unpack_state"],
+    "loop": ["load_training_images", "train_ddpm", "train_gan"],
+    "runs": ["end_processes", "rank_seed"],
 })

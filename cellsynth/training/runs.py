@@ -64,6 +64,11 @@ def end_processes() -> None:
     A process whose peers exit with the group still open can be aborted by gloo (SIGABRT) at
     shutdown; a script that trains under ``accelerate launch`` ends with this. Nothing happens in
     a single process.
+
+    Examples
+    --------
+    >>> checkpoint = train_gan(config, 'runs/gan')  # doctest: +SKIP
+    >>> end_processes()
     """
     from accelerate import PartialState
 
