@@ -6,10 +6,11 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cellsynth.checks import MAX_LENGTH_UM, check_regular_file
 from cellsynth.errors import InputError
 from cellsynth.io import atomic_path
 
@@ -17,13 +18,17 @@ from cellsynth.io import atomic_path
 CHECKPOINT_KEY = "cellsynth_checkpoint"
 
 
+_Um = Annotated[float, Field(gt=0, le=MAX_LENGTH_UM, allow_inf_nan=False)]
+_Voxels = Annotated[int, Field(ge=1, le=2**20)]
+
+
 class Normalisation(BaseModel):
     """The intensity mapping the training images went through: ``percentiles`` → ``low`` and ``high``."""
 
     model_config = ConfigDict(frozen=True)
-    percentiles: tuple[float, float]
-    low: float
-    high: float
+    percentiles: tuple[Annotated[float, Field(ge=0, le=100)], Annotated[float, Field(ge=0, le=100)]]
+    low: Annotated[float, Field(allow_inf_nan=False)]
+    high: Annotated[float, Field(allow_inf_nan=False)]
 
 
 class CheckpointInfo(BaseModel):
@@ -43,8 +48,8 @@ class CheckpointInfo(BaseModel):
     model: Literal["gan", "ddpm"]
     step: int | None = Field(None, ge=0)
     architecture: dict[str, Any]
-    spacing_um: tuple[float, float, float]
-    patch: tuple[int, int, int]
+    spacing_um: tuple[_Um, _Um, _Um]
+    patch: tuple[_Voxels, _Voxels, _Voxels]
     normalisation: Normalisation | None = None
     conditioning: dict[str, Any] | None = None
     schedule: dict[str, Any] | None = None
@@ -105,8 +110,9 @@ def read_checkpoint_info(path: str | os.PathLike, model: str | None = None) -> d
     [64, 128, 128]
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise InputError(f"checkpoint '{path}' does not exist")
+    check_regular_file(path, "checkpoint")
     from safetensors import SafetensorError, safe_open
 
     try:

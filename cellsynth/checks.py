@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 import os
+import re
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +18,14 @@ import numpy as np
 from cellsynth.errors import InputError
 
 Spacing = tuple[float, float, float]
+
+#: Most voxels one volume may have (a config, a manifest): 2^34, about 17 billion; far beyond any machine's memory.
+MAX_VOXELS = 2**34
+#: Longest length or voxel size anything may state, in µm: one metre.
+MAX_LENGTH_UM = 1e6
+
+#: A plain file-name component: no separator, no control character, not hidden, not ``.`` or ``..``.
+_PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f.][^/\\\x00-\x1f]{0,199}")
 
 def check_spacing(spacing: Sequence[float] | None, what: str = "spacing") -> Spacing:
     """Validate a voxel spacing.
@@ -43,9 +53,28 @@ def check_spacing(spacing: Sequence[float] | None, what: str = "spacing") -> Spa
         raise InputError(
             f"{what} must be three numbers (z, y, x) in µm; got {spacing!r}"
         ) from None
-    if len(values) != 3 or not all(math.isfinite(v) and v > 0 for v in values):
-        raise InputError(f"{what} must be three finite numbers > 0 (z, y, x) in µm; got {spacing!r}")
+    if len(values) != 3 or not all(math.isfinite(v) and 0 < v <= MAX_LENGTH_UM for v in values):
+        raise InputError(f"{what} must be three finite numbers > 0 (z, y, x) in µm, at most a metre; got {spacing!r}")
     return values  # type: ignore[return-value]
+
+
+def check_range(value: object, what: str, low: float, high: float) -> float:
+    """``value`` as a float if it is a finite number in ``[low, high]``; else one line saying so.
+
+    Examples
+    --------
+    >>> check_range(float("inf"), "--min-volume-um3 (µm³)", 0, 1e18)
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: --min-volume-um3 (µm³) must be a finite number in [0, 1e+18]; got inf
+    """
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not (math.isfinite(number) and low <= number <= high):
+        raise InputError(f"{what} must be a finite number in [{low:g}, {high:g}]; got {value!r}")
+    return number
 
 
 def as_volume(array: np.ndarray, what: str = "volume") -> np.ndarray:
@@ -123,13 +152,90 @@ def check_pair(image: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     return image, labels
 
 
-def check_output(path: str | os.PathLike, what: str, *, folder: bool, if_not_empty: str = "choose a new folder"
-                 ) -> Path:
+def check_file_name(name: object, what: str = "name") -> str:
+    """``name`` if it is a plain file-name component (1-200 characters, no ``/`` or ``\\``, no control
+    character, not starting with ``.``), so that it can become part of a path inside an output folder
+    and never point outside it.
+
+    Examples
+    --------
+    >>> check_file_name("sample_0001")
+    'sample_0001'
+    >>> check_file_name("../../evil", "sample name")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: sample name '../../evil' is not a plain file name (1-200 characters, ...)
+    """
+    if not isinstance(name, str) or not _PLAIN_NAME.fullmatch(name):
+        shown = repr(name) if not isinstance(name, str) else f"'{name[:80]}'"
+        raise InputError(f"{what} {shown} is not a plain file name (1-200 characters, no / \\ or control "
+                         "characters, not starting with '.')")
+    return name
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` as a Path if it is an existing regular file (or a link to one).
+
+    A FIFO, a device such as ``/dev/zero``, a socket or a folder is refused in one line before
+    it is opened: reading one would block forever or never end.
+
+    Examples
+    --------
+    >>> check_regular_file("/dev/zero", "config")
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: config '/dev/zero' is a character device, not a regular file; give a file
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except (OSError, ValueError) as err:
+        why = "no such file" if isinstance(err, FileNotFoundError) else getattr(err, "strerror", None) or str(err)
+        raise InputError(f"cannot read {what} '{path}': {why}") from None
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
+                else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+        raise InputError(f"{what} '{path}' is {kind}, not a regular file; give a file")
+    return path
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_input(path: str | os.PathLike, inputs: Sequence[str | os.PathLike], what: str) -> None:
+    """Refuse an output ``path`` that is one of ``inputs`` (the same file after resolving links) or lies
+    inside an input folder: writing it would destroy what is being read.
+
+    Examples
+    --------
+    >>> check_not_input("data/ds/out", ["data/ds"], "export")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: cannot write export 'data/ds/out': it is inside the input folder 'data/ds'; ...
+    """
+    path = Path(path)
+    for source in map(Path, inputs):
+        if _same_file(path, source) or path.resolve() == source.resolve():
+            raise InputError(f"cannot write {what} '{path}': it is also an input ('{source}'); choose another output")
+        if not source.is_file() and path.resolve().is_relative_to(source.resolve()):
+            raise InputError(f"cannot write {what} '{path}': it is inside the input folder '{source}'; write "
+                             "outside it")
+
+
+def check_output(path: str | os.PathLike, what: str, *, folder: bool, if_not_empty: str = "choose a new folder",
+                 overwrite: bool = False, inputs: Sequence[str | os.PathLike] = ()) -> Path:
     """``path`` as a Path if ``what`` can be written there, checked before any work is done.
 
-    Refuses, in one line each: a link to nothing, a missing parent folder, a parent that cannot be
-    written (read-only file system, permissions), a folder where a file is wanted, and for
-    ``folder=True`` a file, or a folder that is not empty (``if_not_empty`` says what to do).
+    Refuses, in one line each: an empty path, a link to nothing, a missing parent folder, a parent
+    that cannot be written (read-only file system, permissions), a folder where a file is wanted,
+    one of ``inputs`` (the same file after resolving links, even with ``overwrite``), and for
+    ``folder=True`` a file, or a folder that is not empty (``if_not_empty`` says what to do); for a
+    file, an existing one unless ``overwrite`` (the command's ``--overwrite``).
 
     Examples
     --------
@@ -138,6 +244,8 @@ def check_output(path: str | os.PathLike, what: str, *, folder: bool, if_not_emp
     ...
     cellsynth.errors.InputError: cannot write dataset 'no-such-folder/out': folder 'no-such-folder' does not exist
     """
+    if not str(path).strip() or "\x00" in str(path):
+        raise InputError(f"cannot write {what} {str(path)!r}: give a file or folder name")
     path = Path(path)
     start = f"cannot write {what} '{path}'"
     if path.is_symlink() and not path.exists():
@@ -146,12 +254,17 @@ def check_output(path: str | os.PathLike, what: str, *, folder: bool, if_not_emp
         raise InputError(f"{start}: folder '{path.parent}' does not exist")
     if not os.access(path.parent, os.W_OK | os.X_OK):
         raise InputError(f"{start}: folder '{path.parent}' is not writable (read-only or no permission)")
+    check_not_input(path, inputs, what)
     if folder and path.exists() and not path.is_dir():
         raise InputError(f"{start}: it is a file, not a folder")
     if folder and path.is_dir() and any(path.iterdir()):
         raise InputError(f"{start}: folder exists and is not empty; {if_not_empty}")
-    if not folder and path.is_dir():
-        raise InputError(f"{start}: it is an existing folder; give a file name")
+    if not folder and path.is_dir() and not (overwrite and path.name.lower().endswith(".zarr")):
+        raise InputError(f"{start}: it is an existing folder; "
+                         + ("pass --overwrite to replace it" if path.name.lower().endswith(".zarr")
+                            else "give a file name"))
+    if not folder and path.exists() and not path.is_dir() and not overwrite:
+        raise InputError(f"{start}: the file exists; pass --overwrite to replace it, or choose another name")
     return path
 
 

@@ -6,6 +6,7 @@ validated the same way, and any key left out takes its default.
 
 from __future__ import annotations
 
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -14,10 +15,19 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from cellsynth.errors import ConfigError
+from cellsynth.checks import MAX_LENGTH_UM, MAX_VOXELS, check_regular_file
+from cellsynth.errors import ConfigError, InputError
 
-PositiveUm = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+#: Bounds that no experiment reaches: a length above a metre, a count above a billion, or any
+#: number above 10⁹ is a mistake, not a request (and would overflow the arithmetic behind it).
+MAX_QUANTITY = 1e9
+PositiveUm = Annotated[float, Field(gt=0, le=MAX_LENGTH_UM, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, le=MAX_QUANTITY, allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(ge=0, le=MAX_QUANTITY, allow_inf_nan=False)]
+Finite = Annotated[float, Field(ge=-MAX_QUANTITY, le=MAX_QUANTITY, allow_inf_nan=False)]
+PositiveInt = Annotated[int, Field(ge=1, le=2**31 - 1)]
+NonNegativeInt = Annotated[int, Field(ge=0, le=2**31 - 1)]
+Seed = Annotated[int, Field(ge=0, le=2**63 - 1)]
 #: One length for all axes, or (z, y, x); always stored as three.
 TripleUm = Annotated[
     tuple[PositiveUm, PositiveUm, PositiveUm],
@@ -25,10 +35,25 @@ TripleUm = Annotated[
 ]
 
 
+def _holds_bool(value: Any) -> bool:
+    return isinstance(value, bool) or (isinstance(value, list | tuple) and any(_holds_bool(v) for v in value))
+
+
 class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors, objects are immutable."""
+    """Base of every config section: unknown keys are errors, objects are immutable, and true/false is
+    never read as the number 1/0 (``shape: [true, 32, 32]`` is a mistake)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data):
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key) if isinstance(key, str) else None
+                if field is not None and field.annotation is not bool and _holds_bool(value):
+                    raise ValueError(f"'{key}' takes numbers or text, not true/false (got {_shown(value)})")
+        return data
 
 
 class OutputConfig(StrictModel):
@@ -48,12 +73,19 @@ class OutputConfig(StrictModel):
 class VolumeConfig(StrictModel):
     """Geometry of each generated sample."""
 
-    shape: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(
+    shape: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
         (32, 128, 128), description="voxels (Z, Y, X); Z = 1 makes 2D samples"
     )
     spacing_um: tuple[PositiveUm, PositiveUm, PositiveUm] = Field(
         (0.29, 0.26, 0.26), description="voxel size (z, y, x) in µm; default = scikit-image cells3d"
     )
+
+    @model_validator(mode="after")
+    def _not_too_large(self):
+        if math.prod(self.shape) > MAX_VOXELS:
+            raise ValueError(f"shape {list(self.shape)} has {math.prod(self.shape):,} voxels; at most {MAX_VOXELS:,} "
+                             "(tile a larger field)")
+        return self
 
 
 class OrganismConfig(StrictModel):
@@ -84,7 +116,7 @@ class PlacementConfig(StrictModel):
     method: Literal["poisson", "layers", "detections"] = Field(
         "poisson", description="poisson: blue noise; layers: shells inward from the organism surface; "
         "detections: a CSV of z, y, x in µm")
-    n_cells: Annotated[int, Field(ge=1)] | None = Field(None, description="how many; default as many as fit")
+    n_cells: PositiveInt | None = Field(None, description="how many; default as many as fit")
     min_distance_um: TripleUm = Field(
         (9.0, 9.0, 9.0),
         description="minimum centre distance in µm, one or (z, y, x); layers: spacing of the outer layer")
@@ -123,7 +155,7 @@ class NucleiConfig(StrictModel):
                          "< 1: oblate, e.g. nuclei lying flat in a monolayer)")
     flattening_axis: Literal["z", "random"] = Field("z", description="z: the optical axis; random: per nucleus")
     ssm_model: str | None = Field(None, description="ssm: a model .npz from `cellsynth masks fit-ssm`")
-    ssm_modes: Annotated[int, Field(ge=0)] | None = Field(None, description="ssm: how many modes vary (default all)")
+    ssm_modes: NonNegativeInt | None = Field(None, description="ssm: how many modes vary (default all)")
     ssm_limit: Annotated[float, Field(gt=0, le=10)] = Field(
         3.0, description="ssm: each mode's coefficient stays within ± this many standard deviations")
 
@@ -188,7 +220,7 @@ class SpecimenConfig(StrictModel):
                         "(factor > 1); none by default")
     cytoplasm: Annotated[float, Field(ge=0, le=1)] = Field(
         0.05, description="membrane cells: density of the cell interior relative to its membrane")
-    background: Annotated[float, Field(ge=0)] = Field(0.2, description="autofluorescence inside the organism")
+    background: NonNegative = Field(0.2, description="autofluorescence inside the organism")
     ambient_texture: Annotated[float, Field(ge=0, le=3)] = Field(
         0.0, description="relative amplitude a of a texture over the ambient light (autofluorescence + haze): "
                          "ambient × max(0, 1 + a·n), cytoplasm and out-of-focus structure (0: uniform)")
@@ -196,7 +228,7 @@ class SpecimenConfig(StrictModel):
                                  Annotated[float, Field(ge=0, allow_inf_nan=False)]]] | None = Field(
         None, description="its amplitude spectrum before the PSF: [cycles/µm, relative amplitude] knots; "
                           "default: band-pass between texture_scales_um")
-    background_outside: Annotated[float, Field(ge=0)] = Field(0.03, description="background outside the organism")
+    background_outside: NonNegative = Field(0.03, description="background outside the organism")
     attenuation_length_um: PositiveUm | None = Field(
         80.0, description="signal falls by 1/e per this depth below the surface (µm); null: no attenuation")
 
@@ -223,17 +255,17 @@ class MicroscopeConfig(StrictModel):
                         Annotated[float, Field(ge=0, allow_inf_nan=False)],
                         Annotated[float, Field(ge=0, allow_inf_nan=False)]] | None = Field(
         None, description="measured Gaussian PSF σ (z, y, x) in µm; replaces the one from NA, wavelength and index")
-    haze: Annotated[float, Field(ge=0)] = Field(0.35, description="out-of-focus light, relative to the signal")
+    haze: NonNegative = Field(0.35, description="out-of-focus light, relative to the signal")
     haze_scale_um: PositiveUm = Field(3.0, description="blur (σ, µm) of the out-of-focus light")
 
 
 class CameraConfig(StrictModel):
     """The detector: photons per unit density, shot and read noise, gain, offset, bit depth, output type."""
 
-    photons: PositiveUm = Field(250.0, description="expected photo-electrons per voxel at density 1")
-    read_noise: Annotated[float, Field(ge=0)] = Field(2.0, description="camera read noise, electrons RMS")
-    gain: PositiveUm = Field(4.0, description="ADU per electron")
-    offset: Annotated[float, Field(ge=0)] = Field(100.0, description="camera offset, ADU")
+    photons: Positive = Field(250.0, description="expected photo-electrons per voxel at density 1")
+    read_noise: NonNegative = Field(2.0, description="camera read noise, electrons RMS")
+    gain: Positive = Field(4.0, description="ADU per electron")
+    offset: NonNegative = Field(100.0, description="camera offset, ADU")
     bit_depth: Annotated[int, Field(ge=8, le=16)] = Field(12, description="camera ADC bits (full scale 2^bits − 1)")
     noise_correlation_um: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = Field(
         0.0, description="σ (µm) of a Gaussian that correlates the camera noise between neighbouring voxels "
@@ -274,12 +306,12 @@ class OpticsConfig(StrictModel):
 class PatchingConfig(StrictModel):
     """How generators run over volumes of any size (`cellsynth.synthesis.patching`), in voxels."""
 
-    patch: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(
+    patch: tuple[PositiveInt, PositiveInt, PositiveInt] = Field(
         (128, 256, 256), description="largest tile (z, y, x); shrunk to the smallest one needing no more tiles")
-    overlap: Annotated[int, Field(ge=0)] = Field(8, description="least overlap of neighbouring tile cores")
-    crop: Annotated[int, Field(ge=0)] = Field(4, description="margin cut from every tile output")
+    overlap: NonNegativeInt = Field(8, description="least overlap of neighbouring tile cores")
+    crop: NonNegativeInt = Field(4, description="margin cut from every tile output")
     window: Literal["hann", "gaussian", "pyramid", "constant"] = "hann"
-    batch_size: Annotated[int, Field(ge=1)] | None = Field(
+    batch_size: PositiveInt | None = Field(
         None, description="tiles per call; default 1 on the CPU, for a learned generator on a GPU as many as fit "
                           "in half its free memory")
 
@@ -304,12 +336,13 @@ class GeneratorConfig(StrictModel):
     sampler: Literal["ddpm", "ddim", "dpmsolver"] = Field(
         "dpmsolver", description="ddpm: ancestral (the reference, needs ~t_start steps); ddim; dpmsolver (DPM-Solver++)"
     )
-    steps: Annotated[int, Field(ge=1)] = Field(25, description="ddpm: denoising steps")
-    t_start: Annotated[int, Field(ge=0)] | None = Field(
+    steps: Annotated[int, Field(ge=1, le=10_000)] = Field(
+        25, description="ddpm: denoising steps (at most the checkpoint's training timesteps)")
+    t_start: NonNegativeInt | None = Field(
         None, description="ddpm: noise the sketch to this timestep (default 400 of 1000); or strength, or snr"
     )
     strength: Annotated[float, Field(ge=0, lt=1)] | None = Field(None, description="ddpm: t_start / T")
-    snr: PositiveUm | None = Field(None, description="ddpm: start where ᾱ/(1−ᾱ) is this (schedule-independent)")
+    snr: Positive | None = Field(None, description="ddpm: start where ᾱ/(1−ᾱ) is this (schedule-independent)")
     units: Literal["normalised", "camera"] = Field(
         "normalised", description="gan, ddpm: images in [0, 1], or 'camera': the training images' units (the "
                                   "checkpoint's percentile mapping inverted)")
@@ -337,7 +370,7 @@ class DatasetConfig(StrictModel):
 
     n_samples: Annotated[int, Field(ge=1, le=1_000_000, description="samples in the dataset (its manifest lists "
                                     "each; split larger jobs into several datasets)")] = 4
-    seed: Annotated[int, Field(ge=0)] = 0
+    seed: Seed = 0
     name_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)] = "sample"
     output: OutputConfig = OutputConfig()
 
@@ -375,7 +408,7 @@ class TrainDataConfig(StrictModel):
     )
     mask_files: list[str] = Field([], description="label volumes when masks = files")
     paired: bool = Field(False, description="mask_files[i] segments images[i]: adds the paired L1 loss")
-    simulated_volumes: Annotated[int, Field(ge=1)] = Field(4, description="simulated mask volumes (image-sized)")
+    simulated_volumes: PositiveInt = Field(4, description="simulated mask volumes (image-sized)")
 
     @model_validator(mode="after")
     def _masks(self):
@@ -397,25 +430,25 @@ class AdaConfig(StrictModel):
         "epochs", description="epochs: p ± delta every interval_epochs (paper); kimg: StyleGAN2-ADA speed"
     )
     delta: Annotated[float, Field(ge=0, le=1)] = Field(0.05, description="epochs rule: step of p")
-    interval_epochs: Annotated[int, Field(ge=1)] = 1
-    interval_batches: Annotated[int, Field(ge=1)] = Field(4, description="kimg rule: adjust every N minibatches")
-    kimg: PositiveUm = Field(500.0, description="kimg rule: p can go 0 → 1 in this many thousand images")
+    interval_epochs: PositiveInt = 1
+    interval_batches: PositiveInt = Field(4, description="kimg rule: adjust every N minibatches")
+    kimg: Positive = Field(500.0, description="kimg rule: p can go 0 → 1 in this many thousand images")
 
 
 class GanTrainConfig(StrictModel):
     """The cGAN: networks, losses, conditioning, ADA."""
 
     kind: Literal["nuclei", "membranes"] = Field("nuclei", description="what the mask channel shows")
-    widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2)] = Field(
+    widths: Annotated[list[PositiveInt], Field(min_length=2)] = Field(
         [16, 32, 64, 128], description="generator channels per level (len − 1 downsamplings)"
     )
     norm: Literal["instance", "group", "batch", "none"] = "instance"
-    discriminator_widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [64, 128, 256, 512, 512]
+    discriminator_widths: Annotated[list[PositiveInt], Field(min_length=1)] = [64, 128, 256, 512, 512]
     discriminator_strides: Annotated[list[Annotated[int, Field(ge=1, le=4)]], Field(min_length=1)] = [2, 2, 2, 2, 1]
     adversarial_loss: Literal["bce", "lsgan", "hinge"] = "bce"
-    identity_weight: Annotated[float, Field(ge=0)] = Field(1.0, description="‖i − G(i)‖₁ (unpaired training)")
-    paired_weight: Annotated[float, Field(ge=0)] = Field(10.0, description="‖i − G(m)‖₁ when paired")
-    r1_weight: Annotated[float, Field(ge=0)] = Field(0.0, description="R1 gradient penalty on reals (0 = off)")
+    identity_weight: NonNegative = Field(1.0, description="‖i − G(i)‖₁ (unpaired training)")
+    paired_weight: NonNegative = Field(10.0, description="‖i − G(m)‖₁ when paired")
+    r1_weight: NonNegative = Field(0.0, description="R1 gradient penalty on reals (0 = off)")
     learning_rate: PositiveUm = Field(1e-3, description="RAdam (paper and reference: 1e-3)")
     betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] = (0.9, 0.999)
     ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = Field(0.999, description="generator EMA; null = off")
@@ -433,7 +466,7 @@ class GanTrainConfig(StrictModel):
 class DdpmTrainConfig(StrictModel):
     """The DDPM (seed 003): denoiser and noise schedule; trained on unlabelled images."""
 
-    widths: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2)] = Field(
+    widths: Annotated[list[PositiveInt], Field(min_length=2)] = Field(
         [32, 64, 128, 256], description="denoiser channels per level (group norm, time scale-shift)"
     )
     attention: bool = Field(True, description="self-attention at the lowest resolution")
@@ -442,8 +475,8 @@ class DdpmTrainConfig(StrictModel):
     beta_schedule: Literal["squaredcos_cap_v2", "linear", "scaled_linear"] = "squaredcos_cap_v2"
     learning_rate: PositiveUm = 1e-4
     ema_decay: Annotated[float, Field(gt=0, lt=1)] | None = Field(0.9999, description="EMA of the weights; null = off")
-    sketch_blur_um: tuple[Annotated[float, Field(ge=0)], Annotated[float, Field(ge=0)],
-                          Annotated[float, Field(ge=0)]] | None = Field(
+    sketch_blur_um: tuple[NonNegative, NonNegative,
+                          NonNegative] | None = Field(
         None, description="σ (µm, z y x) of the sketch blur; default 1 voxel of the training images (the paper's)"
     )
 
@@ -458,15 +491,15 @@ class TrainConfig(StrictModel):
     (2000, 1, (0.1, 99.9))
     """
 
-    seed: Annotated[int, Field(ge=0)] = 0
-    steps: Annotated[int, Field(ge=1)] = Field(5000, description="optimiser steps in all")
+    seed: Seed = 0
+    steps: PositiveInt = Field(5000, description="optimiser steps in all")
     max_minutes: PositiveUm | None = Field(None, description="stop (with a checkpoint) after this wall time")
-    batch_size: Annotated[int, Field(ge=1)] = 1
+    batch_size: PositiveInt = 1
     device: Literal["auto", "cpu", "cuda"] = "auto"
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field("auto", description="auto: bf16 on a GPU")
-    log_every: Annotated[int, Field(ge=1)] = 10
-    preview_every: Annotated[int, Field(ge=0)] = Field(200, description="preview PNG every N steps (0 = never)")
-    checkpoint_every: Annotated[int, Field(ge=1)] = 200
+    log_every: PositiveInt = 10
+    preview_every: NonNegativeInt = Field(200, description="preview PNG every N steps (0 = never)")
+    checkpoint_every: PositiveInt = 200
     tensorboard: bool = False
     data: TrainDataConfig
     masks: MasksConfig = Field(MasksConfig(), description="simulated masks for the cGAN (data.masks = simulated)")
@@ -539,9 +572,12 @@ def load_config(path: str | os.PathLike, model: type[StrictModel] = Config) -> S
     """
     path = Path(path)
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(f"cannot read config '{path}': {err.strerror or err}") from None
+        check_regular_file(path, "config")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)  # a file that grows while read is still capped
+    except (OSError, InputError) as err:
+        raise ConfigError(str(err) if isinstance(err, InputError) else
+                          f"cannot read config '{path}': {err.strerror or err}") from None
     return validate_config(parse_yaml(raw, str(path)), str(path), model)
 
 
@@ -601,9 +637,15 @@ def parse_yaml(raw: bytes, source: str = "config") -> Any:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
         raise ConfigError(f"{source}: not UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start})") from None
-    loader = _StrictLoader(text, source)
+    try:
+        loader = _StrictLoader(text, source)
+    except yaml.YAMLError as err:  # the reader refuses NUL and other unprintable characters up front
+        raise ConfigError(f"{source}: not valid YAML ({_shown(getattr(err, 'reason', err), 120)}); a config is "
+                          "printable text") from None
     try:
         return loader.get_single_data()
+    except ValueError as err:  # e.g. an integer of thousands of digits
+        raise ConfigError(f"{source}: a value cannot be read ({_shown(str(err), 120)})") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""

@@ -38,7 +38,7 @@ import numpy as np
 import tifffile
 import zarr
 
-from cellsynth.checks import Spacing, as_volume, check_output, check_spacing
+from cellsynth.checks import Spacing, as_volume, check_output, check_regular_file, check_spacing
 from cellsynth.errors import FileFormatError, InputError
 
 #: dtypes a volume file may hold.
@@ -224,7 +224,7 @@ def write_volume(
         raise InputError(f"unknown TIFF compression {compression!r}; accepted: none, zlib")
     path = Path(path)
     if fmt != "ome-zarr" or not path.is_dir():
-        check_output(path, "volume", folder=False)
+        check_output(path, "volume", folder=False, overwrite=True)  # callers check the user's own --out
     if fmt == "npy":
         raise FileFormatError(f"cannot write '{path}': .npy has no place for spacing; use .tif or .ome.zarr")
     if fmt == "ome-zarr":
@@ -276,6 +276,8 @@ def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None,
     path = Path(path)
     if not path.exists():
         raise FileFormatError(f"cannot read '{path}': no such file")
+    if fmt != "ome-zarr":
+        check_regular_file(path, "volume")
     reader = {"tiff": _read_tiff, "ome-tiff": _read_tiff, "ome-zarr": _read_ome_zarr, "npy": _read_npy}[fmt]
     data, found = reader(path)
     if spacing is not None:
@@ -601,6 +603,7 @@ def _read_npy(path: Path) -> tuple[np.ndarray, Spacing | None]:
     sidecar = path.with_suffix(".json")
     if not sidecar.exists():
         return data, None
+    check_regular_file(sidecar, "spacing sidecar")
     try:
         spacing = json.loads(sidecar.read_text())["spacing"]
     except (ValueError, KeyError, TypeError) as err:

@@ -18,6 +18,7 @@ from cellsynth.augment.diversify import (
     neighbourhood_voxels,
     normalize_percentiles,
 )
+from cellsynth.checks import check_not_input
 from cellsynth.config import OutputConfig
 from cellsynth.dataset import Dataset, build_dataset, sample_rng
 from cellsynth.errors import InputError
@@ -71,6 +72,7 @@ def diversify_dataset(
         :meth:`cellsynth.dataset.Dataset.finished`).
     """
     source_dataset = Dataset.open(source)
+    check_not_input(out, [source], "dataset")
     done = source_dataset.finished("diversify", images=True, allow_partial=allow_partial)
     levels = [check_weights(w_i, w_v) for w_i in _levels(w_i_levels, "w_i") for w_v in _levels(w_v_levels, "w_v")]
     if size is None and size_um is None:

@@ -265,7 +265,11 @@ def test_check_output_refuses_links_to_nothing_missing_parents_and_wrong_kinds(t
         with pytest.raises(InputError, match=message):
             check_output(path, "thing", folder=folder, if_not_empty="do X")
     assert check_output(tmp_path / "new", "thing", folder=True) == tmp_path / "new"
-    assert check_output(tmp_path / "file", "thing", folder=False) == tmp_path / "file"  # files are replaced
+    with pytest.raises(InputError, match="the file exists; pass --overwrite"):  # a user's file is never replaced
+        check_output(tmp_path / "file", "thing", folder=False)
+    assert check_output(tmp_path / "file", "thing", folder=False, overwrite=True) == tmp_path / "file"
+    with pytest.raises(InputError, match="it is also an input"):  # not even with overwrite
+        check_output(tmp_path / "file", "thing", folder=False, overwrite=True, inputs=[tmp_path / "file"])
 
 
 def test_ome_zarr_passes_the_strict_ngff_requirements_and_has_a_pyramid_when_wide(tmp_path):

@@ -32,6 +32,10 @@ W_I_LIMITS = (0.2, 1.8)
 W_V_LIMITS = (0.0, 8.0)
 #: Default neighbourhood edge ``s_σ`` in voxels (5³ = 125 values).
 NEIGHBOURHOOD = 5
+#: Largest weight: with intensities in [0, 1], w·σ beyond this saturates every voxel.
+MAX_WEIGHT = 1000.0
+#: Largest neighbourhood edge, voxels: the filter cost grows with it and no volume needs more.
+MAX_NEIGHBOURHOOD = 1001
 _RANGE_SLACK = 1e-6  # float32 rounding of a [0, 1] normalisation
 
 
@@ -73,9 +77,10 @@ def neighbourhood_voxels(
         raise InputError("give the neighbourhood in voxels or in µm, not both")
     if size_um is None:
         sizes = np.broadcast_to(np.asarray(NEIGHBOURHOOD if size is None else size), 3)
-        if not np.issubdtype(sizes.dtype, np.integer) or (sizes < 1).any() or (sizes % 2 == 0).any() or sizes.max() < 3:
-            raise InputError(f"neighbourhood size s_σ must be odd voxel counts >= 3 (e.g. 5; one axis may be 1, as a "
-                             f"coarse z in µm gives); got {size!r}")
+        if not np.issubdtype(sizes.dtype, np.integer) or (sizes < 1).any() or (sizes % 2 == 0).any() \
+                or sizes.max() < 3 or sizes.max() > MAX_NEIGHBOURHOOD:
+            raise InputError(f"neighbourhood size s_σ must be odd voxel counts from 3 to {MAX_NEIGHBOURHOOD} (e.g. 5; "
+                             f"one axis may be 1, as a coarse z in µm gives); got {size!r}")
         return tuple(int(s) for s in sizes)  # type: ignore[return-value]
     if spacing is None:
         raise InputError("a neighbourhood in µm needs the voxel spacing (z, y, x) in µm")
@@ -84,6 +89,9 @@ def neighbourhood_voxels(
         raise InputError(f"neighbourhood size in µm must be > 0; got {size_um!r}")
     half = np.rint((lengths / np.asarray(check_spacing(spacing)) - 1) / 2).clip(0)
     sizes = tuple(int(2 * h + 1) for h in half)
+    if max(sizes) > MAX_NEIGHBOURHOOD:
+        raise InputError(f"neighbourhood of {size_um!r} µm spans {max(sizes)} voxels at spacing {tuple(spacing)} µm; "
+                         f"at most {MAX_NEIGHBOURHOOD}")
     if max(sizes) < 3:
         raise InputError(f"neighbourhood of {size_um!r} µm covers a single voxel at spacing {tuple(spacing)} µm; "
                          "it needs at least 3 voxels along one axis")
@@ -135,8 +143,9 @@ def _check_unit_range(image: np.ndarray, what: str = "image") -> None:
 def check_weights(w_i: float, w_v: float) -> tuple[float, float]:
     """``(w_i, w_v)`` as floats; both must be finite and >= 0."""
     for name, value in (("w_i", w_i), ("w_v", w_v)):
-        if not np.isfinite(value) or value < 0:
-            raise InputError(f"{name} must be a finite number >= 0; got {value!r}")
+        if not np.isfinite(value) or not 0 <= value <= MAX_WEIGHT:
+            raise InputError(f"{name} must be a finite number from 0 to {MAX_WEIGHT:g} (the image is normalised to "
+                             f"[0, 1]: larger weights saturate every voxel); got {value!r}")
     return float(w_i), float(w_v)
 
 

@@ -28,6 +28,19 @@ def _what_is_kept(args: argparse.Namespace) -> str:
     return "every file is written whole or not at all; run the command again"
 
 
+def _exhaustion(err: BaseException) -> str | None:
+    """One phrase for running out of memory or threads (numpy's message names the array and its size);
+    None for any other error."""
+    text = " ".join(str(err).split())
+    if isinstance(err, MemoryError):
+        return f"out of memory ({text[:200]})" if text else "out of memory"
+    if "can't start new thread" in text:
+        return "cannot start another thread (the memory or process limit is exhausted)"
+    if "can't allocate memory" in text or "not enough memory" in text.lower():
+        return f"out of memory ({text[:200]})"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit status (0 ok, 1 verification failed, 2 bad input).
 
@@ -51,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:  # the file system, not the input: disk full, read-only, a folder removed under us
         where = f" ('{err.filename}')" if err.filename else ""
         print(f"cellsynth: error: {err.strerror or err}{where}; {_what_is_kept(args)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (MemoryError, RuntimeError) as err:  # exhaustion: say what, how much, and what to change
+        problem = _exhaustion(err)
+        if problem is None:
+            raise
+        print(f"cellsynth: error: {problem}; use a smaller volume (volume.shape, a crop) or fewer --workers, or "
+              f"free memory; {_what_is_kept(args)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print(f"cellsynth: interrupted; {_what_is_kept(args)}", file=sys.stderr)

@@ -37,7 +37,7 @@ def _seed(text: str) -> int:
 def _lengths(text: str) -> list[float]:
     """``"10,50,100"`` → ``[10.0, 50.0, 100.0]`` (an argparse type)."""
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers (µm), e.g. 10,50,100; "
                                          f"got '{text}'") from None
@@ -66,6 +66,7 @@ SHARED = {
     "dataset": opt("dataset", "dataset folder", type=Path),
     "output config": opt("--config", "preset name or YAML file (its dataset.output options apply)"),
     "labels of images": opt("--labels", "their instance labels (default: classical segmentation)", nargs="+"),
+    "overwrite": opt("--overwrite", "replace an existing output file (never one of the inputs)", **FLAG),
     "minutes": opt("--minutes", "time budget; stops at steps or minutes, whichever first", type=float),
 }
 #: What every command that makes a dataset from a config takes (generate, masks nuclei|membranes).
@@ -152,7 +153,7 @@ COMMANDS = [
     ("calibrate", handlers.calibrate, "measure your real image(s) and write a preset that makes data like them",
      [opt("images", "raw 3D image file(s) of one microscope setting", nargs="+"), "labels of images", "spacing",
       opt("--out", "preset file to write (PRESET.yaml)", required=True, type=Path),
-      opt("--report", "folder for calibration.json and a real-vs-synthetic PNG", type=Path),
+      opt("--report", "folder for calibration.json and a real-vs-synthetic PNG", type=Path), "overwrite",
       opt("--n", "dataset.n_samples of the preset (default 8)", type=int, default=8),
       opt("--kind", "what is stained (default nuclei)", choices=("nuclei", "membranes"), default="nuclei")],
      "Camera (photon transfer), background, attenuation, PSF, per-object brightness, rim, texture spectrum, "
@@ -163,7 +164,7 @@ COMMANDS = [
       opt("--config", "preset name or YAML: render with its generator (the physics renderer by default; e.g. a "
                       "`cellsynth calibrate` preset)"),
       opt("--checkpoint", "gan or ddpm checkpoint from `cellsynth train`", type=Path),
-      opt("--out", "image file to write (.tif, .ome.zarr)", required=True, type=Path), "spacing",
+      opt("--out", "image file to write (.tif, .ome.zarr)", required=True, type=Path), "overwrite", "spacing",
       opt("--foreground", "specimen mask (default: the closed labels)", type=Path),
       opt("--alpha", "positional-map α in µm (quality level)", type=_lengths, metavar="A"), "device",
       opt("--seed", "ddpm: seed of the sketch and the noise", type=_seed, default=0), *SAMPLING]),
@@ -172,7 +173,8 @@ COMMANDS = [
     ("masks fit-ssm", handlers.masks_fit_ssm, "fit a statistical shape model to label volumes",
      [opt("labels", "label files, or one folder of them", nargs="*"),
       opt("--example", "fit scikit-image's cells3d nuclei (cellsynth[examples])", choices=["cells3d"]),
-      opt("--out", "model file MODEL.npz (MODEL.json goes beside it)", required=True, type=Path), "spacing",
+      opt("--out", "model file MODEL.npz (MODEL.json goes beside it)", required=True, type=Path), "overwrite",
+      "spacing",
       opt("--per", "instance: every labelled object; foreground: each volume's whole specimen",
           choices=["instance", "foreground"], default="instance"),
       opt("--directions", "rays per shape (default 512)", type=int, default=512),
@@ -235,7 +237,8 @@ COMMANDS = [
      "Trains a small 3D CNN on spatially disjoint halves; held-out accuracy 0.5 = cannot tell, 1.0 = trivially "
      "told apart. REAL and SYNTHETIC are image files or dataset folders."),
     ("report", handlers.report_dataset, "a self-contained HTML page about a dataset (previews, statistics, plots)",
-     ["dataset", opt("--out", "HTML file (default DATASET/report.html)", type=Path)]),
+     ["dataset", opt("--out", "HTML file (default DATASET/report.html, replaced each time)", type=Path),
+      "overwrite"]),
     ("export", handlers.export, "export a dataset for a segmentation tool",
      ["dataset", opt("--format", f"one of: {', '.join(EXPORT_FORMATS)}", required=True),
       opt("--out", "new (or empty) folder", required=True, type=Path), "partial",

@@ -125,7 +125,8 @@ def masks_fit_ssm(args: argparse.Namespace) -> int | None:
         raise InputError("give label files or --example cells3d (one of the two)")
     if not str(args.out).endswith(".npz"):
         raise InputError(f"--out must name a .npz file (a .json goes beside it); got '{args.out}'")
-    check_output(args.out, "shape model", folder=False)
+    for path in (Path(args.out), Path(args.out).with_suffix(".json")):
+        check_output(path, "shape model", folder=False, overwrite=args.overwrite, inputs=args.labels)
     options = {"per": args.per, "n_directions": args.directions, "exclude_border": not args.keep_border}
     if args.example:
         from cellsynth.examples import cells3d_nuclei
@@ -168,7 +169,8 @@ def calibrate(args: argparse.Namespace) -> int | None:
 
     if not str(args.out).endswith((".yaml", ".yml")):
         raise InputError(f"--out must name a .yaml file; got '{args.out}'")
-    check_output(args.out, "preset", folder=False)
+    check_output(args.out, "preset", folder=False, overwrite=args.overwrite,
+                 inputs=[*args.images, *(args.labels or [])])
     if args.report is not None:
         check_output_folder(args.report)
     calibration = calibrate_files(args.images, args.labels, args.spacing, kind=args.kind, n_samples=args.n)
@@ -192,7 +194,7 @@ def synthesize(args: argparse.Namespace) -> int | None:
         raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
     config = with_overrides(_optional_config(args.config), _generator_overrides(args, model))
     image = render_labels_file(args.labels, args.out, config, spacing=args.spacing, foreground=args.foreground,
-                               device=args.device, rng=args.seed)
+                               device=args.device, rng=args.seed, overwrite=args.overwrite)
     print(f"image: {image}")
 
 
@@ -212,9 +214,8 @@ def train(args: argparse.Namespace) -> int | None:
 
 
 def export(args: argparse.Namespace) -> int | None:
-    from cellsynth.dataset.exports import check_export_target, export_dataset
+    from cellsynth.dataset.exports import export_dataset
 
-    check_export_target(args.format, args.out, args.cellpose_layout)
     out = export_dataset(args.dataset, args.format, args.out, cellpose_layout=args.cellpose_layout,
                          allow_partial=args.allow_partial, progress=not args.quiet)
     print(f"exported {args.dataset} as {args.format} to {out}")
@@ -251,7 +252,7 @@ def evaluate_images(args: argparse.Namespace) -> int | None:
 def report_dataset(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.report import write_report
 
-    print(f"report: {write_report(args.dataset, args.out)}")
+    print(f"report: {write_report(args.dataset, args.out, overwrite=args.overwrite)}")
 
 
 def evaluate_syn2real(args: argparse.Namespace) -> int | None:

@@ -38,6 +38,7 @@ from cellsynth.checks import check_output
 from cellsynth.dataset.folder import Dataset
 from cellsynth.errors import DatasetError, InputError
 from cellsynth.io import atomic_path, write_bytes_atomic, write_json_atomic, write_ome_zarr, write_volume
+from cellsynth.locks import check_unlocked, folder_lock
 from cellsynth.masks.derived import SEMANTIC_CLASSES, semantic_from_instances
 from cellsynth.sample import Sample
 
@@ -140,13 +141,21 @@ _FOLDERS = {
 }
 
 
-def check_export_target(fmt: str, out: str | os.PathLike, cellpose_layout: str = "slices") -> Path:
-    """Validate an export's format and target folder before anything is read or written."""
+def _check_format(fmt: str, cellpose_layout: str) -> None:
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"unknown export format '{fmt}'; accepted: {', '.join(EXPORT_FORMATS)}")
     if cellpose_layout not in CELLPOSE_LAYOUTS:
         raise InputError(f"unknown Cellpose layout '{cellpose_layout}'; accepted: {', '.join(CELLPOSE_LAYOUTS)}")
-    return check_output(out, "export", folder=True, if_not_empty="give a new or empty folder")
+
+
+def check_export_target(fmt: str, out: str | os.PathLike, cellpose_layout: str = "slices",
+                        source: str | os.PathLike | None = None) -> Path:
+    """Validate an export's format and target folder before anything is read or written: a new or empty
+    folder, outside the ``source`` dataset, that no other process is writing."""
+    _check_format(fmt, cellpose_layout)
+    check_unlocked(out, "export")
+    return check_output(out, "export", folder=True, if_not_empty="give a new or empty folder",
+                        inputs=[source] if source is not None else ())
 
 
 def export_dataset(
@@ -192,8 +201,17 @@ def export_dataset(
     >>> export_dataset("data/nuclei", "stardist", "data/nuclei_stardist")  # doctest: +SKIP
     PosixPath('data/nuclei_stardist')
     """
-    out = check_export_target(fmt, out, cellpose_layout)
+    _check_format(fmt, cellpose_layout)
     dataset = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)
+    out = check_export_target(fmt, out, cellpose_layout, dataset.root)
+    with folder_lock(out, "export"):
+        check_export_target(fmt, out, cellpose_layout, dataset.root)  # a writer before us may have filled it
+        return _export(dataset, fmt, out, cellpose_layout=cellpose_layout, allow_partial=allow_partial,
+                       progress=progress)
+
+
+def _export(dataset: Dataset, fmt: str, out: Path, *, cellpose_layout: str, allow_partial: bool,
+            progress: bool) -> Path:
     indices = dataset.finished("export", images=True, allow_partial=allow_partial)
     two_d = all(dataset.samples[i]["shape"][0] == 1 for i in indices)
     writers: dict[str, Callable[[str, Sample, Path, int], Files]] = {

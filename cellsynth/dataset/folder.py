@@ -24,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -37,11 +38,20 @@ import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
-from cellsynth.checks import as_volume, check_labels, check_output, check_pair, check_spacing
+from cellsynth.checks import (
+    MAX_VOXELS,
+    as_volume,
+    check_file_name,
+    check_labels,
+    check_output,
+    check_pair,
+    check_spacing,
+)
 from cellsynth.config import OutputConfig
 from cellsynth.dataset.previews import write_preview
 from cellsynth.errors import CellsynthError, DatasetError, FileFormatError, InputError
 from cellsynth.io import read_volume, remove_partials, volume_files, write_json_atomic, write_volume
+from cellsynth.locks import check_unlocked, folder_lock
 from cellsynth.masks.derived import semantic_from_instances, write_cell_meshes, write_centroids_csv
 from cellsynth.sample import Sample
 
@@ -165,8 +175,26 @@ def write_sample_files(root: str | os.PathLike, name: str, sample: Sample, outpu
 
 
 def check_new_dataset_folder(root: str | os.PathLike) -> Path:
-    """``root`` as a Path if a new dataset can go there (absent or an empty folder, parent exists)."""
+    """``root`` as a Path if a new dataset can go there (absent or an empty folder, parent exists, no
+    other process writing it)."""
+    check_unlocked(root, "dataset")
     return check_output(root, "dataset", folder=True, if_not_empty="resume it (--resume) or choose a new folder")
+
+
+def check_dataset_target(root: str | os.PathLike, resume: bool) -> Path:
+    """``root`` as a Path if a dataset can be written there: a new one, or with ``resume`` an existing one.
+
+    Refuses, in one line: a folder another process is writing (its lock), ``resume`` where no dataset
+    is, and without ``resume`` anything :func:`check_new_dataset_folder` refuses.
+    """
+    root = Path(root)
+    if not resume:
+        return check_new_dataset_folder(root)
+    if not (root / MANIFEST_NAME).is_file():
+        raise DatasetError(f"nothing to resume in '{root}' (no {MANIFEST_NAME} there); drop --resume to start a "
+                           "new dataset")
+    check_unlocked(root, "dataset")
+    return root
 
 
 class Dataset:
@@ -217,6 +245,8 @@ class Dataset:
         root = check_new_dataset_folder(root)
         if len(set(names)) != len(names) or not names:
             raise DatasetError("a dataset needs at least one sample and unique sample names")
+        for name in names:
+            check_file_name(name, "sample name")
         manifest = {
             "cellsynth_manifest": MANIFEST_FORMAT,
             "created": _now(),
@@ -247,13 +277,20 @@ class Dataset:
             what = "no such folder" if not root.exists() else f"no {MANIFEST_NAME} in it"
             raise DatasetError(f"'{root}' is not a cellsynth dataset ({what})")
         try:
-            manifest = json.loads(path.read_text())
-        except ValueError as err:
-            raise DatasetError(f"'{path}' is not valid JSON ({err})") from None
-        if manifest.get("cellsynth_manifest") != MANIFEST_FORMAT or not isinstance(manifest.get("samples"), list):
+            manifest = json.loads(path.read_bytes())
+        except (ValueError, RecursionError) as err:
+            why = "nested too deeply" if isinstance(err, RecursionError) else " ".join(str(err).split())[:120]
+            raise DatasetError(f"'{path}' is not valid JSON ({why})") from None
+        if not isinstance(manifest, dict) or manifest.get("cellsynth_manifest") != MANIFEST_FORMAT \
+                or not isinstance(manifest.get("samples"), list):
             raise DatasetError(f"'{path}' is not a cellsynth manifest of format {MANIFEST_FORMAT}")
+        names = set()
         for position, entry in enumerate(manifest["samples"]):
             _check_entry(root, path, position, entry)
+            if entry["name"] in names:
+                raise DatasetError(f"'{path}': sample {position} repeats the name '{entry['name']}'; sample names "
+                                   "must be unique (the manifest is damaged: regenerate the dataset)")
+            names.add(entry["name"])
         return cls(root, manifest)
 
     # --------------------------------------------------------------- manifest
@@ -339,6 +376,10 @@ class Dataset:
             )
         files = entry["files"]
         labels, spacing = read_volume(self.root / files["labels"]["path"])
+        if list(labels.shape) != entry["shape"] or not np.allclose(spacing, entry["spacing_um"], rtol=1e-6):
+            raise DatasetError(f"sample '{entry['name']}' of '{self.root}': the manifest says shape {entry['shape']} "
+                               f"at {entry['spacing_um']} µm, its labels file holds {list(labels.shape)} at "
+                               f"{list(spacing)} µm; the manifest is damaged (regenerate the dataset)")
         volumes = {kind: read_volume(self.root / files[kind]["path"])[0]
                    for kind in ("image", "semantic", *EXTRA_KINDS) if kind in files}
         return Sample(labels, spacing=spacing, params=entry.get("params", {}), name=entry["name"], **volumes)
@@ -381,10 +422,22 @@ def _check_entry(root: Path, path: Path, position: int, entry) -> None:
 
     if not isinstance(entry, dict) or not isinstance(entry.get("name"), str) or entry.get("index") != position:
         raise bad("is not an entry with its index and name")
+    try:
+        check_file_name(entry["name"], "name")
+    except InputError as err:
+        raise bad(str(err)) from None
     if entry.get("status") not in ("done", "pending", "failed"):
         raise bad(f"has status {entry.get('status')!r}; accepted: done, pending, failed")
     if entry["status"] != "done":
         return
+    shape = entry.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(n) is int and n >= 1 for n in shape)
+            and math.prod(shape) <= MAX_VOXELS):
+        raise bad(f"has shape {str(shape)[:80]}; a shape is three whole numbers >= 1 of at most {MAX_VOXELS} voxels")
+    try:
+        check_spacing(entry.get("spacing_um"), "spacing_um")
+    except InputError as err:
+        raise bad(str(err)) from None
     files = entry.get("files")
     if not isinstance(files, dict) or "labels" not in files:
         raise bad("is done but lists no files (at least its labels)")
@@ -394,8 +447,9 @@ def _check_entry(root: Path, path: Path, position: int, entry) -> None:
                 not isinstance(record.get("sha256"), str):
             raise bad(f"has a '{kind}' file without a path and a SHA-256")
         relative = Path(record["path"])
-        if relative.is_absolute() or not (inside / relative).resolve().is_relative_to(inside):
-            raise bad(f"names a file outside the dataset ('{record['path']}')")
+        if "\x00" in record["path"] or relative.is_absolute() or \
+                not (inside / relative).resolve().is_relative_to(inside):
+            raise bad(f"names a file outside the dataset ({record['path'][:80]!r})")
 
 
 def build_dataset(
@@ -459,9 +513,17 @@ def build_dataset(
     >>> dataset.manifest['counts']['done'], dataset.read_sample(1).name, dataset.read_sample(1).spacing
     (2, 'b', (1.0, 0.5, 0.5))
     """
-    root = Path(root)
+    root = check_dataset_target(root, resume)
+    with folder_lock(root, "dataset"):
+        return _build(root, names, make_sample, config=config, seed=seed, output=output, resuming=resume,
+                      progress=progress, executor=executor)
+
+
+def _build(root: Path, names: Sequence[str], make_sample: Callable[[int, np.random.Generator], Sample], *,
+           config: Mapping, seed: int | None, output: OutputConfig, resuming: bool, progress: bool,
+           executor) -> Dataset:
     existed = root.exists()
-    if resume and (root / MANIFEST_NAME).exists():
+    if resuming:
         dataset, fresh = Dataset.open(root), False
         _check_same_recipe(dataset, names, config, seed, output)
         remove_partials(root)

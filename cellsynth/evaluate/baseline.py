@@ -21,7 +21,13 @@ from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores
 from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.io import write_json_atomic, write_volume
-from cellsynth.masks.segment import MIN_SEED_DISTANCE_UM, MIN_VOLUME_UM3, SMOOTHING_UM, classical_segmentation
+from cellsynth.masks.segment import (
+    MIN_SEED_DISTANCE_UM,
+    MIN_VOLUME_UM3,
+    SMOOTHING_UM,
+    check_segmentation_settings,
+    classical_segmentation,
+)
 from cellsynth.sample import Sample
 
 
@@ -73,6 +79,7 @@ def baseline(test: str | os.PathLike | Sequence[Sample], out: str | os.PathLike 
     >>> report = baseline("data/cells3d_right", "data/baseline")     # doctest: +SKIP
     >>> report["pooled"][4]["average_precision"]                     # AP at IoU 0.5   # doctest: +SKIP
     """
+    check_segmentation_settings(smoothing_um, min_seed_distance_um, min_volume_um3)
     out = check_output_folder(out) if out is not None else None
     volumes = read_volumes(test, labels=True, what="--test") if isinstance(test, (str, os.PathLike)) else list(test)
     if not volumes or any(v.labels is None for v in volumes):

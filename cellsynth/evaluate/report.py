@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cellsynth.checks import check_output
 from cellsynth.dataset import Dataset
 from cellsynth.dataset.previews import render_preview
 from cellsynth.errors import DatasetError
@@ -62,12 +63,14 @@ def sample_statistics(dataset: Dataset) -> list[dict]:
     return rows
 
 
-def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Write the HTML report of the dataset in ``root`` (default ``root/report.html``); returns its path."""
+def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
+    """Write the HTML report of the dataset in ``root`` (default ``root/report.html``, replaced each time);
+    returns its path. Another existing ``out`` is replaced only with ``overwrite``."""
     dataset = Dataset.open(root)
     if not dataset.done():
         raise DatasetError(f"dataset '{root}' has no finished sample to report on")
-    out = Path(out) if out is not None else Path(root) / "report.html"
+    out = check_output(out, "report", folder=False, overwrite=overwrite) if out is not None \
+        else Path(root) / "report.html"
     stats = sample_statistics(dataset)
     sections = [f"<h1>cellsynth dataset report: {html.escape(str(Path(root).name))}</h1>",
                 f"<p>{len(stats)} of {len(dataset)} samples done; created {html.escape(dataset.manifest['created'])}"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellsynth.checks import Spacing, check_image, check_spacing
+from cellsynth.checks import Spacing, check_image, check_not_input, check_spacing
 from cellsynth.config import OutputConfig
 from cellsynth.dataset.folder import MANIFEST_NAME, Dataset, build_dataset, check_new_dataset_folder
 from cellsynth.errors import DatasetError, InputError
@@ -195,6 +195,8 @@ def split_dataset(source: str | os.PathLike, first: str | os.PathLike, second: s
     """
     axis = check_axis(axis)
     source_dataset = Dataset.open(source)
+    for part in (first, second):
+        check_not_input(part, [source], "dataset")
     done = source_dataset.finished("split")
     if Path(first).resolve() == Path(second).resolve():
         raise InputError("the two parts need two different folders")

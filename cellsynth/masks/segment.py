@@ -24,7 +24,7 @@ from scipy import ndimage as ndi
 from skimage.filters import threshold_otsu
 from skimage.segmentation import watershed
 
-from cellsynth.checks import check_image, check_spacing
+from cellsynth.checks import MAX_LENGTH_UM, check_image, check_range, check_spacing
 from cellsynth.errors import InputError
 
 SMOOTHING_UM = 1.0
@@ -105,6 +105,14 @@ def seeded_watershed(surface: np.ndarray, seeds: np.ndarray, mask: np.ndarray, s
     return relabel_sequential_min_size(labels, int(np.ceil(min_volume_um3 / np.prod(spacing))))
 
 
+def check_segmentation_settings(smoothing_um: float, min_seed_distance_um: float, min_volume_um3: float) -> None:
+    """Refuse, in one line, a smoothing, seed distance or minimum volume that is not a finite length >= 0
+    (at most a metre; a volume at most a cubic metre)."""
+    check_range(smoothing_um, "smoothing (µm)", 0, MAX_LENGTH_UM)
+    check_range(min_seed_distance_um, "minimum seed distance (µm)", 0, MAX_LENGTH_UM)
+    check_range(min_volume_um3, "minimum volume (µm³)", 0, MAX_LENGTH_UM**3)
+
+
 def classical_segmentation(image: np.ndarray, spacing: Sequence[float], *, smoothing_um: float = SMOOTHING_UM,
                            min_seed_distance_um: float = MIN_SEED_DISTANCE_UM,
                            min_volume_um3: float = MIN_VOLUME_UM3) -> np.ndarray:
@@ -133,10 +141,9 @@ def classical_segmentation(image: np.ndarray, spacing: Sequence[float], *, smoot
     >>> int(labels.max())
     2
     """
+    check_segmentation_settings(smoothing_um, min_seed_distance_um, min_volume_um3)
     image = check_image(image).astype(np.float32, copy=False)
     spacing = check_spacing(spacing)
-    if not smoothing_um >= 0:
-        raise InputError(f"smoothing must be >= 0 µm; got {smoothing_um!r}")
     smooth = ndi.gaussian_filter(image, [smoothing_um / s for s in spacing]) if smoothing_um > 0 else image
     if smooth.min() == smooth.max():
         raise InputError("the image is constant: there is nothing to threshold")

@@ -279,8 +279,10 @@ class DiffusionRenderer(LearnedRenderer):
             if t_start is None and strength is None and snr is None:
                 t_start = min(400, self.scheduler.config.num_train_timesteps - 1)
             self.t_start = start_timestep(self.scheduler, t_start=t_start, strength=strength, snr=snr)
-            if steps < 1:
-                raise ValueError(f"steps must be >= 1; got {steps}")
+            timesteps = self.scheduler.config.num_train_timesteps
+            if not 1 <= steps <= timesteps:
+                raise ValueError(f"steps must be between 1 and the checkpoint's {timesteps} training timesteps; "
+                                 f"got {steps}")
         except ValueError as err:
             raise InputError(str(err)) from None
         self.sampler, self.steps = sampler, int(steps)

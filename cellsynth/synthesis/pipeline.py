@@ -19,10 +19,9 @@ import numpy as np
 from cellsynth.checks import check_memory
 from cellsynth.config import Config
 from cellsynth.dataset.folder import (
-    MANIFEST_NAME,
     Dataset,
     build_dataset,
-    check_new_dataset_folder,
+    check_dataset_target,
     sample_names,
     sample_rng,
 )
@@ -219,8 +218,7 @@ def generate_dataset(
                  "use a smaller volume.shape (tile a large field with the patch engine) or fewer --workers")
     names, renderers = quality_levels(config, renderer)
     recipe = {**config.model_dump(mode="json"), "generator": renderer.describe() if renderer else None}
-    if not (resume and (Path(out) / MANIFEST_NAME).exists()):
-        check_new_dataset_folder(out)  # before starting any cluster
+    check_dataset_target(out, resume)  # before starting any cluster
     with dask_executor(workers, scheduler) as executor:
         return build_dataset(out, names, SampleMaker(config, renderers), config=recipe, seed=config.dataset.seed,
                              output=config.dataset.output, resume=resume, progress=progress, executor=executor)
@@ -228,7 +226,7 @@ def generate_dataset(
 
 def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config: Config, *,
                        spacing: Sequence[float] | None = None, foreground: str | os.PathLike | None = None,
-                       device: str = "auto", rng=None) -> Path:
+                       device: str = "auto", rng=None, overwrite: bool = False) -> Path:
     """Render a label volume file (your own annotation) with the renderer of ``config`` into the image file ``out``.
 
     Parameters
@@ -247,6 +245,8 @@ def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config
     device : {"auto", "cpu", "cuda"}
         For learned renderers.
     rng : None, int or numpy Generator
+    overwrite : bool
+        Replace an existing ``out`` (never the labels or the foreground file themselves).
 
     Returns
     -------
@@ -265,7 +265,8 @@ def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config
 
     if volume_format(out) == "npy":
         raise InputError(f"'{out}': .npy is read only; write .tif, .ome.tif or .ome.zarr")
-    check_output(out, "image", folder=False)
+    check_output(out, "image", folder=False, overwrite=overwrite,
+                 inputs=[labels] + ([foreground] if foreground is not None else []))
     volume, spacing = read_volume(labels, spacing)
     volume = check_labels(volume, f"labels '{labels}'")
     check_memory(volume.size * BYTES_PER_GENERATED_VOXEL, f"rendering {volume.shape} voxels",
@@ -300,8 +301,7 @@ def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *
     from cellsynth.synthesis.calibrate import calibrate_files
     from cellsynth.synthesis.preset import write_calibration
 
-    if not resume:
-        check_new_dataset_folder(out)
+    check_dataset_target(out, resume)
     calibration = calibrate_files(images, labels, spacing, kind=kind, n_samples=n_samples, seed=seed)
     dataset = generate_dataset(calibration.config, out, renderer=load_renderer(calibration.config), resume=resume,
                                progress=progress, workers=workers, scheduler=scheduler)
