@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -326,8 +327,10 @@ class PatchingConfig(StrictModel):
 class GeneratorConfig(StrictModel):
     """Which generator renders the images."""
 
-    name: Literal["optics", "gan", "ddpm"] = Field("optics", description="optics needs no training")
-    checkpoint: str | None = Field(None, description="gan, ddpm: a cellsynth checkpoint (.safetensors)")
+    name: Literal["optics", "gan", "ddpm", "refine"] = Field(
+        "optics", description="optics needs no training; refine: the optics renderer finished by a ddpm checkpoint "
+                              "trained on your images")
+    checkpoint: str | None = Field(None, description="gan, ddpm, refine: a cellsynth checkpoint (.safetensors)")
     alpha_um: list[PositiveUm] | None = Field(
         None, description="gan: positional-map α (µm) per quality level; several = every sample at each level; "
                           "default the checkpoint's"
@@ -339,7 +342,8 @@ class GeneratorConfig(StrictModel):
     steps: Annotated[int, Field(ge=1, le=10_000)] = Field(
         25, description="ddpm: denoising steps (at most the checkpoint's training timesteps)")
     t_start: NonNegativeInt | None = Field(
-        None, description="ddpm: noise the sketch to this timestep (default 400 of 1000); or strength, or snr"
+        None, description="ddpm: noise the sketch to this timestep (default 400 of 1000), refine: the physics image "
+                          "(default 100); or strength, or snr"
     )
     strength: Annotated[float, Field(ge=0, lt=1)] | None = Field(None, description="ddpm: t_start / T")
     snr: Positive | None = Field(None, description="ddpm: start where ᾱ/(1−ᾱ) is this (schedule-independent)")
@@ -356,11 +360,11 @@ class GeneratorConfig(StrictModel):
             raise ValueError(f"give one of t_start, strength, snr; got {', '.join(given)}")
         sampling = [k for k in ("sampler", "steps", "t_start", "strength", "snr")
                     if getattr(self, k) != type(self).model_fields[k].default]
-        if sampling and self.name != "ddpm":
+        if sampling and self.name not in ("ddpm", "refine"):
             raise ValueError(f"{', '.join(sampling)} set the ddpm generator's sampling; generator '{self.name}' "
                              "takes none")
-        if self.units == "camera" and self.name == "optics":
-            raise ValueError("units: camera is for gan and ddpm (their training images' units); the optics "
+        if self.units == "camera" and self.name in ("optics", "refine"):
+            raise ValueError(f"units: camera is for gan and ddpm (their training images' units); the {self.name} "
                              "renderer's units are set by its camera section")
         return self
 
@@ -620,6 +624,18 @@ class _StrictLoader(yaml.SafeLoader):
                                   f"{key_node.start_mark.line + 1}); keep one")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 reads ``1e300`` or ``2e-3`` (an exponent without a dot) as text; a config means a number.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                  |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                  |[-+]?\.(?:inf|Inf|INF)
+                  |\.(?:nan|NaN|NAN))$""", re.VERBOSE),
+    list("-+0123456789."),
+)
 
 
 def parse_yaml(raw: bytes, source: str = "config") -> Any:

@@ -213,7 +213,7 @@ def test_same_seed_same_sample_and_the_sketch_at_t_start_zero(trained):
 def test_bad_sampling_settings_are_refused(trained):
     with pytest.raises(InputError, match=r"t_start must be in \[0, 1000\)"):
         DiffusionRenderer(trained, t_start=1000)
-    with pytest.raises(InputError, match="steps must be >= 1; got 0"):
+    with pytest.raises(InputError, match="steps must be between 1 and the checkpoint's 1000 training timesteps"):
         DiffusionRenderer(trained, steps=0)
     with pytest.raises(InputError, match="unknown sampler 'heun'"):
         DiffusionRenderer(trained, sampler="heun")

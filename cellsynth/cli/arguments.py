@@ -34,6 +34,13 @@ def _seed(text: str) -> int:
     return value
 
 
+def _path(text: str) -> Path:
+    """A file or folder path; an empty one is refused (``Path('')`` would be the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; give a file or folder name")
+    return Path(text)
+
+
 def _lengths(text: str) -> list[float]:
     """``"10,50,100"`` → ``[10.0, 50.0, 100.0]`` (an argparse type)."""
     try:
@@ -62,8 +69,8 @@ SHARED = {
     "device": opt("--device", "auto (default: cuda when available), cpu or cuda", default="auto"),
     "partial": opt("--allow-partial", "use the finished samples of an unfinished dataset (refused by default)",
                    **FLAG),
-    "new dataset": opt("--out", "new dataset folder", required=True, type=Path),
-    "dataset": opt("dataset", "dataset folder", type=Path),
+    "new dataset": opt("--out", "new dataset folder", required=True, type=_path),
+    "dataset": opt("dataset", "dataset folder", type=_path),
     "output config": opt("--config", "preset name or YAML file (its dataset.output options apply)"),
     "labels of images": opt("--labels", "their instance labels (default: classical segmentation)", nargs="+"),
     "overwrite": opt("--overwrite", "replace an existing output file (never one of the inputs)", **FLAG),
@@ -101,8 +108,8 @@ GROUPS = {"config": "list, show and check YAML configs", "dataset": "create, imp
           "train": "train a generator on your own (unlabelled) images",
           "masks": "simulate annotations (no images) and fit shape models",
           "evaluate": "judge synthetic data: image realism, Syn2Real segmentation"}
-TRAINING = [opt("config", "training YAML (see README: data, masks, gan, ddpm)", type=Path),
-            opt("--out", "new run folder (or the one to --resume)", required=True, type=Path),
+TRAINING = [opt("config", "training YAML (see README: data, masks, gan, ddpm)", type=_path),
+            opt("--out", "new run folder (or the one to --resume)", required=True, type=_path),
             opt("--resume", "continue the run in --out from its checkpoint", **FLAG),
             opt("--steps", "total steps (overrides steps; raise it to train longer)", type=int),
             opt("--device", "auto (default), cpu or cuda")]
@@ -115,7 +122,7 @@ COMMANDS = [
     ("config check", handlers.config_check, "validate a YAML config file", [opt("file", "YAML config file")]),
     ("dataset import", handlers.dataset_import,
      "make a dataset from existing image + label files (e.g. a real segmentation)",
-     [opt("out", "new dataset folder", type=Path),
+     [opt("out", "new dataset folder", type=_path),
       opt("--images", "image files, or one folder of them", nargs="+", required=True),
       opt("--labels", "label files, or one folder of them", nargs="+", required=True),
       opt("--spacing", "voxel size in µm (overrides the files' own; required for files without one)", **ZYX),
@@ -123,12 +130,12 @@ COMMANDS = [
      "Pairs come by identical name when --images and --labels are folders, else by order."),
     ("dataset example", handlers.dataset_example, "make a dataset from real example data (needs cellsynth[examples])",
      [opt("name", "cells3d: scikit-image's nuclei, 20 labelled", choices=["cells3d"]),
-      opt("out", "new dataset folder", type=Path), "output config", "resume"]),
+      opt("out", "new dataset folder", type=_path), "output config", "resume"]),
     ("dataset split", handlers.dataset_split, "cut every sample into two spatially disjoint datasets (train / test)",
      ["dataset", opt("--axis", "axis to cut along (default x)", default="x", choices=["z", "y", "x"]),
       opt("--fraction", "share of the axis in the first part (default 0.5)", type=float, default=0.5),
       opt("--out", "two new dataset folders: the part before the cut and the part after it", nargs=2, required=True,
-          type=Path, metavar=("FIRST", "SECOND"))],
+          type=_path, metavar=("FIRST", "SECOND"))],
      "Images, labels and optional volumes are cut along one axis; spacing and label ids are kept."),
     ("dataset verify", handlers.dataset_verify,
      "check every sample's files against their SHA-256 (exit 1 if any is missing or corrupt)", ["dataset"]),
@@ -139,8 +146,9 @@ COMMANDS = [
       opt("--labels", "--like: label volumes of those images (default: classical segmentation)", nargs="+"),
       opt("--spacing", "--like: voxel size in µm of images without one", **ZYX),
       opt("--kind", "--like: what is stained (default nuclei)", choices=("nuclei", "membranes")),
-      opt("--generator", "optics (default, no training), gan or ddpm (need --checkpoint)"),
-      opt("--checkpoint", "a cellsynth checkpoint for gan or ddpm"),
+      opt("--generator", "optics (default, no training), gan, ddpm, or refine (the config's physics render "
+                         "finished by a ddpm); all but optics need --checkpoint"),
+      opt("--checkpoint", "a cellsynth checkpoint for gan, ddpm or refine (a ddpm one)"),
       opt("--alpha", "gan: positional-map α in µm; several (e.g. 10,50,100,500,1000) = every sample at each "
                      "quality level", type=_lengths, metavar="A[,A...]"), *SAMPLING],
      "The main job: from a preset or YAML config to image + label pairs, manifest and previews."),
@@ -152,20 +160,21 @@ COMMANDS = [
      "generation are fitted to the images. Same run folder layout as train gan."),
     ("calibrate", handlers.calibrate, "measure your real image(s) and write a preset that makes data like them",
      [opt("images", "raw 3D image file(s) of one microscope setting", nargs="+"), "labels of images", "spacing",
-      opt("--out", "preset file to write (PRESET.yaml)", required=True, type=Path),
-      opt("--report", "folder for calibration.json and a real-vs-synthetic PNG", type=Path), "overwrite",
+      opt("--out", "preset file to write (PRESET.yaml)", required=True, type=_path),
+      opt("--report", "folder for calibration.json and a real-vs-synthetic PNG", type=_path), "overwrite",
       opt("--n", "dataset.n_samples of the preset (default 8)", type=int, default=8),
       opt("--kind", "what is stained (default nuclei)", choices=("nuclei", "membranes"), default="nuclei")],
      "Camera (photon transfer), background, attenuation, PSF, per-object brightness, rim, texture spectrum, "
      "nucleoli, and the masks' density, size, flattening and arrangement in z; each value in the YAML carries a "
      "comment saying how it was measured."),
     ("synthesize", handlers.synthesize, "one image from a label volume (e.g. a real segmentation) with any generator",
-     [opt("labels", "instance label volume", type=Path),
+     [opt("labels", "instance label volume", type=_path),
       opt("--config", "preset name or YAML: render with its generator (the physics renderer by default; e.g. a "
                       "`cellsynth calibrate` preset)"),
-      opt("--checkpoint", "gan or ddpm checkpoint from `cellsynth train`", type=Path),
-      opt("--out", "image file to write (.tif, .ome.zarr)", required=True, type=Path), "overwrite", "spacing",
-      opt("--foreground", "specimen mask (default: the closed labels)", type=Path),
+      opt("--checkpoint", "gan or ddpm checkpoint from `cellsynth train`; a ddpm one with --config refines the "
+                          "config's physics render", type=_path),
+      opt("--out", "image file to write (.tif, .ome.zarr)", required=True, type=_path), "overwrite", "spacing",
+      opt("--foreground", "specimen mask (default: the closed labels)", type=_path),
       opt("--alpha", "positional-map α in µm (quality level)", type=_lengths, metavar="A"), "device",
       opt("--seed", "ddpm: seed of the sketch and the noise", type=_seed, default=0), *SAMPLING]),
     *((f"masks {kind}", handlers.masks_simulate, f"a masks-only dataset of {text}", RUN, None, {"kind": kind})
@@ -173,7 +182,7 @@ COMMANDS = [
     ("masks fit-ssm", handlers.masks_fit_ssm, "fit a statistical shape model to label volumes",
      [opt("labels", "label files, or one folder of them", nargs="*"),
       opt("--example", "fit scikit-image's cells3d nuclei (cellsynth[examples])", choices=["cells3d"]),
-      opt("--out", "model file MODEL.npz (MODEL.json goes beside it)", required=True, type=Path), "overwrite",
+      opt("--out", "model file MODEL.npz (MODEL.json goes beside it)", required=True, type=_path), "overwrite",
       "spacing",
       opt("--per", "instance: every labelled object; foreground: each volume's whole specimen",
           choices=["instance", "foreground"], default="instance"),
@@ -181,7 +190,7 @@ COMMANDS = [
       opt("--keep-border", "also fit objects cut by the volume border", **FLAG)],
      "Radii along quasi-uniform rays from each shape's centroid; mean, covariance, modes."),
     ("diversify", handlers.diversify, "a robustness benchmark: each sample at increasing noise levels",
-     [opt("dataset", "dataset folder with images (real or synthetic)", type=Path), "new dataset",
+     [opt("dataset", "dataset folder with images (real or synthetic)", type=_path), "new dataset",
       opt("--levels", "variance weights w_v (default 0 1 2 4 8)", nargs="+", type=float,
           default=[0.0, 1.0, 2.0, 4.0, 8.0], metavar="W_V"),
       opt("--intensity-levels", "intensity weights w_i (default 1); every combination is written", nargs="+",
@@ -195,18 +204,18 @@ COMMANDS = [
      "level; labels unchanged, PSNR per level in the manifest."),
     ("evaluate images", handlers.evaluate_images,
      "compare a synthetic image with a real one (metrics.json + PNG plots)",
-     [opt("--real", "real image file", required=True, type=Path),
-      opt("--synthetic", "synthetic image file", required=True, type=Path),
-      opt("--labels", "the real image's labels (foreground metrics)", type=Path), "spacing",
+     [opt("--real", "real image file", required=True, type=_path),
+      opt("--synthetic", "synthetic image file", required=True, type=_path),
+      opt("--labels", "the real image's labels (foreground metrics)", type=_path), "spacing",
       opt("--normalization", "per-image intensity normalisation: percentile (1/99.8, default), min-max, zscore, "
                              "none", default="percentile"),
-      opt("--out", "folder for metrics.json and the plots", required=True, type=Path)],
+      opt("--out", "folder for metrics.json and the plots", required=True, type=_path)],
      "Paired NRMSE/SSIM/ZNCC/PSNR (same shape: the synthetic image made from the real labels), whole volume and "
      "foreground, and unpaired histogram, spectra, depth and surface profiles."),
     ("evaluate syn2real", handlers.evaluate_syn2real, "train a 3D segmenter on one dataset, test it on another",
-     [opt("--train", "dataset folder to train on (e.g. synthetic)", required=True, type=Path),
-      opt("--test", "dataset folder to test on (e.g. real)", required=True, type=Path),
-      opt("--out", "new folder for report.json, weights, predictions", required=True, type=Path),
+     [opt("--train", "dataset folder to train on (e.g. synthetic)", required=True, type=_path),
+      opt("--test", "dataset folder to test on (e.g. real)", required=True, type=_path),
+      opt("--out", "new folder for report.json, weights, predictions", required=True, type=_path),
       *judge_options(2000, (16.0, 32.0, 32.0), "training patch",
                      "working voxel size in µm (default: the data's coarsest, at least 0.5)"),
       opt("--batch-size", "patches per step (default 2)", type=int, default=2),
@@ -220,8 +229,8 @@ COMMANDS = [
      "Real2Real baseline."),
     ("evaluate baseline", handlers.evaluate_baseline,
      "the untrained classical segmentation to beat (Otsu + distance watershed)",
-     [opt("--test", "labelled dataset folder to segment and score", required=True, type=Path),
-      opt("--out", "new folder for report.json and predictions", required=True, type=Path),
+     [opt("--test", "labelled dataset folder to segment and score", required=True, type=_path),
+      opt("--out", "new folder for report.json and predictions", required=True, type=_path),
       opt("--smoothing-um", "Gaussian σ in µm (default 1)", type=float, default=1.0),
       opt("--min-seed-distance-um", "seeds are distance maxima within this half-width in µm (default 5)",
           type=float, default=5.0),
@@ -230,18 +239,18 @@ COMMANDS = [
      "every parameter in µm. Writes the same report.json as syn2real."),
     ("evaluate realism", handlers.evaluate_realism,
      "can a classifier tell real from synthetic patches? (C2ST + statistics)",
-     [opt("--real", "real image file or dataset folder", required=True, type=Path),
-      opt("--synthetic", "synthetic image file or dataset folder", required=True, type=Path),
-      opt("--out", "new folder for realism.json and the PNGs", required=True, type=Path),
+     [opt("--real", "real image file or dataset folder", required=True, type=_path),
+      opt("--synthetic", "synthetic image file or dataset folder", required=True, type=_path),
+      opt("--out", "new folder for realism.json and the PNGs", required=True, type=_path),
       *judge_options(400, (5.0, 8.0, 8.0), "classifier patch", "voxel size in µm of files without one")],
      "Trains a small 3D CNN on spatially disjoint halves; held-out accuracy 0.5 = cannot tell, 1.0 = trivially "
      "told apart. REAL and SYNTHETIC are image files or dataset folders."),
     ("report", handlers.report_dataset, "a self-contained HTML page about a dataset (previews, statistics, plots)",
-     ["dataset", opt("--out", "HTML file (default DATASET/report.html, replaced each time)", type=Path),
+     ["dataset", opt("--out", "HTML file (default DATASET/report.html, replaced each time)", type=_path),
       "overwrite"]),
     ("export", handlers.export, "export a dataset for a segmentation tool",
      ["dataset", opt("--format", f"one of: {', '.join(EXPORT_FORMATS)}", required=True),
-      opt("--out", "new (or empty) folder", required=True, type=Path), "partial",
+      opt("--out", "new (or empty) folder", required=True, type=_path), "partial",
       opt("--cellpose-layout", f"Cellpose only: {' or '.join(CELLPOSE_LAYOUTS)} (default slices: Cellpose trains in "
                                "2D)", default="slices")]),
 ]
