@@ -266,7 +266,7 @@ CASES += [
     ("generate-unknown-preset", lambda t: ["generate", "--preset", "nuclei-xl", "--out", str(t / "out")],
      "unknown preset 'nuclei-xl'"),
     ("generate-unknown-generator", lambda t: ["generate", "--out", str(t / "out"), "--generator", "vae"],
-     "'generator.name': input should be 'optics', 'gan' or 'ddpm'"),
+     "'generator.name': input should be 'optics', 'gan', 'ddpm' or 'refine'"),
     ("generate-not-a-checkpoint", foreign_checkpoint, "is not a cellsynth checkpoint"),
     ("generate-unreachable-scheduler", lambda t: ["generate", "--out", str(t / "out"), "-q", "--n", "1",
                                                    "--scheduler", "tcp://127.0.0.1:9"],
@@ -291,9 +291,9 @@ def masks_only_dataset(tmp):
 
 
 CASES += [
-    ("diversify-negative-w_v", lambda t: diversify_run(t, "--levels", "1", "-1"), "w_v must be a finite number from 0 to 1000"),
+    ("diversify-negative-w_v", lambda t: diversify_run(t, "--levels", "1", "-1"), "w_v must be a finite number from 0"),
     ("diversify-negative-w_i", lambda t: diversify_run(t, "--intensity-levels", "-0.5"),
-     "w_i must be a finite number from 0 to 1000"),
+     "w_i must be a finite number from 0"),
     ("diversify-even-neighbourhood", lambda t: diversify_run(t, "--neighbourhood", "4"),
      "neighbourhood size s_σ must be odd voxel counts from 3 to 1001"),
     ("diversify-neighbourhood-below-3", lambda t: diversify_run(t, "--neighbourhood", "1"),
@@ -536,9 +536,8 @@ CASES += [
     ("generate-like-with-a-preset", lambda t: calibrate_run(t)[:0] + [
         "generate", "--like", str(t / "in" / "x.tif"), "--preset", "nuclei", "--out", str(t / "o")],
      "takes no config, preset"),
-    ("synthesize-config-and-checkpoint", lambda t: calibrate_run(t, None, np.ones((8, 64, 64), np.uint16))[:0] + [
-        "synthesize", str(t / "in" / "labels.tif"), "--config", "nuclei", "--checkpoint", str(t / "in" / "c"),
-        "--out", str(t / "o.tif")], "one of the two"),
+    ("synthesize-neither-config-nor-checkpoint", lambda t: calibrate_run(t, None, np.ones((8, 64, 64), np.uint16))[:0]
+     + ["synthesize", str(t / "in" / "labels.tif"), "--out", str(t / "o.tif")], "or both (a physics preset refined"),
 ]
 
 

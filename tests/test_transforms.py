@@ -237,7 +237,7 @@ def test_combiners():
     (lambda: Sample(np.zeros((4, 5, 6), np.float32), np.zeros((4, 5, 6))), "must hold integer instance ids"),
     (lambda: Diversify(w_i=(1.8, 0.2)), "w_i limits are reversed"),
     (lambda: Diversify(w_v=(-1, 8)), "w_v limits must be finite and >= 0"),
-    (lambda: Diversify(size=4), "must be odd voxel counts >= 3"),
+    (lambda: Diversify(size=4), "must be odd voxel counts from 3 to 1001"),
     (lambda: Diversify(strategy="structured"), "unknown diversification strategy 'structured'"),
     (lambda: Rotate(max_angle_deg=270), "must lie in [0, 180] degrees"),
     (lambda: Rotate(image_order=2), "image_order must be 0"),

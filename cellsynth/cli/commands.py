@@ -186,10 +186,15 @@ def synthesize(args: argparse.Namespace) -> int | None:
     from cellsynth.config import with_overrides
     from cellsynth.synthesis.pipeline import render_labels_file
 
-    if (args.checkpoint is None) == (args.config is None):
-        raise InputError("give --checkpoint (a trained gan or ddpm) or --config (a preset or YAML: its generator, "
-                         "the physics renderer by default), one of the two")
+    if args.checkpoint is None and args.config is None:
+        raise InputError("give --checkpoint (a trained gan or ddpm), --config (a preset or YAML: its generator, "
+                         "the physics renderer by default), or both (a physics preset refined by a ddpm)")
     model = read_checkpoint_info(args.checkpoint)["model"] if args.checkpoint else None
+    if args.checkpoint and args.config:
+        if model != "ddpm":
+            raise InputError(f"--config with --checkpoint refines the preset's physics render with a ddpm; "
+                             f"'{args.checkpoint}' is a {model} checkpoint")
+        model = "refine"
     if args.alpha is not None and (len(args.alpha) != 1 or model != "gan"):
         raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
     config = with_overrides(_optional_config(args.config), _generator_overrides(args, model))

@@ -120,9 +120,15 @@ def load_renderer(config: Config, device: str = "auto") -> Renderer:
         alphas = config.generator.alpha_um or [None]
         return GanRenderer(checkpoint, config.patching, alpha_um=alphas[0], units=config.generator.units,
                            device=device)
+    settings = config.generator
+    if name == "refine":
+        from cellsynth.synthesis.refine import RefineRenderer
+
+        return RefineRenderer(config.optics, checkpoint, config.patching, t_start=settings.t_start,
+                              strength=settings.strength, snr=settings.snr, steps=settings.steps,
+                              sampler=settings.sampler, device=device)
     from cellsynth.synthesis.learned import DiffusionRenderer
 
-    settings = config.generator
     return DiffusionRenderer(checkpoint, config.patching, sampler=settings.sampler, steps=settings.steps,
                              t_start=settings.t_start, strength=settings.strength, snr=settings.snr,
                              units=settings.units, device=device)
@@ -279,7 +285,8 @@ def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config
         inside = inside > 0
     renderer = load_renderer(config, device=device)
     # the physics renderer draws membranes as its masks config says; organism 'none' unless given
-    masks = masks_from_labels(volume, spacing, config.masks if renderer.name == "optics" else None, inside)
+    masks = masks_from_labels(volume, spacing, config.masks if renderer.name in ("optics", "refine") else None,
+                              inside)
     write_volume(out, renderer.render(masks, rng).image, spacing)
     return Path(out)
 
