@@ -407,11 +407,13 @@ class TrainDataConfig(StrictModel):
     patch: tuple[Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)], Annotated[int, Field(ge=4)]] | None = (
         Field(None, description="training patch, voxels (Z, Y, X); default cGAN 64×128×128, DDPM 32×128×128")
     )
-    masks: Literal["simulated", "files"] = Field(
-        "simulated", description="cGAN masks: simulated from the masks section (no annotation) or label files"
+    masks: Literal["simulated", "files", "pseudo"] = Field(
+        "simulated", description="cGAN masks: simulated from the masks section (no annotation), label files, or "
+                                 "pseudo: the classical segmentation of each training image, paired with it"
     )
     mask_files: list[str] = Field([], description="label volumes when masks = files")
-    paired: bool = Field(False, description="mask_files[i] segments images[i]: adds the paired L1 loss")
+    paired: bool = Field(False, description="mask_files[i] segments images[i]: adds the paired L1 loss "
+                                            "(always so with masks = pseudo)")
     simulated_volumes: PositiveInt = Field(4, description="simulated mask volumes (image-sized)")
 
     @model_validator(mode="after")
@@ -420,8 +422,8 @@ class TrainDataConfig(StrictModel):
             raise ValueError(f"percentiles must rise; got {list(self.percentiles)}")
         if self.masks == "files" and not self.mask_files:
             raise ValueError("masks = files needs mask_files (label volumes)")
-        if self.paired and self.masks != "files":
-            raise ValueError("paired training needs masks = files")
+        if self.paired and self.masks == "simulated":
+            raise ValueError("paired training needs masks = files (or pseudo)")
         return self
 
 
@@ -574,15 +576,19 @@ def load_config(path: str | os.PathLike, model: type[StrictModel] = Config) -> S
     ConfigError
         If the file is missing, is not YAML, or does not validate.
     """
+    return validate_config(parse_yaml(_read_config(path), str(path)), str(path), model)
+
+
+def _read_config(path: str | os.PathLike) -> bytes:
+    """The bytes of a config file: a regular file, read to at most one byte past the size limit."""
     path = Path(path)
     try:
         check_regular_file(path, "config")
         with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)  # a file that grows while read is still capped
+            return handle.read(MAX_CONFIG_BYTES + 1)  # a file that grows while read is still capped
     except (OSError, InputError) as err:
         raise ConfigError(str(err) if isinstance(err, InputError) else
                           f"cannot read config '{path}': {err.strerror or err}") from None
-    return validate_config(parse_yaml(raw, str(path)), str(path), model)
 
 
 #: Configs larger than this are refused before parsing (a config is a page of keys, not data).
@@ -706,6 +712,45 @@ def load_preset(name: str) -> Config:
     """
     return validate_config(parse_yaml(preset_text(name).encode(), f"preset '{name}'"),  # type: ignore[return-value]
                            f"preset '{name}'")
+
+
+def training_preset_names() -> list[str]:
+    """Names of the shipped training presets (``cellsynth train ddpm NAME --images ...``).
+
+    Examples
+    --------
+    >>> training_preset_names()
+    ['ddpm-cpu']
+    """
+    folder = resources.files("cellsynth.presets").joinpath("training")
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def resolve_training_config(name_or_path: str | os.PathLike, images: list[str] | None = None) -> TrainConfig:
+    """A shipped training preset or a training YAML file, validated, with ``images`` as ``data.images``
+    when given (a preset names no images).
+
+    Examples
+    --------
+    >>> config = resolve_training_config("ddpm-cpu", ["my_nuclei.tif"])
+    >>> config.max_minutes, config.data.patch, config.ddpm.widths, config.ddpm.attention
+    (20.0, (16, 64, 64), [16, 32, 64], False)
+    """
+    if isinstance(name_or_path, str) and name_or_path in training_preset_names():
+        source = f"training preset '{name_or_path}'"
+        data = parse_yaml(resources.files("cellsynth.presets").joinpath(f"training/{name_or_path}.yaml").read_bytes(),
+                          source)
+    elif not Path(name_or_path).exists():
+        raise ConfigError(f"'{name_or_path}' is neither a training preset ({', '.join(training_preset_names())}) "
+                          "nor a file")
+    else:
+        source = str(name_or_path)
+        data = parse_yaml(_read_config(name_or_path), source)
+    if images:
+        if not isinstance(data, dict):
+            data = {}
+        data = {**data, "data": {**(data.get("data") or {}), "images": [str(i) for i in images]}}
+    return validate_config(data, source, TrainConfig)  # type: ignore[return-value]
 
 
 def resolve_config(name_or_path: str | os.PathLike) -> Config:

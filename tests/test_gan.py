@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import write_renderer_images
 
-from cellsynth.checkpoints import read_checkpoint, write_checkpoint
+from cellsynth.checkpoints import read_checkpoint, read_checkpoint_info, write_checkpoint
 from cellsynth.config import TrainConfig, load_preset, with_overrides
 from cellsynth.dataset import Dataset
 from cellsynth.errors import InputError
@@ -377,3 +378,42 @@ def test_the_adversarial_path_alone_trains_the_generator(renderer_images, tmp_pa
     assert len(changed) > len(initial.state_dict()) // 2  # G moved on the adversarial loss alone
     rows = log_rows(tmp_path / "run")
     assert all(float(row["loss_identity"]) > 0 and float(row["loss_adv"]) > 0 for row in rows)
+
+
+def checkerboard(upsample: str) -> float:
+    """Parity difference of an untrained generator's output on a constant input, over its spread."""
+    torch.manual_seed(0)
+    network = UNet3D(2, 1, [8, 16, 32], upsample=upsample)
+    with torch.no_grad():
+        out = network(torch.full((1, 2, 8, 32, 32), 0.5))[0, 0, 2:6, 4:28, 4:28].numpy()
+    return float(abs(out[:, ::2, ::2].mean() - out[:, 1::2, 1::2].mean()) / out.std())
+
+
+def test_the_cgan_upsamples_by_resize_convolution_without_a_checkerboard():
+    from cellsynth.training.loop import gan_architecture
+
+    assert gan_architecture(tiny_config(Path(".")))["upsample"] == "resize"
+    assert checkerboard("resize") < 0.05 < checkerboard("pixelshuffle")
+
+
+def test_ada_adjusts_once_per_64_patches_seen_even_with_one_training_image(renderer_images, tmp_path):
+    single = tmp_path / "one"
+    single.mkdir()
+    (single / "image0.tif").write_bytes((renderer_images / "image0.tif").read_bytes())
+    run = train_gan(tiny_config(single, steps=33, log_every=1, batch_size=2, **{"gan.ada": {"p_start": 0.5}}),
+                    tmp_path / "run", progress=False)
+    ps = [float(row["ada_p"]) for row in log_rows(run.parent)]
+    assert ps[:31] == [0.5] * 31 and ps[32] != 0.5  # 64 patches = 32 steps of 2, then one adjustment
+
+
+def test_pseudo_labels_pair_each_image_with_its_classical_segmentation(renderer_images, tmp_path):
+    from cellsynth.training.loop import _mask_volumes
+
+    config = tiny_config(renderer_images, **{"data.masks": "pseudo"})
+    image = np.zeros((12, 40, 40), np.float32)
+    image[3:9, 5:15, 5:15] = image[3:9, 22:34, 20:32] = 1
+    conditions, labels = _mask_volumes(config, (1.0, 1.0, 1.0), [image])
+    assert len(conditions) == 1 and conditions[0].shape == (2, *image.shape) and labels[0].max() == 2
+    run = train_gan(tiny_config(renderer_images, steps=2, **{"data.masks": "pseudo"}), tmp_path / "p",
+                    progress=False)
+    assert read_checkpoint_info(run, "gan")["config"]["data"]["masks"] == "pseudo"

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import yaml
 
+from cellsynth.checkpoints import read_checkpoint_info
 from cellsynth.cli import main
 from cellsynth.config import TrainConfig, load_preset, with_overrides
 from cellsynth.errors import InputError
@@ -121,3 +122,17 @@ def test_bad_refiner_inputs_are_one_line(checkpoint, tmp_path):
         load_renderer(with_overrides(physics_config(), {"generator.name": "refine"}))
     with pytest.raises(Exception, match="units: camera is for gan and ddpm"):
         with_overrides(physics_config(), {"generator.name": "refine", "generator.units": "camera"})
+
+
+def test_the_cpu_training_preset_trains_from_the_command_line_and_resumes(tmp_path, capsys):
+    image = tmp_path / "real.tif"
+    write_volume(image, load_renderer(physics_config()).render(Sample(blobs(), spacing=SPACING), rng=0).image, SPACING)
+    run = tmp_path / "run"
+    assert main(["train", "ddpm", "ddpm-cpu", "--images", str(image), "--out", str(run), "--steps", "1",
+                 "--device", "cpu", "-q"]) == 0
+    info = read_checkpoint_info(run / "checkpoint.safetensors")
+    assert info["step"] == 1 and info["patch"] == [16, 64, 64] and info["architecture"]["widths"] == [16, 32, 64]
+    assert info["architecture"]["attention"] is False and info["config"]["max_minutes"] == 20.0
+    assert main(["train", "ddpm", "ddpm-cpu", "--images", str(image), "--out", str(run), "--steps", "2",
+                 "--device", "cpu", "--resume", "-q"]) == 0
+    assert read_checkpoint_info(run / "checkpoint.safetensors")["step"] == 2

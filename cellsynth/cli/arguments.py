@@ -108,7 +108,10 @@ GROUPS = {"config": "list, show and check YAML configs", "dataset": "create, imp
           "train": "train a generator on your own (unlabelled) images",
           "masks": "simulate annotations (no images) and fit shape models",
           "evaluate": "judge synthetic data: image realism, Syn2Real segmentation"}
-TRAINING = [opt("config", "training YAML (see README: data, masks, gan, ddpm)", type=_path),
+TRAINING = [opt("config", "training YAML (see README: data, masks, gan, ddpm) or a shipped training preset "
+                          "(ddpm-cpu: learns texture on a 2-core CPU in 20 minutes)"),
+            opt("--images", "training images (files, globs or one folder); replace the config's data.images",
+                nargs="+"),
             opt("--out", "new run folder (or the one to --resume)", required=True, type=_path),
             opt("--resume", "continue the run in --out from its checkpoint", **FLAG),
             opt("--steps", "total steps (overrides steps; raise it to train longer)", type=int),
@@ -146,6 +149,9 @@ COMMANDS = [
       opt("--labels", "--like: label volumes of those images (default: classical segmentation)", nargs="+"),
       opt("--spacing", "--like: voxel size in µm of images without one", **ZYX),
       opt("--kind", "--like: what is stained (default nuclei)", choices=("nuclei", "membranes")),
+      opt("--refine", "--like: also train a DDPM on the image(s) (CPU budget --minutes) and finish every physics "
+                      "render with it; its run folder is OUT-refiner", **FLAG),
+      opt("--minutes", "--refine: training budget in minutes (default 20)", type=float),
       opt("--generator", "optics (default, no training), gan, ddpm, or refine (the config's physics render "
                          "finished by a ddpm); all but optics need --checkpoint"),
       opt("--checkpoint", "a cellsynth checkpoint for gan, ddpm or refine (a ddpm one)"),

@@ -145,14 +145,22 @@ def generate(args: argparse.Namespace) -> int | None:
         if args.config or args.preset or args.generator or args.checkpoint:
             raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
                              "generator or checkpoint")
-        _report(generate_like(args.like, args.out, labels=args.labels, spacing=args.spacing,
-                              kind=args.kind or "nuclei", n_samples=args.n or 8, seed=args.seed or 0,
-                              resume=args.resume, progress=not args.quiet, workers=args.workers,
-                              scheduler=args.scheduler))
+        options = {"labels": args.labels, "spacing": args.spacing, "kind": args.kind or "nuclei",
+                   "n_samples": args.n or 8, "seed": args.seed or 0, "resume": args.resume,
+                   "progress": not args.quiet, "workers": args.workers, "scheduler": args.scheduler}
+        if args.refine:
+            from cellsynth.training.refine import generate_refined_like, refiner_folder
+
+            _report(generate_refined_like(args.like, args.out, minutes=args.minutes or 20.0, **options))
+            print(f"refiner: {refiner_folder(args.out) / 'checkpoint.safetensors'}")
+        else:
+            if args.minutes is not None:
+                raise InputError("--minutes is the training budget of --refine")
+            _report(generate_like(args.like, args.out, **options))
         print(f"calibrated preset: {Path(args.out) / 'calibration.yaml'}")
         return 0
-    if args.labels or args.spacing or args.kind:
-        raise InputError("--labels, --spacing and --kind go with --like IMAGE")
+    if args.labels or args.spacing or args.kind or args.refine or args.minutes is not None:
+        raise InputError("--labels, --spacing, --kind, --refine and --minutes go with --like IMAGE")
     config = _run_config(args, _generator_overrides(args))
     _report(generate_dataset(config, args.out, renderer=load_renderer(config), resume=args.resume,
                              progress=not args.quiet, workers=args.workers, scheduler=args.scheduler))
@@ -204,11 +212,12 @@ def synthesize(args: argparse.Namespace) -> int | None:
 
 
 def train(args: argparse.Namespace) -> int | None:
-    from cellsynth.config import TrainConfig, load_config, with_overrides
+    from cellsynth.config import resolve_training_config, with_overrides
     from cellsynth.training.loop import train_ddpm, train_gan
     from cellsynth.training.runs import end_processes
 
-    config = with_overrides(load_config(args.config, TrainConfig), {"steps": args.steps, "device": args.device})
+    config = with_overrides(resolve_training_config(args.config, args.images),
+                            {"steps": args.steps, "device": args.device})
     checkpoint = (train_gan if args.action == "gan" else train_ddpm)(config, args.out, resume=args.resume,
                                                                      progress=not args.quiet)
     end_processes()

@@ -136,7 +136,8 @@ class AdaController:
     def load_state_dict(self, state: Mapping) -> None:
         self.p, self.target, self.delta = float(state["p"]), float(state["target"]), float(state["delta"])
         self.interval, self.sign_sum = int(state["interval"]), float(state["sign_sum"])
-        self.count, self.batches, self.r = int(state["count"]), int(state["batches"]), float(state["r"])
+        self.count, self.batches = int(state["count"]), int(state["batches"])
+        self.r = float("nan") if state["r"] is None else float(state["r"])  # JSON keeps "not measured yet" as null
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:

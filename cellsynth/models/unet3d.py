@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 NORMS = ("instance", "group", "batch", "none")
-UPSAMPLES = ("pixelshuffle", "transpose")
+UPSAMPLES = ("pixelshuffle", "transpose", "resize")
 OUT_ACTIVATIONS = ("none", "sigmoid", "tanh")
 
 
@@ -137,7 +137,10 @@ class UNet3D(nn.Module):
     norm : str
         One of :data:`NORMS` (``group`` for the DDPM: it does not whiten each sample's intensity).
     upsample : str
-        ``pixelshuffle`` (1×1 conv to ``f³·C`` channels, then depth-to-space) or ``transpose``.
+        ``pixelshuffle`` (1×1 conv to ``f³·C`` channels, then depth-to-space), ``transpose``, or
+        ``resize`` (nearest-neighbour upsampling, then a 3×3×3 conv: resize-convolution, free of the
+        checkerboard the other two draw before they are trained; Odena et al. 2016, "Deconvolution
+        and checkerboard artifacts").
     time_embedding : bool
         Take a timestep ``(B,)`` as second input (DDPM).
     attention : bool
@@ -180,6 +183,11 @@ class UNet3D(nn.Module):
             self.ups = nn.ModuleList([
                 nn.Sequential(nn.Conv3d(widths[i + 1], widths[i] * math.prod(pool), 1),
                               _activation(negative_slope), PixelShuffle3d(pool))
+                for i, pool in enumerate(self.pools)])
+        elif upsample == "resize":
+            self.ups = nn.ModuleList([
+                nn.Sequential(nn.Upsample(scale_factor=tuple(float(f) for f in pool), mode="nearest"),
+                              nn.Conv3d(widths[i + 1], widths[i], 3, padding=1), _activation(negative_slope))
                 for i, pool in enumerate(self.pools)])
         else:
             self.ups = nn.ModuleList([nn.ConvTranspose3d(widths[i + 1], widths[i], pool, stride=pool)

@@ -21,4 +21,5 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "patching": ["PatchPlan", "apply_patched", "fit_patch"],
     "pipeline": ["Renderer", "generate_dataset", "generate_like", "load_renderer", "render_labels_file"],
     "preset": ["Calibration", "write_calibration"],
+    "refine": ["RefineRenderer"],
 })

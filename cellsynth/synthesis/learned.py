@@ -99,17 +99,26 @@ class LearnedRenderer:
     def training_spacing(self) -> tuple[float, float, float]:
         return self.info.spacing_um
 
-    def tile_geometry(self) -> dict:
-        """Tiles of exactly the training patch; overlap and crop per axis between 1/8 and 1/4 of it.
+    #: Lateral tile size at inference, in training patches (see :meth:`tile_geometry`).
+    tile_scale = 1
 
-        The network's group norms and attention saw training-patch inputs, so tiles are never shrunk
-        to fit the volume (a smaller volume is reflect-padded). Its receptive field is wider than
-        any useful crop, so tiling is not exact; :func:`fusion_error` measures how far it is.
+    def tile_geometry(self, shape: Sequence[int] | None = None) -> dict:
+        """Tiles of the training patch; overlap and crop per axis between 1/8 and 1/4 of it.
+
+        The network's norms (and attention) saw training-patch inputs, so tiles are never shrunk to
+        fit the volume (a smaller volume is reflect-padded). Its receptive field is wider than any
+        useful crop, so tiling is not exact; :func:`fusion_error` measures how far it is. With a
+        ``tile_scale`` above 1 (a fully convolutional network: no attention), tiles of a volume of
+        ``shape`` grow laterally up to that many training patches, as far as the volume needs: far
+        fewer tiles and much less overlap computed twice; the margins stay those of the training patch.
         """
         patch = list(self.info.patch)
-        return {"patch": patch,
-                "overlap": [min(max(self.patching.overlap, p // 8), p // 4) for p in patch],
-                "crop": [min(max(self.patching.crop, p // 8), p // 4) for p in patch], "window": self.patching.window}
+        overlap = [min(max(self.patching.overlap, p // 8), p // 4) for p in patch]
+        crop = [min(max(self.patching.crop, p // 8), p // 4) for p in patch]
+        if self.tile_scale > 1 and shape is not None and not self.info.architecture.get("attention", False):
+            for axis in (1, 2):
+                patch[axis] = min(self.tile_scale * patch[axis], max(patch[axis], int(shape[axis]) + 2 * crop[axis]))
+        return {"patch": patch, "overlap": overlap, "crop": crop, "window": self.patching.window}
 
     def run_whole(self, condition: np.ndarray, spacing: Sequence[float], fn) -> np.ndarray:
         """``fn`` on a ``(C, Z, Y, X)`` condition at the training spacing (resampled there and the result
@@ -315,7 +324,7 @@ class DiffusionRenderer(LearnedRenderer):
         generator = torch.Generator(device=self.device).manual_seed(int(rng.integers(2**63)))  # noise on the device
 
         def run(condition: np.ndarray) -> np.ndarray:
-            plan = PatchPlan(condition.shape[1:], **self.tile_geometry())
+            plan = PatchPlan(condition.shape[1:], **self.tile_geometry(condition.shape[1:]))
             x0 = torch.from_numpy(to_model_range(condition)).to(self.device)
             denoise = fused_denoiser(self.network, plan, self.batch_size)
             with self.autocast():

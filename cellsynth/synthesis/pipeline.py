@@ -17,7 +17,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from cellsynth.checks import check_memory
-from cellsynth.config import Config
+from cellsynth.config import Config, with_overrides
 from cellsynth.dataset.folder import (
     Dataset,
     build_dataset,
@@ -294,12 +294,15 @@ def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config
 def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *,
                   labels: Sequence[str | os.PathLike] | None = None, spacing: Sequence[float] | None = None,
                   kind: str = "nuclei", n_samples: int = 8, seed: int = 0, resume: bool = False,
-                  progress: bool = True, workers: int = 1, scheduler: str | None = None) -> Dataset:
+                  progress: bool = True, workers: int = 1, scheduler: str | None = None,
+                  refiner: str | os.PathLike | None = None) -> Dataset:
     """Calibrate on real image file(s), then generate a dataset like them; the preset goes into the dataset.
 
     ``cellsynth generate --like``: :func:`~cellsynth.synthesis.calibrate.calibrate_files`, then
     :func:`generate_dataset` with the physics renderer; ``out/calibration.yaml`` is the calibrated
-    preset (commented, as ``cellsynth calibrate`` writes it).
+    preset (commented, as ``cellsynth calibrate`` writes it). With ``refiner`` (a DDPM checkpoint trained
+    on the same images, see :func:`cellsynth.training.refine.generate_refined_like`) every image is the
+    physics render finished by it (:class:`~cellsynth.synthesis.refine.RefineRenderer`, 5 steps).
 
     Examples
     --------
@@ -310,7 +313,11 @@ def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *
 
     check_dataset_target(out, resume)
     calibration = calibrate_files(images, labels, spacing, kind=kind, n_samples=n_samples, seed=seed)
-    dataset = generate_dataset(calibration.config, out, renderer=load_renderer(calibration.config), resume=resume,
-                               progress=progress, workers=workers, scheduler=scheduler)
+    config = calibration.config
+    if refiner is not None:
+        config = with_overrides(config, {"generator.name": "refine", "generator.checkpoint": str(refiner),
+                                         "generator.steps": 5})
+    dataset = generate_dataset(config, out, renderer=load_renderer(config), resume=resume, progress=progress,
+                               workers=workers, scheduler=scheduler)
     write_calibration(calibration, Path(out) / "calibration.yaml", sources=[str(i) for i in images])
     return dataset

@@ -23,6 +23,9 @@ from cellsynth.synthesis.optics import OpticsRenderer
 
 #: Default start timestep of the refinement (of 1000): low noise, objects kept (benchmarks/bench_refine.py).
 T_START = 100
+#: Lateral inference tiles of up to this many training patches (a fully convolutional denoiser only):
+#: a 60×256×128 volume in 6 tiles of 16×136×136 instead of 168 of 16×64×64.
+TILE_SCALE = 4
 #: Largest share of the mapped physics image that may fall outside the checkpoint's [0, 1]: more means the
 #: physics render and the training images are not in the same units.
 MAX_CLIPPED = 0.2
@@ -65,6 +68,7 @@ class RefineRenderer:
         self.physics = OpticsRenderer(optics, patching)
         self.diffusion = DiffusionRenderer(checkpoint, patching, sampler=sampler, steps=steps, t_start=t_start,
                                            strength=strength, snr=snr, device=device)
+        self.diffusion.tile_scale = TILE_SCALE
         info = self.diffusion.info
         channels = (info.architecture.get("in_channels", 1), info.architecture.get("out_channels", 1))
         if channels != (1, 1):

@@ -10,5 +10,6 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "loop": ["load_training_images", "train_ddpm", "train_gan"],
+    "refine": ["generate_refined_like", "train_refiner"],
     "runs": ["end_processes", "rank_seed"],
 })

@@ -28,6 +28,9 @@ from cellsynth.sample import Sample
 from cellsynth.synthesis.patching import reflect_indices
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
+#: Patches in one ADA "epoch" (the paper's rule adjusts p once per epoch): with one training image an epoch
+#: of images would be one step, and p would move every step; StyleGAN2-ADA likewise adjusts on images seen.
+ADA_EPOCH_PATCHES = 64
 #: Config keys a resumed run may change (how long and how it is watched, not what is learnt).
 RESUMABLE_CHANGES = ("steps", "max_minutes", "log_every", "preview_every", "checkpoint_every", "tensorboard", "device",
                      "mixed_precision")
@@ -200,17 +203,27 @@ def _check_run_folder(out: Path, resume: bool, config: TrainConfig, model: str) 
     return info
 
 
-def _mask_volumes(config: TrainConfig, spacing, shape) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Condition volumes (mask channel, positional map) and their labels: simulated or from files."""
+def _mask_volumes(config: TrainConfig, spacing, images: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Condition volumes (mask channel, positional map) and their labels: simulated, from files, or the
+    classical segmentation of each training image (pseudo-labels)."""
     from cellsynth.synthesis.conditioning import gan_condition
 
     gan = config.gan
     conditions, labels_list = [], []
+    if config.data.masks == "pseudo":
+        from cellsynth.masks.segment import classical_segmentation
+
+        for image in images:
+            labels = classical_segmentation(image, spacing)
+            conditions.append(gan_condition(labels, spacing, kind=gan.kind, alpha_um=gan.alpha_um,
+                                            beta_um=gan.beta_um))
+            labels_list.append(labels)
+        return conditions, labels_list
     if config.data.masks == "simulated":
         from cellsynth.masks.simulate import simulate_masks
 
         for index in range(config.data.simulated_volumes):
-            masks = simulate_masks(shape, spacing, config.masks, sample_rng(config.seed, index))
+            masks = simulate_masks(images[0].shape, spacing, config.masks, sample_rng(config.seed, index))
             conditions.append(gan_condition(masks.labels, spacing, kind=gan.kind, foreground=masks.foreground,
                                             membranes=masks.membranes, alpha_um=gan.alpha_um, beta_um=gan.beta_um))
             labels_list.append(masks.labels)
@@ -227,7 +240,7 @@ def _mask_volumes(config: TrainConfig, spacing, shape) -> tuple[list[np.ndarray]
 def gan_architecture(config: TrainConfig) -> dict:
     """Keyword arguments of the cGAN generator's :class:`~cellsynth.models.unet3d.UNet3D`."""
     return {"in_channels": 2, "out_channels": 1, "widths": list(config.gan.widths), "norm": config.gan.norm,
-            "upsample": "pixelshuffle", "out_activation": "sigmoid"}
+            "upsample": "resize", "out_activation": "sigmoid"}
 
 
 def build_gan_trainer(config: TrainConfig, steps_per_epoch: int):
@@ -351,7 +364,12 @@ def _centre_crop(volume: np.ndarray, patch: Sequence[int]) -> np.ndarray:
 def _sampler(config: TrainConfig, accelerator, images: list[np.ndarray], patch, masks=None) -> PatchSampler:
     # under `accelerate launch` every process draws its own patches
     rng = sample_rng(config.seed, (1 << 20) + accelerator.process_index)
-    return PatchSampler(images, patch, config.batch_size, masks, config.data.paired, rng=rng)
+    return PatchSampler(images, patch, config.batch_size, masks, paired(config), rng=rng)
+
+
+def paired(config: TrainConfig) -> bool:
+    """Whether the cGAN's masks segment its images (files with ``data.paired``, or pseudo-labels)."""
+    return config.data.paired or config.data.masks == "pseudo"
 
 
 def train_gan(config: TrainConfig, out: str | os.PathLike, *, images: Sequence[Sample] | None = None,
@@ -380,15 +398,15 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, images: Sequence[S
     gan, patch = config.gan, patch_size(config, "gan")
     image_volumes = [np.stack([image, positional_map(specimen_from_image(image, spacing), spacing, gan.alpha_um,
                                                      gan.beta_um)]) for image in images]
-    conditions, labels = _mask_volumes(config, spacing, images[0].shape)
-    if config.data.paired:
+    conditions, labels = _mask_volumes(config, spacing, images)
+    if paired(config):
         if len(conditions) != len(images):
             raise InputError(f"paired training needs one mask file per image; got {len(conditions)} for "
                              f"{len(images)} images")
         for image, condition in zip(images, conditions, strict=True):
             if image.shape != condition.shape[1:]:
                 raise InputError(f"paired mask of shape {condition.shape[1:]} differs from its image's {image.shape}")
-    trainer = build_gan_trainer(config, math.ceil(len(images) / config.batch_size))
+    trainer = build_gan_trainer(config, math.ceil(max(len(images), ADA_EPOCH_PATCHES) / config.batch_size))
     sampler = _sampler(config, trainer.accelerator, image_volumes, patch, conditions)
     preview_condition, preview_labels = _centre_crop(conditions[0], patch), _centre_crop(labels[0], patch)
 
