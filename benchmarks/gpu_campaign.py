@@ -5,8 +5,9 @@ On one GPU, in at most 9 minutes of wall time (the device's start-up and transfe
 1. trains the cGAN (unpaired, simulated nuclei-preset masks, the paper's 64×128×128 patches) and the
    DDPM (32×128×128) on the cells3d **left half**, each for a fixed wall budget (``--train-minutes``,
    default 3), bf16 where the GPU has it;
-2. renders the cells3d **right half**'s real labels with each trained generator and with the physics
-   renderer (nuclei preset), and scores each image against the real right half: paired metrics
+2. renders the cells3d **right half**'s real labels with each trained generator, with the physics
+   renderer (nuclei preset) and with the refiner (that physics render finished by the DDPM from
+   t_start = 100 in 5 steps), and scores each image against the real right half: paired metrics
    (:func:`cellsynth.evaluate.metrics.paired_metrics`) and the C2ST accuracy of ``cellsynth evaluate
    realism`` (0.5 = indistinguishable);
 3. times one 180×512×512 volume per learned generator (DDPM: DPM-Solver++, 25 steps from
@@ -45,6 +46,7 @@ from cellsynth.sample import Sample
 from cellsynth.synthesis.learned import DiffusionRenderer, GanRenderer
 from cellsynth.synthesis.patching import PatchPlan
 from cellsynth.synthesis.pipeline import load_renderer
+from cellsynth.synthesis.refine import RefineRenderer
 from cellsynth.training.loop import train_ddpm, train_gan
 
 #: Sizes on the GPU (the papers' patches and networks) and in the CPU dry run.
@@ -152,6 +154,8 @@ def main(argv=None) -> dict:
         "ddpm": DiffusionRenderer(trained["ddpm"]["checkpoint"], patching, sampler="dpmsolver", t_start=400,
                                   device=device, **sampling),
         "physics": load_renderer(load_preset("nuclei")),
+        "refine": RefineRenderer(load_preset("nuclei").optics, trained["ddpm"]["checkpoint"], patching,
+                                 t_start=100, device=device, **{**sampling, "steps": 5}),
     }
     masks = Sample(real.labels, spacing=real.spacing)
     for name, generator in generators.items():
@@ -165,6 +169,8 @@ def main(argv=None) -> dict:
                        "gan_volume_under_10_s": result["gan"]["volume"]["seconds"] < 10,
                        "gan_c2st_below_physics": result["gan"]["c2st_accuracy"] < result["physics"]["c2st_accuracy"],
                        "ddpm_c2st_below_physics": result["ddpm"]["c2st_accuracy"]
+                       < result["physics"]["c2st_accuracy"],
+                       "refine_c2st_below_physics": result["refine"]["c2st_accuracy"]
                        < result["physics"]["c2st_accuracy"]}
     print(json.dumps(result))
     return result

@@ -8,7 +8,7 @@ import yaml
 
 from cellsynth.checkpoints import read_checkpoint_info
 from cellsynth.cli import main
-from cellsynth.config import TrainConfig, load_preset, with_overrides
+from cellsynth.config import TrainConfig, load_preset, resolve_training_config, with_overrides
 from cellsynth.errors import InputError
 from cellsynth.io import read_volume, write_volume
 from cellsynth.sample import Sample
@@ -136,3 +136,32 @@ def test_the_cpu_training_preset_trains_from_the_command_line_and_resumes(tmp_pa
     assert main(["train", "ddpm", "ddpm-cpu", "--images", str(image), "--out", str(run), "--steps", "2",
                  "--device", "cpu", "--resume", "-q"]) == 0
     assert read_checkpoint_info(run / "checkpoint.safetensors")["step"] == 2
+
+
+def test_generate_like_refine_trains_generates_and_resumes_a_killed_training(tmp_path, capsys, monkeypatch):
+    """`generate --like IMAGE --refine`: the refiner trains in OUT-refiner, the dataset records it; a training
+    killed after its first checkpoint goes on from it with --resume, then the dataset is made."""
+    from conftest import render_known
+    from test_calibrate import KNOWN
+
+    from cellsynth.dataset import Dataset
+    from cellsynth.training.refine import FINISHED_NAME, refiner_folder
+
+    config, _, image = render_known({**KNOWN, "volume": {"shape": [16, 96, 96], "spacing_um": [0.4, 0.2, 0.2]}})
+    write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
+    out, run = tmp_path / "like", refiner_folder(tmp_path / "like")
+    killed = resolve_training_config("ddpm-cpu", [str(tmp_path / "image.tif")])
+    train_ddpm(with_overrides(killed, {"steps": 1, "device": "cpu"}), run, progress=False)  # as if killed at step 1
+    assert main(["generate", "--like", str(tmp_path / "image.tif"), "--refine", "--minutes", "0.02", "--out",
+                 str(out), "--n", "1", "--resume", "-q"]) == 0
+    info = read_checkpoint_info(run / "checkpoint.safetensors")
+    assert info["step"] > 1 and (run / FINISHED_NAME).is_file()  # trained on from the killed run's step
+    dataset = Dataset.open(out)
+    generator = dataset.manifest["config"]["generator"]
+    assert generator["name"] == "refine" and generator["refiner"]["checkpoint"] == str(run / "checkpoint.safetensors")
+    assert len(dataset.pending()) == 0 and (out / "calibration.yaml").is_file()
+    assert read_volume(out / "images" / f"{dataset.name(0)}.tif")[0].shape == image.shape
+    capsys.readouterr()
+    assert main(["generate", "--like", str(tmp_path / "image.tif"), "--refine", "--out", str(tmp_path / "x"),
+                 "--resume", "-q"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err

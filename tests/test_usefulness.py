@@ -199,3 +199,36 @@ def test_segmenter_refuses_a_zero_budget_and_labels_without_objects():
         train_segmenter([volume], steps=0)
     with pytest.raises(InputError, match="no object"):
         train_segmenter([volume], steps=1)
+
+
+def test_a_step_budget_gives_the_same_model_on_a_quiet_and_a_loaded_machine(monkeypatch):
+    """Issue 28: with steps and minutes, only the steps may shape the schedule and the validation points."""
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    spacing = (1.0, 1.0, 1.0)
+    labels = spheres(spacing=spacing, radius=4.0)
+    volume = Sample(labels, render(labels, spacing), spacing)
+
+    def weights():
+        segmenter = train_segmenter([volume], spacing_um=spacing, patch_um=(8, 16, 16), steps=6, minutes=30,
+                                    validation_fraction=0.3, precision="fp32", progress=False)
+        return segmenter, {k: v.clone() for k, v in segmenter.model.state_dict().items()}
+
+    quiet, quiet_weights = weights()
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"])]  # a loaded machine
+    ticks = iter(range(10**6))  # and a stall: after the first reading the clock stands at 60 % of the budget
+    monkeypatch.setattr(time, "perf_counter", lambda: 0.0 if next(ticks) == 0 else 0.6 * 30 * 60)
+    try:
+        loaded, loaded_weights = weights()
+    finally:
+        for process in busy:
+            process.kill()
+            process.wait()
+    assert loaded.history["losses"] == quiet.history["losses"]
+    assert [p["step"] for p in loaded.history["validation"]] == [p["step"] for p in quiet.history["validation"]]
+    assert all(torch.equal(quiet_weights[k], loaded_weights[k]) for k in quiet_weights)
+    assert quiet.history["stopped_by"] == loaded.history["stopped_by"] == "steps"

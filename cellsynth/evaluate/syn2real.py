@@ -311,7 +311,10 @@ def train_segmenter(
     patch_um : 3 floats
         Training patch (z, y, x) in µm.
     steps, minutes : int or float, optional
-        Budget: training stops at whichever comes first (at least one must be given).
+        Budget: training stops at whichever comes first (at least one must be given). With ``steps`` the
+        learning-rate schedule and the validation points follow the steps only, so a run is reproducible on
+        any machine unless ``minutes`` stop it first (``history["stopped_by"]`` says which did); with
+        ``minutes`` alone they follow the clock, and a loaded machine trains fewer steps.
     batch_size, learning_rate, features : int, float, int
         Patches per step, Adam's peak learning rate, channels of the first U-Net level.
     validation_fraction : float
@@ -384,7 +387,11 @@ def train_segmenter(
     bar = tqdm(total=steps, desc="training", unit="step", disable=True if not progress else None)
 
     def progress_of(step: int) -> float:
-        return max(step / steps if steps is not None else 0.0, (time.perf_counter() - start) / budget_s)
+        # With a step budget the schedule and the validation points follow the steps alone (the minutes only
+        # stop a run that overruns): the same seed gives the same model on a quiet or a loaded machine.
+        if steps is not None:
+            return step / steps
+        return (time.perf_counter() - start) / budget_s
 
     done = False
     for epoch in count():
@@ -395,7 +402,8 @@ def train_segmenter(
             losses.append(supervised_step(model, optimiser, batch["image"].to(device), batch["target"].to(device),
                                           dtype, precision, len(losses)))
             bar.update()
-            finished = progress_of(len(losses)) >= 1
+            out_of_time = time.perf_counter() - start >= budget_s
+            finished = progress_of(len(losses)) >= 1 or out_of_time
             if finished or progress_of(len(losses)) >= next_check / N_VALIDATIONS:
                 next_check = math.floor(progress_of(len(losses)) * N_VALIDATIONS) + 1
                 probabilities = [segmenter.probabilities(v.image, v.spacing) for v in validation]
@@ -416,6 +424,7 @@ def train_segmenter(
     selected = max((p for p in points if p["validation_ap50"] == best_ap), key=lambda p: p["step"])
     segmenter.history = {"losses": losses, "validation": points, "selected_step": selected["step"],
                          "validation_ap50": best_ap, "steps": len(losses),
+                         "stopped_by": "steps" if steps is not None and len(losses) >= steps else "minutes",
                          "seconds": round(time.perf_counter() - start, 2)}
     model.eval()
     return segmenter
@@ -477,5 +486,6 @@ def syn2real(
     losses = history["losses"]
     return write_segmentation_results(
         Path(out), test_volumes, predictions, settings, thresholds,
-        training={key: history[key] for key in ("steps", "seconds", "selected_step", "validation_ap50", "validation")},
+        training={key: history[key] for key in ("steps", "stopped_by", "seconds", "selected_step", "validation_ap50",
+                                                    "validation")},
         loss_first=losses[0], loss_last=float(np.mean(losses[-max(1, len(losses) // 10):])), losses=losses)
