@@ -165,3 +165,13 @@ def test_generate_like_refine_trains_generates_and_resumes_a_killed_training(tmp
     assert main(["generate", "--like", str(tmp_path / "image.tif"), "--refine", "--out", str(tmp_path / "x"),
                  "--resume", "-q"]) == 2
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_fully_convolutional_refiner_runs_few_large_tiles(checkpoint):
+    from cellsynth.synthesis.patching import PatchPlan
+
+    renderer = refiner(checkpoint)
+    geometry = renderer.diffusion.tile_geometry((60, 256, 128))
+    assert geometry["patch"][1] <= 4 * 16 and geometry["crop"] == [2, 4, 4]  # margins of the training patch
+    assert len(PatchPlan((60, 256, 128), **geometry).tiles) < len(PatchPlan(
+        (60, 256, 128), **{**geometry, "patch": [8, 16, 16]}).tiles) / 10

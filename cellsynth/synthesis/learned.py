@@ -109,15 +109,17 @@ class LearnedRenderer:
         fit the volume (a smaller volume is reflect-padded). Its receptive field is wider than any
         useful crop, so tiling is not exact; :func:`fusion_error` measures how far it is. With a
         ``tile_scale`` above 1 (a fully convolutional network: no attention), tiles of a volume of
-        ``shape`` grow laterally up to that many training patches, as far as the volume needs: far
-        fewer tiles and much less overlap computed twice; the margins stay those of the training patch.
+        ``shape`` grow up to that many training patches per axis, the volume split evenly between them:
+        far fewer tiles and much less overlap computed twice; the margins stay the training patch's.
         """
         patch = list(self.info.patch)
         overlap = [min(max(self.patching.overlap, p // 8), p // 4) for p in patch]
         crop = [min(max(self.patching.crop, p // 8), p // 4) for p in patch]
         if self.tile_scale > 1 and shape is not None and not self.info.architecture.get("attention", False):
-            for axis in (1, 2):
-                patch[axis] = min(self.tile_scale * patch[axis], max(patch[axis], int(shape[axis]) + 2 * crop[axis]))
+            for axis, size in enumerate(int(n) for n in shape):
+                largest = self.tile_scale * patch[axis]
+                count = math.ceil((size + 2 * crop[axis]) / largest)
+                patch[axis] = max(patch[axis], math.ceil((size + (count - 1) * overlap[axis]) / count) + 2 * crop[axis])
         return {"patch": patch, "overlap": overlap, "crop": crop, "window": self.patching.window}
 
     def run_whole(self, condition: np.ndarray, spacing: Sequence[float], fn) -> np.ndarray:

@@ -23,8 +23,8 @@ from cellsynth.synthesis.optics import OpticsRenderer
 
 #: Default start timestep of the refinement (of 1000): low noise, objects kept (benchmarks/bench_refine.py).
 T_START = 100
-#: Lateral inference tiles of up to this many training patches (a fully convolutional denoiser only):
-#: a 60×256×128 volume in 6 tiles of 16×136×136 instead of 168 of 16×64×64.
+#: Inference tiles of up to this many training patches per axis (a fully convolutional denoiser only):
+#: a 60×256×128 volume in 2 tiles of 64×148×144 instead of 168 of 16×64×64.
 TILE_SCALE = 4
 #: Largest share of the mapped physics image that may fall outside the checkpoint's [0, 1]: more means the
 #: physics render and the training images are not in the same units.
