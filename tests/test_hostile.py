@@ -14,7 +14,15 @@ import textwrap
 
 import pytest
 from conftest import SPACING, boxes_labels
-from test_bad_inputs import config_file, damaged_checkpoint_info, dataset_and, ddpm_generate, generate_run, snapshot
+from test_bad_inputs import (
+    config_file,
+    damaged_checkpoint_info,
+    dataset_and,
+    ddpm_generate,
+    generate_run,
+    masks_run,
+    snapshot,
+)
 
 from cellsynth.cli import main
 from cellsynth.io import write_volume
@@ -156,6 +164,10 @@ SAFETY = [
     ("generate-config-fifo", lambda t: ["generate", fifo(t, "c.yaml"), "--out", str(t / "out")], "is a FIFO"),
     ("import-image-fifo", fifo_import, "is a FIFO (named pipe)"),
     ("synthesize-checkpoint-fifo", fifo_checkpoint, "is a FIFO (named pipe)"),
+    ("masks-detections-fifo", lambda t: masks_run(t, "masks: {placement: {method: detections, detections: "
+                                                     f"{fifo(t, 'd.csv')}}}}}\n"), "is a FIFO (named pipe)"),
+    ("masks-shape-model-fifo", lambda t: masks_run(t, "masks: {nuclei: {shape: ssm, ssm_model: "
+                                                      f"{fifo(t, 'm.npz')}}}}}\n"), "is a FIFO (named pipe)"),
     ("ddpm-steps-1e8", lambda t: ddpm_generate(t, "--steps", "100000000"),
      "'generator.steps': input should be less than or equal to 10000"),
     ("ddpm-steps-beyond-the-training-timesteps", lambda t: ddpm_generate(t, "--steps", "5000"),

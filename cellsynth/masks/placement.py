@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from cellsynth.checks import check_spacing
+from cellsynth.checks import check_regular_file, check_spacing
 from cellsynth.errors import FileFormatError, InputError
 from cellsynth.masks.derived import depth_below_surface_um
 
@@ -269,12 +269,14 @@ def positions_from_detections(
     if isinstance(detections, str | os.PathLike):
         path = Path(detections)
         try:
+            check_regular_file(path, "detections")
             with open(path, newline="") as handle:
                 reader = csv.DictReader(handle)
                 rows = list(reader)
                 header = reader.fieldnames or []
-        except OSError as err:
-            raise FileFormatError(f"cannot read detections '{path}': {err.strerror or err}") from None
+        except (OSError, InputError) as err:
+            raise FileFormatError(str(err) if isinstance(err, InputError) else
+                                  f"cannot read detections '{path}': {err.strerror or err}") from None
         columns = {name.strip().lower().removesuffix("_um"): name for name in header}
         if not {"z", "y", "x"} <= set(columns):
             raise FileFormatError(f"'{path}' needs a header with columns z, y, x (µm); found {sorted(columns)}")

@@ -70,7 +70,7 @@ def _masks_config(config: MasksConfig | dict | None) -> MasksConfig:
 
 def load_model(path: str) -> StatisticalShapeModel:
     """A shape model named in a config (a missing file is a one-line error)."""
-    if not Path(path).is_file():
+    if not Path(path).exists():
         raise InputError(f"shape model '{path}' not found; make one with `cellsynth masks fit-ssm`")
     return StatisticalShapeModel.load(path)
 

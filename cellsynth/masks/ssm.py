@@ -27,7 +27,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.measure import regionprops
 
-from cellsynth.checks import as_volume, check_labels, check_spacing
+from cellsynth.checks import as_volume, check_labels, check_regular_file, check_spacing
 from cellsynth.errors import FileFormatError, InputError
 from cellsynth.io import write_bytes_atomic, write_json_atomic
 from cellsynth.masks.derived import depth_below_surface_um
@@ -261,6 +261,9 @@ class StatisticalShapeModel:
     def load(cls, path: str | os.PathLike) -> StatisticalShapeModel:
         """Read a model written by :meth:`save` (never unpickles)."""
         path = Path(path)
+        for part in (path, path.with_suffix(".json")):
+            if part.exists():
+                check_regular_file(part, "shape model")
         try:
             meta = json.loads(path.with_suffix(".json").read_text())
             with np.load(path, allow_pickle=False) as arrays:
