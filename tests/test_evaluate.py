@@ -294,3 +294,26 @@ def test_segmenter_weights_are_reproducible_per_seed_without_the_global_rng():
                      strict=True))
     assert all(torch.equal(a, b) for a, b, _ in pairs) and not all(torch.equal(a, c) for a, _, c in pairs)
     assert first(torch.zeros(1, 1, 8, 16, 16), torch.tensor([3])).shape == (1, 2, 8, 16, 16)
+
+
+def test_repeated_c2st_keeps_every_run_swaps_the_parts_and_refuses_bad_repeats():
+    from cellsynth.evaluate.c2st import c2st, repeated_c2st
+
+    rng = np.random.default_rng(0)
+    real, fake = rng.random((8, 32, 32)), rng.random((8, 32, 32)) ** 3
+    settings = {"spacing": (1, 1, 1), "patch_um": (4, 8, 8), "steps": 6}
+    out = repeated_c2st(real, fake, repeats=2, **settings)
+    assert [(r["seed"], r["test_part"]) for r in out["c2st_runs"]] == [(0, "last"), (0, "first"), (1, "last"),
+                                                                        (1, "first")]
+    accuracies = [r["accuracy"] for r in out["c2st_runs"]]
+    assert out["c2st_mean"] == pytest.approx(np.mean(accuracies))
+    assert out["c2st_sd"] == pytest.approx(np.std(accuracies, ddof=1))
+    low, high = out["c2st_pooled_ci95"]
+    assert low <= out["c2st_mean"] <= high
+    assert accuracies[1] == c2st(real, fake, seed=0, swap=True, **settings).accuracy  # each run is its own c2st
+    assert c2st(real, fake, seed=0, swap=True, **settings).settings["test_part"] == "first"
+    for bad in (0, 101, 2.5, True):
+        with pytest.raises(InputError, match="repeats must be a whole number"):
+            repeated_c2st(real, fake, repeats=bad, **settings)
+    with pytest.raises(InputError, match="chooses the seeds"):
+        repeated_c2st(real, fake, repeats=2, seed=3, **settings)

@@ -248,7 +248,9 @@ COMMANDS = [
      [opt("--real", "real image file or dataset folder", required=True, type=_path),
       opt("--synthetic", "synthetic image file or dataset folder", required=True, type=_path),
       opt("--out", "new folder for realism.json and the PNGs", required=True, type=_path),
-      *judge_options(400, (5.0, 8.0, 8.0), "classifier patch", "voxel size in µm of files without one")],
+      *judge_options(400, (5.0, 8.0, 8.0), "classifier patch", "voxel size in µm of files without one"),
+      opt("--repeats", "K classifier seeds, each in both orders of the train/test parts: mean ± sd of 2K runs "
+                       "(default 1: one run)", type=int, default=1)],
      "Trains a small 3D CNN on spatially disjoint halves; held-out accuracy 0.5 = cannot tell, 1.0 = trivially "
      "told apart. REAL and SYNTHETIC are image files or dataset folders."),
     ("report", handlers.report_dataset, "a self-contained HTML page about a dataset (previews, statistics, plots)",

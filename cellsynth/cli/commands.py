@@ -297,8 +297,14 @@ def evaluate_realism(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.c2st import evaluate_realism
 
     report = evaluate_realism(args.real, args.synthetic, args.out, spacing=args.spacing, patch_um=args.patch_um,
-                              steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device)
+                              steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device,
+                              repeats=args.repeats)
     low, high = report["c2st_ci95"]
     print(f"C2ST accuracy {report['c2st_accuracy']:.3f} (95 % CI {low:.3f}-{high:.3f}), AUC {report['c2st_auc']:.3f}, "
           f"{report['n_test']} test patches (0.5 = cannot be told apart, 1.0 = trivially told apart)")
+    if args.repeats > 1:
+        low, high = report["c2st_pooled_ci95"]
+        print(f"over {len(report['c2st_runs'])} runs ({args.repeats} seeds x both orders of the parts): "
+              f"{report['c2st_mean']:.3f} ± {report['c2st_sd']:.3f} (pooled 95 % CI {low:.3f}-{high:.3f}); runs "
+              + ", ".join(f"{run['accuracy']:.3f}" for run in report["c2st_runs"]))
     print(f"realism.json and plots: {args.out}")

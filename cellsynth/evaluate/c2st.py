@@ -176,8 +176,10 @@ class TwoSampleTest:
         return Path(path)
 
 
-def _prepare(volumes: Sequence[Sample], spacing, test_fraction: float, patch, what: str) -> tuple[list, list]:
-    """Normalised, resampled volumes cut into training and test parts (each at least one patch)."""
+def _prepare(volumes: Sequence[Sample], spacing, test_fraction: float, patch, what: str,
+             swap: bool = False) -> tuple[list, list]:
+    """Normalised, resampled volumes cut into training and test parts (each at least one patch); with
+    ``swap`` the test part is the first ``test_fraction`` of each volume instead of the last."""
     train, test = [], []
     for volume in volumes:
         image = resample(normalize(volume.image).astype(np.float32), volume.spacing, spacing, order=1)
@@ -185,7 +187,9 @@ def _prepare(volumes: Sequence[Sample], spacing, test_fraction: float, patch, wh
         if any(n < p for n, p in zip(image.shape, patch, strict=True)):
             raise InputError(f"{what} image {volume.name or ''} of {image.shape} voxels (at {spacing} µm) is smaller "
                              f"than one patch of {patch} voxels; use a smaller patch size or larger images")
-        first, second = split_volume(image, axis, 1 - test_fraction)
+        first, second = split_volume(image, axis, test_fraction if swap else 1 - test_fraction)
+        if swap:
+            first, second = second, first
         for part, name in ((first, "training"), (second, "test")):
             if part.shape[axis] < patch[axis]:
                 raise InputError(f"the {name} part of a {what} image is {part.shape[axis]} voxels along "
@@ -250,6 +254,7 @@ def c2st(
     seed: int = 0,
     device: str = "cpu",
     precision: str = "fp32",
+    swap: bool = False,
 ) -> TwoSampleTest:
     """Train a small 3D CNN to tell real from synthetic patches and test it on held-out regions.
 
@@ -275,6 +280,10 @@ def c2st(
     precision : {"fp32", "auto", "bf16"}
         fp32 by default: the classifier is small, and oneDNN's bf16 backward pass has given NaN
         gradients for its 2×2×2 feature maps on an AVX512-BF16 CPU.
+
+    swap : bool
+        Test on the first ``test_fraction`` of every volume and train on the rest (the other order of
+        the parts; :func:`repeated_c2st` runs both).
 
     Returns
     -------
@@ -310,8 +319,8 @@ def c2st(
                          "compare 2D with 2D or 3D with 3D")
     grid = common_spacing([v.spacing for v in reals + synthetics])
     patch = patch_shape(patch_um, grid, flat.pop())
-    real_train, real_test = _prepare(reals, grid, test_fraction, patch, "real")
-    synthetic_train, synthetic_test = _prepare(synthetics, grid, test_fraction, patch, "synthetic")
+    real_train, real_test = _prepare(reals, grid, test_fraction, patch, "real", swap)
+    synthetic_train, synthetic_test = _prepare(synthetics, grid, test_fraction, patch, "synthetic", swap)
 
     rng = np.random.default_rng(seed)
     tests = [_grid_patches(real_test, patch), _grid_patches(synthetic_test, patch)]
@@ -345,7 +354,8 @@ def c2st(
     interval = stats.binomtest(correct, len(scores)).proportion_ci(0.95)
     settings = {"patch_um": [float(p) for p in patch_um], "patch_voxels": list(patch), "spacing_um": list(grid),
                 "budget_steps": steps, "budget_minutes": minutes, "batch_size": 2 * half,
-                "test_fraction": test_fraction, "seed": seed, "device": device,
+                "test_fraction": test_fraction, "test_part": "first" if swap else "last", "seed": seed,
+                "device": device,
                 "precision": "bf16" if dtype is not None else "fp32",
                 "n_real_volumes": len(reals), "n_synthetic_volumes": len(synthetics)}
     history = {"steps": len(losses), "seconds": round(time.perf_counter() - start, 2),
@@ -356,11 +366,64 @@ def c2st(
                          history=history, patches=test_patches, labels=test_labels, scores=scores)
 
 
+def repeated_c2st(real, synthetic, *, repeats: int = 3, both_orders: bool = True, **settings) -> dict:
+    """:func:`c2st` with ``repeats`` classifier seeds, each in both orders of the train/test parts.
+
+    One C2ST run moves by up to ±0.09 between seeds; the mean over seeds and orders ranks changes.
+
+    Parameters
+    ----------
+    real, synthetic
+        As :func:`c2st`.
+    repeats : int
+        Classifier seeds 0 … repeats − 1.
+    both_orders : bool
+        Also swap which part of every volume trains and which tests (2 × repeats runs).
+    **settings
+        Any other :func:`c2st` keyword (``spacing``, ``patch_um``, ``steps``, ``minutes``, ``device``, …).
+
+    Returns
+    -------
+    dict
+        ``c2st_mean``, ``c2st_sd`` (over runs), ``c2st_runs`` (seed, order, accuracy, AUC, test patches),
+        ``c2st_pooled_ci95`` (Clopper–Pearson over every test decision of every run: the runs share test
+        patches, so it is narrower than an interval of independent runs would be) and ``repeats``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> real, fake = rng.random((8, 32, 32)), rng.random((8, 32, 32)) ** 2
+    >>> out = repeated_c2st(real, fake, repeats=2, spacing=(1, 1, 1), patch_um=(4, 8, 8), steps=20)
+    >>> len(out["c2st_runs"]), 0.5 <= out["c2st_mean"] <= 1.0
+    (4, True)
+    """
+    if not isinstance(repeats, int | np.integer) or isinstance(repeats, bool) or not 1 <= repeats <= 100:
+        raise InputError(f"repeats must be a whole number from 1 to 100; got {repeats!r}")
+    if "seed" in settings or "swap" in settings:
+        raise InputError("repeated_c2st chooses the seeds and the order of the parts itself")
+    runs, correct, total = [], 0, 0
+    for seed in range(int(repeats)):
+        for swap in (False, True) if both_orders else (False,):
+            result = c2st(real, synthetic, seed=seed, swap=swap, **settings)
+            runs.append({"seed": seed, "test_part": "first" if swap else "last", "accuracy": result.accuracy,
+                         "auc": result.auc, "n_test": result.n_test})
+            correct += round(result.accuracy * result.n_test)
+            total += result.n_test
+    accuracies = np.array([run["accuracy"] for run in runs])
+    interval = stats.binomtest(correct, total).proportion_ci(0.95)
+    return jsonable({"c2st_mean": float(accuracies.mean()), "c2st_sd": float(accuracies.std(ddof=1)) if len(runs) > 1
+                     else 0.0, "c2st_runs": runs, "c2st_pooled_ci95": [float(interval.low), float(interval.high)],
+                     "repeats": int(repeats), "both_orders": both_orders})
+
+
 def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out: str | os.PathLike, *,
                      spacing: Sequence[float] | None = None, patch_um: Sequence[float] = PATCH_UM,
                      steps: int | None = STEPS, minutes: float | None = None, seed: int = 0,
-                     device: str = "cpu") -> dict:
+                     device: str = "cpu", repeats: int = 1) -> dict:
     """``cellsynth evaluate realism``: C2ST plus the unpaired statistics, written into ``out``.
+
+    With ``repeats`` above 1 the report adds :func:`repeated_c2st`'s figures (seeds 0 … repeats − 1,
+    both orders of the parts): ``c2st_mean``, ``c2st_sd``, ``c2st_runs``, ``c2st_pooled_ci95``.
 
     ``out/realism.json`` holds ``c2st_accuracy``, ``c2st_auc``, ``c2st_ci95``, ``n_test``, the C2ST
     settings and ``unpaired``: histogram distance, spectra distances and contrast of the first real
@@ -376,6 +439,8 @@ def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out:
     from cellsynth.evaluate.plots import write_plots
     from cellsynth.evaluate.realism import compare
 
+    if not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= 100:
+        raise InputError(f"repeats must be a whole number from 1 to 100; got {repeats!r}")
     out = check_output_folder(out)
     reals, synthetics = read_volumes(real, spacing, what="--real"), read_volumes(synthetic, spacing,
                                                                                  what="--synthetic")
@@ -394,6 +459,9 @@ def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out:
                                                      synthetic_labels=labels_of(synthetics[0], first_synthetic.shape))
     report = {**result.summary(), "real": str(real), "synthetic": str(synthetic), "unpaired": jsonable(distances),
               "unpaired_of": [reals[0].name, synthetics[0].name]}
+    if repeats > 1:
+        report.update(repeated_c2st(reals, synthetics, repeats=repeats, patch_um=patch_um, steps=steps,
+                                    minutes=minutes, device=device))
     out.mkdir(exist_ok=True)
     result.figure(out / "c2st_patches.png")
     plots = write_plots({"real": first_real, "synthetic": first_synthetic},
