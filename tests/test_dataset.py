@@ -9,7 +9,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import SPACING, make_sample
+from conftest import SPACING, boxes_labels, make_sample
 
 from cellsynth.config import OutputConfig
 from cellsynth.dataset import Dataset, build_dataset, sample_names, sample_rng
@@ -277,3 +277,20 @@ def test_finished_refuses_an_unfinished_dataset_unless_partial_is_allowed(tmp_pa
     with pytest.raises(DatasetError, match=r"unfinished \(1 of 2 samples done\)"):
         partial.finished("export")
     assert partial.finished("export", allow_partial=True) == [0]
+
+
+def test_import_pairs_identical_ctc_like_names_first(tmp_path):
+    """Issue 26 #4: A/t000.tif … with B/t000.tif … pair by their identical names."""
+    from cellsynth.dataset import Dataset, import_dataset
+    from cellsynth.io import write_volume
+
+    for folder in ("A", "B"):
+        (tmp_path / folder).mkdir()
+    for index in range(3):
+        labels = boxes_labels()
+        write_volume(tmp_path / "A" / f"t{index:03d}.tif", (labels > 0).astype(np.float32) + index, SPACING)
+        write_volume(tmp_path / "B" / f"t{index:03d}.tif", labels, SPACING)
+    dataset = import_dataset(tmp_path / "ds", [tmp_path / "A"], [tmp_path / "B"], progress=False)
+    assert [dataset.name(i) for i in range(3)] == ["t000", "t001", "t002"]
+    assert [s["params"]["labels"] for s in Dataset.open(tmp_path / "ds").samples] == [
+        str(tmp_path / "B" / f"t{i:03d}.tif") for i in range(3)]

@@ -721,8 +721,9 @@ def _pair_key(path: Path, role: str) -> str:
 def paired_files(images: Iterable[Path], labels: Iterable[Path]) -> list[tuple[Path, Path]]:
     """Pair image and label files by name: StarDist, Cell Tracking Challenge and Cellpose layouts.
 
-    Identical names pair (StarDist: ``images/a.tif`` ↔ ``masks/a.tif``), as do ``tNNN`` ↔
-    ``man_segNNN`` (CTC: ``01/`` ↔ ``01_GT/SEG/``) and ``NAME`` ↔ ``NAME_masks`` (Cellpose, both
+    Identical names pair first, whatever they look like (StarDist: ``images/a.tif`` ↔ ``masks/a.tif``,
+    also ``t000.tif`` ↔ ``t000.tif``); the others as ``tNNN`` ↔ ``man_segNNN`` (CTC: ``01/`` ↔
+    ``01_GT/SEG/``) and ``NAME`` ↔ ``NAME_masks`` (Cellpose, both
     in one folder: the ``_masks`` files are the labels, the others the images).
 
     Raises
@@ -734,19 +735,28 @@ def paired_files(images: Iterable[Path], labels: Iterable[Path]) -> list[tuple[P
     --------
     >>> paired_files([Path("01/t000.tif")], [Path("01_GT/SEG/man_seg000.tif")])
     [(PosixPath('01/t000.tif'), PosixPath('01_GT/SEG/man_seg000.tif'))]
+    >>> paired_files([Path("A/t001.tif"), Path("A/t000.tif")], [Path("B/t000.tif"), Path("B/t001.tif")])
+    [(PosixPath('A/t000.tif'), PosixPath('B/t000.tif')), (PosixPath('A/t001.tif'), PosixPath('B/t001.tif'))]
     """
     images, labels = sorted(set(images)), sorted(set(labels))
     if set(images) & set(labels):  # one folder holds both (Cellpose): *_masks are the labels
         images = [p for p in images if not volume_stem(p).endswith("_masks")]
         labels = [p for p in labels if volume_stem(p).endswith("_masks")]
+    by_stem = {volume_stem(p): p for p in labels}
+    same = {image: by_stem[volume_stem(image)] for image in images if volume_stem(image) in by_stem}
     by_key: dict[str, Path] = {}
     for path in labels:
+        if path in same.values():
+            continue
         key = _pair_key(path, "labels")
         if key in by_key:
             raise FileFormatError(f"label files '{by_key[key].name}' and '{path.name}' both pair with one image")
         by_key[key] = path
     pairs, unpaired = [], []
     for image in images:
+        if image in same:
+            pairs.append((image, same[image]))
+            continue
         key = _pair_key(image, "image")
         (pairs if key in by_key else unpaired).append((image, by_key.get(key)))
     orphans = sorted(set(by_key.values()) - {lab for _, lab in pairs})
