@@ -154,7 +154,9 @@ def test_nnunet_2d_uses_png(tmp_path):
         output=OutputConfig(),
         progress=False,
     )
-    out = export_dataset(dataset, "nnunet", tmp_path / "nn", progress=False)
+    with pytest.raises(InputError, match="named DatasetNNN_Name"):
+        export_dataset(dataset, "nnunet", tmp_path / "nn", progress=False)
+    out = export_dataset(dataset, "nnunet", tmp_path / "Dataset002_Flat", progress=False)
     meta = json.loads((out / "dataset.json").read_text())
     assert meta["file_ending"] == ".png" and meta["overwrite_image_reader_writer"] == "NaturalImage2DIO"
     image = iio.imread(out / "imagesTr" / "a_0000.png")
@@ -193,7 +195,7 @@ def test_every_format_exports_2d_datasets(tmp_path, fmt):
         output=OutputConfig(),
         progress=False,
     )
-    out = export_dataset(dataset, fmt, tmp_path / "out", progress=False)
+    out = export_dataset(dataset, fmt, tmp_path / "Dataset003_Out", progress=False)
     assert len(json.loads((out / "cellsynth_export.json").read_text())["samples"][0]["files"]) >= 1
 
 

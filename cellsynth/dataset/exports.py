@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -153,6 +154,9 @@ def check_export_target(fmt: str, out: str | os.PathLike, cellpose_layout: str =
     """Validate an export's format and target folder before anything is read or written: a new or empty
     folder, outside the ``source`` dataset, that no other process is writing."""
     _check_format(fmt, cellpose_layout)
+    if fmt == "nnunet" and not re.fullmatch(r"Dataset\d{3}_\w+", Path(out).name):
+        raise InputError(f"nnU-Net finds a raw dataset only in a folder named DatasetNNN_Name (three digits, e.g. "
+                         f"Dataset501_Nuclei); got '{Path(out).name}'")
     check_unlocked(out, "export")
     return check_output(out, "export", folder=True, if_not_empty="give a new or empty folder",
                         inputs=[source] if source is not None else ())
