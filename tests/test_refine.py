@@ -175,3 +175,13 @@ def test_a_fully_convolutional_refiner_runs_few_large_tiles(checkpoint):
     assert geometry["patch"][1] <= 4 * 16 and geometry["crop"] == [2, 4, 4]  # margins of the training patch
     assert len(PatchPlan((60, 256, 128), **geometry).tiles) < len(PatchPlan(
         (60, 256, 128), **{**geometry, "patch": [8, 16, 16]}).tiles) / 10
+
+
+def test_the_training_log_holds_each_loss_and_its_mean_since_the_last_row(checkpoint):
+    import csv
+
+    with (checkpoint.parent / "log.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(row["step"]) for row in rows] == [4, 8]  # log_every 4
+    assert all(float(row["loss_mean"]) > 0 and "loss" in row for row in rows)
+    assert any(row["loss_mean"] != row["loss"] for row in rows)  # a mean of 4 steps, not the last one

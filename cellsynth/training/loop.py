@@ -330,14 +330,20 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
     bar = tqdm(total=config.steps, initial=step, desc=f"train {model}", unit="step",
                disable=True if not (progress and main) else None)
     deadline = None if config.max_minutes is None else time.monotonic() + 60 * config.max_minutes
+    since_log: dict[str, list[float]] = {}  # each loss over the steps since the last row: its mean is logged too
     try:
         while step < config.steps:
             losses = trainer.step(to_batch(batches.next()))
             step += 1
+            for key, value in losses.items():
+                if key.startswith("loss"):
+                    since_log.setdefault(key, []).append(float(value))
             bar.update(1)
             bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items() if k in ("loss", "loss_d", "loss_g", "ada_p")})
-            if main and (step % config.log_every == 0 or step == config.steps):
-                log.write(step, losses)
+            if step % config.log_every == 0 or step == config.steps:
+                if main:
+                    log.write(step, {**losses, **{f"{key}_mean": float(np.mean(v)) for key, v in since_log.items()}})
+                since_log = {}
             if main and config.preview_every and (step % config.preview_every == 0 or step == config.steps):
                 (out / "previews").mkdir(exist_ok=True)
                 preview(out / "previews" / f"step_{step:06d}.png")
