@@ -18,7 +18,7 @@ from cellsynth.checks import Spacing, check_image, check_not_input, check_spacin
 from cellsynth.config import OutputConfig
 from cellsynth.dataset.folder import MANIFEST_NAME, Dataset, build_dataset, check_new_dataset_folder
 from cellsynth.errors import DatasetError, InputError
-from cellsynth.io import read_volume
+from cellsynth.io import read_volume, volume_files
 from cellsynth.sample import Sample
 
 #: Axis names of a ZYX volume.
@@ -32,7 +32,7 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
     Parameters
     ----------
     source : path-like
-        An image file (TIFF, OME-Zarr, .npy) or a cellsynth dataset folder.
+        An image file (TIFF, OME-Zarr, .npy), a folder of them, or a cellsynth dataset folder.
     spacing : 3 floats, optional
         Voxel size in µm for files that carry none (it overrides a file's own).
     labels : bool
@@ -65,10 +65,12 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
     if labels:
         raise InputError(f"{what} '{path}' must be a cellsynth dataset folder (images with labels); "
                          "make one with `cellsynth dataset import` or `cellsynth dataset example`")
-    if path.is_dir() and not path.name.endswith(".zarr"):
-        raise DatasetError(f"{what} '{path}' is a folder without a manifest; give an image file or a dataset folder")
-    image, spacing = read_volume(path, spacing)
-    return [Sample(image=check_image(image, f"{what} image"), spacing=spacing, name=path.name)]
+    files = volume_files([path], what)[0] if path.is_dir() and not path.name.endswith(".zarr") else [path]
+    volumes = []
+    for file in files:  # a plain folder of images is read as its image files, in name order
+        image, found = read_volume(file, spacing)
+        volumes.append(Sample(image=check_image(image, f"{what} image '{file.name}'"), spacing=found, name=file.name))
+    return volumes
 
 
 def common_spacing(spacings: Sequence[Sequence[float]]) -> Spacing:

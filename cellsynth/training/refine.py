@@ -43,8 +43,8 @@ def refiner_folder(out: str | os.PathLike) -> Path:
 
 
 def train_refiner(images: Sequence[str | os.PathLike], run: str | os.PathLike, *, minutes: float = 20.0,
-                  spacing: Sequence[float] | None = None, resume: bool = False, progress: bool = True,
-                  device: str = "auto") -> Path:
+                  spacing: Sequence[float] | None = None, steps: int | None = None, resume: bool = False,
+                  progress: bool = True, device: str = "auto") -> Path:
     """Train the refiner's DDPM (the ``ddpm-cpu`` preset) on ``images`` for ``minutes``; its checkpoint.
 
     Parameters
@@ -57,6 +57,8 @@ def train_refiner(images: Sequence[str | os.PathLike], run: str | os.PathLike, *
         Training budget (wall clock); the run stops with a checkpoint when it is spent.
     spacing : 3 floats, optional
         Voxel size (µm) of images that carry none.
+    steps : int, optional
+        Stop after this many steps if the minutes last that long (default: the preset's, beyond reach).
     resume : bool
         Go on with an interrupted run (a finished one is used as it is).
 
@@ -70,7 +72,7 @@ def train_refiner(images: Sequence[str | os.PathLike], run: str | os.PathLike, *
     if resume and run.is_dir() and not (run / CHECKPOINT_NAME).is_file():
         shutil.rmtree(run)  # killed before its first checkpoint: nothing to go on from
     config = with_overrides(resolve_training_config(REFINER_PRESET, [str(i) for i in images]),
-                            {"max_minutes": minutes, "device": device,
+                            {"max_minutes": minutes, "device": device, "steps": steps,
                              "data.spacing_um": list(spacing) if spacing is not None else None})
     checkpoint = train_ddpm(config, run, resume=resume and (run / CHECKPOINT_NAME).is_file(), progress=progress)
     write_json_atomic(run / FINISHED_NAME, {"minutes": minutes, "preset": REFINER_PRESET})
