@@ -16,7 +16,7 @@ is 15) and scored on the right half (AP@0.5, AP@0.75). ``--checkpoint`` reuses a
 (never commit one: weights trained on cells3d stay on the machine).
 
 Run: ``python benchmarks/bench_refine.py [--minutes M] [--seeds K] [--t-start 50 100 ...]
-[--syn2real-minutes M] [--checkpoint FILE] [--keep DIR]``; needs ``cellsynth[examples]``; one JSON line
+[--syn2real-minutes M] [--checkpoint FILE] [--keep DIR] [--figure PNG]``; needs ``cellsynth[examples]``; one JSON line
 last (training budget and steps, seconds per refined volume, mean ± sd over classifier seeds).
 """
 
@@ -51,8 +51,32 @@ def c2st_arm(real: Sample, image: np.ndarray, seeds: int) -> dict:
             if len(runs) > 1 else 0.0, "runs": [round(r, 3) for r in runs]}
 
 
+def write_figure(path: Path, real: Sample, optics, checkpoint: Path, t_start: int) -> None:
+    """Mid z-slices of the real right half, its labels drawn by the calibrated physics renderer, and refined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    renderer = RefineRenderer(optics, checkpoint, t_start=t_start, steps=5, device="cpu")
+    labels = Sample(real.labels, spacing=real.spacing)
+    panels = {"real (cells3d right half)": real.image, "physics, calibrated without labels":
+              renderer.physics.render(labels, rng=0).image, f"refined (t_start {t_start}, 5 steps)":
+              renderer.render(labels, rng=0).image}
+    figure, axes = plt.subplots(1, 3, figsize=(12, 4.4))
+    for axis, (title, image) in zip(axes, panels.items(), strict=True):
+        plane = image[image.shape[0] // 2].astype(np.float32)
+        low, high = np.percentile(plane, (0.5, 99.8))
+        axis.imshow(plane, cmap="gray", vmin=low, vmax=high)
+        axis.set_title(title, fontsize=10)
+        axis.axis("off")
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
 def main(minutes: float, seeds: int, t_starts: list[int], syn2real_minutes: float | None,
-         checkpoint: Path | None, keep: Path | None) -> dict:
+         checkpoint: Path | None, keep: Path | None, figure: Path | None = None, figure_t: int = 100) -> dict:
     result: dict = {"real": "cells3d right half (60x256x128)", "training_minutes": minutes,
                     "classifier_seeds": seeds, "device": "cpu"}
     with tempfile.TemporaryDirectory() as scratch:
@@ -88,6 +112,8 @@ def main(minutes: float, seeds: int, t_starts: list[int], syn2real_minutes: floa
             for name, image in images.items():
                 result[name] = c2st_arm(real, image, seeds)
                 print(name, result[name], flush=True)
+        if figure is not None:
+            write_figure(figure, real, calibration.config.optics, checkpoint, figure_t)
         if syn2real_minutes is not None:
             config = with_overrides(calibration.config, {"dataset.n_samples": 8, "generator.name": "refine",
                                                          "generator.checkpoint": str(checkpoint),
@@ -110,6 +136,8 @@ if __name__ == "__main__":
     parser.add_argument("--syn2real-minutes", type=float, help="also Syn2Real on 8 refined volumes, this budget")
     parser.add_argument("--checkpoint", type=Path, help="a refiner trained before (skips the training)")
     parser.add_argument("--keep", type=Path, help="copy the trained refiner and its log here (never commit it)")
+    parser.add_argument("--figure", type=Path, help="PNG of mid-slices: real | physics | refined")
+    parser.add_argument("--figure-t", type=int, default=100, dest="figure_t", help="t_start of the figure's refined")
     arguments = parser.parse_args()
     print(json.dumps(main(arguments.minutes, arguments.seeds, arguments.t_start, arguments.syn2real_minutes,
-                          arguments.checkpoint, arguments.keep)))
+                          arguments.checkpoint, arguments.keep, arguments.figure, arguments.figure_t)))

@@ -343,7 +343,7 @@ class GeneratorConfig(StrictModel):
         25, description="ddpm: denoising steps (at most the checkpoint's training timesteps)")
     t_start: NonNegativeInt | None = Field(
         None, description="ddpm: noise the sketch to this timestep (default 400 of 1000), refine: the physics image "
-                          "(default 100); or strength, or snr"
+                          "(default 50); or strength, or snr"
     )
     strength: Annotated[float, Field(ge=0, lt=1)] | None = Field(None, description="ddpm: t_start / T")
     snr: Positive | None = Field(None, description="ddpm: start where ᾱ/(1−ᾱ) is this (schedule-independent)")

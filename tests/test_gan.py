@@ -400,10 +400,10 @@ def test_ada_adjusts_once_per_64_patches_seen_even_with_one_training_image(rende
     single = tmp_path / "one"
     single.mkdir()
     (single / "image0.tif").write_bytes((renderer_images / "image0.tif").read_bytes())
-    run = train_gan(tiny_config(single, steps=33, log_every=1, batch_size=2, **{"gan.ada": {"p_start": 0.5}}),
+    run = train_gan(tiny_config(single, steps=9, log_every=1, batch_size=8, **{"gan.ada": {"p_start": 0.5}}),
                     tmp_path / "run", progress=False)
     ps = [float(row["ada_p"]) for row in log_rows(run.parent)]
-    assert ps[:31] == [0.5] * 31 and ps[32] != 0.5  # 64 patches = 32 steps of 2, then one adjustment
+    assert ps[:7] == [0.5] * 7 and ps[8] != 0.5  # 64 patches = 8 steps of 8, then one adjustment
 
 
 def test_pseudo_labels_pair_each_image_with_its_classical_segmentation(renderer_images, tmp_path):

@@ -302,7 +302,7 @@ def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *
     :func:`generate_dataset` with the physics renderer; ``out/calibration.yaml`` is the calibrated
     preset (commented, as ``cellsynth calibrate`` writes it). With ``refiner`` (a DDPM checkpoint trained
     on the same images, see :func:`cellsynth.training.refine.generate_refined_like`) every image is the
-    physics render finished by it (:class:`~cellsynth.synthesis.refine.RefineRenderer`, 5 steps).
+    physics render finished by it (:class:`~cellsynth.synthesis.refine.RefineRenderer`, 5 steps from t_start 50).
 
     Examples
     --------
