@@ -31,7 +31,7 @@ def lock_path(target: str | os.PathLike) -> Path:
 
     Examples
     --------
-    >>> lock_path("/data/nuclei").name
+    >>> lock_path("data/nuclei").name
     '.nuclei.cellsynth-lock'
     """
     target = Path(os.path.abspath(target))

@@ -366,6 +366,11 @@ def c2st(
                          history=history, patches=test_patches, labels=test_labels, scores=scores)
 
 
+def _check_repeats(repeats) -> None:
+    if not isinstance(repeats, int | np.integer) or isinstance(repeats, bool) or not 1 <= repeats <= 100:
+        raise InputError(f"repeats must be a whole number from 1 to 100; got {repeats!r}")
+
+
 def repeated_c2st(real, synthetic, *, repeats: int = 3, both_orders: bool = True, **settings) -> dict:
     """:func:`c2st` with ``repeats`` classifier seeds, each in both orders of the train/test parts.
 
@@ -397,8 +402,7 @@ def repeated_c2st(real, synthetic, *, repeats: int = 3, both_orders: bool = True
     >>> len(out["c2st_runs"]), 0.5 <= out["c2st_mean"] <= 1.0
     (4, True)
     """
-    if not isinstance(repeats, int | np.integer) or isinstance(repeats, bool) or not 1 <= repeats <= 100:
-        raise InputError(f"repeats must be a whole number from 1 to 100; got {repeats!r}")
+    _check_repeats(repeats)
     if "seed" in settings or "swap" in settings:
         raise InputError("repeated_c2st chooses the seeds and the order of the parts itself")
     runs, correct, total = [], 0, 0
@@ -439,8 +443,7 @@ def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out:
     from cellsynth.evaluate.plots import write_plots
     from cellsynth.evaluate.realism import compare
 
-    if not isinstance(repeats, int) or isinstance(repeats, bool) or not 1 <= repeats <= 100:
-        raise InputError(f"repeats must be a whole number from 1 to 100; got {repeats!r}")
+    _check_repeats(repeats)
     out = check_output_folder(out)
     reals, synthetics = read_volumes(real, spacing, what="--real"), read_volumes(synthetic, spacing,
                                                                                  what="--synthetic")

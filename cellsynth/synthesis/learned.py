@@ -263,6 +263,8 @@ class DiffusionRenderer(LearnedRenderer):
         ``auto``, ``cpu`` or ``cuda``.
     units : {'normalised', 'camera'}
         Images in [0, 1], or in the training images' units (see :meth:`LearnedRenderer.in_units`).
+    tile_scale : int
+        Inference tiles of up to this many training patches per axis (see :meth:`tile_geometry`).
 
     Examples
     --------
@@ -277,11 +279,12 @@ class DiffusionRenderer(LearnedRenderer):
     def __init__(self, checkpoint: str | os.PathLike, patching: PatchingConfig | None = None, *,
                  sampler: str = "dpmsolver", steps: int = 25, t_start: int | None = None,
                  strength: float | None = None, snr: float | None = None, statistics=None, device: str = "auto",
-                 units: str = "normalised"):
+                 units: str = "normalised", tile_scale: int = 1):
         from cellsynth.models.diffusion import make_scheduler, start_timestep
         from cellsynth.synthesis.conditioning import SketchStatistics
 
         super().__init__(checkpoint, patching, device, units)
+        self.tile_scale = int(tile_scale)
         sketch = dict(self.info.sketch)
         self.blur_um = tuple(sketch.pop("blur_um"))
         self.statistics = statistics or SketchStatistics(**sketch)

@@ -68,8 +68,7 @@ class RefineRenderer:
             t_start = T_START
         self.physics = OpticsRenderer(optics, patching)
         self.diffusion = DiffusionRenderer(checkpoint, patching, sampler=sampler, steps=steps, t_start=t_start,
-                                           strength=strength, snr=snr, device=device)
-        self.diffusion.tile_scale = TILE_SCALE
+                                           strength=strength, snr=snr, device=device, tile_scale=TILE_SCALE)
         info = self.diffusion.info
         channels = (info.architecture.get("in_channels", 1), info.architecture.get("out_channels", 1))
         if channels != (1, 1):
