@@ -9,11 +9,15 @@ DEMO := data/demo
 
 # torch is pinned and installed first: its CPU wheel is what pip finds here, while an unpinned
 # torch would pull gigabytes of CUDA packages.
+# Each step says what it does; pip shows its download bars (the install takes a minute or two).
 $(STAMP): pyproject.toml
+	@echo "cellsynth install 1/3: a virtual environment in $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[dev,examples]"
+	@echo "cellsynth install 2/3: torch 2.13.0 (CPU)"
+	$(BIN)/python -m pip install --progress-bar on torch==2.13.0
+	@echo "cellsynth install 3/3: cellsynth and its dependencies"
+	$(BIN)/python -m pip install --progress-bar on -e ".[dev,examples]"
 	touch $(STAMP)
 
 demo: $(STAMP)

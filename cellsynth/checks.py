@@ -100,8 +100,9 @@ def as_volume(array: np.ndarray, what: str = "volume") -> np.ndarray:
 def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
     """Validate an intensity image and return it as a ZYX volume.
 
-    Accepted: uint8, uint16 (kept as they are) or any floating dtype (cast to float32) with only
-    finite values.
+    Accepted: uint8, uint16 (kept as they are), other integer types (int16 from some cameras: as
+    uint16 when every value fits, else as float32, values kept) or any floating dtype (cast to
+    float32) with only finite values.
 
     Raises
     ------
@@ -116,7 +117,11 @@ def check_image(image: np.ndarray, what: str = "image") -> np.ndarray:
         return image.astype(np.float32, copy=False)
     if image.dtype in (np.uint8, np.uint16):
         return image
-    raise InputError(f"{what} has dtype {image.dtype}; accepted: uint8, uint16 or floating point")
+    if np.issubdtype(image.dtype, np.integer) and image.dtype.itemsize <= 4:
+        fits = image.size and 0 <= int(image.min()) and int(image.max()) <= np.iinfo(np.uint16).max
+        return image.astype(np.uint16 if fits else np.float32)
+    raise InputError(f"{what} has dtype {image.dtype}; accepted: unsigned or signed integers up to 32 bits, or "
+                     "floating point")
 
 
 def check_labels(labels: np.ndarray, what: str = "labels") -> np.ndarray:

@@ -271,8 +271,17 @@ class CameraConfig(StrictModel):
     noise_correlation_um: Annotated[float, Field(ge=0, le=5, allow_inf_nan=False)] = Field(
         0.0, description="σ (µm) of a Gaussian that correlates the camera noise between neighbouring voxels "
                          "(variance kept); 0: independent voxels")
-    output_dtype: Literal["float32", "uint16"] = Field(
-        "float32", description="float32: ADU / full scale in [0, 1]; uint16: the ADU themselves")
+    output_dtype: Literal["float32", "uint16", "uint8"] = Field(
+        "float32", description="float32: ADU × output_scale; uint16 or uint8 (bit_depth 8): the ADU themselves")
+    output_scale: Positive | None = Field(
+        None, description="float32 output per ADU (the calibration images' units); default: 1 / full scale, "
+                          "so that the image is in [0, 1]")
+
+    @model_validator(mode="after")
+    def _uint8_holds_the_range(self):
+        if self.output_dtype == "uint8" and self.bit_depth != 8:
+            raise ValueError(f"uint8 output needs bit_depth 8 (got {self.bit_depth}); use uint16 or float32")
+        return self
 
 
 #: Section of each key of the physics renderer's config (older YAML gave them all flat under ``optics``).

@@ -239,7 +239,7 @@ SPACING_HINT = "pass spacing=(z, y, x) in µm (CLI: --spacing Z Y X)"
 
 
 def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None, *,
-                spacing_hint: str = SPACING_HINT) -> tuple[np.ndarray, Spacing]:
+                spacing_hint: str = SPACING_HINT, min_planes: int = 1) -> tuple[np.ndarray, Spacing]:
     """Read a ZYX volume and its spacing.
 
     Parameters
@@ -252,6 +252,8 @@ def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None,
         carries none (``.npy`` without sidecar, plain TIFF).
     spacing_hint : str
         How the error for a file without spacing tells the user to give one.
+    min_planes : int
+        The fewest Z planes accepted (3 where µm along z are measured); checked before the spacing.
 
     Returns
     -------
@@ -280,11 +282,16 @@ def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None,
         check_regular_file(path, "volume")
     reader = {"tiff": _read_tiff, "ome-tiff": _read_tiff, "ome-zarr": _read_ome_zarr, "npy": _read_npy}[fmt]
     data, found = reader(path)
+    data = as_volume(data, f"'{path}'")
+    if data.shape[0] < min_planes:
+        kind = "a 2D image" if data.shape[0] == 1 else "a thin stack"
+        raise FileFormatError(f"'{path}' has {data.shape[0]} plane(s) ({kind}); this needs a 3D stack of at least "
+                              f"{min_planes} planes")
     if spacing is not None:
         found = check_spacing(spacing)
     if found is None:
         raise FileFormatError(f"'{path}' carries no voxel spacing; {spacing_hint}")
-    return as_volume(data, f"'{path}'"), found
+    return data, found
 
 
 # ----------------------------------------------------------------------------- TIFF

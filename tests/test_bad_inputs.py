@@ -121,7 +121,7 @@ CASES = [
     ("negative-labels", lambda t: pair(t, labels=boxes_labels().astype(np.int32) - 1), "negative values (min -1)"),
     ("nan-image", lambda t: pair(t, image=nan_image()), "1 NaN or inf values"),
     ("inf-image", lambda t: pair(t, image=np.full((4, 16, 20), np.inf, np.float32)), "NaN or inf values"),
-    ("int64-image", lambda t: pair(t, image=np.zeros((4, 16, 20), np.int64)), "accepted: uint8, uint16 or floating"),
+    ("int64-image", lambda t: pair(t, image=np.zeros((4, 16, 20), np.int64)), "integers up to 32 bits"),
     ("no-spacing", lambda t: pair(t, spacing=False), "carries no voxel spacing; pass spacing"),
     ("negative-spacing", lambda t: pair(t)[:-3] + ["1", "-0.2", "0.2"], "finite numbers > 0"),
     ("corrupt-tiff", corrupt_tiff, "not a readable TIFF"),

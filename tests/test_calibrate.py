@@ -21,8 +21,8 @@ from cellsynth.errors import InputError
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.simulate import simulate_masks
 from cellsynth.sample import Sample
-from cellsynth.synthesis.calibrate import calibrate, object_levels
-from cellsynth.synthesis.measure import noise_correlation
+from cellsynth.synthesis.calibrate import PHASES, calibrate, object_levels
+from cellsynth.synthesis.measure import camera_storage, noise_correlation
 from cellsynth.synthesis.optics import OpticsRenderer
 from cellsynth.synthesis.preset import write_calibration
 
@@ -126,6 +126,109 @@ def test_calibration_refuses_what_it_cannot_measure():
         calibrate(image, (1, 1, 1), np.zeros((8, 64, 63), np.uint16))
     with pytest.raises(InputError, match="no object"):
         calibrate(image, (1, 1, 1), np.zeros((8, 64, 64), np.uint16))
+
+
+@pytest.mark.parametrize("dtype, values, expected", [
+    ("uint8", [0, 30, 255], ("uint8", 1.0, 8, None)),
+    ("uint16", [0, 300, 4000], ("uint16", 1.0, 12, None)),
+    ("int16", [0, 300, 30000], ("uint16", 1.0, 15, None)),
+    ("float32", [0.0, 300.0, 4000.0], ("float32", 1.0, 12, 1.0)),   # whole camera counts stored as floats
+    ("float32", [0.0, 0.25, 0.5], ("float32", 131070.0, 16, 0.5 / 65535)),  # scaled: largest → 65535 ADU
+    ("float64", [0.0, 1.5, 3e6], ("float32", 65535 / 3e6, 16, 3e6 / 65535)),  # beyond 16 bits
+])
+def test_every_storage_is_measured_in_camera_units_and_generated_back_in_its_own(dtype, values, expected):
+    storage = camera_storage([np.array(values, dtype).reshape(1, 1, -1)])
+    output, scale, bits, output_scale = expected
+    assert (storage.output_dtype, storage.bits) == (output, bits)
+    assert storage.scale == pytest.approx(scale) and (storage.output_scale is None) == (output_scale is None)
+    if output_scale is not None:
+        assert storage.output_scale == pytest.approx(output_scale)
+    with pytest.raises(InputError, match="negative values"):
+        camera_storage([np.array([-1.0, 2.0, 3.0], np.float32).reshape(1, 1, 3)])
+
+
+def test_a_float_image_calibrates_like_its_integer_copy_and_generates_in_its_units(known):
+    config, masks, image, calibration = known
+    for stored in (image.astype(np.float32), (image / 65535.0).astype(np.float32)):
+        again = calibrate(stored, config.volume.spacing_um, masks.labels)
+        camera, reference = again.config.optics.camera, calibration.config.optics.camera
+        assert camera.photons == pytest.approx(reference.photons, rel=0.02)
+        assert again.config.optics.specimen.background == pytest.approx(
+            calibration.config.optics.specimen.background, abs=0.002)
+        assert camera.output_dtype == "float32"
+        rendered = OpticsRenderer(again.config.optics, config.patching).render(masks, np.random.default_rng(1)).image
+        assert rendered.dtype == np.float32
+        shown, target = (object_levels(i.astype(np.float64), masks.labels, config.volume.spacing_um)
+                         for i in (rendered, stored))
+        assert shown["median"] == pytest.approx(target["median"], rel=0.1)  # the user's units, not [0, 1]
+        assert shown["floor"] == pytest.approx(target["floor"], rel=0.1, abs=1e-3 * target["median"])
+
+
+def test_generate_like_stops_before_writing_when_the_generated_image_is_unlike_the_real_one(
+        known, tmp_path, monkeypatch, capsys):
+    config, masks, image, _ = known
+    write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
+    monkeypatch.setattr(OpticsRenderer, "from_adu", lambda self, adu: np.ones(adu.shape, np.float32))
+    assert main(["generate", "--like", str(tmp_path / "image.tif"), "--out", str(tmp_path / "out"), "-q"]) == 2
+    error = capsys.readouterr().err
+    assert "generated image is constant (1) unlike" in error and "image.tif" in error and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failing_calibration_report_keeps_the_preset(known, tmp_path, monkeypatch):
+    import cellsynth.evaluate.calibration as report
+
+    config, masks, image, _ = known
+    write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
+    write_volume(tmp_path / "labels.tif", masks.labels, config.volume.spacing_um)
+
+    def fail(*args, **kwargs):
+        raise InputError("the report failed")
+
+    monkeypatch.setattr(report, "write_calibration_report", fail)
+    assert main(["calibrate", str(tmp_path / "image.tif"), "--labels", str(tmp_path / "labels.tif"), "--out",
+                 str(tmp_path / "p.yaml"), "--report", str(tmp_path / "report")]) == 2
+    assert load_config(tmp_path / "p.yaml").optics.camera.output_dtype == "uint16"
+
+
+def test_calibration_shows_its_named_phases_unless_quiet(known, tmp_path, monkeypatch):
+    import cellsynth.progress
+
+    shown = []
+
+    class Recorder:
+        def __init__(self, total, desc, disable, **_):
+            self.n, self.enabled = 0, not disable
+
+        def update(self, n):
+            self.n += n
+
+        def set_description_str(self, text):
+            if self.enabled:
+                shown.append(text)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(cellsynth.progress, "tqdm", Recorder)
+    config, masks, image, _ = known
+    write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
+    write_volume(tmp_path / "labels.tif", masks.labels, config.volume.spacing_um)
+    command = ["calibrate", str(tmp_path / "image.tif"), "--labels", str(tmp_path / "labels.tif")]
+    assert main([*command, "--out", str(tmp_path / "quiet.yaml"), "-q"]) == 0 and shown == []
+    assert main([*command, "--out", str(tmp_path / "p.yaml")]) == 0
+    assert shown == [f"calibrate: {name}" for name in PHASES]
+
+
+def test_a_2d_image_is_refused_in_one_round_trip_naming_the_file(tmp_path, capsys):
+    write_volume(tmp_path / "flat.tif", np.ones((32, 32), np.uint16), (1, 1, 1))
+    import tifffile
+
+    tifffile.imwrite(tmp_path / "plain.tif", np.arange(32 * 32, dtype=np.uint16).reshape(32, 32))  # no spacing
+    for name in ("flat.tif", "plain.tif"):
+        assert main(["calibrate", str(tmp_path / name), "--out", str(tmp_path / "p.yaml")]) == 2
+        error = capsys.readouterr().err
+        assert f"{name}' has 1 plane(s) (a 2D image)" in error and "spacing" not in error
 
 
 # ----------------------------------------------------------------------------- renderer and simulator features

@@ -317,3 +317,13 @@ def test_check_output_refuses_a_parent_that_cannot_be_written(tmp_path, monkeypa
     monkeypatch.setattr(os, "access", lambda path, mode: False if Path(path) == tmp_path else real_access(path, mode))
     with pytest.raises(InputError, match="is not writable \\(read-only or no permission\\)"):
         check_output(tmp_path / "out", "dataset", folder=True)
+
+
+def test_signed_integer_images_keep_their_values():
+    from cellsynth.checks import check_image
+
+    camera = np.array([[[0, 300, 32000]]], np.int16)
+    kept = check_image(camera)
+    assert kept.dtype == np.uint16 and kept.tolist() == camera.tolist()
+    signed = np.array([[[-5, 300, 70000]]], np.int32)  # beyond uint16 either way: float32, values kept
+    assert check_image(signed).dtype == np.float32 and check_image(signed).tolist() == [[[-5.0, 300.0, 70000.0]]]

@@ -19,10 +19,11 @@ from cellsynth.training.loop import train_ddpm
 SPACING = (0.29, 0.26, 0.26)
 
 
-def physics_config(output_dtype="uint16"):
-    """The nuclei preset on a small volume, its camera writing ``output_dtype``."""
+def physics_config(output_dtype="uint16", output_scale=None):
+    """The nuclei preset on a small volume, its camera writing ``output_dtype`` (float32: × ``output_scale``)."""
     return with_overrides(load_preset("nuclei"), {"volume.shape": [12, 48, 48], "volume.spacing_um": list(SPACING),
-                                                  "optics.camera.output_dtype": output_dtype})
+                                                  "optics.camera.output_dtype": output_dtype,
+                                                  "optics.camera.output_scale": output_scale})
 
 
 def blobs(shape=(12, 48, 48)) -> np.ndarray:
@@ -48,20 +49,21 @@ def checkpoint(tmp_path_factory):
     return train_ddpm(config, tmp_path_factory.mktemp("run") / "ddpm", progress=False)
 
 
-def refiner(checkpoint, output_dtype="uint16", **settings):
-    return RefineRenderer(physics_config(output_dtype).optics, checkpoint, device="cpu", **settings)
+def refiner(checkpoint, output_dtype="uint16", output_scale=None, **settings):
+    return RefineRenderer(physics_config(output_dtype, output_scale).optics, checkpoint, device="cpu", **settings)
 
 
-def test_the_range_mapping_round_trips_in_both_output_types(checkpoint):
-    for dtype in ("uint16", "float32"):
-        renderer = refiner(checkpoint, dtype)
+def test_the_range_mapping_round_trips_in_every_output_type(checkpoint):
+    # uint16 ADU, float32 as a fraction of the full scale, float32 in camera units (a float calibration image)
+    for dtype, scale in (("uint16", None), ("float32", None), ("float32", 1.0)):
+        renderer = refiner(checkpoint, dtype, scale)
         image = renderer.physics.render(Sample(blobs(), spacing=SPACING), rng=0).image
         mapped = renderer.to_model(image)
         assert 0.0 < float(np.median(mapped)) < 1.0  # the physics image lands in the checkpoint's range
-        back = renderer.from_model(mapped, image.dtype)
+        back = renderer.from_model(mapped)
         assert back.dtype == image.dtype
         np.testing.assert_allclose(back.astype(np.float64), image.astype(np.float64),
-                                   atol=0.51 if dtype == "uint16" else 1e-6)
+                                   atol=0.51 if dtype == "uint16" else 1e-6 * float(image.max()))
 
 
 def test_refined_images_are_deterministic_in_the_physics_units_and_differ_from_physics(checkpoint):

@@ -181,12 +181,13 @@ def calibrate(args: argparse.Namespace) -> int | None:
                  inputs=[*args.images, *(args.labels or [])])
     if args.report is not None:
         check_output_folder(args.report)
-    calibration = calibrate_files(args.images, args.labels, args.spacing, kind=args.kind, n_samples=args.n)
+    calibration = calibrate_files(args.images, args.labels, args.spacing, kind=args.kind, n_samples=args.n,
+                                  progress=not args.quiet)
+    write_calibration(calibration, args.out, sources=args.images)  # first: a failing report keeps the preset
+    print(f"{args.out}: {calibration.summary()}; `cellsynth generate {args.out} --out DIR` makes data like it")
     if args.report is not None:
         write_calibration_report(calibration, calibration.config.volume.spacing_um, args.report)
         print(f"report: {args.report}")
-    write_calibration(calibration, args.out, sources=args.images)
-    print(f"{args.out}: {calibration.summary()}; `cellsynth generate {args.out} --out DIR` makes data like it")
 
 
 def synthesize(args: argparse.Namespace) -> int | None:
@@ -298,7 +299,7 @@ def evaluate_realism(args: argparse.Namespace) -> int | None:
 
     report = evaluate_realism(args.real, args.synthetic, args.out, spacing=args.spacing, patch_um=args.patch_um,
                               steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device,
-                              repeats=args.repeats)
+                              repeats=args.repeats, progress=not args.quiet)
     low, high = report["c2st_ci95"]
     print(f"C2ST accuracy {report['c2st_accuracy']:.3f} (95 % CI {low:.3f}-{high:.3f}), AUC {report['c2st_auc']:.3f}, "
           f"{report['n_test']} test patches (0.5 = cannot be told apart, 1.0 = trivially told apart)")

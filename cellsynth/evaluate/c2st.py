@@ -45,6 +45,7 @@ from cellsynth.evaluate.volumes import common_spacing, read_volumes, resample, s
 from cellsynth.io import write_bytes_atomic, write_json_atomic
 from cellsynth.models.common import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import seeded
+from cellsynth.progress import Phases
 from cellsynth.sample import Sample
 
 #: Default patch (z, y, x) in µm: about 17×31×31 voxels at the cells3d spacing.
@@ -423,7 +424,7 @@ def repeated_c2st(real, synthetic, *, repeats: int = 3, both_orders: bool = True
 def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out: str | os.PathLike, *,
                      spacing: Sequence[float] | None = None, patch_um: Sequence[float] = PATCH_UM,
                      steps: int | None = STEPS, minutes: float | None = None, seed: int = 0,
-                     device: str = "cpu", repeats: int = 1) -> dict:
+                     device: str = "cpu", repeats: int = 1, progress: bool = False) -> dict:
     """``cellsynth evaluate realism``: C2ST plus the unpaired statistics, written into ``out``.
 
     With ``repeats`` above 1 the report adds :func:`repeated_c2st`'s figures (seeds 0 … repeats − 1,
@@ -434,19 +435,30 @@ def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out:
     against the first synthetic volume (at the common spacing; contrast where labels exist).
     ``out/c2st_patches.png`` shows the most synthetic- and real-looking test patches;
     ``spectra.png``, ``histogram.png``, ``depth.png``, ``xz_profile.png`` and ``slices.png`` the curves.
+    ``progress``: a bar of the named phases (reading, classifier, repeats, statistics, plots).
 
     Examples
     --------
     >>> evaluate_realism("data/cells3d_right", "data/nuclei", "data/realism", minutes=2)  # doctest: +SKIP
     """
     from cellsynth.evaluate.baseline import check_output_folder
-    from cellsynth.evaluate.plots import write_plots
-    from cellsynth.evaluate.realism import compare
 
     _check_repeats(repeats)
     out = check_output_folder(out)
-    reals, synthetics = read_volumes(real, spacing, what="--real"), read_volumes(synthetic, spacing,
-                                                                                 what="--synthetic")
+    with Phases("realism", ["reading", "classifier", "repeats", "statistics", "plots"], progress) as phase:
+        phase("reading")
+        reals = read_volumes(real, spacing, what="--real")
+        synthetics = read_volumes(synthetic, spacing, what="--synthetic")
+        phase("classifier")
+        return _realism_report(reals, synthetics, real, synthetic, out, phase, patch_um=patch_um, steps=steps,
+                               minutes=minutes, seed=seed, device=device, repeats=repeats)
+
+
+def _realism_report(reals: list[Sample], synthetics: list[Sample], real, synthetic, out: Path, phase: Phases, *,
+                    patch_um, steps, minutes, seed, device, repeats) -> dict:
+    from cellsynth.evaluate.plots import write_plots
+    from cellsynth.evaluate.realism import compare
+
     result = c2st(reals, synthetics, patch_um=patch_um, steps=steps, minutes=minutes, seed=seed, device=device)
     grid = tuple(result.settings["spacing_um"])
     first_real = resample(reals[0].image, reals[0].spacing, grid)
@@ -457,14 +469,17 @@ def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out:
             return None
         return resample(volume.labels, volume.spacing, grid, order=0, shape=shape)
 
+    phase("statistics")
     distances, real_stats, synthetic_stats = compare(first_real, first_synthetic, grid,
                                                      real_labels=labels_of(reals[0], first_real.shape),
                                                      synthetic_labels=labels_of(synthetics[0], first_synthetic.shape))
     report = {**result.summary(), "real": str(real), "synthetic": str(synthetic), "unpaired": jsonable(distances),
               "unpaired_of": [reals[0].name, synthetics[0].name]}
+    phase("repeats")
     if repeats > 1:
         report.update(repeated_c2st(reals, synthetics, repeats=repeats, patch_um=patch_um, steps=steps,
                                     minutes=minutes, device=device))
+    phase("plots")
     out.mkdir(exist_ok=True)
     result.figure(out / "c2st_patches.png")
     plots = write_plots({"real": first_real, "synthetic": first_synthetic},

@@ -52,11 +52,13 @@ from cellsynth.config import Config, NucleiConfig, validate_config, with_overrid
 from cellsynth.errors import InputError
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import classical_segmentation, equivalent_radii
+from cellsynth.progress import Phases
 from cellsynth.synthesis.calibrate_membranes import calibrate_membranes
 from cellsynth.synthesis.measure import (
     AXIAL_SIGMAS,
     HAZE_SCALES_UM,
     LATERAL_SIGMAS,
+    camera_storage,
     coordinate_search,
     dark_level_below,
     log_spread,
@@ -322,8 +324,13 @@ def segment_adaptively(image: np.ndarray, spacing: Spacing, settings: dict | Non
     return classical_segmentation(image, spacing, **adapted)
 
 
+#: The named phases of a nuclei calibration, as its progress bar shows them.
+PHASES = ("segmentation", "camera", "levels and haze", "PSF", "interior profile", "texture", "inclusions", "shapes",
+          "closed loop")
+
+
 def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuclei", n_samples: int = 8,
-              seed: int = 0, segmentation: dict | None = None) -> Calibration:
+              seed: int = 0, segmentation: dict | None = None, progress: bool = False) -> Calibration:
     """Measure real volume(s) and return the config that simulates and renders data like them.
 
     Parameters
@@ -341,6 +348,8 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
         The dataset section of the config.
     segmentation : dict, optional
         Keyword arguments of the classical segmentation (µm) when labels are not given.
+    progress : bool
+        A progress bar of the named phases (:data:`PHASES`).
 
     Returns
     -------
@@ -354,11 +363,21 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
     >>> Path("mine.yaml").write_text(calibration.yaml())              # doctest: +SKIP
     """
     if kind == "membranes":
-        return calibrate_membranes(images, spacing, labels, n_samples=n_samples, seed=seed, segmentation=segmentation)
+        return calibrate_membranes(images, spacing, labels, n_samples=n_samples, seed=seed, segmentation=segmentation,
+                                   progress=progress)
     if kind != "nuclei":
         raise InputError(f"calibration kind must be 'nuclei' or 'membranes'; got {kind!r}")
+    with Phases("calibrate", PHASES, progress) as phase:
+        return _calibrate_nuclei(images, spacing, labels, n_samples, seed, segmentation, phase)
+
+
+def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, seed: int, segmentation: dict | None,
+                      phase: Phases) -> Calibration:
     images, labels, spacing = check_calibration_inputs(images, labels, spacing)
+    storage = camera_storage(images)
+    stored, images = images, storage.to_camera(images)
     segmented = labels is None
+    phase("segmentation")
     if segmented:
         labels = [segment_adaptively(image, spacing, segmentation) for image in images]
     if not any(lab.any() for lab in labels):
@@ -374,7 +393,8 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
     image, label = images[0], labels[0]
     source = "the classical segmentation" if segmented else "the given labels"
     depth = centreness(label, spacing)
-    integer, top, bits, correlation, camera = measure_camera(images, label, spacing)
+    phase("camera")
+    correlation, camera = measure_camera(images, label, spacing, storage.saturation)
     outside = np.concatenate([i[ndi.distance_transform_edt(lab == 0, sampling=spacing) > 2.0]
                               for i, lab in zip(images, labels, strict=True)]).astype(np.float64)
     if outside.size == 0:
@@ -390,12 +410,15 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
                          "background?")
     gain = camera["gain"]
     first = tables[0]
+    phase("levels and haze")
     haze = fit_haze(image.astype(np.float64), label, spacing, first["mean"], first["ids"], background)
     floor = haze["floor"]
     median_above = float(np.median(np.maximum(table["mean"] - floor, 1e-9)))
     photons = median_above / (gain * (1 + haze["haze"] * haze["inside"]))
+    phase("PSF")
     psf_axial, psf_lateral = fit_psf(image.astype(np.float64), label, spacing, first["mean"], first["ids"],
                                      background)
+    phase("interior profile")
     profile, seen_profile = deconvolved_profile(image.astype(np.float64), label, depth, first["mean"], first["ids"],
                                                 background, (psf_axial, psf_lateral), spacing)
     expected = object_model(label, depth, first["mean"], first["ids"], background, profile, (psf_axial, psf_lateral),
@@ -412,11 +435,13 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
         else:
             camera = dark_level_below(camera, ambient["amplitude"], level)
             ambient["relative"] = ambient["amplitude"] / max(level - camera["offset"], 1e-9)
+    phase("texture")
     texture = texture_spectrum(image.astype(np.float64), depth > 0.15, spacing, expected, camera,
                                (psf_axial, psf_lateral), label)
+    phase("inclusions")
     inclusions = find_inclusions(image.astype(np.float64), label, spacing, depth, expected, camera["offset"])
 
-    # masks: shape statistics from objects not cut by the volume's faces
+    phase("shapes")  # masks: shape statistics from objects not cut by the volume's faces
     whole = ~table["touching"]
     shapes = whole if whole.sum() >= 3 else np.ones_like(whole)
     radii = (3 * table["volume"][shapes] / (4 * math.pi)) ** (1 / 3)
@@ -444,7 +469,8 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
     nuclei_radius = float(radii.mean())
     defaults = NucleiConfig()
     flattening = flattening_for(ratio, defaults.deformation, defaults.gamma)
-    min_distance = float(np.percentile(nn, 10)) if len(nn) else 2.2 * nuclei_radius
+    nearest = float(np.percentile(nn, 10)) if len(nn) else 2.2 * nuclei_radius
+    min_distance = max(nearest, nuclei_radius)  # closer centroids are split nuclei: the simulator refuses them
     config = {
         "dataset": {"n_samples": n_samples, "seed": seed, "name_prefix": "calibrated"},
         "volume": {"shape": list(image.shape), "spacing_um": list(spacing)},
@@ -482,16 +508,16 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
             "read_noise": round(camera["read_noise"], 4),
             "gain": round(gain, 4),
             "offset": round(camera["offset"], 3),
-            "bit_depth": bits,
-            "output_dtype": "uint16" if integer else "float32",
+            **storage.camera_config(),
         },
     }
     n_objects = len(table["ids"])
     note("volume.shape", None, "the calibration image's own shape (voxels)")
     note("masks.placement.n_cells", n_cells, f"objects per volume in {source} ({n_objects} in {len(images)})")
     note("masks.placement.min_distance_um", min_distance,
-         f"10th percentile of the nearest-neighbour centroid distance (median {np.median(nn):.2f} µm)"
-         if len(nn) else "2.2 × the mean radius (one object only)")
+         (f"10th percentile of the nearest-neighbour centroid distance (median {np.median(nn):.2f} µm)" +
+          (f", {nearest:.2f} µm raised to the mean radius (closer nuclei would overlap into fragments)"
+           if nearest < nuclei_radius else "")) if len(nn) else "2.2 × the mean radius (one object only)")
     note("masks.placement.z_range_um", config["masks"]["placement"]["z_range_um"],
          f"5th-95th percentile of the centroid depth ± 0.5 µm: a slab (centroids span "
          f"{np.ptp(z):.1f} of {depth_um:.1f} µm)" if slab else
@@ -543,12 +569,13 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
     note("optics.offset", camera["offset"], camera.get("offset_how", "dark level: 0.5th percentile of the 1 "
                                                                       "µm-smoothed image"))
     note("optics.read_noise", camera["read_noise"], "from the photon-transfer intercept at the offset (electrons)")
-    note("optics.bit_depth", bits, f"{image.dtype} data up to {top:g}" if integer else "floating-point data")
-    note("optics.output_dtype", config["optics"]["output_dtype"], "the calibration images' kind")
+    for key, value in storage.camera_config().items():
+        note(f"optics.{key}", value, storage.describe())
     note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
+    phase("closed loop")
     validated = closed_loop(validate_config(config, "calibration"), image.astype(np.float64), label, spacing,
                             measured)
-    return Calibration(validated, measured, labels, images)  # type: ignore[arg-type]
+    return Calibration(validated, measured, labels, stored)  # type: ignore[arg-type]
 
 
 def object_levels(image: np.ndarray, labels: np.ndarray, spacing: Spacing) -> dict:
@@ -582,8 +609,8 @@ def closed_loop(config: Config, image: np.ndarray, labels: np.ndarray, spacing: 
         return config
     for _ in range(rounds):  # every object at the median brightness: one draw of a few would be the target's noise
         steady = with_overrides(config, {"optics.specimen.brightness_sigma": 0.0})
-        rendered = OpticsRenderer(steady.optics, config.patching).render(masks, np.random.default_rng(0)).image
-        shown = object_levels(rendered.astype(np.float64), labels, spacing)
+        renderer = OpticsRenderer(steady.optics, config.patching)
+        shown = object_levels(renderer.to_adu(renderer.render(masks, np.random.default_rng(0)).image), labels, spacing)
         if shown["median"] <= 0:
             break
         scale = target["median"] / shown["median"]
@@ -614,7 +641,7 @@ def calibrate_files(images: Sequence[str | os.PathLike], labels: Sequence[str | 
 
     volumes = []
     for path in images:
-        image, spacing = read_volume(path, spacing)
+        image, spacing = read_volume(path, spacing, min_planes=3)  # the PSF along z and the depth need a stack
         volumes.append(image)
     label_volumes = [read_volume(path, spacing)[0] for path in labels] if labels else None
     return calibrate(volumes, spacing, label_volumes, **options)

@@ -37,10 +37,12 @@ from cellsynth.config import validate_config
 from cellsynth.errors import InputError
 from cellsynth.masks.membranes import membrane_mask
 from cellsynth.masks.segment import equivalent_radii, segment_membranes
+from cellsynth.progress import Phases
 from cellsynth.synthesis.measure import (
     AXIAL_SIGMAS,
     HAZE_SCALES_UM,
     LATERAL_SIGMAS,
+    camera_storage,
     coordinate_search,
     log_spread,
     measure_camera,
@@ -180,8 +182,12 @@ def weights_for(spread: float, config: dict) -> float:
     return min(WEIGHT_HIGHS, key=lambda high: abs(simulated(high) - spread))
 
 
+#: The named phases of a membrane calibration, as its progress bar shows them.
+PHASES = ("segmentation", "membranes and optics", "camera", "shapes")
+
+
 def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samples: int = 8, seed: int = 0,
-                        segmentation: dict | None = None) -> Calibration:
+                        segmentation: dict | None = None, progress: bool = False) -> Calibration:
     """Measure real membrane-stained volume(s) and return the config that simulates and renders data like them.
 
     Parameters
@@ -210,8 +216,17 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
     >>> calibration.config.masks.membranes.thickness_um                 # doctest: +SKIP
     0.75
     """
+    with Phases("calibrate", PHASES, progress) as phase:
+        return _calibrate_membranes(images, spacing, labels, n_samples, seed, segmentation, phase)
+
+
+def _calibrate_membranes(images, spacing: Sequence[float], labels, n_samples: int, seed: int,
+                         segmentation: dict | None, phase: Phases) -> Calibration:
     images, labels, spacing = check_calibration_inputs(images, labels, spacing)
+    storage = camera_storage(images)
+    stored, images = images, storage.to_camera(images)
     segmented = labels is None
+    phase("segmentation")
     if segmented:
         labels = [segment_membranes(image, spacing, **(segmentation or {})) for image in images]
     if not any(lab.max() >= 2 for lab in labels):
@@ -232,12 +247,14 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
         centred = np.argwhere(cells) * np.asarray(spacing)
         organism = {"kind": "ellipsoid", "semi_axes_um": [round(float(math.sqrt(5 * v)), 3)
                                                           for v in centred.var(axis=0)]}
+    phase("membranes and optics")
     fits = [fit_membranes(image, label, spacing, surface) for surface in ((False, True) if coverage <= 0.95
                                                                           else (False,))]
     fit = min(fits, key=lambda f: f["error"])
     surface = fits.index(fit) == 1
     walls = membrane_mask(label, spacing, fit["thickness_um"], include_surface=surface)
-    integer, top, bits, correlation, camera = measure_camera(images, walls.astype(np.uint8), spacing, fit["model"])
+    phase("camera")
+    correlation, camera = measure_camera(images, walls.astype(np.uint8), spacing, storage.saturation, fit["model"])
     gain, offset, read_noise = camera["gain"], camera["offset"], camera["read_noise"]
     offset_how = "dark level: 0.5th percentile of the 1 µm-smoothed image"
     if coverage > 0.95 and 0 <= fit["floor"] < offset:  # no dark region in view: the fit's level without light
@@ -269,6 +286,7 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
         slope = np.polyfit(z[positive], np.log(scale[positive]), 1)[0]
         if slope < 0 and -1 / slope < 10 * depth_um:
             attenuation = float(-1 / slope)
+    phase("shapes")
     nn = []
     for lab in labels:
         centres = centroids_um(lab, spacing)
@@ -303,8 +321,7 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
             "read_noise": round(read_noise, 4),
             "gain": round(gain, 4),
             "offset": round(offset, 3),
-            "bit_depth": bits,
-            "output_dtype": "uint16" if integer else "float32",
+            **storage.camera_config(),
         },
     }
     high = weights_for(spread, config)
@@ -339,7 +356,7 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
     note("optics.read_noise", read_noise, "from the photon-transfer intercept at the offset (electrons)")
     note("optics.noise_correlation_um", correlation["sigma_um"], "lag-1 noise correlation along y, x far from "
          f"membranes: {correlation['rho'][0]:.2f}, {correlation['rho'][1]:.2f}")
-    note("optics.bit_depth", bits, f"{images[0].dtype} data up to {top:g}" if integer else "floating-point data")
-    note("optics.output_dtype", config["optics"]["output_dtype"], "the calibration images' kind")
+    for key, value in storage.camera_config().items():
+        note(f"optics.{key}", value, storage.describe())
     note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
-    return Calibration(validate_config(config, "calibration"), measured, labels, images)
+    return Calibration(validate_config(config, "calibration"), measured, labels, stored)

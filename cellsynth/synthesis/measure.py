@@ -1,6 +1,6 @@
-"""Image measurements the calibration is built from, with no config: the camera (noise correlation,
-photon transfer, the dark level under a textured background), texture spectra, robust spreads, and
-the coordinate search the PSF and membrane fits share.
+"""Image measurements the calibration is built from, with no config: the camera (how the images store
+its counts, noise correlation, photon transfer, the dark level under a textured background), texture
+spectra, robust spreads, and the coordinate search the PSF and membrane fits share.
 
 Examples
 --------
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -146,18 +147,105 @@ def log_spread(values) -> float:
     return float(1.4826 * np.median(np.abs(logs - np.median(logs))))
 
 
-def measure_camera(images: Sequence[np.ndarray], labels: np.ndarray, spacing: Spacing,
-                   structure: np.ndarray | None = None) -> tuple:
-    """The camera of the first image: integer data?, its largest value, bit depth, noise correlation far
+#: The camera range floating-point images that are not whole camera counts are measured in (16 bits).
+FLOAT_FULL_SCALE = 65535.0
+
+
+@dataclass(frozen=True)
+class Storage:
+    """How calibration images store the camera's counts, and how generated images store them back.
+
+    The calibration measures in camera units (ADU): the stored values times ``scale``. Integer
+    images and floating-point images of whole counts up to 65535 are camera units already
+    (``scale`` 1); other floating-point images (scaled to 0–1, or beyond 16 bits) are stretched so
+    that their largest value is 65535, and generated images are divided back (``output_scale``), so
+    that what is generated is in the user's units and type.
+
+    Attributes
+    ----------
+    dtype : str
+        The images' storage type.
+    top : float
+        Their largest stored value.
+    scale : float
+        Camera units per stored unit.
+    bits : int
+        The camera's bit depth: its full scale ``2**bits − 1`` ADU is where values saturate.
+    output_dtype : {"uint8", "uint16", "float32"}
+        The type generated images are written in.
+    """
+
+    dtype: str
+    top: float
+    scale: float
+    bits: int
+    output_dtype: str
+
+    @property
+    def saturation(self) -> float:
+        """ADU at which the camera clips."""
+        return float(2**self.bits - 1)
+
+    @property
+    def output_scale(self) -> float | None:
+        """Stored units per ADU of a float32 output (None for integer outputs)."""
+        return 1.0 / self.scale if self.output_dtype == "float32" else None
+
+    def to_camera(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """``images`` in ADU (the same arrays when ``scale`` is 1)."""
+        return [image * self.scale if self.scale != 1 else image for image in images]
+
+    def camera_config(self) -> dict:
+        """The camera keys that give generated images this storage."""
+        return {"bit_depth": self.bits, "output_dtype": self.output_dtype, "output_scale": self.output_scale}
+
+    def describe(self) -> str:
+        how = ("whole camera counts" if self.scale == 1 else
+               f"not whole counts: measured × {self.scale:.6g} (largest value → {FLOAT_FULL_SCALE:g} ADU), "
+               "generated images divided back")
+        return f"{self.dtype} data up to {self.top:g} ({how}); generated as {self.output_dtype}"
+
+
+def camera_storage(images: Sequence[np.ndarray]) -> Storage:
+    """How ``images`` store the camera's counts (:class:`Storage`).
+
+    Raises
+    ------
+    InputError
+        If a value is negative (background-subtracted data: the camera model counts from 0).
+
+    Examples
+    --------
+    >>> camera_storage([np.array([[[0, 300, 4000]]], np.uint16)]).bits
+    12
+    >>> storage = camera_storage([np.array([[[0.0, 0.25, 0.5]]], np.float32)])
+    >>> storage.scale, storage.output_dtype, round(storage.output_scale * 65535, 6)
+    (131070.0, 'float32', 0.5)
+    """
+    dtype = np.result_type(*images)
+    top = float(max(i.max() for i in images))
+    lowest = float(min(i.min() for i in images))
+    if lowest < 0:
+        raise InputError(f"the image has negative values (down to {lowest:g}); calibration models a camera's counts "
+                         "from 0: give the raw image, not a background-subtracted or normalised one")
+    if top <= 0:
+        raise InputError("the image is 0 everywhere: there is nothing to measure")
+    whole = dtype.kind in "iu" or all(np.array_equal(i, np.round(i)) for i in images)
+    if whole and top <= FLOAT_FULL_SCALE and (dtype.kind in "iu" or top > 1):
+        bits = 8 if dtype == np.uint8 else int(np.clip(math.ceil(math.log2(top + 1)), 8, 16))
+        output = "float32" if dtype.kind == "f" else ("uint8" if bits == 8 and dtype == np.uint8 else "uint16")
+        return Storage(dtype.name, top, 1.0, bits, output)
+    return Storage(dtype.name, top, FLOAT_FULL_SCALE / top, 16, "float32")
+
+
+def measure_camera(images: Sequence[np.ndarray], labels: np.ndarray, spacing: Spacing, saturation: float,
+                   structure: np.ndarray | None = None) -> tuple[dict, dict]:
+    """The camera of the first image (in ADU, values at ``saturation`` excluded): its noise correlation far
     from ``labels`` (:func:`noise_correlation`) and the photon transfer (:func:`photon_transfer`, less
     ``structure``)."""
     image = images[0].astype(np.float64)
-    integer = bool(np.issubdtype(images[0].dtype, np.integer))
-    top = float(max(i.max() for i in images))
-    bits = int(np.clip(math.ceil(math.log2(top + 1)), 8, 16)) if integer else 16
     correlation = noise_correlation(image, labels, spacing)
-    camera = photon_transfer(image, spacing, 2**bits - 1 if integer else None, correlation["rho"], structure)
-    return integer, top, bits, correlation, camera
+    return correlation, photon_transfer(image, spacing, saturation, correlation["rho"], structure)
 
 
 def coordinate_search(error, grids: dict, start: dict, rounds: int = 2) -> tuple[float, dict]:

@@ -19,7 +19,8 @@ The image of a simulated annotation is made in five steps, each a small function
    convolution up to rounding).
 5. **Camera** (:func:`camera`): Poisson shot noise at ``photons`` expected photo-electrons per unit
    density, Gaussian read noise (electrons), gain (ADU per electron) and offset (ADU), clipped to
-   ``bit_depth``. The image is ADU / full scale as float32 in [0, 1], or the ADU as uint16.
+   ``bit_depth``. The image is the ADU as uint16 or uint8, or float32 ADU × ``output_scale`` (by default
+   1 / full scale, so in [0, 1]; a calibration on floating-point images sets it to their units).
 
 The defaults resemble the nuclei channel of scikit-image's ``cells3d`` (confocal, 0.29 × 0.26 ×
 0.26 µm): background ≈ 1/3 of the nuclear signal, per-nucleus brightness CV ≈ 0.18, textured
@@ -301,7 +302,7 @@ class OpticsRenderer:
         return blurred
 
     def render(self, sample: Sample, rng=None) -> Sample:
-        """``sample`` with its image: float32 in [0, 1], or uint16 ADU (``camera.output_dtype``).
+        """``sample`` with its image (``camera.output_dtype``: float32 ADU × ``output_scale``, or integer ADU).
 
         The sample's labels, membranes and foreground (default: the whole volume) are drawn at its
         spacing (µm); ``rng``: a numpy Generator, a seed or None; the same state gives the same
@@ -324,7 +325,30 @@ class OpticsRenderer:
         if specimen.attenuation_length_um is not None:
             density *= np.exp(-depth_um(foreground, spacing) / specimen.attenuation_length_um)
         adu = camera(self.blur(density, spacing), spacing=spacing, rng=rng,
-                     **detector.model_dump(exclude={"output_dtype"}))
-        if detector.output_dtype == "uint16":
-            return sample.replace(image=np.rint(adu).astype(np.uint16))
-        return sample.replace(image=(adu / (2**detector.bit_depth - 1)).astype(np.float32))
+                     **detector.model_dump(exclude={"output_dtype", "output_scale"}))
+        return sample.replace(image=self.from_adu(adu))
+
+    @property
+    def output_scale(self) -> float:
+        """Units of a float32 output per ADU (``camera.output_scale``, default 1 / full scale)."""
+        camera_ = self.optics.camera
+        return camera_.output_scale if camera_.output_scale is not None else 1.0 / (2**camera_.bit_depth - 1)
+
+    def from_adu(self, adu: np.ndarray) -> np.ndarray:
+        """Camera counts as this renderer outputs them (``camera.output_dtype``; integers rounded)."""
+        dtype = self.optics.camera.output_dtype
+        if dtype == "float32":
+            return (adu * self.output_scale).astype(np.float32)
+        return np.rint(adu).astype(dtype)
+
+    def to_adu(self, image: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`from_adu`, float64.
+
+        Examples
+        --------
+        >>> renderer = OpticsRenderer(OpticsConfig(camera={"bit_depth": 8}))
+        >>> renderer.to_adu(renderer.from_adu(np.array([0.0, 51.0, 255.0]))).round(3)
+        array([  0.,  51., 255.])
+        """
+        adu = image.astype(np.float64)
+        return adu / self.output_scale if image.dtype.kind == "f" else adu

@@ -26,7 +26,7 @@ from cellsynth.dataset.folder import (
     sample_rng,
 )
 from cellsynth.errors import InputError
-from cellsynth.masks.simulate import simulate_masks
+from cellsynth.masks.simulate import masks_from_labels, simulate_masks
 from cellsynth.sample import Sample
 
 #: Peak memory of simulating and rendering one sample, per voxel: measured 70–146 bytes for the
@@ -82,9 +82,9 @@ class SampleMaker:
         if renderer is None:
             return masks
         sample = renderer.render(masks, rng)
-        if sample.image is None or sample.image.dtype not in (np.float32, np.uint16):
-            raise InputError(f"generator '{renderer.name}' returned no float32 or uint16 image of the labels' shape "
-                             f"{masks.shape}")
+        if sample.image is None or sample.image.dtype not in (np.float32, np.uint16, np.uint8):
+            raise InputError(f"generator '{renderer.name}' returned no float32, uint16 or uint8 image of the labels' "
+                             f"shape {masks.shape}")
         if len(self.renderers) > 1:
             sample = sample.replace(params={**sample.params, "generator": renderer.describe()})
         return sample
@@ -312,12 +312,62 @@ def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *
     from cellsynth.synthesis.preset import write_calibration
 
     check_dataset_target(out, resume)
-    calibration = calibrate_files(images, labels, spacing, kind=kind, n_samples=n_samples, seed=seed)
+    calibration = calibrate_files(images, labels, spacing, kind=kind, n_samples=n_samples, seed=seed,
+                                  progress=progress)
     config = calibration.config
     if refiner is not None:
         config = with_overrides(config, {"generator.name": "refine", "generator.checkpoint": str(refiner),
                                          "generator.steps": 5})
-    dataset = generate_dataset(config, out, renderer=load_renderer(config), resume=resume, progress=progress,
+    renderer = load_renderer(config)
+    masks = masks_from_labels(calibration.labels[0], config.volume.spacing_um)
+    check_looks_like(renderer.render(masks, rng=0).image, calibration.images[0], str(images[0]))
+    dataset = generate_dataset(config, out, renderer=renderer, resume=resume, progress=progress,
                                workers=workers, scheduler=scheduler)
     write_calibration(calibration, Path(out) / "calibration.yaml", sources=[str(i) for i in images])
     return dataset
+
+
+def check_looks_like(generated: np.ndarray, reference: np.ndarray, name: str) -> None:
+    """Refuse a generated image whose levels, contrast or bright fraction are far from ``reference``'s.
+
+    Both are in the same units (a calibrated generator draws the calibration image's own labels):
+    the median may move by at most half the reference's contrast (99th − 1st percentile), the
+    contrast by at most a factor 3, and the fraction of voxels above the reference's Otsu threshold by
+    at most half of it (plus 5 points). A constant image, or one in other units, fails all three.
+
+    Raises
+    ------
+    InputError
+        Naming each measure that is off, both values, and ``name``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> real = rng.poisson(np.where(np.indices((8, 32, 32))[2] < 12, 900, 100)).astype(np.uint16)
+    >>> check_looks_like(rng.poisson(real.astype(float)).astype(np.uint16), real, "real.tif")
+    >>> check_looks_like(np.ones((8, 32, 32), np.float32), real, "real.tif")
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: the generated image is constant (1) unlike real.tif: ...
+    """
+    from skimage.filters import threshold_otsu
+
+    generated, reference = generated.astype(np.float64), reference.astype(np.float64)
+    consequence = ("the generator or its calibration does not produce images like it (in its units); nothing "
+                   "was written")
+    if np.ptp(generated) == 0:
+        raise InputError(f"the generated image is constant ({generated.flat[0]:g}) unlike {name}: {consequence}")
+    low_g, median_g, high_g = np.percentile(generated, (1, 50, 99))
+    low_r, median_r, high_r = np.percentile(reference, (1, 50, 99))
+    contrast_g, contrast_r = high_g - low_g, max(high_r - low_r, 1e-12)
+    threshold = threshold_otsu(reference)
+    bright_g, bright_r = float(np.mean(generated > threshold)), float(np.mean(reference > threshold))
+    off = []
+    if abs(median_g - median_r) > 0.5 * contrast_r:
+        off.append(f"median {median_g:.4g} vs {median_r:.4g}")
+    if not 1 / 3 <= contrast_g / contrast_r <= 3:
+        off.append(f"contrast (99th − 1st percentile) {contrast_g:.4g} vs {contrast_r:.4g}")
+    if abs(bright_g - bright_r) > 0.5 * bright_r + 0.05:
+        off.append(f"{100 * bright_g:.0f} % vs {100 * bright_r:.0f} % of voxels above its Otsu threshold")
+    if off:
+        raise InputError(f"the generated image is unlike {name} ({'; '.join(off)}): {consequence}")

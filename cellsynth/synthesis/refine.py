@@ -81,32 +81,31 @@ class RefineRenderer:
 
     @property
     def full_scale(self) -> float:
-        """ADU of a float32 physics image's 1.0 (the camera's full scale)."""
+        """The camera's full scale, ADU."""
         return float(2**self.physics.optics.camera.bit_depth - 1)
 
     @property
     def training_unit(self) -> float:
-        """ADU per unit of the DDPM's training images: 1 for images in camera units (ADU, the calibration
-        image itself), the full scale for images stored as a fraction of it (levels at most 2, e.g. the
-        physics renderer's float32 output)."""
+        """ADU per unit of the DDPM's training images: the physics output's own unit when it is set
+        (``camera.output_scale``: a calibration on floating-point images), else 1 for images in camera
+        units (ADU, the calibration image itself) and the full scale for images stored as a fraction of it
+        (levels at most 2, e.g. the physics renderer's default float32 output)."""
+        if self.physics.optics.camera.output_scale is not None:
+            return 1.0 / self.physics.optics.camera.output_scale
         return 1.0 if self.diffusion.info.normalisation.high > 2 else self.full_scale
 
     def to_model(self, image: np.ndarray) -> np.ndarray:
-        """A physics image (float32 ADU / full scale, or uint16 ADU) in the checkpoint's [0, 1], unclipped:
+        """A physics image (the physics renderer's output) in the checkpoint's [0, 1], unclipped:
         ``(v − low) / (high − low)``, ``v`` the image in the training images' units, ``low`` and ``high`` their
         percentile levels."""
         low, high = self.diffusion.info.normalisation.low, self.diffusion.info.normalisation.high
-        adu = image.astype(np.float64) * (1.0 if image.dtype == np.uint16 else self.full_scale)
-        return ((adu / self.training_unit - low) / (high - low)).astype(np.float32)
+        return ((self.physics.to_adu(image) / self.training_unit - low) / (high - low)).astype(np.float32)
 
-    def from_model(self, values: np.ndarray, dtype: np.dtype) -> np.ndarray:
-        """The inverse of :meth:`to_model`, in the physics renderer's output type ``dtype`` (uint16 ADU are
-        rounded)."""
+    def from_model(self, values: np.ndarray) -> np.ndarray:
+        """The inverse of :meth:`to_model`, in the physics renderer's output type (integer ADU are rounded)."""
         low, high = self.diffusion.info.normalisation.low, self.diffusion.info.normalisation.high
         adu = np.clip((low + values.astype(np.float64) * (high - low)) * self.training_unit, 0, self.full_scale)
-        if np.dtype(dtype) == np.uint16:
-            return np.rint(adu).astype(np.uint16)
-        return (adu / self.full_scale).astype(np.float32)
+        return self.physics.from_adu(adu)
 
     def describe(self) -> dict:
         return {"name": self.name, "physics": self.physics.describe(), "refiner": self.diffusion.describe()}
@@ -136,4 +135,4 @@ class RefineRenderer:
                              "(training units): calibrate the physics renderer on the images the refiner was "
                              "trained on")
         refined = self.diffusion.sample(np.clip(mapped, 0.0, 1.0), spacing, rng)
-        return physics.replace(image=self.from_model(refined, physics.image.dtype))
+        return physics.replace(image=self.from_model(refined))
