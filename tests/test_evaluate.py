@@ -333,3 +333,13 @@ def test_a_plain_folder_of_images_is_read_as_its_files(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no .tif"):
         read_volumes(tmp_path / "empty", what="--real")
+
+
+def test_evaluate_realism_names_a_constant_image_file(tmp_path, capsys):
+    write_volume(tmp_path / "blank.tif", np.full((8, 32, 32), 1.0, np.float32), SPACING)
+    write_volume(tmp_path / "real.tif", np.random.default_rng(0).random((8, 32, 32)).astype(np.float32), SPACING)
+    assert main(["evaluate", "realism", "--real", str(tmp_path / "real.tif"), "--synthetic",
+                 str(tmp_path / "blank.tif"), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "--synthetic image 'blank.tif' is constant (every voxel 1)" in error and error.count("\n") == 1
+    assert not (tmp_path / "out").exists()

@@ -421,6 +421,15 @@ def repeated_c2st(real, synthetic, *, repeats: int = 3, both_orders: bool = True
                      "repeats": int(repeats), "both_orders": both_orders})
 
 
+def check_varies(volume: Sample, what: str) -> Sample:
+    """``volume``, if its image is not constant (a classifier could tell it by its level alone)."""
+    low, high = float(volume.image.min()), float(volume.image.max())
+    if low == high:
+        raise InputError(f"{what} image '{volume.name}' is constant (every voxel {low:g}); judging realism needs "
+                         "intensity variation")
+    return volume
+
+
 def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out: str | os.PathLike, *,
                      spacing: Sequence[float] | None = None, patch_um: Sequence[float] = PATCH_UM,
                      steps: int | None = STEPS, minutes: float | None = None, seed: int = 0,
@@ -447,8 +456,8 @@ def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out:
     out = check_output_folder(out)
     with Phases("realism", ["reading", "classifier", "repeats", "statistics", "plots"], progress) as phase:
         phase("reading")
-        reals = read_volumes(real, spacing, what="--real")
-        synthetics = read_volumes(synthetic, spacing, what="--synthetic")
+        reals = [check_varies(v, "--real") for v in read_volumes(real, spacing, what="--real")]
+        synthetics = [check_varies(v, "--synthetic") for v in read_volumes(synthetic, spacing, what="--synthetic")]
         phase("classifier")
         return _realism_report(reals, synthetics, real, synthetic, out, phase, patch_um=patch_um, steps=steps,
                                minutes=minutes, seed=seed, device=device, repeats=repeats)

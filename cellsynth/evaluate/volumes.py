@@ -61,7 +61,7 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
             if sample.image is None:
                 raise DatasetError(f"{what} dataset '{path}' holds masks only; it needs images")
             volumes.append(Sample(sample.labels, sample.image, sample.spacing, name=sample.name))  # what is judged
-        return [check_varies(volume, what) for volume in volumes]
+        return volumes
     if labels:
         raise InputError(f"{what} '{path}' must be a cellsynth dataset folder (images with labels); "
                          "make one with `cellsynth dataset import` or `cellsynth dataset example`")
@@ -70,16 +70,7 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
     for file in files:  # a plain folder of images is read as its image files, in name order
         image, found = read_volume(file, spacing)
         volumes.append(Sample(image=check_image(image, f"{what} image '{file.name}'"), spacing=found, name=file.name))
-    return [check_varies(volume, what) for volume in volumes]
-
-
-def check_varies(volume: Sample, what: str) -> Sample:
-    """``volume``, if its image is not constant (nothing in it could be judged)."""
-    low, high = float(volume.image.min()), float(volume.image.max())
-    if low == high:
-        raise InputError(f"{what} image '{volume.name}' is constant (every voxel {low:g}); judging needs "
-                         "intensity variation")
-    return volume
+    return volumes
 
 
 def common_spacing(spacings: Sequence[Sequence[float]]) -> Spacing:
