@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	rm -rf $(DEMO) && mkdir -p $(DEMO)
-	$(BIN)/cellsynth generate --preset default --out $(DEMO)/nuclei
+	$(BIN)/cellsynth generate --preset nuclei --n 4 --out $(DEMO)/nuclei
 	$(BIN)/cellsynth export $(DEMO)/nuclei --format stardist --out $(DEMO)/nuclei_stardist
 	@echo "annotated dataset in $(DEMO)/nuclei (previews: $(DEMO)/nuclei/previews/), StarDist layout in $(DEMO)/nuclei_stardist"
 

@@ -54,13 +54,13 @@ def make_dataset(tmp_path):
 
 def write_renderer_images(folder, shape, seed: int, n: int = 2, spacing=(0.29, 0.26, 0.26)):
     """``n`` physics-renderer images ``imageI.tif`` (and their ``labelsI.tif``) of the default preset in ``folder``."""
-    from cellsynth.config import load_preset, with_overrides
+    from cellsynth.config import Config, with_overrides
     from cellsynth.dataset import sample_rng
     from cellsynth.io import write_volume
     from cellsynth.masks.simulate import simulate_masks
     from cellsynth.synthesis.optics import OpticsRenderer
 
-    config = with_overrides(load_preset("default"), {"volume.shape": shape})
+    config = with_overrides(Config(), {"volume.shape": shape})
     renderer = OpticsRenderer(config.optics, config.patching)
     for index in range(n):
         masks = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, sample_rng(seed, index))

@@ -103,9 +103,10 @@ def test_the_architecture_page_draws_the_floors_the_code_keeps():
 def test_randomness_is_rng_none_an_int_or_a_generator():
     import numpy as np
 
-    from cellsynth import load_preset, load_renderer, simulate_masks, with_overrides
+    from cellsynth import load_renderer, simulate_masks, with_overrides
+    from cellsynth.config import Config
 
-    config = with_overrides(load_preset("default"), {"volume.shape": [8, 48, 48]})
+    config = with_overrides(Config(), {"volume.shape": [8, 48, 48]})
     by_seed = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, rng=7)
     by_generator = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks,
                                   rng=np.random.default_rng(7))
@@ -120,10 +121,11 @@ def test_spacing_travels_with_the_masks():
     import numpy as np
     import pytest
 
-    from cellsynth import Sample, load_preset, load_renderer, masks_from_labels, simulate_masks, with_overrides
+    from cellsynth import Sample, load_renderer, masks_from_labels, simulate_masks, with_overrides
+    from cellsynth.config import Config
     from cellsynth.errors import InputError
 
-    config = with_overrides(load_preset("default"), {"volume.shape": [8, 48, 48]})
+    config = with_overrides(Config(), {"volume.shape": [8, 48, 48]})
     masks = simulate_masks(config.volume.shape, config.volume.spacing_um, config.masks, rng=7)
     assert masks.spacing == tuple(config.volume.spacing_um)
     renderer = load_renderer(config)

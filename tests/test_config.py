@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from cellsynth.config import Config, load_config, load_preset, preset_names, preset_text, resolve_config, with_overrides
 from cellsynth.errors import ConfigError
 
 
-def test_every_preset_validates_and_default_matches_the_model_defaults():
+def test_every_preset_validates_and_default_is_physically_sensible():
+    from cellsynth.masks.simulate import simulate_masks
+
     assert "default" in preset_names()
     for name in preset_names():
         assert isinstance(load_preset(name), Config)
-    assert load_preset("default") == Config()
+    default = load_preset("default")
+    psf = default.optics.microscope.psf_sigma_um
+    assert psf[0] > 2 * psf[1] and psf[1] >= 0.5 * default.volume.spacing_um[1]  # x-z blurrier than x-y; edges blurred
+    masks = simulate_masks(default.volume.shape, default.volume.spacing_um, default.masks, rng=0)
+    ids = np.unique(masks.labels)[1:]
+    on_a_z_face = np.intersect1d(ids, np.concatenate([masks.labels[0].ravel(), masks.labels[-1].ravel()]))
+    assert len(ids) >= 8 and len(on_a_z_face) <= 0.2 * len(ids)  # whole nuclei, not slices of them
 
 
 def test_partial_file_takes_defaults(tmp_path):

@@ -11,7 +11,7 @@ import torch
 from conftest import write_renderer_images
 
 from cellsynth.checkpoints import read_checkpoint, read_checkpoint_info, write_checkpoint
-from cellsynth.config import TrainConfig, load_preset, with_overrides
+from cellsynth.config import Config, TrainConfig, with_overrides
 from cellsynth.dataset import Dataset
 from cellsynth.errors import InputError
 from cellsynth.models import gan
@@ -267,7 +267,7 @@ def test_pickles_and_other_model_checkpoints_are_refused(tmp_path):
 
 
 def test_quality_levels_share_masks_and_differ_in_image(trained, tmp_path):
-    config = with_overrides(load_preset("default"), {
+    config = with_overrides(Config(), {
         "volume.shape": (8, 48, 48), "dataset.n_samples": 1, "generator.name": "gan",
         "generator.checkpoint": str(trained), "generator.alpha_um": [10.0, 1000.0],
         "dataset.output.previews": False})
