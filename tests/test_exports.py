@@ -75,7 +75,7 @@ def test_cellpose_slices_without_objects_are_left_out(tmp_path):
 
 def test_cellpose_stacks(make_dataset, tmp_path):
     dataset = make_dataset(n=2)
-    out = export_dataset(dataset, "cellpose", tmp_path / "cp", cellpose_layout="stacks", progress=False)
+    out = export_dataset(dataset, "cellpose", tmp_path / "cp", layout="stacks", progress=False)
     assert sorted(p.name for p in out.glob("*.tif")) == [
         "sample_0000.tif",
         "sample_0000_masks.tif",
@@ -85,17 +85,18 @@ def test_cellpose_stacks(make_dataset, tmp_path):
     assert tifffile.imread(out / "sample_0001_masks.tif").shape == (4, 16, 20)
 
 
-def test_ctc_layout_is_one_sequence_per_sample_with_tracking_truth(make_dataset, tmp_path):
+def test_ctc_sequences_layout_is_one_sequence_per_sample_with_tracking_truth(make_dataset, tmp_path):
     dataset = make_dataset(n=3)
-    out = export_dataset(dataset, "ctc", tmp_path / "ctc", progress=False)
+    out = export_dataset(dataset, "ctc", tmp_path / "ctc", layout="sequences", progress=False)
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["01", "01_GT", "02", "02_GT", "03", "03_GT"]
     for index, sequence in enumerate(["01", "02", "03"]):
         labels = dataset.read_sample(index).labels
         assert [p.name for p in (out / sequence).iterdir()] == ["t000.tif"]
+        assert tifffile.imread(out / sequence / "t000.tif").dtype == np.uint16
         seg = tifffile.imread(out / f"{sequence}_GT/SEG/man_seg000.tif")
         track = tifffile.imread(out / f"{sequence}_GT/TRA/man_track000.tif")
         assert seg.dtype == track.dtype == np.uint16
-        np.testing.assert_array_equal(seg, labels)
+        np.testing.assert_array_equal(seg, labels)  # ids 1 … n already: kept
         np.testing.assert_array_equal(track, labels)
         rows = [line.split() for line in (out / f"{sequence}_GT/TRA/man_track.txt").read_text().splitlines()]
         ids = sorted(set(np.unique(labels).tolist()) - {0})
@@ -105,11 +106,43 @@ def test_ctc_layout_is_one_sequence_per_sample_with_tracking_truth(make_dataset,
         "03/t000.tif", "03_GT/SEG/man_seg000.tif", "03_GT/TRA/man_track000.tif", "03_GT/TRA/man_track.txt"]}
 
 
+def test_ctc_frames_layout_is_scored_by_the_challenge_metrics(make_dataset, tmp_path):
+    """The default layout: one sequence of frames, one-frame tracks with unique ids; py-ctcmetrics (the
+    challenge's own scorer) gives DET = SEG = TRA = 1 for the ground truth against itself."""
+    import shutil
+
+    from ctc_metrics.scripts.evaluate import evaluate_sequence
+
+    dataset = make_dataset(n=3)
+    out = export_dataset(dataset, "ctc", tmp_path / "ctc", progress=False)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["01", "01_GT"]
+    assert sorted(p.name for p in (out / "01").iterdir()) == ["t000.tif", "t001.tif", "t002.tif"]
+    rows = [[int(v) for v in line.split()] for line in (out / "01_GT/TRA/man_track.txt").read_text().splitlines()]
+    first = 1
+    for frame in range(3):
+        labels = dataset.read_sample(frame).labels
+        image = tifffile.imread(out / f"01/t{frame:03d}.tif")
+        assert image.dtype == np.uint16 and image.shape == labels.shape
+        track = tifffile.imread(out / f"01_GT/TRA/man_track{frame:03d}.tif")
+        n = len(np.unique(labels)) - 1
+        assert sorted(np.unique(track).tolist()) == [0, *range(first, first + n)]  # unique in the sequence
+        np.testing.assert_array_equal(track > 0, labels > 0)
+        assert [r for r in rows if r[1] == frame] == [[i, frame, frame, 0] for i in range(first, first + n)]
+        first += n
+    result = tmp_path / "01_RES"
+    shutil.copytree(out / "01_GT/TRA", result)
+    for file in result.glob("man_track*.tif"):
+        file.rename(result / file.name.replace("man_track", "mask"))
+    (result / "man_track.txt").rename(result / "res_track.txt")
+    scores = evaluate_sequence(str(result), str(out / "01_GT"), metrics=["DET", "SEG", "TRA"], threads=1)
+    assert (scores["DET"], scores["SEG"], scores["TRA"]) == (1.0, 1.0, 1.0)
+
+
 def test_a_ctc_export_imports_back(make_dataset, tmp_path):
     from cellsynth.cli import main
 
     dataset = make_dataset(n=1)
-    out = export_dataset(dataset, "ctc", tmp_path / "ctc", progress=False)
+    out = export_dataset(dataset, "ctc", tmp_path / "ctc", layout="sequences", progress=False)
     assert main(["-q", "dataset", "import", str(tmp_path / "back"), "--images", str(out / "01"),
                  "--labels", str(out / "01_GT" / "SEG")]) == 0
     back = json.loads((tmp_path / "back" / "manifest.json").read_text())
@@ -240,5 +273,7 @@ def test_export_refuses_unknown_format_and_file_target(make_dataset, tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="is a file"):
         export_dataset(dataset, "stardist", tmp_path / "file")
-    with pytest.raises(InputError, match="Cellpose layout"):
-        export_dataset(dataset, "cellpose", tmp_path / "cp", cellpose_layout="volumes")
+    with pytest.raises(InputError, match="unknown cellpose layout 'volumes'; accepted: slices, stacks"):
+        export_dataset(dataset, "cellpose", tmp_path / "cp", layout="volumes")
+    with pytest.raises(InputError, match="the stardist export has one layout"):
+        export_dataset(dataset, "stardist", tmp_path / "sd", layout="frames")

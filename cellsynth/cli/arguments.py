@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cellsynth.cli import EXIT_BAD_INPUT
 from cellsynth.cli import commands as handlers
-from cellsynth.dataset.exports import CELLPOSE_LAYOUTS, EXPORT_FORMATS
+from cellsynth.dataset.exports import EXPORT_FORMATS, LAYOUTS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -259,8 +259,8 @@ COMMANDS = [
     ("export", handlers.export, "export a dataset for a segmentation tool",
      ["dataset", opt("--format", f"one of: {', '.join(EXPORT_FORMATS)}", required=True),
       opt("--out", "new (or empty) folder", required=True, type=_path), "partial",
-      opt("--cellpose-layout", f"Cellpose only: {' or '.join(CELLPOSE_LAYOUTS)} (default slices: Cellpose trains in "
-                               "2D)", default="slices")]),
+      opt("--layout", "; ".join(f"{fmt}: {' or '.join(names)} (default {names[0]})" for fmt, names in LAYOUTS.items())
+          + " (Cellpose trains in 2D; the CTC scorers need the samples as frames of one sequence)")]),
 ]
 
 

@@ -231,7 +231,7 @@ def train(args: argparse.Namespace) -> int | None:
 def export(args: argparse.Namespace) -> int | None:
     from cellsynth.dataset.exports import export_dataset
 
-    out = export_dataset(args.dataset, args.format, args.out, cellpose_layout=args.cellpose_layout,
+    out = export_dataset(args.dataset, args.format, args.out, layout=args.layout,
                          allow_partial=args.allow_partial, progress=not args.quiet)
     print(f"exported {args.dataset} as {args.format} to {out}")
 
