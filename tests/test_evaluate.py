@@ -269,6 +269,50 @@ def test_syn2real_runs_end_to_end_on_a_tiny_cpu_setup(make_dataset, tmp_path, ca
         syn2real(train.root, test.root, out, steps=1, patch_um=(2, 4, 4), progress=False)
 
 
+def test_mixed_repeated_syn2real_keeps_every_run_and_its_settings(make_dataset, tmp_path, capsys):
+    real, synthetic, test = (make_dataset(n=n, name=name) for n, name in ((1, "real"), (2, "synthetic"), (1, "test")))
+    out = tmp_path / "mix"
+    tiny = ["--patch-um", "2", "4", "4", "--spacing", *map(str, SPACING), "--validation-fraction", "0.5"]
+    assert main(["evaluate", "syn2real", "--train", str(real.root), "--train", str(synthetic.root), "--weights", "1",
+                 "3", "--fraction", "0.5", "--augment", "flip,blur", "--repeats", "2", "--test", str(test.root),
+                 "--out", str(out), "--steps", "2", *tiny, "-q"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    settings, figures = report["settings"], report["repeats"]
+    assert settings["train"] == [str(real.root), str(synthetic.root)] and settings["weights"] == [1.0, 3.0]
+    assert settings["fraction"] == 0.5 and settings["augment"] == "flip,blur" and settings["repeats"] == 2
+    assert [run["seed"] for run in figures["runs"]] == [0, 1] and figures["n_runs"] == 2
+    for key in ("ap50", "ap75"):
+        values = [run[key] for run in figures["runs"]]
+        assert figures[f"{key}_mean"] == pytest.approx(np.mean(values))
+        assert figures[f"{key}_sd"] == pytest.approx(np.std(values, ddof=1))
+        low, high = figures[f"{key}_ci95"]
+        assert 0 <= low <= high <= 1
+    assert report["pooled"][4]["average_precision"] == pytest.approx(figures["runs"][0]["ap50"])  # files: run 1
+    assert "over 2 training seeds: AP@0.5" in capsys.readouterr().out
+
+
+def test_fraction_keeps_the_stated_share_and_weights_split_over_each_set():
+    from cellsynth.evaluate.syn2real import _keep_fraction, _set_weights
+
+    labels = np.zeros((4, 16, 40), np.uint16)
+    labels[:, 4:12, :] = np.repeat(np.arange(1, 11, dtype=np.uint16), 4)  # ten objects side by side along x
+    volume = Sample(labels, np.where(labels > 0, 1.0, 0.0).astype(np.float32), SPACING)
+    kept = _keep_fraction([volume], 0.25)[0]
+    assert kept.shape == (4, 16, 10) and np.count_nonzero(kept.labels) == np.count_nonzero(labels) // 4
+    assert _keep_fraction([volume], 1.0)[0] is volume
+    assert _set_weights([[volume], [volume, volume]], [1, 3]) == [1.0, 1.5, 1.5]
+    assert _set_weights([[volume], [volume]], None) is None
+
+
+def test_bootstrap_interval_narrows_with_more_test_objects():
+    from cellsynth.evaluate.segmentation import bootstrap_ap
+
+    few, many = bootstrap_ap([(8, 2, 2)]), bootstrap_ap([(80, 20, 20)])
+    assert few[0] < 8 / 12 < few[1] and many[0] < 80 / 120 < many[1]
+    assert many[1] - many[0] < 0.5 * (few[1] - few[0])
+    assert bootstrap_ap([(8, 2, 2), (30, 9, 4)], seed=3) == bootstrap_ap([(8, 2, 2), (30, 9, 4)], seed=3)
+
+
 def test_report_is_one_self_contained_html_page(make_dataset, tmp_path):
     dataset = make_dataset(n=2, previews=False)
     assert main(["report", str(dataset.root)]) == 0

@@ -88,3 +88,14 @@ def test_bad_pipeline_inputs(make_dataset, tmp_path):
         PatchDataset(masks_only.root, (4, 8, 8))
     with pytest.raises(InputError, match="image shape"):
         PatchDataset([(np.zeros((4, 8, 8)), np.zeros((4, 8, 9), np.uint16), SPACING)], (4, 8, 8))
+
+
+def test_volume_weights_set_the_share_of_patches_drawn_from_each():
+    labels = np.zeros((4, 16, 16), np.uint16)
+    labels[1:3, 4:12, 4:12] = 1
+    volumes = [Sample(labels, np.full(labels.shape, level, np.float32), SPACING) for level in (0.2, 0.8)]
+    patches = PatchDataset(volumes, (4, 8, 8), samples_per_epoch=2000, percentiles=None, weights=[3, 1], seed=0)
+    first = np.mean([patches.patch(i).image.mean() < 0.5 for i in range(len(patches))])
+    assert first == pytest.approx(0.75, abs=0.03)
+    with pytest.raises(InputError, match="weights must be 2 finite numbers >= 0"):
+        PatchDataset(volumes, (4, 8, 8), weights=[1, -1])

@@ -22,6 +22,7 @@ from cellsynth.augment import (
     Stacked,
     local_std,
 )
+from cellsynth.augment.strategies import AUGMENTATIONS, STRATEGIES, augmentation
 from cellsynth.errors import InputError
 from cellsynth.sample import Sample
 
@@ -259,3 +260,17 @@ def test_bad_transform_inputs(make, fragment):
     with pytest.raises(InputError) as error:
         make()
     assert fragment in str(error.value)
+
+
+@pytest.mark.parametrize("strategy", [*STRATEGIES, *AUGMENTATIONS, "flip,gamma,blur"])
+def test_every_augmentation_strategy_is_label_safe(strategy):
+    labels = np.zeros((8, 24, 24), np.uint16)
+    labels[2:6, 3:11, 3:11], labels[2:6, 13:21, 12:20] = 4, 9
+    item = Sample(labels, np.where(labels > 0, 0.8, 0.1).astype(np.float32), (1.0, 0.5, 0.5))
+    transform = augmentation(strategy)
+    for seed in range(6):
+        out = transform(item, rng=seed)
+        assert out.shape == item.shape and set(np.unique(out.labels)) <= {0, 4, 9}
+        inside, outside = out.image[out.labels > 0], out.image[out.labels == 0]
+        if inside.size and outside.size:  # the image moved with its labels
+            assert inside.mean() > outside.mean() + 0.2

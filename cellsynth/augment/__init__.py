@@ -15,6 +15,7 @@ from cellsynth.augment.diversify import (
     structured_weights,
     truncated_normal,
 )
+from cellsynth.augment.strategies import AUGMENTATIONS, STRATEGIES, augmentation, default_augmentation
 from cellsynth.augment.transforms import (
     BrightnessContrast,
     CopyPaste,
@@ -23,7 +24,9 @@ from cellsynth.augment.transforms import (
     Elastic,
     Flip,
     Gamma,
+    GaussianBlur,
     GaussianNoise,
+    Identity,
     LateralStretch,
     PoissonNoise,
     RandomChoice,
@@ -35,8 +38,9 @@ from cellsynth.augment.transforms import (
 )
 
 __all__ = [
-    "BrightnessContrast", "CopyPaste", "CropResize", "Diversify", "Elastic", "Flip", "Gamma", "GaussianNoise",
-    "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "Rotate", "Rotate90",
+    "AUGMENTATIONS", "STRATEGIES", "augmentation", "default_augmentation",
+    "BrightnessContrast", "CopyPaste", "CropResize", "Diversify", "Elastic", "Flip", "Gamma", "GaussianBlur",
+    "GaussianNoise", "Identity", "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "Rotate", "Rotate90",
     "Stacked", "Transform", "as_item", "curriculum_limits", "diversified_stack", "diversify", "patch_start",
     "load_labelled_images", "local_std", "neighbourhood_voxels", "normalize_percentiles", "random_weights",
     "predict_with_tta", "robustness_loss", "single_weights", "structured_weights", "truncated_normal",

@@ -102,6 +102,9 @@ class PatchDataset:
         ``targets(labels, spacing)`` → extra arrays (e.g. foreground, boundary) added to the item.
     seed : int
         Base seed.
+    weights : sequence of float, optional
+        Relative probability of drawing each volume (default: all alike), e.g. to mix datasets in
+        given proportions.
 
     Items are dicts: ``image`` float32 ``(1, Z, Y, X)``, ``labels`` int64 ``(Z, Y, X)`` and the
     targets as tensors.
@@ -127,6 +130,7 @@ class PatchDataset:
         percentiles: Sequence[float] | None = (0.1, 99.9),
         targets: Targets | None = None,
         seed: int = 0,
+        weights: Sequence[float] | None = None,
     ):
         patch = tuple(int(p) for p in patch_size)
         if len(patch) != 3 or min(patch) < 1:
@@ -141,6 +145,13 @@ class PatchDataset:
         if self.samples_per_epoch < 1:
             raise InputError(f"samples_per_epoch must be >= 1; got {samples_per_epoch!r}")
         self.foreground_fraction = float(foreground_fraction)
+        self.weights = None
+        if weights is not None:
+            weights = np.asarray(weights, np.float64)
+            if weights.shape != (len(self.items),) or not np.isfinite(weights).all() or (weights < 0).any() \
+                    or weights.sum() <= 0:
+                raise InputError(f"weights must be {len(self.items)} finite numbers >= 0 (one per volume), not all 0")
+            self.weights = weights / weights.sum()
         self.epoch = 0
         self._centres = [self._foreground_centres(item.labels) for item in self.items]
         self._precompute_local_std()
@@ -176,7 +187,8 @@ class PatchDataset:
         if not 0 <= index < len(self):
             raise IndexError(f"patch index {index} out of range for {len(self)} patches per epoch")
         rng = self.rng(index)
-        volume = int(rng.integers(len(self.items)))
+        volume = int(rng.integers(len(self.items)) if self.weights is None else rng.choice(len(self.items),
+                                                                                          p=self.weights))
         item = self.items[volume]
         starts = patch_start(item.image.shape, self.patch_size, centres=self._centres[volume],
                              foreground_fraction=self.foreground_fraction, rng=rng)

@@ -205,6 +205,41 @@ class PoissonNoise(Transform):
         return item.replace(image=(counts / photons).astype(np.float32))
 
 
+class GaussianBlur(Transform):
+    """A Gaussian blur of σ ``~ U(sigma_um)`` µm per axis at the item's spacing (a softer PSF); image only.
+
+    Examples
+    --------
+    >>> image = np.zeros((9, 16, 16)); image[4, 8, 8] = 1.0
+    >>> out = GaussianBlur(sigma_um=(1.0, 1.0))(Sample(image=image, spacing=(1.0, 0.5, 0.5)), rng=0)
+    >>> round(float(out.image.sum()), 3), bool(out.image.max() < 0.1)
+    (1.0, True)
+    """
+
+    def __init__(self, sigma_um: Sequence[float] = (0.0, 0.5)):
+        self.sigma_um = _range(sigma_um, "sigma_um", nonnegative=True)
+
+    def apply(self, item, rng):
+        sigma = rng.uniform(*self.sigma_um)
+        if sigma == 0:
+            return item
+        voxels = [sigma / s for s in item.voxel_spacing()]
+        return item.replace(image=ndi.gaussian_filter(item.image, voxels, mode="nearest").astype(np.float32))
+
+
+class Identity(Transform):
+    """Returns the item unchanged (no augmentation: ``--augment none``).
+
+    Examples
+    --------
+    >>> float(Identity()(np.ones((2, 4, 4)), rng=0).image.sum())
+    32.0
+    """
+
+    def apply(self, item, rng):
+        return item
+
+
 class Diversify(Transform):
     """Probabilistic diversification (seed 000): ``clip(N(0,1) · w_v · σ_x + w_i · I_x, 0, 1)``.
 

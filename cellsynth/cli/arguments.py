@@ -11,6 +11,7 @@ import argparse
 from importlib import metadata
 from pathlib import Path
 
+from cellsynth.augment.strategies import AUGMENTATIONS, STRATEGIES
 from cellsynth.cli import EXIT_BAD_INPUT
 from cellsynth.cli import commands as handlers
 from cellsynth.dataset.exports import EXPORT_FORMATS, LAYOUTS
@@ -219,7 +220,8 @@ COMMANDS = [
      "Paired NRMSE/SSIM/ZNCC/PSNR (same shape: the synthetic image made from the real labels), whole volume and "
      "foreground, and unpaired histogram, spectra, depth and surface profiles."),
     ("evaluate syn2real", handlers.evaluate_syn2real, "train a 3D segmenter on one dataset, test it on another",
-     [opt("--train", "dataset folder to train on (e.g. synthetic)", required=True, type=_path),
+     [opt("--train", "dataset folder to train on (e.g. synthetic); repeat it to mix sets (real first: validation "
+                     "is taken from it)", required=True, type=_path, action="append"),
       opt("--test", "dataset folder to test on (e.g. real)", required=True, type=_path),
       opt("--out", "new folder for report.json, weights, predictions", required=True, type=_path),
       *judge_options(2000, (16.0, 32.0, 32.0), "training patch",
@@ -229,7 +231,15 @@ COMMANDS = [
       opt("--validation-fraction", "share of each training volume held out to pick weights and thresholds "
                                    "(default 0.2)", type=float, default=0.2),
       opt("--precision", "autocast: auto = bf16 where the CPU or GPU computes it natively", default="auto",
-          choices=["auto", "bf16", "fp32"])],
+          choices=["auto", "bf16", "fp32"]),
+      opt("--weights", "share of the patches drawn from each --train set (default: every volume alike)",
+          type=float, nargs="+"),
+      opt("--fraction", "keep only this share of the first --train set's labelled volume (default 1)", type=float,
+          default=1.0),
+      opt("--augment", f"{', '.join(STRATEGIES)} (default), a transform ({', '.join(AUGMENTATIONS)}) or a "
+                       "comma-separated list of them", default="default"),
+      opt("--repeats", "K training seeds: mean ± sd of AP@0.5 and AP@0.75 with a bootstrap interval over test "
+                       "objects (default 1: one run)", type=int, default=1)],
      "A compact 3D U-Net (foreground + boundary, seeded watershed) trained with on-the-fly augmentation on --train "
      "and applied to --test with the patch engine; instance matching at IoU 0.1-0.9. Train on real data for the "
      "Real2Real baseline."),

@@ -273,16 +273,25 @@ def report_dataset(args: argparse.Namespace) -> int | None:
 def evaluate_syn2real(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.syn2real import syn2real
 
-    report = syn2real(args.train, args.test, args.out, spacing_um=args.spacing, patch_um=args.patch_um,
+    train = args.train[0] if len(args.train) == 1 else args.train
+    report = syn2real(train, args.test, args.out, spacing_um=args.spacing, patch_um=args.patch_um,
                       steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-                      learning_rate=args.learning_rate, validation_fraction=args.validation_fraction, seed=args.seed,
-                      device=args.device, precision=args.precision, progress=not args.quiet)
+                      learning_rate=args.learning_rate, validation_fraction=args.validation_fraction,
+                      weights=args.weights, fraction=args.fraction, augment=args.augment, repeats=args.repeats,
+                      seed=args.seed, device=args.device, precision=args.precision, progress=not args.quiet)
     training, settings = report["training"], report["settings"]
     print(f"trained {training['steps']} steps in {training['seconds']:.0f} s on {settings['device']} "
           f"({settings['precision']}, {settings['patch_voxels']} voxels at {settings['working_spacing_um']} µm); "
           f"loss {report['loss_first']:.4f} -> {report['loss_last']:.4f}; weights of step {training['selected_step']} "
           f"(validation AP@0.5 {training['validation_ap50']:.3f}), thresholds {settings['thresholds']}")
     _print_matching(report)
+    if "repeats" in report:
+        figures = report["repeats"]
+        for key, name in (("ap50", "AP@0.5"), ("ap75", "AP@0.75")):
+            low, high = figures[f"{key}_ci95"]
+            print(f"over {figures['n_runs']} training seeds: {name} {figures[f'{key}_mean']:.3f} ± "
+                  f"{figures[f'{key}_sd']:.3f} (bootstrap 95 % CI over test objects {low:.3f}-{high:.3f}); runs "
+                  + ", ".join(f"{run[key]:.3f}" for run in figures["runs"]))
     print(f"report: {Path(args.out) / 'report.json'}")
 
 

@@ -11,7 +11,7 @@ Examples
 import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
-    "exports": ["CELLPOSE_LAYOUTS", "EXPORT_FORMATS", "export_dataset"],
+    "exports": ["EXPORT_FORMATS", "LAYOUTS", "export_dataset"],
     "folder": ["EXTRA_KINDS", "FOLDERS", "MANIFEST_FORMAT", "MANIFEST_NAME", "Dataset", "build_dataset",
                "example_dataset", "import_dataset", "sample_names", "sample_rng"],
     "previews": ["write_preview"],

@@ -189,3 +189,31 @@ def score_at(scores: Sequence[dict], threshold: float, key: str = "average_preci
         if abs(row["threshold"] - threshold) < 1e-9:
             return row[key]
     raise InputError(f"no scores at IoU threshold {threshold:g}; have {[r['threshold'] for r in scores]}")
+
+
+def bootstrap_ap(counts: Sequence[tuple[int, int, int]], n_draws: int = 2000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval over test objects of the mean average precision of one or more runs.
+
+    Each run's matching at one IoU threshold is its ``(tp, fp, fn)``; a draw resamples that run's
+    ``tp + fp + fn`` match events (matched pairs, unmatched predictions, missed objects) with
+    replacement, which is a multinomial draw of the three counts, and takes ``tp / (tp + fp + fn)``;
+    the runs' draws are averaged. Returns the central ``level`` interval of ``n_draws`` such means.
+
+    Examples
+    --------
+    >>> low, high = bootstrap_ap([(12, 2, 2)])
+    >>> bool(low < 12 / 16 < high), round(high - low, 2) < 0.5
+    (True, True)
+    """
+    rng = np.random.default_rng(seed)
+    draws = np.zeros(n_draws)
+    for tp, fp, fn in counts:
+        total = tp + fp + fn
+        if total == 0:
+            continue
+        sampled = rng.multinomial(total, np.array([tp, fp, fn]) / total, size=n_draws)
+        draws += sampled[:, 0] / total
+    draws /= max(1, len(counts))
+    tail = (1 - level) / 2
+    return float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail))

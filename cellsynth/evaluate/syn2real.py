@@ -43,22 +43,12 @@ import torch
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
 
-from cellsynth.augment import (
-    BrightnessContrast,
-    Diversify,
-    Flip,
-    Gamma,
-    GaussianNoise,
-    PatchDataset,
-    Rotate90,
-    Stacked,
-    Transform,
-    normalize_percentiles,
-)
+from cellsynth.augment import PatchDataset, Transform, normalize_percentiles
+from cellsynth.augment.strategies import augmentation, default_augmentation
 from cellsynth.checks import Spacing, check_memory, check_spacing
 from cellsynth.errors import InputError
 from cellsynth.evaluate.baseline import check_output_folder, write_segmentation_results
-from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores, score_at
+from cellsynth.evaluate.segmentation import THRESHOLDS, bootstrap_ap, matching, pooled_scores, score_at
 from cellsynth.evaluate.volumes import grid_shape, read_volumes, resample, split_volume
 from cellsynth.io import atomic_path
 from cellsynth.masks.derived import centreness
@@ -87,12 +77,6 @@ _BYTES_PER_VOXEL_FEATURE = 220
 def segmentation_targets(labels: np.ndarray, spacing: Sequence[float]) -> dict[str, np.ndarray]:
     """``{"target": (2, Z, Y, X) float32}``: the foreground and :func:`centreness` of ``labels``."""
     return {"target": np.stack([(labels > 0).astype(np.float32), centreness(labels, spacing)])}
-
-
-def default_augmentation() -> Transform:
-    """Flips, 90° rotations, diversification, intensity jitter and noise, each with probability 0.5."""
-    return Stacked([Flip(), Rotate90(), Diversify(), BrightnessContrast(), Gamma(), GaussianNoise(std=(0, 0.03))],
-                   p=0.5)
 
 
 def working_spacing(spacings: Sequence[Sequence[float]], min_spacing_um: float = MIN_WORKING_SPACING_UM) -> Spacing:
@@ -282,8 +266,49 @@ def _split_for_validation(volumes: Sequence[Sample], fraction: float) -> tuple[l
     return train, validation
 
 
+TrainingSet = str | os.PathLike | Sequence[Sample]
+
+
+def _training_sets(train: TrainingSet | Sequence[TrainingSet]) -> list[list[Sample]]:
+    """One training set (a path or volumes) or several, as lists of volumes with labels."""
+    def one(source) -> list[Sample]:
+        volumes = (read_volumes(source, labels=True, what="--train") if isinstance(source, (str, os.PathLike))
+                   else list(source))
+        if not volumes or any(not isinstance(v, Sample) or v.labels is None for v in volumes):
+            raise InputError("every training set needs at least one image, each with its labels")
+        return volumes
+
+    several = not isinstance(train, (str, os.PathLike)) and len(train) > 0 and not isinstance(train[0], Sample)
+    return [one(source) for source in train] if several else [one(train)]
+
+
+def _keep_fraction(volumes: Sequence[Sample], fraction: float) -> list[Sample]:
+    """The first ``fraction`` of each volume along its longer lateral axis (a share of the labelled volume)."""
+    if fraction == 1:
+        return list(volumes)
+    kept = []
+    for volume in volumes:
+        axis = 1 if volume.image.shape[1] >= volume.image.shape[2] else 2
+        size = max(1, round(volume.image.shape[axis] * fraction))
+        cut = (slice(None),) * axis + (slice(0, size),)
+        kept.append(volume.replace(image=volume.image[cut], labels=volume.labels[cut]))
+    return kept
+
+
+def _set_weights(sets: Sequence[Sequence[Sample]], weights: Sequence[float] | None) -> list[float] | None:
+    """Each training volume's share of the patches: a set's weight split evenly over its volumes (None: every
+    volume alike)."""
+    if weights is None:
+        return None
+    weights = [float(w) for w in weights]
+    if len(weights) != len(sets) or not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise InputError(f"--weights needs {len(sets)} finite numbers >= 0 (one per --train set), not all 0; "
+                         f"got {weights}")
+    return [w / len(volumes) for w, volumes in zip(weights, sets, strict=True) for _ in volumes]
+
+
 def train_segmenter(
-    train: str | os.PathLike | Sequence[Sample],
+    train: TrainingSet | Sequence[TrainingSet],
     *,
     spacing_um: Sequence[float] | None = None,
     patch_um: Sequence[float] = PATCH_UM,
@@ -295,6 +320,8 @@ def train_segmenter(
     validation_fraction: float = VALIDATION_FRACTION,
     min_volume_um3: float = MIN_VOLUME_UM3,
     transform: Transform | None = None,
+    weights: Sequence[float] | None = None,
+    fraction: float = 1.0,
     seed: int = 0,
     device: str = "cpu",
     precision: str = "auto",
@@ -304,8 +331,9 @@ def train_segmenter(
 
     Parameters
     ----------
-    train : path-like or sequence of Sample
-        A dataset folder with labels, or volumes with labels.
+    train : path-like, sequence of Sample, or a sequence of them
+        A dataset folder with labels, or volumes with labels; or several such training sets (mixed
+        training: real + synthetic), the first of which gives the validation part.
     spacing_um : 3 floats, optional
         Working voxel size in µm (default :func:`working_spacing` of the training data).
     patch_um : 3 floats
@@ -322,7 +350,12 @@ def train_segmenter(
     min_volume_um3 : float
         Smaller predicted objects are dropped.
     transform : Transform, optional
-        Augmentation (default :func:`default_augmentation`).
+        Augmentation (default :func:`default_augmentation`; see :func:`augmentation` for the strategies).
+    weights : sequence of float, optional
+        With several training sets: the share of the patches drawn from each (default: every volume alike).
+    fraction : float
+        Keep only this share of the first set's training part (along each volume's longer lateral axis,
+        after the validation part is held out), in (0, 1]: "a quarter of the real labels".
     seed : int
         Weights, patches and augmentation; with a step budget, the same seed gives the same model.
     device : {"cpu", "cuda", "auto"}
@@ -353,11 +386,14 @@ def train_segmenter(
         raise InputError(f"a seed is a whole number >= 0; got {seed!r}")
     if not 0 < validation_fraction <= 0.5:
         raise InputError(f"the validation fraction must lie in (0, 0.5]; got {validation_fraction!r}")
+    if not (isinstance(fraction, (int, float)) and 0 < fraction <= 1):
+        raise InputError(f"--fraction must lie in (0, 1] (the share of the first training set kept); got "
+                         f"{fraction!r}")
     device = resolve_device(device)
     dtype = autocast_dtype(device, precision)
-    volumes = read_volumes(train, labels=True, what="--train") if isinstance(train, (str, os.PathLike)) else list(train)
-    if not volumes or any(v.labels is None for v in volumes):
-        raise InputError("the training set needs at least one image, each with its labels")
+    sets = _training_sets(train)
+    volumes = [v for volumes in sets for v in volumes]
+    volume_weights = _set_weights(sets, weights)
     if not any(v.labels.any() for v in volumes):
         raise InputError("the training labels hold no object")
     spacing = check_spacing(spacing_um, "--spacing") if spacing_um is not None else working_spacing(
@@ -366,7 +402,8 @@ def train_segmenter(
     check_memory(training_bytes(patch, batch_size, features),
                  f"a training step on {batch_size} patches of {tuple(patch)} voxels with {features} features",
                  "use a smaller --patch-um, a coarser --spacing or a smaller --batch-size")
-    fitting, validation = _split_for_validation(volumes, validation_fraction)
+    fitting, validation = _split_for_validation(sets[0], validation_fraction)
+    fitting = _keep_fraction(fitting, fraction) + [v for volumes in sets[1:] for v in volumes]
     validation = [v.replace(image=resample(v.image, v.spacing, spacing), spacing=spacing,
                             labels=resample(v.labels, v.spacing, spacing, order=0,
                                             shape=grid_shape(v.image.shape, v.spacing, spacing)))
@@ -374,7 +411,7 @@ def train_segmenter(
     patches = PatchDataset([prepare(v, spacing) for v in fitting], patch,
                            transform=default_augmentation() if transform is None else transform,
                            samples_per_epoch=batch_size * 50, foreground_fraction=0.7, percentiles=None,
-                           targets=segmentation_targets, seed=seed)
+                           targets=segmentation_targets, seed=seed, weights=volume_weights)
     model = seeded(lambda: UNet3D(1, 2, [features * 2**k for k in range(4)], pools_for(patch), upsample="transpose",
                                   negative_slope=0.1), torch.Generator().manual_seed(seed)).to(device)
     segmenter = Segmenter(model, spacing, patch, min_volume_um3=min_volume_um3, device=device, dtype=dtype)
@@ -431,7 +468,7 @@ def train_segmenter(
 
 
 def syn2real(
-    train: str | os.PathLike,
+    train: TrainingSet | Sequence[TrainingSet],
     test: str | os.PathLike,
     out: str | os.PathLike,
     *,
@@ -444,6 +481,10 @@ def syn2real(
     features: int = 16,
     validation_fraction: float = VALIDATION_FRACTION,
     thresholds: Sequence[float] = THRESHOLDS,
+    weights: Sequence[float] | None = None,
+    fraction: float = 1.0,
+    augment: str | Sequence[str] = "default",
+    repeats: int = 1,
     seed: int = 0,
     device: str = "cpu",
     precision: str = "auto",
@@ -457,35 +498,84 @@ def syn2real(
     Both datasets and ``out`` are checked before training starts. The working spacing defaults to
     :func:`working_spacing` of the training *and* test data.
 
+    ``train`` may be several training sets (real first: validation is taken from it), mixed by
+    ``weights`` and with ``fraction`` of the first kept (:func:`train_segmenter`); ``augment`` is a
+    strategy of :func:`augmentation`. With ``repeats`` above 1 the segmenter is trained with seeds
+    ``seed … seed + repeats − 1`` and the report adds ``repeats``: every run's AP@0.5 and AP@0.75,
+    their mean and standard deviation, and a bootstrap interval over test objects of each mean
+    (:func:`~cellsynth.evaluate.segmentation.bootstrap_ap`); the files are the first run's.
+
     Examples
     --------
     >>> report = syn2real("data/nuclei", "data/cells3d_right", "data/syn2real", minutes=15)   # doctest: +SKIP
     >>> report["pooled"][4]["average_precision"]                                              # doctest: +SKIP
+    >>> mixed = syn2real(["data/cells3d_left", "data/nuclei"], "data/cells3d_right", "data/mix",  # doctest: +SKIP
+    ...                  weights=[1, 1], repeats=3)
     """
+    if not isinstance(repeats, (int, np.integer)) or isinstance(repeats, bool) or not 1 <= repeats <= 100:
+        raise InputError(f"--repeats must be a whole number in 1…100; got {repeats!r}")
+    augmentation(augment)  # an unknown strategy is refused before anything is read
     out = check_output_folder(out)
     test_volumes = read_volumes(test, labels=True, what="--test")
-    train_volumes = read_volumes(train, labels=True, what="--train")
+    sets = _training_sets(train)
     if spacing_um is None:
-        spacing_um = working_spacing([v.spacing for v in train_volumes + test_volumes])
-    segmenter = train_segmenter(train_volumes, spacing_um=spacing_um, patch_um=patch_um, steps=steps, minutes=minutes,
-                                batch_size=batch_size, learning_rate=learning_rate, features=features,
-                                validation_fraction=validation_fraction, seed=seed, device=device,
-                                precision=precision, progress=progress)
-    predictions = [segmenter.segment(v.image, v.spacing)
-                   for v in tqdm(test_volumes, desc="testing", unit="image", disable=True if not progress else None)]
+        spacing_um = working_spacing([v.spacing for volumes in sets for v in volumes] +
+                                     [v.spacing for v in test_volumes])
+    runs, first = [], None
+    for run in range(int(repeats)):
+        segmenter = train_segmenter(sets, spacing_um=spacing_um, patch_um=patch_um, steps=steps, minutes=minutes,
+                                    batch_size=batch_size, learning_rate=learning_rate, features=features,
+                                    validation_fraction=validation_fraction, transform=augmentation(augment),
+                                    weights=weights, fraction=fraction, seed=seed + run, device=device,
+                                    precision=precision, progress=progress)
+        predictions = [segmenter.segment(v.image, v.spacing) for v in
+                       tqdm(test_volumes, desc="testing", unit="image", disable=True if not progress else None)]
+        pooled = pooled_scores([matching(v.labels, p, (0.5, 0.75)) for v, p in zip(test_volumes, predictions,
+                                                                                  strict=True)])
+        runs.append({"seed": seed + run, "ap50": score_at(pooled, 0.5), "ap75": score_at(pooled, 0.75),
+                     "counts": {t: [row["tp"], row["fp"], row["fn"]] for t, row in zip(("ap50", "ap75"), pooled,
+                                                                                         strict=True)},
+                     "steps": segmenter.history["steps"], "stopped_by": segmenter.history["stopped_by"]})
+        first = first or (segmenter, predictions)
+    segmenter, predictions = first
     history = segmenter.history
-    settings = {"method": "syn2real", "train": str(train), "test": str(test),
+    settings = {"method": "syn2real",
+                "train": [str(t) if isinstance(t, (str, os.PathLike)) else "volumes" for t in
+                          (train if len(sets) > 1 else [train])],
+                "test": str(test), "weights": None if weights is None else [float(w) for w in weights],
+                "fraction": fraction, "augment": augment if isinstance(augment, str) else list(augment),
                 "working_spacing_um": list(segmenter.spacing), "patch_um": [float(p) for p in patch_um],
                 "patch_voxels": list(segmenter.patch), "budget_steps": steps, "budget_minutes": minutes,
                 "batch_size": batch_size, "learning_rate": learning_rate, "features": features,
-                "validation_fraction": validation_fraction, "seed": seed, "device": segmenter.device,
-                "precision": "bf16" if segmenter.dtype is not None else "fp32",
+                "validation_fraction": validation_fraction, "seed": seed, "repeats": int(repeats),
+                "device": segmenter.device, "precision": "bf16" if segmenter.dtype is not None else "fp32",
                 "normalization_percentiles": list(PERCENTILES), "thresholds": segmenter.thresholds}
     out.mkdir(exist_ok=True)
     segmenter.save(out / "segmenter.safetensors", settings)
     losses = history["losses"]
+    extra = {"repeats": repeated_figures(runs)} if repeats > 1 else {}
     return write_segmentation_results(
         Path(out), test_volumes, predictions, settings, thresholds,
         training={key: history[key] for key in ("steps", "stopped_by", "seconds", "selected_step", "validation_ap50",
                                                     "validation")},
-        loss_first=losses[0], loss_last=float(np.mean(losses[-max(1, len(losses) // 10):])), losses=losses)
+        loss_first=losses[0], loss_last=float(np.mean(losses[-max(1, len(losses) // 10):])), losses=losses, **extra)
+
+
+def repeated_figures(runs: Sequence[dict]) -> dict:
+    """Mean, standard deviation (over runs, ddof 1) and bootstrap interval over test objects of AP@0.5 and AP@0.75.
+
+    Examples
+    --------
+    >>> runs = [{"ap50": 0.8, "ap75": 0.5, "counts": {"ap50": [8, 1, 1], "ap75": [5, 4, 4]}},
+    ...         {"ap50": 0.6, "ap75": 0.4, "counts": {"ap50": [6, 2, 2], "ap75": [4, 4, 4]}}]
+    >>> figures = repeated_figures(runs)
+    >>> figures["ap50_mean"], round(figures["ap50_sd"], 3), figures["n_runs"]
+    (0.7, 0.141, 2)
+    """
+    figures: dict = {"runs": list(runs), "n_runs": len(runs)}
+    for key in ("ap50", "ap75"):
+        values = np.array([r[key] for r in runs], np.float64)
+        figures[f"{key}_mean"] = round(float(values.mean()), 6)
+        figures[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        figures[f"{key}_ci95"] = list(bootstrap_ap([tuple(r["counts"][key]) for r in runs]))
+    return figures
