@@ -84,6 +84,25 @@ def test_c2st_is_reproducible_per_seed_and_resamples_to_a_common_spacing(tmp_pat
     assert path.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_c2st_with_a_step_budget_is_the_same_on_a_quiet_and_a_loaded_machine(monkeypatch):
+    """Issue 28: a generous minutes budget beside the steps never changes what a C2ST run trains."""
+    import subprocess
+    import sys
+    import time
+
+    a, b = smooth_noise(0), smooth_noise(1, sigma=0.7)
+    quiet = c2st(a, b, **{**TINY_C2ST, "minutes": 30})
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    ticks = iter(range(10**6))  # a stalled clock: every reading after the first at 60 % of the budget
+    monkeypatch.setattr(time, "perf_counter", lambda: 0.0 if next(ticks) == 0 else 0.6 * 30 * 60)
+    try:
+        loaded = c2st(a, b, **{**TINY_C2ST, "minutes": 30})
+    finally:
+        busy.kill()
+        busy.wait()
+    assert np.array_equal(quiet.scores, loaded.scores) and quiet.accuracy == loaded.accuracy
+
+
 def test_roc_auc_counts_ties_as_half():
     assert roc_auc(np.array([0, 1]), np.array([0.3, 0.3])) == 0.5
     assert roc_auc(np.array([0, 0, 1]), np.array([0.1, 0.2, 0.9])) == 1.0
