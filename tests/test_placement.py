@@ -70,7 +70,7 @@ def test_anisotropic_exclusion_is_ellipsoidal():
     points = poisson_disk_positions(mask, (0.5, 0.5, 0.5), (8.0, 4.0, 4.0), rng=np.random.default_rng(0))
     scaled = points / np.array([8.0, 4.0, 4.0])
     assert pdist(scaled).min() >= 1.0
-    assert (np.abs(np.diff(np.sort(points[:, 1]))) >= 0).all() and pdist(points).min() < 8.0
+    assert pdist(points).min() < 8.0  # neighbours closer than the axial exclusion: not a ball of 8 µm
 
 
 def test_more_cells_than_fit_warns_and_places_what_fits():
