@@ -11,9 +11,9 @@ from pathlib import Path
 
 from cellsynth.config import Config, load_preset, with_overrides
 from cellsynth.dataset import Dataset, build_dataset
+from cellsynth.dataset.split import split_dataset
 from cellsynth.evaluate.segmentation import THRESHOLDS, score_at
 from cellsynth.evaluate.syn2real import syn2real
-from cellsynth.evaluate.volumes import split_dataset
 from cellsynth.examples import cells3d_nuclei
 from cellsynth.sample import Sample
 from cellsynth.synthesis.pipeline import generate_dataset, load_renderer

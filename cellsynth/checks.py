@@ -273,6 +273,11 @@ def check_output(path: str | os.PathLike, what: str, *, folder: bool, if_not_emp
     return path
 
 
+
+def check_output_folder(out: str | os.PathLike) -> Path:
+    """``out`` as a Path if results can go there: absent or an empty folder, with a writable parent."""
+    return check_output(out, "results", folder=True)
+
 def check_memory(needed_bytes: float, what: str, advice: str) -> None:
     """Refuse, in one line with the estimate, work whose memory estimate exceeds what is free.
 

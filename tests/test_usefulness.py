@@ -10,12 +10,13 @@ from conftest import SPACING
 from scipy import ndimage as ndi
 
 from cellsynth.cli import main
+from cellsynth.dataset.split import split_dataset
 from cellsynth.errors import InputError
 from cellsynth.evaluate.baseline import baseline
 from cellsynth.evaluate.c2st import c2st, roc_auc
 from cellsynth.evaluate.segmentation import matching, score_at
 from cellsynth.evaluate.syn2real import train_segmenter
-from cellsynth.evaluate.volumes import resample, split_dataset
+from cellsynth.evaluate.volumes import resample
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import classical_segmentation

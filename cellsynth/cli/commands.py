@@ -100,7 +100,7 @@ def dataset_verify(args: argparse.Namespace) -> int | None:
 
 
 def dataset_split(args: argparse.Namespace) -> int | None:
-    from cellsynth.evaluate.volumes import split_dataset
+    from cellsynth.dataset.split import split_dataset
 
     for part in split_dataset(args.dataset, args.out[0], args.out[1], axis=args.axis, fraction=args.fraction,
                               progress=not args.quiet):
@@ -169,8 +169,7 @@ def generate(args: argparse.Namespace) -> int | None:
 
 
 def calibrate(args: argparse.Namespace) -> int | None:
-    from cellsynth.checks import check_output
-    from cellsynth.evaluate.baseline import check_output_folder
+    from cellsynth.checks import check_output, check_output_folder
     from cellsynth.evaluate.calibration import write_calibration_report
     from cellsynth.synthesis.calibrate import calibrate_files
     from cellsynth.synthesis.preset import write_calibration

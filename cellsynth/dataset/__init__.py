@@ -15,4 +15,5 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "folder": ["EXTRA_KINDS", "FOLDERS", "MANIFEST_FORMAT", "MANIFEST_NAME", "Dataset", "build_dataset",
                "example_dataset", "import_dataset", "sample_names", "sample_rng"],
     "previews": ["write_preview"],
+    "split": ["split_dataset", "split_volume"],
 })

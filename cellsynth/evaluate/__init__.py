@@ -19,5 +19,5 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "segmentation": ["matching", "pooled_scores", "score_at"],
     "seams": ["seam_score"],
     "syn2real": ["Segmenter", "syn2real", "train_segmenter"],
-    "volumes": ["read_volumes", "split_dataset"],
+    "volumes": ["read_volumes"],
 })

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cellsynth.checks import check_output
+from cellsynth.checks import check_output_folder
 from cellsynth.errors import InputError
 from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores
@@ -29,11 +29,6 @@ from cellsynth.masks.segment import (
     classical_segmentation,
 )
 from cellsynth.sample import Sample
-
-
-def check_output_folder(out: str | os.PathLike) -> Path:
-    """``out`` as a Path if results can go there: absent or an empty folder, with a writable parent."""
-    return check_output(out, "results", folder=True)
 
 
 def write_segmentation_results(out: Path, volumes: Sequence[Sample], predictions: Sequence[np.ndarray],

@@ -37,11 +37,12 @@ import torch
 from scipy import stats
 from torch import nn
 
-from cellsynth.checks import check_image, check_spacing
+from cellsynth.checks import check_image, check_output_folder, check_spacing
+from cellsynth.dataset.split import split_volume
 from cellsynth.errors import InputError
 from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.metrics import normalize
-from cellsynth.evaluate.volumes import common_spacing, read_volumes, resample, split_volume
+from cellsynth.evaluate.volumes import common_spacing, read_volumes, resample
 from cellsynth.io import write_bytes_atomic, write_json_atomic
 from cellsynth.models.common import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import seeded
@@ -450,8 +451,6 @@ def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out:
     --------
     >>> evaluate_realism("data/cells3d_right", "data/nuclei", "data/realism", minutes=2)  # doctest: +SKIP
     """
-    from cellsynth.evaluate.baseline import check_output_folder
-
     _check_repeats(repeats)
     out = check_output_folder(out)
     with Phases("realism", ["reading", "classifier", "repeats", "statistics", "plots"], progress) as phase:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage as ndi
 
-from cellsynth.evaluate.baseline import check_output_folder
+from cellsynth.checks import check_output_folder
 from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.metrics import normalize
 from cellsynth.evaluate.realism import radial_spectrum

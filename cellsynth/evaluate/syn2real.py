@@ -2,7 +2,7 @@
 
 Trained on synthetic data and tested on the user's real images it answers "is this synthetic
 dataset worth training on?"; trained on a spatially disjoint part of the real data (see
-:func:`cellsynth.evaluate.volumes.split_dataset`) it gives Real2Real, and
+:func:`cellsynth.dataset.split.split_dataset`) it gives Real2Real, and
 :func:`cellsynth.evaluate.baseline.baseline` the untrained classical figure to beat.
 
 The segmenter
@@ -45,11 +45,12 @@ from tqdm.auto import tqdm
 
 from cellsynth.augment import PatchDataset, Transform, normalize_percentiles
 from cellsynth.augment.strategies import augmentation, default_augmentation
-from cellsynth.checks import Spacing, check_memory, check_spacing
+from cellsynth.checks import Spacing, check_memory, check_output_folder, check_spacing
+from cellsynth.dataset.split import split_volume
 from cellsynth.errors import InputError
-from cellsynth.evaluate.baseline import check_output_folder, write_segmentation_results
+from cellsynth.evaluate.baseline import write_segmentation_results
 from cellsynth.evaluate.segmentation import THRESHOLDS, bootstrap_ap, matching, pooled_scores, score_at
-from cellsynth.evaluate.volumes import grid_shape, read_volumes, resample, split_volume
+from cellsynth.evaluate.volumes import grid_shape, read_volumes, resample
 from cellsynth.io import atomic_path
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import MIN_VOLUME_UM3, seeded_watershed
