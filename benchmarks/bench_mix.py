@@ -24,11 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from _cells3d import cells3d_halves, preset_dataset
+from _cells3d import calibrated_dataset, cells3d_halves
 
 from cellsynth.evaluate.syn2real import syn2real
-from cellsynth.evaluate.volumes import read_volumes
-from cellsynth.synthesis.calibrate import calibrate
 
 
 def summary(report: dict, seconds: float) -> dict:
@@ -51,9 +49,7 @@ def main(steps: int = 800, repeats: int = 2, n_samples: int = 8, arms: list[str]
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         left, right = cells3d_halves(root)
-        train = read_volumes(left.root, labels=True)[0]
-        synthetic = preset_dataset(root, calibrate(train.image, train.spacing, train.labels,
-                                                   n_samples=n_samples).config, n_samples, name="synthetic")
+        synthetic = calibrated_dataset(root, left, n_samples)
         plans = {"real": ([left.root], None, 1.0), "real+synthetic": ([left.root, synthetic.root], [1, 1], 1.0),
                  "quarter+synthetic": ([left.root, synthetic.root], [1, 1], 0.25), "quarter": ([left.root], None, 0.25)}
         for name in arms or list(plans):

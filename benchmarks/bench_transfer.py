@@ -26,14 +26,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _cells3d import cells3d_halves, preset_dataset
+from _cells3d import calibrated_dataset, cells3d_halves
 
 from cellsynth.augment import GaussianBlur, PoissonNoise, augmentation, normalize_percentiles
 from cellsynth.evaluate.segmentation import matching, pooled_scores, score_at
 from cellsynth.evaluate.syn2real import train_segmenter
 from cellsynth.evaluate.volumes import read_volumes, resample
 from cellsynth.sample import Sample
-from cellsynth.synthesis.calibrate import calibrate
 
 STRATEGIES = ("none", "default", "stacked", "random-choice", "flip", "intensity", "blur", "diversify")
 #: The other microscope of the shifted test set.
@@ -64,9 +63,7 @@ def main(steps: int = 400, repeats: int = 1, n_samples: int = 8, strategies: lis
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         left, right = cells3d_halves(root)
-        train = read_volumes(left.root, labels=True)[0]
-        synthetic = preset_dataset(root, calibrate(train.image, train.spacing, train.labels,
-                                                   n_samples=n_samples).config, n_samples, name="synthetic")
+        synthetic = calibrated_dataset(root, left, n_samples)
         volumes = read_volumes(synthetic.root, labels=True)
         tests = {"right": read_volumes(right.root, labels=True)}
         tests["shifted"] = [shifted(v) for v in tests["right"]]
