@@ -7,6 +7,7 @@ dataset writer writes it. Its voxel spacing travels with it, so no step asks for
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Sequence
 
@@ -77,19 +78,25 @@ class Sample:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if self.spacing is not None:
+        self._validate([field.name for field in dataclasses.fields(self)])
+
+    def _validate(self, names: Sequence[str]) -> None:
+        """Check (and coerce) the fields ``names``; then, if a volume is among them, that the shapes agree."""
+        if "spacing" in names and self.spacing is not None:
             self.spacing = check_spacing(self.spacing)
-        if self.labels is not None:
+        if "labels" in names and self.labels is not None:
             self.labels = check_labels(self.labels)
-        if self.image is not None:
+        if "image" in names and self.image is not None:
             self.image = check_image(self.image)
         for name in ("foreground", "membranes"):
-            if getattr(self, name) is not None:
+            if name in names and getattr(self, name) is not None:
                 setattr(self, name, as_volume(getattr(self, name), name).astype(bool, copy=False))
-        if self.semantic is not None:
+        if "semantic" in names and self.semantic is not None:
             self.semantic = as_volume(self.semantic, "semantic")
-        if self.local_std is not None:
+        if "local_std" in names and self.local_std is not None:
             self.local_std = as_volume(self.local_std, "local_std").astype(np.float32, copy=False)
+        if not set(names) & set(VOLUMES):
+            return
         present = self.volumes()
         if not present:
             raise InputError("a sample needs labels or an image (ZYX arrays); got neither")
@@ -109,8 +116,27 @@ class Sample:
         return {name: getattr(self, name) for name in VOLUMES if getattr(self, name) is not None}
 
     def replace(self, **changes) -> Sample:
-        """A copy with some fields replaced, validated again (the arrays are shared, not copied)."""
-        return dataclasses.replace(self, **changes)
+        """A copy with some fields replaced; only those are validated again (a Sample is trusted after
+        construction), and the arrays are shared, not copied.
+
+        Examples
+        --------
+        >>> sample = Sample(np.ones((2, 4, 4), np.uint16), spacing=(1.0, 0.5, 0.5))
+        >>> sample.replace(image=np.zeros((2, 4, 4))).image.dtype
+        dtype('float32')
+        >>> sample.replace(image=np.zeros((2, 4, 5)))
+        Traceback (most recent call last):
+        ...
+        cellsynth.errors.InputError: labels shape (2, 4, 4) and image shape (2, 4, 5) differ; they must be equal
+        """
+        unknown = set(changes) - {field.name for field in dataclasses.fields(self)}
+        if unknown:
+            raise TypeError(f"Sample has no field(s) {', '.join(sorted(unknown))}")
+        copied = copy.copy(self)
+        for name, value in changes.items():
+            setattr(copied, name, value)
+        copied._validate(list(changes))
+        return copied
 
     def voxel_spacing(self) -> Spacing:
         """The spacing (µm); one line naming the problem when the sample has none."""
