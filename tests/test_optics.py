@@ -93,9 +93,25 @@ def test_tiled_blur_equals_a_whole_volume_convolution():
     volume = rng.random((20, 60, 50)).astype(np.float32)
     renderer = OpticsRenderer(OpticsConfig(numerical_aperture=0.8), PatchingConfig(patch=(16, 32, 32), overlap=4,
                                                                                    crop=2))
-    tiled = renderer.blur(volume, SPACING)
+    tiled = renderer.optical_image(volume, SPACING)
     o = renderer.optics.microscope
     kernel = gaussian_psf(psf_sigma_um(o.numerical_aperture, o.wavelength_um, o.refractive_index), SPACING)
     pad = [(k // 2, k // 2) for k in kernel.shape]
     whole = signal.fftconvolve(np.pad(volume, pad, mode="reflect"), kernel, mode="valid")
     assert np.abs(tiled - whole).max() < 1e-4
+
+
+def test_the_renderer_stages_are_reachable_and_compose_to_render():
+    labels = np.zeros((12, 40, 40), np.uint16)
+    labels[3:9, 8:20, 8:20], labels[3:9, 22:34, 20:32] = 1, 2
+    sample = Sample(labels, spacing=SPACING)
+    renderer = OpticsRenderer(OpticsConfig(camera={"output_dtype": "uint16", "bit_depth": 12}))
+    rng = np.random.default_rng(5)
+    light = renderer.ground_truth(sample, rng)
+    assert light.dtype == np.float32 and light[labels > 0].mean() > 2 * light[labels == 0].mean()
+    optical = renderer.optical_image(light, SPACING)
+    assert optical.sum() == pytest.approx(light.sum(), rel=0.02)  # the PSF moves light, it does not make it
+    assert np.abs(np.diff(optical, axis=2)).mean() < np.abs(np.diff(light, axis=2)).mean()  # and blurs edges
+    digital = renderer.digital_image(optical, SPACING, rng)
+    assert digital.dtype == np.uint16 and digital.max() <= 4095
+    np.testing.assert_array_equal(renderer.render(sample, rng=5).image, digital)

@@ -249,13 +249,13 @@ def camera(signal_image: np.ndarray, *, photons: float, read_noise: float = 0.0,
     return np.clip(offset + gain * electrons, 0, 2**bit_depth - 1)
 
 
-#: The specimen keys :func:`fluorophore_density` takes.
-DENSITY_KEYS = {"brightness_sigma", "cytoplasm", "interior_profile", "inclusions", "texture", "texture_spectrum",
-                "texture_scales_um", "texture_law", "texture_sigma"}
-
-
 class OpticsRenderer:
     """The default generator: a physical model of a fluorescence microscope (module docstring).
+
+    Staged as microsim names the stages, each reachable on its own: :meth:`ground_truth` (the light
+    the specimen sends: fluorophore density, ambient light and out-of-focus haze, attenuation),
+    :meth:`optical_image` (the PSF) and :meth:`digital_image` (the camera, in the output's units);
+    :meth:`render` runs the three.
 
     Parameters
     ----------
@@ -283,8 +283,35 @@ class OpticsRenderer:
         return {"name": self.name, "optics": self.optics.model_dump(mode="json"),
                 "patching": self.patching.model_dump(mode="json")}
 
-    def blur(self, image: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
-        """The PSF convolution, tile by tile through the patch engine."""
+    def ground_truth(self, sample: Sample, rng: np.random.Generator) -> np.ndarray:
+        """The light the specimen sends, per voxel (float32, in units of a median object's density).
+
+        Fluorophore density of the labels (and membranes), the ambient light (autofluorescence inside
+        the foreground, less outside) with the out-of-focus haze of the objects and the ambient
+        texture over both, attenuated with depth below the foreground's surface. (The haze is drawn
+        here, not in :meth:`optical_image`, because the ambient texture modulates it.)
+        """
+        spacing, foreground = sample.voxel_spacing(), sample.whole_foreground()
+        specimen, scope = self.optics.specimen, self.optics.microscope
+        density = fluorophore_density(
+            sample.labels, spacing, brightness_sigma=specimen.brightness_sigma, membranes=sample.membranes,
+            cytoplasm=specimen.cytoplasm, interior_profile=specimen.interior_profile,
+            inclusions=[kind.model_dump() for kind in specimen.inclusions], texture=specimen.texture,
+            texture_spectrum=specimen.texture_spectrum, texture_scales_um=specimen.texture_scales_um,
+            texture_law=specimen.texture_law, texture_sigma=specimen.texture_sigma, rng=rng)
+        ambient = np.where(foreground, specimen.background, specimen.background_outside).astype(np.float32)
+        if scope.haze > 0:
+            ambient = ambient + scope.haze * ndimage.gaussian_filter(density, scope.haze_scale_um / np.asarray(spacing))
+        if specimen.ambient_texture > 0:
+            ambient = ambient * np.clip(1 + specimen.ambient_texture * texture_noise(
+                density.shape, spacing, specimen.ambient_spectrum, specimen.texture_scales_um, rng=rng), 0, None)
+        density += ambient
+        if specimen.attenuation_length_um is not None:
+            density *= np.exp(-depth_um(foreground, spacing) / specimen.attenuation_length_um)
+        return density
+
+    def optical_image(self, light: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
+        """The PSF convolution of ``light``, tile by tile through the patch engine."""
         scope = self.optics.microscope
         sigma = scope.psf_sigma_um or psf_sigma_um(scope.numerical_aperture, scope.wavelength_um,
                                                    scope.refractive_index, scope.confocal)
@@ -297,36 +324,30 @@ class OpticsRenderer:
         def convolve(batch: np.ndarray) -> np.ndarray:
             return np.stack([signal.fftconvolve(tile[0], kernel, mode="same")[None] for tile in batch])
 
-        blurred, _ = apply_patched(convolve, image, patch=patch, overlap=self.patching.overlap, crop=crop,
+        blurred, _ = apply_patched(convolve, light, patch=patch, overlap=self.patching.overlap, crop=crop,
                                    window=self.patching.window, batch_size=self.patching.batch_size or 1)
         return blurred
+
+    def digital_image(self, optical: np.ndarray, spacing: Sequence[float], rng: np.random.Generator) -> np.ndarray:
+        """The camera's image of ``optical`` (shot and read noise, gain, offset, bit depth), in the output's
+        type and units (:meth:`from_adu`)."""
+        detector = self.optics.camera
+        adu = camera(optical, photons=detector.photons, read_noise=detector.read_noise, gain=detector.gain,
+                     offset=detector.offset, bit_depth=detector.bit_depth,
+                     noise_correlation_um=detector.noise_correlation_um, spacing=spacing, rng=rng)
+        return self.from_adu(adu)
 
     def render(self, sample: Sample, rng=None) -> Sample:
         """``sample`` with its image (``camera.output_dtype``: float32 ADU × ``output_scale``, or integer ADU).
 
         The sample's labels, membranes and foreground (default: the whole volume) are drawn at its
         spacing (µm); ``rng``: a numpy Generator, a seed or None; the same state gives the same
-        image. This is the one place the config's three sections become the array functions'
-        keywords.
+        image (the stages draw from it in turn).
         """
         spacing = sample.voxel_spacing()
-        foreground = sample.whole_foreground()
         rng = np.random.default_rng(rng)
-        specimen, scope, detector = self.optics.specimen, self.optics.microscope, self.optics.camera
-        density = fluorophore_density(sample.labels, spacing, membranes=sample.membranes, rng=rng,
-                                      **specimen.model_dump(include=DENSITY_KEYS))
-        ambient = np.where(foreground, specimen.background, specimen.background_outside).astype(np.float32)
-        if scope.haze > 0:
-            ambient = ambient + scope.haze * ndimage.gaussian_filter(density, scope.haze_scale_um / np.asarray(spacing))
-        if specimen.ambient_texture > 0:
-            ambient = ambient * np.clip(1 + specimen.ambient_texture * texture_noise(
-                density.shape, spacing, specimen.ambient_spectrum, specimen.texture_scales_um, rng=rng), 0, None)
-        density += ambient
-        if specimen.attenuation_length_um is not None:
-            density *= np.exp(-depth_um(foreground, spacing) / specimen.attenuation_length_um)
-        adu = camera(self.blur(density, spacing), spacing=spacing, rng=rng,
-                     **detector.model_dump(exclude={"output_dtype", "output_scale"}))
-        return sample.replace(image=self.from_adu(adu))
+        light = self.ground_truth(sample, rng)
+        return sample.replace(image=self.digital_image(self.optical_image(light, spacing), spacing, rng))
 
     @property
     def output_scale(self) -> float:
