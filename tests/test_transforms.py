@@ -13,6 +13,7 @@ from cellsynth.augment import (
     Elastic,
     Flip,
     Gamma,
+    GaussianBlur,
     GaussianNoise,
     LateralStretch,
     PoissonNoise,
@@ -274,3 +275,11 @@ def test_every_augmentation_strategy_is_label_safe(strategy):
         inside, outside = out.image[out.labels > 0], out.image[out.labels == 0]
         if inside.size and outside.size:  # the image moved with its labels
             assert inside.mean() > outside.mean() + 0.2
+
+
+def test_a_bare_array_has_no_spacing_and_transforms_in_um_refuse_it():
+    image = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    assert Flip()(image, rng=0).spacing is None  # no µm involved: applies
+    for transform in (Rotate(), Elastic(), GaussianBlur(sigma_um=(0.5, 0.5)), Diversify()):
+        with pytest.raises(InputError, match="voxel spacing is unknown"):
+            transform(image, rng=0)

@@ -42,23 +42,20 @@ Fill = float | str
 def as_item(item: Sample | np.ndarray) -> Sample:
     """``item`` ready for the transforms: a :class:`~cellsynth.sample.Sample` with a float32 image.
 
-    A bare array becomes a sample's image; a sample without spacing is taken as 1 µm voxels.
+    A bare array becomes a sample's image. A sample without spacing keeps none: the transforms
+    whose parameters are in µm (rotations, elastic, blur, diversification) then refuse it in one
+    line, and the others (flips, intensity, noise) apply.
 
     Examples
     --------
     >>> item = as_item(np.zeros((2, 4, 4), np.uint16))
     >>> item.image.dtype, item.spacing
-    (dtype('float32'), (1.0, 1.0, 1.0))
+    (dtype('float32'), None)
     """
     item = as_sample(item)
     if item.image is None:
         raise InputError("augmentations need the sample's image; got labels only (render the sample first)")
-    changes = {}
-    if item.image.dtype != np.float32:
-        changes["image"] = item.image.astype(np.float32)
-    if item.spacing is None:
-        changes["spacing"] = (1.0, 1.0, 1.0)
-    return item.replace(**changes) if changes else item
+    return item.replace(image=item.image.astype(np.float32)) if item.image.dtype != np.float32 else item
 
 
 class Transform:
@@ -295,7 +292,8 @@ class Diversify(Transform):
                 curriculum_limits(self.w_v, NEUTRAL[1], self.epoch, self.epochs_to_full))
 
     def apply(self, item, rng):
-        std = item.local_std if item.local_std is not None else local_std(item.image, self.neighbourhood(item.spacing))
+        std = (item.local_std if item.local_std is not None
+               else local_std(item.image, self.neighbourhood(item.voxel_spacing())))
         w_i, w_v = self.limits()
         if self.strategy == "single":
             weights = single_weights(w_i, w_v, rng=rng)
@@ -370,7 +368,7 @@ class Rotate90(Transform):
 
     def apply(self, item, rng):
         planes = [(a, b) for a, b in ((1, 2), (0, 1), (0, 2))
-                  if math.isclose(item.spacing[a], item.spacing[b], rel_tol=1e-3)]
+                  if math.isclose(item.voxel_spacing()[a], item.voxel_spacing()[b], rel_tol=1e-3)]
         if not planes:
             return item
         plane = planes[int(rng.integers(len(planes)))]
@@ -424,7 +422,7 @@ class Rotate(_Geometric):
         angle, tilt_y, tilt_x = np.radians(rng.uniform(-1, 1, 3) * [self.max_angle_deg, self.max_tilt_deg,
                                                                      self.max_tilt_deg])
         rotation = _plane_rotation(angle, 1, 2) @ _plane_rotation(tilt_y, 0, 2) @ _plane_rotation(tilt_x, 0, 1)
-        scale = np.diag(item.spacing)
+        scale = np.diag(item.voxel_spacing())
         matrix = np.linalg.inv(scale) @ rotation.T @ scale  # output voxel -> µm -> rotated back -> input voxel
         centre = (np.asarray(item.image.shape) - 1) / 2
         return self._affine(item, matrix, centre - matrix @ centre, mode="constant")
@@ -540,7 +538,7 @@ class Elastic(_Geometric):
 
     def apply(self, item, rng):
         coordinates = np.indices(item.image.shape, np.float32)
-        coordinates += self.displacement(item.image.shape, item.spacing, rng)
+        coordinates += self.displacement(item.image.shape, item.voxel_spacing(), rng)
         return self._resample(item, lambda a, order, cval: ndi.map_coordinates(
             a, coordinates, order=order, mode="nearest", prefilter=order > 1))
 
