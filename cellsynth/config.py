@@ -729,7 +729,7 @@ def training_preset_names() -> list[str]:
     Examples
     --------
     >>> training_preset_names()
-    ['ddpm-cpu']
+    ['ddpm-cpu', 'gan-cpu']
     """
     folder = resources.files("cellsynth.presets").joinpath("training")
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))

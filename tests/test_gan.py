@@ -417,3 +417,15 @@ def test_pseudo_labels_pair_each_image_with_its_classical_segmentation(renderer_
     run = train_gan(tiny_config(renderer_images, steps=2, **{"data.masks": "pseudo"}), tmp_path / "p",
                     progress=False)
     assert read_checkpoint_info(run, "gan")["config"]["data"]["masks"] == "pseudo"
+
+
+def test_the_cpu_training_preset_trains_paired_on_pseudo_labels_from_the_command_line(tmp_path):
+    from cellsynth.cli import main
+
+    write_renderer_images(tmp_path, (16, 64, 64), seed=3, n=1)
+    run = tmp_path / "run"
+    assert main(["train", "gan", "gan-cpu", "--images", str(tmp_path / "image0.tif"), "--out", str(run), "--steps",
+                 "1", "--device", "cpu", "-q"]) == 0
+    info = read_checkpoint_info(run / "checkpoint.safetensors", "gan")
+    assert info["step"] == 1 and info["patch"] == [16, 64, 64] and info["config"]["data"]["masks"] == "pseudo"
+    assert info["architecture"]["widths"] == [8, 16, 32] and info["config"]["max_minutes"] == 20.0
