@@ -191,6 +191,17 @@ def test_a_failing_calibration_report_keeps_the_preset(known, tmp_path, monkeypa
     assert load_config(tmp_path / "p.yaml").optics.camera.output_dtype == "uint16"
 
 
+def test_calibrate_takes_folders_of_images_and_of_labels(known, tmp_path):
+    config, masks, image, calibration = known
+    for folder, array in (("images", image), ("labels", masks.labels)):
+        (tmp_path / folder).mkdir()
+        write_volume(tmp_path / folder / "stack_01.tif", array, config.volume.spacing_um)
+    assert main(["calibrate", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"), "--out",
+                 str(tmp_path / "p.yaml"), "-q"]) == 0
+    assert load_config(tmp_path / "p.yaml").optics.camera.gain == pytest.approx(
+        calibration.config.optics.camera.gain, rel=1e-6)
+
+
 def test_calibration_shows_its_named_phases_unless_quiet(known, tmp_path, monkeypatch):
     import cellsynth.progress
 

@@ -133,6 +133,19 @@ def test_evaluate_realism_writes_the_figures_and_plots(tmp_path, capsys):
     assert "C2ST accuracy" in capsys.readouterr().out
 
 
+def test_evaluate_realism_takes_several_files_and_folders_of_images(tmp_path):
+    for name, seed in (("real_a", 0), ("real_b", 2), ("synthetic/s", 1)):
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        write_volume(tmp_path / f"{name}.tif", smooth_noise(seed), ISO)
+    out = tmp_path / "realism"
+    assert main(["evaluate", "realism", "--real", str(tmp_path / "real_a.tif"), str(tmp_path / "real_b.tif"),
+                 "--synthetic", str(tmp_path / "synthetic"), "--out", str(out), "--patch-um", "4", "8", "8",
+                 "--steps", "5", "--device", "cpu", "-q"]) == 0
+    report = json.loads((out / "realism.json").read_text())
+    assert report["real"] == [str(tmp_path / "real_a.tif"), str(tmp_path / "real_b.tif")]
+    assert report["c2st_settings"]["n_real_volumes"] == 2 and report["c2st_settings"]["n_synthetic_volumes"] == 1
+
+
 # ----------------------------------------------------------------------------- baseline and split
 
 

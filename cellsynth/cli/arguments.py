@@ -255,8 +255,10 @@ COMMANDS = [
      "every parameter in µm. Writes the same report.json as syn2real."),
     ("evaluate realism", handlers.evaluate_realism,
      "can a classifier tell real from synthetic patches? (C2ST + statistics)",
-     [opt("--real", "real image file or dataset folder", required=True, type=_path),
-      opt("--synthetic", "synthetic image file or dataset folder", required=True, type=_path),
+     [opt("--real", "real image file(s), a folder of them or a dataset folder", required=True, type=_path,
+          nargs="+"),
+      opt("--synthetic", "synthetic image file(s), a folder of them or a dataset folder", required=True,
+          type=_path, nargs="+"),
       opt("--out", "new folder for realism.json and the PNGs", required=True, type=_path),
       *judge_options(400, (5.0, 8.0, 8.0), "classifier patch", "voxel size in µm of files without one"),
       opt("--repeats", "K classifier seeds, each in both orders of the train/test parts: mean ± sd of 2K runs "

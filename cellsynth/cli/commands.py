@@ -305,7 +305,11 @@ def evaluate_baseline(args: argparse.Namespace) -> int | None:
 def evaluate_realism(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.c2st import evaluate_realism
 
-    report = evaluate_realism(args.real, args.synthetic, args.out, spacing=args.spacing, patch_um=args.patch_um,
+    def one_or_all(paths: list) -> object:
+        return paths[0] if len(paths) == 1 else paths
+
+    report = evaluate_realism(one_or_all(args.real), one_or_all(args.synthetic), args.out, spacing=args.spacing,
+                              patch_um=args.patch_um,
                               steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device,
                               repeats=args.repeats, progress=not args.quiet)
     low, high = report["c2st_ci95"]

@@ -431,7 +431,8 @@ def check_varies(volume: Sample, what: str) -> Sample:
     return volume
 
 
-def evaluate_realism(real: str | os.PathLike, synthetic: str | os.PathLike, out: str | os.PathLike, *,
+def evaluate_realism(real: str | os.PathLike | Sequence[str | os.PathLike],
+                     synthetic: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, *,
                      spacing: Sequence[float] | None = None, patch_um: Sequence[float] = PATCH_UM,
                      steps: int | None = STEPS, minutes: float | None = None, seed: int = 0,
                      device: str = "cpu", repeats: int = 1, progress: bool = False) -> dict:
@@ -481,7 +482,10 @@ def _realism_report(reals: list[Sample], synthetics: list[Sample], real, synthet
     distances, real_stats, synthetic_stats = compare(first_real, first_synthetic, grid,
                                                      real_labels=labels_of(reals[0], first_real.shape),
                                                      synthetic_labels=labels_of(synthetics[0], first_synthetic.shape))
-    report = {**result.summary(), "real": str(real), "synthetic": str(synthetic), "unpaired": jsonable(distances),
+    def named(source) -> str | list[str]:
+        return str(source) if isinstance(source, (str, os.PathLike)) else [str(s) for s in source]
+
+    report = {**result.summary(), "real": named(real), "synthetic": named(synthetic), "unpaired": jsonable(distances),
               "unpaired_of": [reals[0].name, synthetics[0].name]}
     phase("repeats")
     if repeats > 1:

@@ -22,14 +22,15 @@ from cellsynth.sample import Sample
 #: Axis names of a ZYX volume.
 
 
-def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = None, *,
-                 labels: bool = False, what: str = "input") -> list[Sample]:
-    """The images of an image file or of a dataset folder's finished samples.
+def read_volumes(source: str | os.PathLike | Sequence[str | os.PathLike], spacing: Sequence[float] | None = None,
+                 *, labels: bool = False, what: str = "input") -> list[Sample]:
+    """The images of image files, a folder of them, or a dataset folder's finished samples.
 
     Parameters
     ----------
-    source : path-like
-        An image file (TIFF, OME-Zarr, .npy), a folder of them, or a cellsynth dataset folder.
+    source : path-like or sequence of path-like
+        An image file (TIFF, OME-Zarr, .npy), a folder of them, or a cellsynth dataset folder; or
+        several of these (their volumes in the order given).
     spacing : 3 floats, optional
         Voxel size in µm for files that carry none (it overrides a file's own).
     labels : bool
@@ -48,6 +49,10 @@ def read_volumes(source: str | os.PathLike, spacing: Sequence[float] | None = No
     >>> volumes[0].image.shape, volumes[0].spacing               # doctest: +SKIP
     ((60, 256, 256), (0.29, 0.26, 0.26))
     """
+    if not isinstance(source, (str, os.PathLike)):
+        if not source:
+            raise InputError(f"{what} names no file")
+        return [volume for one in source for volume in read_volumes(one, spacing, labels=labels, what=what)]
     path = Path(source)
     if (path / MANIFEST_NAME).is_file():
         dataset = Dataset.open(path)

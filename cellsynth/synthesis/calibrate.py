@@ -633,12 +633,21 @@ def calibrate_files(images: Sequence[str | os.PathLike], labels: Sequence[str | 
                     spacing: Sequence[float] | None = None, **options) -> Calibration:
     """:func:`calibrate` on image files (and their label files), with the spacing the files carry or ``spacing``.
 
+    ``images`` and ``labels`` may each be files, glob patterns or one folder (its volume files in name
+    order); the n-th label file belongs to the n-th image.
+
     Examples
     --------
     >>> calibration = calibrate_files(["my_nuclei.tif"], ["my_labels.tif"], kind="nuclei")  # doctest: +SKIP
+    >>> calibration = calibrate_files(["stacks/"], ["stacks_labels/"])                       # doctest: +SKIP
     """
-    from cellsynth.io import read_volume
+    from cellsynth.io import read_volume, volume_files
 
+    images = volume_files(images, "calibration image")[0]
+    labels = volume_files(labels, "calibration labels")[0] if labels else None
+    if labels is not None and len(labels) != len(images):
+        raise InputError(f"got {len(images)} images but {len(labels)} label volumes; give one per image (the n-th "
+                         "label file belongs to the n-th image, in name order)")
     volumes = []
     for path in images:
         image, spacing = read_volume(path, spacing, min_planes=3)  # the PSF along z and the depth need a stack
