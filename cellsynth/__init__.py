@@ -5,6 +5,21 @@ generators on your own images, export benchmark datasets) are here, imported on 
 rest is in the subpackages (``cellsynth.masks``, ``.synthesis``, ``.evaluate``, ``.augment``) and
 the errors in ``cellsynth.errors``.
 
+References
+----------
+The docstrings cite the five source documents by first author and subject:
+
+- *Eschweiler et al., diversification*: D. Eschweiler, J. Schock, J. Stegmaier, "Probabilistic Image
+  Diversification to Improve Segmentation in 3D Microscopy Image Data".
+- *Eschweiler et al., data synthesis*: D. Eschweiler, M. Rethwisch, M. Jarchow, S. Koppers,
+  J. Stegmaier, "3D fluorescence microscopy data synthesis for segmentation and benchmarking".
+- *Chen, augmentations*: J. Chen, "Data Augmentations for Cell-Type Generalizable Instance
+  Segmentation".
+- *Eschweiler et al., DDPM*: D. Eschweiler, R. Yilmaz, M. Baumann, I. Laube, R. Roy, A. Jose,
+  D. Brückner, J. Stegmaier, "Denoising Diffusion Probabilistic Models for Generation of Realistic
+  Fully-Annotated Microscopy Image Datasets".
+- *Malec, U-Net segmentation*: C. Malec, "Segmenting Microscopy Images" (Springboard capstone, 2019).
+
 Examples
 --------
 >>> import cellsynth

@@ -437,7 +437,7 @@ class TrainDataConfig(StrictModel):
 
 
 class AdaConfig(StrictModel):
-    """Adaptive discriminator augmentation (seed 001 eq. 2)."""
+    """Adaptive discriminator augmentation (Eschweiler et al., data synthesis eq. 2)."""
 
     p_start: Annotated[float, Field(ge=0, le=1)] = 0.0
     target: Annotated[float, Field(ge=-1, le=1)] = Field(0.6, description="r = E[sign(D(real))] aimed at")
@@ -479,7 +479,7 @@ class GanTrainConfig(StrictModel):
 
 
 class DdpmTrainConfig(StrictModel):
-    """The DDPM (seed 003): denoiser and noise schedule; trained on unlabelled images."""
+    """The DDPM (Eschweiler et al., DDPM): denoiser and noise schedule; trained on unlabelled images."""
 
     widths: Annotated[list[PositiveInt], Field(min_length=2)] = Field(
         [32, 64, 128, 256], description="denoiser channels per level (group norm, time scale-shift)"

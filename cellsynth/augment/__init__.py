@@ -1,4 +1,5 @@
-"""Diversification (seed 000) and label-safe 3D augmentations (seeds 002, 004): numpy in, numpy out."""
+"""Diversification (Eschweiler et al., diversification) and label-safe 3D augmentations (Chen,
+augmentations; Malec, U-Net segmentation): numpy in, numpy out."""
 
 from cellsynth.augment.data import PatchDataset, load_labelled_images, patch_start
 from cellsynth.augment.diversify import (

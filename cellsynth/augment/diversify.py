@@ -1,4 +1,4 @@
-"""Probabilistic image diversification from local intensity statistics (seed 000, eq. 1).
+"""Probabilistic image diversification from local intensity statistics (Eschweiler et al., diversification, eq. 1).
 
 Each voxel becomes a distribution, ``Ĩ(x) = N(0, 1) · w_v · σ_x + w_i · I_x``, where ``σ_x`` is the
 standard deviation of the intensities in a small cube around ``x``. ``σ`` is computed once per image
@@ -225,7 +225,7 @@ def check_limits(limits: Sequence[float], name: str) -> tuple[float, float]:
 def truncated_normal(limits: Sequence[float], neutral: float, size=None, rng=None):
     """Draw from a normal centred on ``neutral``, truncated to ``limits``.
 
-    The standard deviation puts the limit farthest from ``neutral`` at 3σ (seed 000 §3, single
+    The standard deviation puts the limit farthest from ``neutral`` at 3σ (Eschweiler et al., diversification §3, single
     augmentation); the range may be asymmetric around ``neutral`` or even exclude it.
 
     Examples
@@ -300,7 +300,7 @@ def _check_count(n: int, name: str) -> None:
 
 
 def curriculum_limits(limits: Sequence[float], neutral: float, epoch: int, epochs_to_full: int) -> tuple[float, float]:
-    """Weight limits at ``epoch`` of a curriculum (seed 000 §3, δ_full = ``epochs_to_full``).
+    """Weight limits at ``epoch`` of a curriculum (Eschweiler et al., diversification §3, δ_full = ``epochs_to_full``).
 
     The limits move linearly from the neutral element (epoch 0) to ``limits`` (epoch δ_full and
     later); δ_full = 0 gives the full limits at once.

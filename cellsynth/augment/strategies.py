@@ -1,4 +1,4 @@
-"""Named augmentation strategies for the segmenter (seed 002: single transforms, stacked, random choice).
+"""Named augmentation strategies for the segmenter (Chen, augmentations: single transforms, stacked, random choice).
 
 Seed 002 found single augmentations help transfer to unseen cell types unevenly, while stacking
 them or choosing one at random helps across them; :func:`augmentation` turns a strategy's name
@@ -46,7 +46,7 @@ AUGMENTATIONS: dict[str, Callable[[], Transform]] = {
     "intensity": BrightnessContrast, "gamma": Gamma, "blur": GaussianBlur,
     "noise": lambda: GaussianNoise(std=(0, 0.03)), "shot-noise": PoissonNoise,
 }
-#: Strategies (seed 002): the fixed default stack, none, every transform stacked, one of them at random.
+#: Strategies (Chen, augmentations): the fixed default stack, none, every transform stacked, one of them at random.
 STRATEGIES = ("default", "none", "stacked", "random-choice")
 
 

@@ -9,7 +9,7 @@ ever kept or lost at the border, never blended or invented. Physical parameters 
 the item's spacing (a rotation of an anisotropic stack turns the physical volume, not the voxel
 grid).
 
-Combiners (seed 002): :class:`Stacked` applies each transform with probability ``p`` (``p = 1``
+Combiners (Chen, augmentations): :class:`Stacked` applies each transform with probability ``p`` (``p = 1``
 composes), :class:`RandomChoice` applies one. Put :class:`Diversify` before noise and intensity
 jitter: it needs intensities in [0, 1].
 """
@@ -238,7 +238,8 @@ class Identity(Transform):
 
 
 class Diversify(Transform):
-    """Probabilistic diversification (seed 000): ``clip(N(0,1) · w_v · σ_x + w_i · I_x, 0, 1)``.
+    """Probabilistic diversification: ``clip(N(0,1) · w_v · σ_x + w_i · I_x, 0, 1)`` (Eschweiler et al.,
+    diversification).
 
     Parameters
     ----------
@@ -439,7 +440,7 @@ class _Zoom(_Geometric):
 
 
 class LateralStretch(_Zoom):
-    """Stretch along y or x (chosen at random) by a factor uniform in ``[1, max_factor]`` (seed 002).
+    """Stretch along y or x (chosen at random) by a factor uniform in ``[1, max_factor]`` (Chen, augmentations).
 
     Examples
     --------
@@ -465,7 +466,7 @@ class LateralStretch(_Zoom):
 class CropResize(_Zoom):
     """Crop a random box keeping ``scale`` (uniform in the range) of each of ``axes`` and resize it back.
 
-    The same scale on every axis keeps the aspect ratio (seed 002, random crop).
+    The same scale on every axis keeps the aspect ratio (Chen, augmentations, random crop).
 
     Examples
     --------
@@ -490,7 +491,7 @@ class CropResize(_Zoom):
 
 
 class Elastic(_Geometric):
-    """Elastic deformation by a smooth random displacement field (seed 004).
+    """Elastic deformation by a smooth random displacement field (Malec, U-Net segmentation).
 
     A uniform random field per axis is smoothed with a Gaussian of ``sigma_um`` (σ: smoothness) and
     scaled to an RMS displacement of ``alpha_um`` (α: strength) — unlike Simard's α, whose effect
@@ -547,7 +548,7 @@ class Elastic(_Geometric):
 
 
 class CopyPaste(Transform):
-    """Paste instances of another labelled sample into this one (seed 002, simple copy-paste).
+    """Paste instances of another labelled sample into this one (Chen, augmentations, simple copy-paste).
 
     A source is drawn from ``pool`` (cropped at random to the target's shape when larger), each of
     its instances is taken with probability ``p`` and pasted at the same place, image voxels and
@@ -558,7 +559,7 @@ class CopyPaste(Transform):
     pool : sequence of Sample
         Labelled sources with the target's spacing, each at least the target's shape.
     p : float
-        Probability of taking each source instance (0.25 in seed 002).
+        Probability of taking each source instance (0.25 in Chen, augmentations).
 
     Examples
     --------
@@ -609,7 +610,7 @@ class CopyPaste(Transform):
 
 
 class Stacked(Transform):
-    """Apply each transform in order with probability ``p`` (seed 002: stacked; ``p = 1`` composes).
+    """Apply each transform in order with probability ``p`` (Chen, augmentations: stacked; ``p = 1`` composes).
 
     Examples
     --------
@@ -638,7 +639,7 @@ class Stacked(Transform):
 
 
 class RandomChoice(Stacked):
-    """Apply one of ``transforms``, chosen with ``weights`` (default uniform; seed 002: random choice).
+    """Apply one of ``transforms``, chosen with ``weights`` (default uniform; Chen, augmentations: random choice).
 
     Examples
     --------

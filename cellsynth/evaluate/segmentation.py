@@ -130,7 +130,7 @@ def scores_from_counts(threshold: float, n_true: int, n_pred: int, tp: int, matc
 def semantic_scores(true: np.ndarray, pred: np.ndarray, tolerance: float = 0) -> dict:
     """Foreground IoU and Dice of two masks (any label > 0 is foreground).
 
-    With ``tolerance`` t > 0 (voxels; seed 001 allows 1 for membranes and 5 for centroids), a
+    With ``tolerance`` t > 0 (voxels; Eschweiler et al., data synthesis allows 1 for membranes and 5 for centroids), a
     predicted voxel counts as correct when a true one lies within t, and a true voxel as found
     when a predicted one lies within t: precision and recall from those, Dice = 2PR/(P + R),
     IoU = Dice/(2 − Dice). With t = 0 these are the plain overlap scores.

@@ -1,4 +1,4 @@
-"""Weighted-Voronoi cells and their membranes (seed 001 eq. 3).
+"""Weighted-Voronoi cells and their membranes (Eschweiler et al., data synthesis eq. 3).
 
 Every foreground voxel ``x`` goes to the seed ``j`` with the smallest weighted distance
 ``‖x − x_j‖ / γ_j`` (µm): a multiplicatively weighted Voronoi tessellation, where heavier seeds grow

@@ -6,7 +6,7 @@ A shape maps an offset ``d`` from its centre (µm) to a normalised distance ``q(
 inside when ``q <= 1``. For a spherical-harmonic shape ``q = |d| / r(θ, φ)``; for an ellipsoid
 ``q = |A⁻¹ Rᵀ d|``. Both are evaluated only inside the cell's own bounding box.
 
-Spherical-harmonic radii (seed 001 §3.3, fixed)
+Spherical-harmonic radii (Eschweiler et al., data synthesis §3.3, fixed)
 ------------------------------------------------
 ``r(θ, φ) = Σ c_lm Y_lm(θ, φ)`` with real, 4π-normalised harmonics (so the mean of r over the
 sphere is exactly ``c_00``). ``c_00`` is the requested mean radius; ``c_1m = 0`` (degree 1 is a

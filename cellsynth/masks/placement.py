@@ -194,7 +194,8 @@ def layered_positions(
     patience: int = 3000,
     rng=None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Layer-wise assembly (seed 001): a first layer along the organism surface, then layers inward.
+    """Layer-wise assembly (Eschweiler et al., data synthesis): a first layer along the organism surface,
+    then layers inward.
 
     Layer k lies at depth ``d_k`` below the surface (µm, from the Euclidean distance map with the
     true spacing); its cells are Poisson-disk distributed with minimum distance

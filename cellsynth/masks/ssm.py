@@ -1,4 +1,5 @@
-"""Statistical shape models (seed 001 §3.2) of star-convex shapes: fit from labels, sample within ±3σ.
+"""Statistical shape models (Eschweiler et al., data synthesis §3.2) of star-convex shapes: fit from
+labels, sample within ±3σ.
 
 A shape is its radius (µm) from its centroid along ``N`` fixed, quasi-uniform unit vectors (a
 Fibonacci sphere). Fitting stacks these radius vectors of the training shapes, takes their mean and

@@ -1,4 +1,5 @@
-"""The DDPM (seed 003): ε-prediction training, and SDEdit sampling from a sketch with diffusers' schedulers.
+"""The DDPM (Eschweiler et al., DDPM): ε-prediction training, and SDEdit sampling from a sketch with
+diffusers' schedulers.
 
 Images live in [−1, 1] inside this module. Sampling starts from the sketch noised to a start
 timestep and denoises with DDPM ancestral steps (the reference), DDIM, or DPM-Solver++. For a

@@ -1,6 +1,6 @@
 """What the learned generators are conditioned on: mask channels, the positional map, specimen masks.
 
-The positional map (seed 001 eq. 1) is ``tanh(d/α)`` inside and ``tanh(−d/β)`` outside the
+The positional map (Eschweiler et al., data synthesis eq. 1) is ``tanh(d/α)`` inside and ``tanh(−d/β)`` outside the
 specimen, with ``d`` the Euclidean distance to the specimen surface **in µm**, computed once at full
 resolution on the whole volume and then tiled with the image, so every patch keeps its global
 position. The paper's α = β = 100 were measured on a 4×-strided voxel grid (≈ 400 full-resolution

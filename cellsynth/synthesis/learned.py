@@ -175,7 +175,7 @@ class LearnedRenderer:
 
 
 class GanRenderer(LearnedRenderer):
-    """The positionally-conditioned cGAN (seed 001): masks + positional map → image in [0, 1].
+    """The positionally-conditioned cGAN (Eschweiler et al., data synthesis): masks + positional map → image in [0, 1].
 
     Parameters
     ----------
@@ -240,7 +240,8 @@ class GanRenderer(LearnedRenderer):
 
 
 class DiffusionRenderer(LearnedRenderer):
-    """The DDPM (seed 003): a blurred sketch of the masks, noised to a start timestep and denoised (SDEdit).
+    """The DDPM (Eschweiler et al., DDPM): a blurred sketch of the masks, noised to a start timestep and
+    denoised (SDEdit).
 
     Every denoising step runs the network on all tiles of the volume and blends them before one
     scheduler step on the whole volume (per-step fusion: one coherent sample, no seams).

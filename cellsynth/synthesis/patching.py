@@ -1,6 +1,6 @@
 """Run any callable over a volume of any size in overlapping tiles, and blend them without seams.
 
-Geometry (seed 001's ``d_overlap`` and ``d_crop``, per axis)
+Geometry (Eschweiler et al., data synthesis: ``d_overlap`` and ``d_crop``, per axis)
 -------------------------------------------------------------
 A tile of ``patch`` voxels goes through the callable; its output is cropped by ``crop`` on every
 side (the border of a network's field of view is unreliable), leaving a *core* of

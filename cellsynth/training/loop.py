@@ -514,7 +514,7 @@ def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, images: Sequence[
 
 
 def patch_size(config: TrainConfig, model: str) -> tuple[int, int, int]:
-    """``data.patch``, or the model's default (cGAN 64×128×128 as the paper, DDPM 32×128×128 as seed 003)."""
+    """``data.patch``, or the model's default (cGAN 64×128×128 and DDPM 32×128×128, as in the papers)."""
     if config.data.patch is not None:
         return tuple(config.data.patch)  # type: ignore[return-value]
     return (64, 128, 128) if model == "gan" else (32, 128, 128)
