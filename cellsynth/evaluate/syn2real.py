@@ -541,8 +541,8 @@ def syn2real(
     segmenter, predictions = first
     history = segmenter.history
     settings = {"method": "syn2real",
-                "train": [str(t) if isinstance(t, (str, os.PathLike)) else "volumes" for t in
-                          (train if len(sets) > 1 else [train])],
+                "train": ([str(t) if isinstance(t, (str, os.PathLike)) else "volumes" for t in train] if len(sets) > 1
+                          else str(train) if isinstance(train, (str, os.PathLike)) else "volumes"),
                 "test": str(test), "weights": None if weights is None else [float(w) for w in weights],
                 "fraction": fraction, "augment": augment if isinstance(augment, str) else list(augment),
                 "working_spacing_um": list(segmenter.spacing), "patch_um": [float(p) for p in patch_um],
