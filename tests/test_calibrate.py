@@ -149,7 +149,7 @@ def test_every_storage_is_measured_in_camera_units_and_generated_back_in_its_own
 
 def test_a_float_image_calibrates_like_its_integer_copy_and_generates_in_its_units(known):
     config, masks, image, calibration = known
-    for stored in (image.astype(np.float32), (image / 65535.0).astype(np.float32)):
+    for stored in ((image / 65535.0).astype(np.float32),):  # whole counts as floats: the storage test above
         again = calibrate(stored, config.volume.spacing_um, masks.labels)
         camera, reference = again.config.optics.camera, calibration.config.optics.camera
         assert camera.photons == pytest.approx(reference.photons, rel=0.02)
@@ -166,8 +166,12 @@ def test_a_float_image_calibrates_like_its_integer_copy_and_generates_in_its_uni
 
 def test_generate_like_stops_before_writing_when_the_generated_image_is_unlike_the_real_one(
         known, tmp_path, monkeypatch, capsys):
-    config, masks, image, _ = known
+    import importlib
+
+    config, masks, image, calibration = known
     write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
+    monkeypatch.setattr(importlib.import_module("cellsynth.synthesis.calibrate"), "calibrate_files",
+                        lambda *a, **k: calibration)  # the known image's calibration, measured once
     monkeypatch.setattr(OpticsRenderer, "from_adu", lambda self, adu: np.ones(adu.shape, np.float32))
     assert main(["generate", "--like", str(tmp_path / "image.tif"), "--out", str(tmp_path / "out"), "-q"]) == 2
     error = capsys.readouterr().err
@@ -176,11 +180,15 @@ def test_generate_like_stops_before_writing_when_the_generated_image_is_unlike_t
 
 
 def test_a_failing_calibration_report_keeps_the_preset(known, tmp_path, monkeypatch):
+    import importlib
+
     import cellsynth.evaluate.calibration as report
 
-    config, masks, image, _ = known
+    config, masks, image, calibration = known
     write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
     write_volume(tmp_path / "labels.tif", masks.labels, config.volume.spacing_um)
+    monkeypatch.setattr(importlib.import_module("cellsynth.synthesis.calibrate"), "calibrate_files",
+                        lambda *a, **k: calibration)  # the known image's calibration, measured once
 
     def fail(*args, **kwargs):
         raise InputError("the report failed")
@@ -191,18 +199,7 @@ def test_a_failing_calibration_report_keeps_the_preset(known, tmp_path, monkeypa
     assert load_config(tmp_path / "p.yaml").optics.camera.output_dtype == "uint16"
 
 
-def test_calibrate_takes_folders_of_images_and_of_labels(known, tmp_path):
-    config, masks, image, calibration = known
-    for folder, array in (("images", image), ("labels", masks.labels)):
-        (tmp_path / folder).mkdir()
-        write_volume(tmp_path / folder / "stack_01.tif", array, config.volume.spacing_um)
-    assert main(["calibrate", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"), "--out",
-                 str(tmp_path / "p.yaml"), "-q"]) == 0
-    assert load_config(tmp_path / "p.yaml").optics.camera.gain == pytest.approx(
-        calibration.config.optics.camera.gain, rel=1e-6)
-
-
-def test_calibration_shows_its_named_phases_unless_quiet(known, tmp_path, monkeypatch):
+def test_calibrate_takes_folders_and_shows_its_named_phases_unless_quiet(known, tmp_path, monkeypatch):
     import cellsynth.progress
 
     shown = []
@@ -222,13 +219,19 @@ def test_calibration_shows_its_named_phases_unless_quiet(known, tmp_path, monkey
             pass
 
     monkeypatch.setattr(cellsynth.progress, "tqdm", Recorder)
-    config, masks, image, _ = known
-    write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
-    write_volume(tmp_path / "labels.tif", masks.labels, config.volume.spacing_um)
-    command = ["calibrate", str(tmp_path / "image.tif"), "--labels", str(tmp_path / "labels.tif")]
-    assert main([*command, "--out", str(tmp_path / "quiet.yaml"), "-q"]) == 0 and shown == []
-    assert main([*command, "--out", str(tmp_path / "p.yaml")]) == 0
+    with cellsynth.progress.Phases("quiet", ["a", "b"], enabled=False) as phase:  # what -q passes
+        phase("a")
+        phase("b")
+    assert shown == []
+    config, masks, image, calibration = known
+    for folder, array in (("images", image), ("labels", masks.labels)):  # folders of images and of labels
+        (tmp_path / folder).mkdir()
+        write_volume(tmp_path / folder / "stack_01.tif", array, config.volume.spacing_um)
+    assert main(["calibrate", str(tmp_path / "images"), "--labels", str(tmp_path / "labels"), "--out",
+                 str(tmp_path / "p.yaml")]) == 0
     assert shown == [f"calibrate: {name}" for name in PHASES]
+    assert load_config(tmp_path / "p.yaml").optics.camera.gain == pytest.approx(
+        calibration.config.optics.camera.gain, rel=1e-6)
 
 
 def test_a_2d_image_is_refused_in_one_round_trip_naming_the_file(tmp_path, capsys):
