@@ -257,10 +257,9 @@ def _split_for_validation(volumes: Sequence[Sample], fraction: float) -> tuple[l
     """Each volume cut along its longer lateral axis: the first part trains, the last ``fraction`` validates."""
     train, validation = [], []
     for volume in volumes:
-        axis = 1 if volume.image.shape[1] >= volume.image.shape[2] else 2
-        parts = [split_volume(a, axis, 1 - fraction) for a in (volume.image, volume.labels)]
-        train.append(volume.replace(image=parts[0][0], labels=parts[1][0]))
-        validation.append(volume.replace(image=parts[0][1], labels=parts[1][1]))
+        first, last = _cut_lateral(volume, 1 - fraction)
+        train.append(first)
+        validation.append(last)
     if not any(v.labels.any() for v in validation):
         raise InputError("the validation part of the training data holds no labelled object; "
                          "use a larger --validation-fraction or more training data")
@@ -287,13 +286,14 @@ def _keep_fraction(volumes: Sequence[Sample], fraction: float) -> list[Sample]:
     """The first ``fraction`` of each volume along its longer lateral axis (a share of the labelled volume)."""
     if fraction == 1:
         return list(volumes)
-    kept = []
-    for volume in volumes:
-        axis = 1 if volume.image.shape[1] >= volume.image.shape[2] else 2
-        size = max(1, round(volume.image.shape[axis] * fraction))
-        cut = (slice(None),) * axis + (slice(0, size),)
-        kept.append(volume.replace(image=volume.image[cut], labels=volume.labels[cut]))
-    return kept
+    return [_cut_lateral(volume, fraction)[0] for volume in volumes]
+
+
+def _cut_lateral(volume: Sample, fraction: float) -> tuple[Sample, Sample]:
+    """``volume`` cut along its longer lateral axis where the first part holds ``fraction`` of it."""
+    axis = 1 if volume.image.shape[1] >= volume.image.shape[2] else 2
+    image, labels = (split_volume(a, axis, fraction) for a in (volume.image, volume.labels))
+    return (volume.replace(image=image[0], labels=labels[0]), volume.replace(image=image[1], labels=labels[1]))
 
 
 def _set_weights(sets: Sequence[Sequence[Sample]], weights: Sequence[float] | None) -> list[float] | None:

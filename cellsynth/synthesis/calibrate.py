@@ -644,10 +644,7 @@ def calibrate_files(images: Sequence[str | os.PathLike], labels: Sequence[str | 
     from cellsynth.io import read_volume, volume_files
 
     images = volume_files(images, "calibration image")[0]
-    labels = volume_files(labels, "calibration labels")[0] if labels else None
-    if labels is not None and len(labels) != len(images):
-        raise InputError(f"got {len(images)} images but {len(labels)} label volumes; give one per image (the n-th "
-                         "label file belongs to the n-th image, in name order)")
+    labels = volume_files(labels, "calibration labels")[0] if labels else None  # counts: check_calibration_inputs
     volumes = []
     for path in images:
         image, spacing = read_volume(path, spacing, min_planes=3)  # the PSF along z and the depth need a stack
