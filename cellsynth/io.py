@@ -122,8 +122,24 @@ def remove_partials(folder: str | os.PathLike) -> int:
 # ----------------------------------------------------------------------------- dispatch
 
 
-#: What a folder given for import or training is searched for.
-VOLUME_SUFFIXES = (".tif", ".tiff", ".npy", ".zarr")
+#: The file names a volume may end in, longest first (:func:`volume_stem` strips ``.ome.tif`` whole);
+#: what a folder given for import or training is searched for.
+VOLUME_SUFFIXES = (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif", ".tiff", ".tif", ".npy")
+
+
+def volume_stem(path: Path) -> str:
+    """The file name without its volume suffix: ``t001.ome.tif`` → ``t001``.
+
+    Examples
+    --------
+    >>> volume_stem(Path("t001.ome.tif"))
+    't001'
+    """
+    name = path.name
+    for suffix in VOLUME_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
 
 
 def volume_files(paths: Sequence[str | os.PathLike], what: str) -> tuple[list[Path], bool]:
@@ -141,9 +157,9 @@ def volume_files(paths: Sequence[str | os.PathLike], what: str) -> tuple[list[Pa
     cellsynth.errors.InputError: training image 'no/such/*.tif' matches no file
     """
     if len(paths) == 1 and Path(paths[0]).is_dir() and Path(paths[0]).suffix.lower() != ".zarr":
-        files = sorted(p for p in Path(paths[0]).iterdir() if p.suffix.lower() in VOLUME_SUFFIXES)
+        files = sorted(p for p in Path(paths[0]).iterdir() if p.name.lower().endswith(VOLUME_SUFFIXES))
         if not files:
-            raise InputError(f"{what} folder '{paths[0]}' holds no {', '.join(VOLUME_SUFFIXES)} file")
+            raise InputError(f"{what} folder '{paths[0]}' holds no .tif, .tiff, .npy or .zarr file")
         return files, True
     files: list[Path] = []
     for entry in paths:

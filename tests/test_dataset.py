@@ -13,7 +13,7 @@ from conftest import SPACING, boxes_labels, make_sample
 
 from cellsynth.config import OutputConfig
 from cellsynth.dataset import Dataset, build_dataset, sample_names, sample_rng
-from cellsynth.dataset.folder import sha256_file
+from cellsynth.dataset.manifest import sha256_file
 from cellsynth.errors import DatasetError, InputError
 from cellsynth.io import read_volume
 from cellsynth.masks.derived import SEMANTIC_CLASSES
@@ -255,12 +255,12 @@ def test_open_non_dataset_is_a_clear_error(tmp_path):
 
 
 def test_an_interrupted_first_manifest_leaves_no_empty_dataset_folder(tmp_path, monkeypatch):
-    import cellsynth.dataset.folder
+    import cellsynth.dataset.manifest
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cellsynth.dataset.folder, "write_json_atomic", interrupted)
+    monkeypatch.setattr(cellsynth.dataset.manifest, "write_json_atomic", interrupted)
     with pytest.raises(KeyboardInterrupt):
         Dataset.create(tmp_path / "ds", ["a"], config={}, seed=0, output=OutputConfig())
     assert list(tmp_path.iterdir()) == []

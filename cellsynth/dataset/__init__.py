@@ -1,4 +1,5 @@
-"""Dataset folders: the folder with its manifest, checksums and resume (:mod:`.folder`), the
+"""Dataset folders: the folder with its manifest and checksums (:mod:`.manifest`), building and
+resuming one (:mod:`.build`), importing annotated files (:mod:`.importing`), the
 field's training layouts (:mod:`.exports`) and the preview PNGs (:mod:`.previews`).
 
 Examples
@@ -12,8 +13,9 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "exports": ["EXPORT_FORMATS", "LAYOUTS", "export_dataset"],
-    "folder": ["EXTRA_KINDS", "FOLDERS", "MANIFEST_FORMAT", "MANIFEST_NAME", "Dataset", "build_dataset",
-               "example_dataset", "import_dataset", "sample_names", "sample_rng"],
+    "build": ["build_dataset", "example_dataset", "sample_names", "sample_rng"],
+    "importing": ["import_dataset", "paired_files"],
+    "manifest": ["EXTRA_KINDS", "FOLDERS", "MANIFEST_FORMAT", "MANIFEST_NAME", "Dataset"],
     "previews": ["write_preview"],
     "split": ["split_dataset", "split_volume"],
 })

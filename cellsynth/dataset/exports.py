@@ -39,7 +39,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cellsynth.checks import check_output
-from cellsynth.dataset.folder import Dataset
+from cellsynth.dataset.manifest import Dataset
 from cellsynth.errors import DatasetError, InputError
 from cellsynth.io import atomic_path, write_bytes_atomic, write_json_atomic, write_ome_zarr, write_volume
 from cellsynth.locks import check_unlocked, folder_lock

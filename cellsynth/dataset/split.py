@@ -17,7 +17,8 @@ import numpy as np
 
 from cellsynth.checks import check_not_input
 from cellsynth.config import OutputConfig
-from cellsynth.dataset.folder import Dataset, build_dataset, check_new_dataset_folder
+from cellsynth.dataset.build import build_dataset
+from cellsynth.dataset.manifest import Dataset, check_new_dataset_folder
 from cellsynth.errors import InputError
 from cellsynth.sample import Sample
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from cellsynth.checks import Spacing, check_image, check_spacing
-from cellsynth.dataset.folder import MANIFEST_NAME, Dataset
+from cellsynth.dataset.manifest import MANIFEST_NAME, Dataset
 from cellsynth.errors import DatasetError, InputError
 from cellsynth.io import read_volume, volume_files
 from cellsynth.sample import Sample

@@ -18,13 +18,8 @@ import numpy as np
 
 from cellsynth.checks import check_memory
 from cellsynth.config import Config, with_overrides
-from cellsynth.dataset.folder import (
-    Dataset,
-    build_dataset,
-    check_dataset_target,
-    sample_names,
-    sample_rng,
-)
+from cellsynth.dataset.build import build_dataset, sample_names, sample_rng
+from cellsynth.dataset.manifest import Dataset, check_dataset_target
 from cellsynth.errors import InputError
 from cellsynth.masks.simulate import masks_from_labels, simulate_masks
 from cellsynth.sample import Sample

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from cellsynth.config import resolve_training_config, with_overrides
 from cellsynth.dataset import MANIFEST_NAME, Dataset
-from cellsynth.dataset.folder import check_dataset_target
+from cellsynth.dataset.manifest import check_dataset_target
 from cellsynth.errors import DatasetError
 from cellsynth.io import write_json_atomic
 from cellsynth.locks import folder_lock
