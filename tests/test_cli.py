@@ -162,7 +162,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, capsys, monke
         Path(path).write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(cellsynth.io, "_write_tiff", full)
+    monkeypatch.setattr(cellsynth.io.tiff, "write_tiff", full)
     status = main(["synthesize", str(tmp_path / "in" / "labels.tif"), "--config", "default",
                    "--out", str(tmp_path / "image.tif")])
     err = capsys.readouterr().err.strip().splitlines()

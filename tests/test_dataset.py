@@ -134,7 +134,7 @@ KILLER = textwrap.dedent(
         if str(dst).endswith("images/s_0002.tif"):
             os.kill(os.getpid(), signal.SIGKILL)  # killed between writing the data and renaming it
         return real_replace(src, dst)
-    cellsynth.io.os.replace = replace_then_die
+    cellsynth.io.atomic.os.replace = replace_then_die
     build_dataset({root!r}, sample_names("s", 4), make_sample, config={{}}, seed=7, output=OutputConfig(),
                   progress=False)
     """

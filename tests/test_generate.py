@@ -70,7 +70,7 @@ KILLER = textwrap.dedent(
         if str(dst).endswith("images/sample_0002.tif"):
             os.kill(os.getpid(), signal.SIGKILL)
         return real_replace(src, dst)
-    cellsynth.io.os.replace = replace_then_die
+    cellsynth.io.atomic.os.replace = replace_then_die
     main(["generate", {config!r}, "--out", {out!r}, "--n", "4", "-q"])
     """
 )
