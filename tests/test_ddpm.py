@@ -247,7 +247,7 @@ def test_camera_units_map_the_output_back_through_the_training_normalisation(tra
 def test_the_default_normalisation_saturates_at_most_a_tenth_of_a_percent(tmp_path):
     from cellsynth.config import TrainDataConfig
     from cellsynth.io import write_volume
-    from cellsynth.training.loop import load_training_images
+    from cellsynth.training.data import load_training_images
 
     rng = np.random.default_rng(0)
     image = rng.gamma(4.0, 100.0, (16, 64, 64)).astype(np.float32)  # a long bright tail, like nuclei

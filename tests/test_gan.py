@@ -303,7 +303,7 @@ def test_cli_trains_resumes_generates_levels_and_synthesizes(renderer_images, tm
 
 
 def test_training_crop_is_a_slice_inside_and_reflects_outside():
-    from cellsynth.training.loop import crop
+    from cellsynth.training.data import crop
 
     volume = np.arange(2 * 6 * 7 * 8, dtype=np.float32).reshape(2, 6, 7, 8)
     inside = crop(volume, (1, 2, 3), (4, 4, 4))
@@ -407,12 +407,12 @@ def test_ada_adjusts_once_per_64_patches_seen_even_with_one_training_image(rende
 
 
 def test_pseudo_labels_pair_each_image_with_its_classical_segmentation(renderer_images, tmp_path):
-    from cellsynth.training.loop import _mask_volumes
+    from cellsynth.training.data import mask_volumes
 
     config = tiny_config(renderer_images, **{"data.masks": "pseudo"})
     image = np.zeros((12, 40, 40), np.float32)
     image[3:9, 5:15, 5:15] = image[3:9, 22:34, 20:32] = 1
-    conditions, labels = _mask_volumes(config, (1.0, 1.0, 1.0), [image])
+    conditions, labels = mask_volumes(config, (1.0, 1.0, 1.0), [image])
     assert len(conditions) == 1 and conditions[0].shape == (2, *image.shape) and labels[0].max() == 2
     run = train_gan(tiny_config(renderer_images, steps=2, **{"data.masks": "pseudo"}), tmp_path / "p",
                     progress=False)
