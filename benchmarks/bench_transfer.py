@@ -28,9 +28,9 @@ from pathlib import Path
 import numpy as np
 from _cells3d import calibrated_dataset, cells3d_halves
 
-from cellsynth.augment import GaussianBlur, PoissonNoise, augmentation, normalize_percentiles
+from cellsynth.augment import GaussianBlur, PoissonNoise, normalize_percentiles
 from cellsynth.evaluate.segmentation import matching, pooled_scores, score_at
-from cellsynth.evaluate.syn2real import train_segmenter
+from cellsynth.evaluate.segmenter import train_segmenter
 from cellsynth.evaluate.volumes import read_volumes, resample
 from cellsynth.sample import Sample
 
@@ -70,7 +70,7 @@ def main(steps: int = 400, repeats: int = 1, n_samples: int = 8, strategies: lis
         for strategy in strategies:
             start, runs = time.perf_counter(), []
             for seed in range(repeats):
-                segmenter = train_segmenter(volumes, steps=steps, transform=augmentation(strategy), seed=seed,
+                segmenter = train_segmenter(volumes, steps=steps, augment=strategy, seed=seed,
                                             progress=False)
                 runs.append({name: scores(segmenter, test) for name, test in tests.items()})
             row: dict = {"seconds": round(time.perf_counter() - start, 1)}

@@ -190,3 +190,31 @@ def test_an_interrupt_advises_resume_only_where_there_is_one(tmp_path, capsys, m
     assert main(["diversify", str(tmp_path / "ds"), "--out", str(tmp_path / "d"), "-q"]) == 130
     assert capsys.readouterr().err.strip() == ("cellsynth: interrupted; finished samples are kept, "
                                                "run again with --resume")
+
+
+def test_syn2real_options_are_the_segmenter_settings_with_their_one_default(monkeypatch):
+    import dataclasses
+    import importlib
+
+    from cellsynth.cli.arguments import build_parser
+    from cellsynth.evaluate.settings import SegmenterSettings
+
+    parser = build_parser()
+    command = parser._subparsers._group_actions[0].choices["evaluate"]._subparsers._group_actions[0].choices[
+        "syn2real"]
+    help_text = "".join(command.format_help().split())  # argparse wraps lines, also at hyphens
+    for field in dataclasses.fields(SegmenterSettings):
+        assert "".join(field.metadata["help"].split()) in help_text
+    passed = {}
+    module = importlib.import_module("cellsynth.evaluate.syn2real")  # the package's name is the function
+    monkeypatch.setattr(module, "syn2real",
+                        lambda train, test, out, settings, **kw: passed.update(settings=settings, **kw) or {})
+    base = ["evaluate", "syn2real", "--train", "a", "--test", "b", "--out", "c", "-q"]
+    with pytest.raises(KeyError):  # the fake report has nothing to print; the call is what is checked
+        main(base)
+    assert passed["settings"] == SegmenterSettings() and passed["repeats"] == 1
+    with pytest.raises(KeyError):
+        main([*base, "--steps", "300", "--spacing", "1", "0.5", "0.5", "--weights", "1", "2", "--augment", "flip"])
+    assert passed["settings"] == SegmenterSettings(steps=300, spacing_um=(1.0, 0.5, 0.5), weights=(1.0, 2.0),
+                                                   augment="flip")
+    assert main([*base, "--fraction", "1.5"]) == 2  # the settings' own check, one line

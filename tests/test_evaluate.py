@@ -27,7 +27,8 @@ from cellsynth.evaluate.realism import (
 )
 from cellsynth.evaluate.report import write_report
 from cellsynth.evaluate.segmentation import iou_matrix, matching, pooled_scores, semantic_scores
-from cellsynth.evaluate.syn2real import instances_from_probabilities, syn2real
+from cellsynth.evaluate.segmenter import instances_from_probabilities
+from cellsynth.evaluate.syn2real import syn2real
 from cellsynth.io import write_volume
 from cellsynth.masks.derived import specimen_mask
 from cellsynth.sample import Sample
@@ -292,7 +293,7 @@ def test_mixed_repeated_syn2real_keeps_every_run_and_its_settings(make_dataset, 
 
 
 def test_fraction_keeps_the_stated_share_and_weights_split_over_each_set():
-    from cellsynth.evaluate.syn2real import _keep_fraction, _set_weights
+    from cellsynth.evaluate.segmenter import _keep_fraction, _set_weights
 
     labels = np.zeros((4, 16, 40), np.uint16)
     labels[:, 4:12, :] = np.repeat(np.arange(1, 11, dtype=np.uint16), 4)  # ten objects side by side along x

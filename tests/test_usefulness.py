@@ -15,7 +15,7 @@ from cellsynth.errors import InputError
 from cellsynth.evaluate.baseline import baseline
 from cellsynth.evaluate.c2st import c2st, roc_auc
 from cellsynth.evaluate.segmentation import matching, score_at
-from cellsynth.evaluate.syn2real import train_segmenter
+from cellsynth.evaluate.segmenter import train_segmenter
 from cellsynth.evaluate.volumes import resample
 from cellsynth.io import read_volume, write_volume
 from cellsynth.masks.derived import centreness

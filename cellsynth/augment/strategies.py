@@ -50,8 +50,9 @@ AUGMENTATIONS: dict[str, Callable[[], Transform]] = {
 STRATEGIES = ("default", "none", "stacked", "random-choice")
 
 
-def augmentation(strategy: str | Sequence[str] = "default") -> Transform:
-    """The segmenter's augmentation for a strategy name, one transform's name, or a list of names.
+def augmentation(strategy: str | Sequence[str] | Transform = "default") -> Transform:
+    """The segmenter's augmentation for a strategy name, one transform's name, or a list of names (a
+    :class:`Transform` itself is returned as it is).
 
     ``default`` is :func:`default_augmentation`; ``none`` applies nothing; ``stacked`` applies every
     transform of :data:`AUGMENTATIONS` in turn, each with probability 0.5; ``random-choice`` one of
@@ -70,6 +71,8 @@ def augmentation(strategy: str | Sequence[str] = "default") -> Transform:
     ...
     cellsynth.errors.InputError: unknown augmentation 'sharpen'; accepted: default, none, stacked, ...
     """
+    if isinstance(strategy, Transform):
+        return strategy
     if isinstance(strategy, str) and strategy in STRATEGIES:
         return {"default": default_augmentation, "none": Identity,
                 "stacked": lambda: Stacked([make() for make in AUGMENTATIONS.values()], p=0.5),

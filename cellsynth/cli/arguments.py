@@ -8,13 +8,14 @@ declared once in :data:`SHARED`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from importlib import metadata
 from pathlib import Path
 
-from cellsynth.augment.strategies import AUGMENTATIONS, STRATEGIES
 from cellsynth.cli import EXIT_BAD_INPUT
 from cellsynth.cli import commands as handlers
 from cellsynth.dataset.exports import EXPORT_FORMATS, LAYOUTS
+from cellsynth.evaluate.settings import SegmenterSettings
 
 
 class _Parser(argparse.ArgumentParser):
@@ -95,6 +96,30 @@ SAMPLING = [
         dest="tile_batch"),
     opt("--units", "gan, ddpm: normalised ([0, 1], default) or camera (the training images' units, through the "
                    "checkpoint's percentile mapping)")]
+
+
+#: How a settings field's annotation is read from the command line.
+_FIELD_TYPES = {"int": {"type": int}, "float": {"type": float}, "str": {}, "tuple[float, float, float]": ZYX,
+                "tuple[float, ...]": {"type": float, "nargs": "+"}}
+#: Flags that differ from the field's name (the same option as in the other commands).
+_FLAGS = {"spacing_um": "--spacing"}
+
+
+def settings_options(settings: type) -> list:
+    """One option per field of a settings dataclass (:class:`~cellsynth.evaluate.settings.SegmenterSettings`):
+    help from the field's ``metadata["help"]``, its default shown from the dataclass and left to it (an option
+    not given is not passed on), the type read from the annotation."""
+    options = []
+    for field in dataclasses.fields(settings):
+        annotation = field.type.split(" | ")[0]
+        kind = {"type": _seed} if field.name == "seed" else _FIELD_TYPES[annotation]
+        default = field.default
+        if isinstance(default, tuple):
+            default = " ".join(map(str, default))
+        shown = "" if default is None else f" (default {default})"
+        options.append(opt(_FLAGS.get(field.name, "--" + field.name.replace("_", "-")),
+                           field.metadata["help"] + shown, dest=field.name, default=argparse.SUPPRESS, **kind))
+    return options
 
 
 def judge_options(steps: int, patch_um: tuple, patch: str, spacing: str) -> list:
@@ -224,20 +249,7 @@ COMMANDS = [
                      "is taken from it)", required=True, type=_path, action="append"),
       opt("--test", "dataset folder to test on (e.g. real)", required=True, type=_path),
       opt("--out", "new folder for report.json, weights, predictions", required=True, type=_path),
-      *judge_options(2000, (16.0, 32.0, 32.0), "training patch",
-                     "working voxel size in µm (default: the data's coarsest, at least 0.5)"),
-      opt("--batch-size", "patches per step (default 2)", type=int, default=2),
-      opt("--learning-rate", "Adam's peak learning rate (default 2e-3)", type=float, default=2e-3),
-      opt("--validation-fraction", "share of each training volume held out to pick weights and thresholds "
-                                   "(default 0.2)", type=float, default=0.2),
-      opt("--precision", "autocast: auto = bf16 where the CPU or GPU computes it natively", default="auto",
-          choices=["auto", "bf16", "fp32"]),
-      opt("--weights", "share of the patches drawn from each --train set (default: every volume alike)",
-          type=float, nargs="+"),
-      opt("--fraction", "keep only this share of the first --train set's labelled volume (default 1)", type=float,
-          default=1.0),
-      opt("--augment", f"{', '.join(STRATEGIES)} (default), a transform ({', '.join(AUGMENTATIONS)}) or a "
-                       "comma-separated list of them", default="default"),
+      *settings_options(SegmenterSettings),
       opt("--repeats", "K training seeds: mean ± sd of AP@0.5 and AP@0.75 with a bootstrap interval over test "
                        "objects (default 1: one run)", type=int, default=1)],
      "A compact 3D U-Net (foreground + boundary, seeded watershed) trained with on-the-fly augmentation on --train "

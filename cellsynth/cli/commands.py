@@ -8,6 +8,7 @@ Library imports stay inside the functions, so ``cellsynth --help`` starts withou
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -269,15 +270,18 @@ def report_dataset(args: argparse.Namespace) -> int | None:
     print(f"report: {write_report(args.dataset, args.out, overwrite=args.overwrite)}")
 
 
+def settings_given(args: argparse.Namespace, settings: type) -> dict:
+    """The fields of ``settings`` given on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(settings) if hasattr(args, f.name)}
+
+
 def evaluate_syn2real(args: argparse.Namespace) -> int | None:
+    from cellsynth.evaluate.settings import SegmenterSettings
     from cellsynth.evaluate.syn2real import syn2real
 
     train = args.train[0] if len(args.train) == 1 else args.train
-    report = syn2real(train, args.test, args.out, spacing_um=args.spacing, patch_um=args.patch_um,
-                      steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-                      learning_rate=args.learning_rate, validation_fraction=args.validation_fraction,
-                      weights=args.weights, fraction=args.fraction, augment=args.augment, repeats=args.repeats,
-                      seed=args.seed, device=args.device, precision=args.precision, progress=not args.quiet)
+    report = syn2real(train, args.test, args.out, SegmenterSettings(**settings_given(args, SegmenterSettings)),
+                      repeats=args.repeats, progress=not args.quiet)
     training, settings = report["training"], report["settings"]
     print(f"trained {training['steps']} steps in {training['seconds']:.0f} s on {settings['device']} "
           f"({settings['precision']}, {settings['patch_voxels']} voxels at {settings['working_spacing_um']} µm); "

@@ -18,6 +18,8 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "realism": ["compare", "image_statistics", "radial_spectrum"],
     "segmentation": ["matching", "pooled_scores", "score_at"],
     "seams": ["seam_score"],
-    "syn2real": ["Segmenter", "syn2real", "train_segmenter"],
+    "segmenter": ["Segmenter", "train_segmenter"],
+    "settings": ["SegmenterSettings"],
+    "syn2real": ["syn2real"],
     "volumes": ["read_volumes"],
 })
