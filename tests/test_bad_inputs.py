@@ -265,8 +265,8 @@ CASES += [
      "'patching.patch[0]': input should be greater than or equal to 1"),
     ("generate-unknown-preset", lambda t: ["generate", "--preset", "nuclei-xl", "--out", str(t / "out")],
      "unknown preset 'nuclei-xl'"),
-    ("generate-unknown-generator", lambda t: ["generate", "--out", str(t / "out"), "--generator", "vae"],
-     "'generator.name': input should be 'optics', 'gan', 'ddpm' or 'refine'"),
+    ("generate-unknown-renderer", lambda t: ["generate", "--out", str(t / "out"), "--renderer", "vae"],
+     "'renderer.name': input should be 'optics', 'gan', 'ddpm' or 'refine'"),
     ("generate-not-a-checkpoint", foreign_checkpoint, "is not a cellsynth checkpoint"),
     ("generate-unreachable-scheduler", lambda t: ["generate", "--out", str(t / "out"), "-q", "--n", "1",
                                                    "--scheduler", "tcp://127.0.0.1:9"],
@@ -415,7 +415,7 @@ CASES += [
 
 
 def ddpm_generate(tmp, *extra):
-    """`cellsynth generate --generator ddpm` with a (weightless) ddpm checkpoint and ``extra`` options."""
+    """`cellsynth generate --renderer ddpm` with a (weightless) ddpm checkpoint and ``extra`` options."""
     import torch
 
     from cellsynth.checkpoints import write_checkpoint
@@ -428,7 +428,7 @@ def ddpm_generate(tmp, *extra):
             "sketch": {"object_mean": 0.6, "object_std": 0.1, "background_mean": 0.1, "background_std": 0.0,
                        "blur_um": list(SPACING)}}
     write_checkpoint(tmp / "in" / "d.safetensors", {"x": torch.zeros(1)}, info)
-    return ["generate", "--out", str(tmp / "out"), "--generator", "ddpm", "--checkpoint",
+    return ["generate", "--out", str(tmp / "out"), "--renderer", "ddpm", "--checkpoint",
             str(tmp / "in" / "d.safetensors"), "-q", *extra]
 
 
@@ -437,9 +437,9 @@ CASES += [
      "t_start set the ddpm generator's sampling; generator 'optics' takes none"),
     ("ddpm-t-start-too-large", lambda t: ddpm_generate(t, "--t-start", "1000"),
      "t_start must be in [0, 1000) for a 1000-step model; got 1000"),
-    ("ddpm-zero-steps", lambda t: ddpm_generate(t, "--steps", "0"), "'generator.steps': input should be greater"),
+    ("ddpm-zero-steps", lambda t: ddpm_generate(t, "--steps", "0"), "'renderer.steps': input should be greater"),
     ("ddpm-unknown-sampler", lambda t: ddpm_generate(t, "--sampler", "euler"),
-     "'generator.sampler': input should be 'ddpm', 'ddim' or 'dpmsolver'"),
+     "'renderer.sampler': input should be 'ddpm', 'ddim' or 'dpmsolver'"),
     ("ddpm-two-starts", lambda t: ddpm_generate(t, "--t-start", "10", "--strength", "0.2"), "not allowed with"),
     ("gan-given-a-ddpm-checkpoint", lambda t: [a.replace("ddpm", "gan") if a == "ddpm" else a
                                                for a in ddpm_generate(t)],
@@ -660,7 +660,7 @@ CASES += [
                                           str(t / "out")], "units: camera is for gan and ddpm"),
     ("ddpm-tile-batch-zero", lambda t: ddpm_generate(t, "--tile-batch", "0"),
      "'patching.batch_size': input should be greater than or equal to 1"),
-    ("ddpm-unknown-units", lambda t: ddpm_generate(t, "--units", "adu"), "'generator.units': input should be"),
+    ("ddpm-unknown-units", lambda t: ddpm_generate(t, "--units", "adu"), "'renderer.units': input should be"),
     ("checkpoint-metadata-of-the-wrong-type", lambda t: damaged_checkpoint_info(t, patch="large"),
      "has damaged metadata at 'patch': Input should be a valid"),
     ("checkpoint-metadata-claims-huge-widths", forged_checkpoint, "holds weights that do not fit its architecture"),

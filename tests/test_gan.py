@@ -268,8 +268,8 @@ def test_pickles_and_other_model_checkpoints_are_refused(tmp_path):
 
 def test_quality_levels_share_masks_and_differ_in_image(trained, tmp_path):
     config = with_overrides(Config(), {
-        "volume.shape": (8, 48, 48), "dataset.n_samples": 1, "generator.name": "gan",
-        "generator.checkpoint": str(trained), "generator.alpha_um": [10.0, 1000.0],
+        "volume.shape": (8, 48, 48), "dataset.n_samples": 1, "renderer.name": "gan",
+        "renderer.checkpoint": str(trained), "renderer.alpha_um": [10.0, 1000.0],
         "dataset.output.previews": False})
     dataset = generate_dataset(config, tmp_path / "levels", renderer=load_renderer(config), progress=False)
     assert [dataset.name(i) for i in range(len(dataset))] == ["sample_0000_alpha10", "sample_0000_alpha1000"]
@@ -290,7 +290,7 @@ def test_cli_trains_resumes_generates_levels_and_synthesizes(renderer_images, tm
     assert main(["train", "gan", str(config), "--out", str(run), "--resume", "--steps", "3", "-q"]) == 0
     checkpoint = run / "checkpoint.safetensors"
     assert read_checkpoint(checkpoint)[1]["step"] == 3
-    assert main(["generate", "--generator", "gan", "--checkpoint", str(checkpoint), "--alpha", "10,100", "--n", "1",
+    assert main(["generate", "--renderer", "gan", "--checkpoint", str(checkpoint), "--alpha", "10,100", "--n", "1",
                  "--out", str(tmp_path / "ds"), "-q"]) == 0
     assert len(Dataset.open(tmp_path / "ds")) == 2
     out = tmp_path / "synthetic.tif"

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from cellsynth.cli import main
-from cellsynth.config import validate_config
+from cellsynth.config import Config, load_config, validate_config, with_overrides
 from cellsynth.dataset import Dataset
 from cellsynth.errors import InputError
 from cellsynth.synthesis.pipeline import generate_dataset, load_renderer
@@ -42,7 +42,7 @@ def test_generate_writes_images_labels_and_previews(tiny_config, tmp_path, capsy
     assert sample.image.dtype == np.float32 and sample.image.shape == sample.labels.shape == (8, 40, 40)
     assert sample.image[sample.labels > 0].mean() > sample.image[sample.labels == 0].mean()
     assert set(dataset.samples[0]["files"]) == {"image", "labels", "semantic", "centroids", "foreground", "preview"}
-    assert dataset.manifest["config"]["generator"]["name"] == "optics"
+    assert dataset.manifest["config"]["renderer"]["name"] == "optics"
 
 
 def test_serial_two_workers_and_a_cluster_address_give_identical_files(tiny_config, tmp_path):
@@ -96,18 +96,29 @@ def test_resume_refuses_another_config(tiny_config, tmp_path):
     assert main(["generate", str(tiny_config), "--out", str(out), "--n", "1", "-q", "--resume", "--seed", "3"]) == 2
 
 
+def test_the_older_generator_section_is_read_as_the_renderer_with_a_warning(tmp_path):
+    with pytest.warns(DeprecationWarning, match="'generator' is now called 'renderer'"):
+        config = validate_config({"generator": {"name": "ddpm", "steps": 5}})
+    assert config.renderer.name == "ddpm" and config.renderer.steps == 5
+    with pytest.warns(DeprecationWarning):  # a dotted override of the old name, as notebooks wrote it
+        assert with_overrides(Config(), {"generator.name": "gan"}).renderer.name == "gan"
+    (tmp_path / "old.yaml").write_text("generator:\n  name: optics\n")
+    with pytest.warns(DeprecationWarning):
+        assert load_config(tmp_path / "old.yaml").renderer.name == "optics"
+
+
 def test_learned_generators_need_a_real_checkpoint(tmp_path):
     from safetensors.numpy import save_file
 
-    config = validate_config({"generator": {"name": "gan"}})
+    config = validate_config({"renderer": {"name": "gan"}})
     with pytest.raises(InputError, match="needs --checkpoint"):
         load_renderer(config)
     foreign = tmp_path / "foreign.safetensors"
     save_file({"w": np.zeros(3, np.float32)}, str(foreign), metadata={"format": "pt"})
     with pytest.raises(InputError, match="not a cellsynth checkpoint"):
-        load_renderer(validate_config({"generator": {"name": "gan", "checkpoint": str(foreign)}}))
+        load_renderer(validate_config({"renderer": {"name": "gan", "checkpoint": str(foreign)}}))
     with pytest.raises(InputError, match="needs no checkpoint"):
-        load_renderer(validate_config({"generator": {"checkpoint": str(foreign)}}))
+        load_renderer(validate_config({"renderer": {"checkpoint": str(foreign)}}))
 
 
 def test_generate_dataset_from_python_matches_the_cli(tiny_config, tmp_path):

@@ -169,7 +169,7 @@ SAFETY = [
     ("masks-shape-model-fifo", lambda t: masks_run(t, "masks: {nuclei: {shape: ssm, ssm_model: "
                                                       f"{fifo(t, 'm.npz')}}}}}\n"), "is a FIFO (named pipe)"),
     ("ddpm-steps-1e8", lambda t: ddpm_generate(t, "--steps", "100000000"),
-     "'generator.steps': input should be less than or equal to 10000"),
+     "'renderer.steps': input should be less than or equal to 10000"),
     ("ddpm-steps-beyond-the-training-timesteps", lambda t: ddpm_generate(t, "--steps", "5000"),
      "steps must be between 1 and the checkpoint's 1000 training timesteps"),
     # 6. tracebacks on bad input

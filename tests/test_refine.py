@@ -96,8 +96,8 @@ def test_the_refiner_does_not_move_an_object(checkpoint):
 
 
 def test_config_and_cli_paths(checkpoint, tmp_path, capsys):
-    config = with_overrides(physics_config(), {"generator.name": "refine", "generator.checkpoint": str(checkpoint),
-                                               "generator.t_start": 40, "generator.steps": 2,
+    config = with_overrides(physics_config(), {"renderer.name": "refine", "renderer.checkpoint": str(checkpoint),
+                                               "renderer.t_start": 40, "renderer.steps": 2,
                                                "dataset.n_samples": 1})
     assert load_renderer(config, device="cpu").name == "refine"
     labels = tmp_path / "labels.tif"
@@ -121,9 +121,9 @@ def test_bad_refiner_inputs_are_one_line(checkpoint, tmp_path):
     with pytest.raises(InputError, match="of the physics image falls outside the refiner's training range"):
         RefineRenderer(dim.optics, checkpoint, device="cpu").render(Sample(blobs(), spacing=SPACING), rng=0)
     with pytest.raises(InputError, match="refine.*needs --checkpoint"):
-        load_renderer(with_overrides(physics_config(), {"generator.name": "refine"}))
+        load_renderer(with_overrides(physics_config(), {"renderer.name": "refine"}))
     with pytest.raises(Exception, match="units: camera is for gan and ddpm"):
-        with_overrides(physics_config(), {"generator.name": "refine", "generator.units": "camera"})
+        with_overrides(physics_config(), {"renderer.name": "refine", "renderer.units": "camera"})
 
 
 def test_the_cpu_training_preset_trains_from_the_command_line_and_resumes(tmp_path, capsys):
@@ -159,8 +159,8 @@ def test_generate_like_refine_trains_generates_and_resumes_a_killed_training(tmp
     info = read_checkpoint_info(run / "checkpoint.safetensors")
     assert info["step"] > 1 and (run / FINISHED_NAME).is_file()  # trained on from the killed run's step
     dataset = Dataset.open(out)
-    generator = dataset.manifest["config"]["generator"]
-    assert generator["name"] == "refine" and generator["refiner"]["checkpoint"] == str(run / "checkpoint.safetensors")
+    renderer = dataset.manifest["config"]["renderer"]
+    assert renderer["name"] == "refine" and renderer["refiner"]["checkpoint"] == str(run / "checkpoint.safetensors")
     assert len(dataset.pending()) == 0 and (out / "calibration.yaml").is_file()
     assert read_volume(out / "images" / f"{dataset.name(0)}.tif")[0].shape == image.shape
     capsys.readouterr()

@@ -86,7 +86,7 @@ def test_masks_only_dataset_has_labels_extras_and_refuses_export(tmp_path):
     with pytest.raises(DatasetError, match="masks only"):
         export_dataset(dataset, "stardist", tmp_path / "out", progress=False)
     recipe = json.loads((tmp_path / "ds" / "manifest.json").read_text())["config"]
-    assert recipe["masks"]["kind"] == "membranes" and recipe["generator"] is None
+    assert recipe["masks"]["kind"] == "membranes" and recipe["renderer"] is None
 
 
 def test_cli_masks_nuclei_with_flags_and_resume(tmp_path, capsys):

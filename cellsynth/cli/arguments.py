@@ -178,8 +178,8 @@ COMMANDS = [
       opt("--refine", "--like: also train a DDPM on the image(s) (CPU budget --minutes) and finish every physics "
                       "render with it; its run folder is OUT-refiner", **FLAG),
       opt("--minutes", "--refine: training budget in minutes (default 20)", type=float),
-      opt("--generator", "optics (default, no training), gan, ddpm, or refine (the config's physics render "
-                         "finished by a ddpm); all but optics need --checkpoint"),
+      opt("--renderer --generator", "optics (default, no training), gan, ddpm, or refine (the config's physics "
+                                    "render finished by a ddpm); all but optics need --checkpoint"),
       opt("--checkpoint", "a cellsynth checkpoint for gan, ddpm or refine (a ddpm one)"),
       opt("--alpha", "gan: positional-map α in µm; several (e.g. 10,50,100,500,1000) = every sample at each "
                      "quality level", type=_lengths, metavar="A[,A...]"), *SAMPLING],
@@ -201,7 +201,7 @@ COMMANDS = [
      "comment saying how it was measured."),
     ("synthesize", handlers.synthesize, "one image from a label volume (e.g. a real segmentation) with any generator",
      [opt("labels", "instance label volume", type=_path),
-      opt("--config", "preset name or YAML: render with its generator (the physics renderer by default; e.g. a "
+      opt("--config", "preset name or YAML: render with its renderer (the physics renderer by default; e.g. a "
                       "`cellsynth calibrate` preset)"),
       opt("--checkpoint", "gan or ddpm checkpoint from `cellsynth train`; a ddpm one with --config refines the "
                           "config's physics render", type=_path),

@@ -36,12 +36,12 @@ def _run_config(args: argparse.Namespace, overrides: dict):
     return with_overrides(base, {"dataset.n_samples": args.n, "dataset.seed": args.seed, **overrides})
 
 
-def _generator_overrides(args: argparse.Namespace, model: str | None = None) -> dict:
-    """The learned generators' flags as config overrides (generate and synthesize)."""
-    return {"generator.name": model or getattr(args, "generator", None),
-            "generator.checkpoint": args.checkpoint and str(args.checkpoint),
-            "generator.alpha_um": args.alpha, "patching.batch_size": args.tile_batch,
-            **{f"generator.{key}": getattr(args, key) for key in ("sampler", "steps", "t_start", "strength", "snr",
+def _renderer_overrides(args: argparse.Namespace, model: str | None = None) -> dict:
+    """The renderer flags as config overrides (generate and synthesize)."""
+    return {"renderer.name": model or getattr(args, "renderer", None),
+            "renderer.checkpoint": args.checkpoint and str(args.checkpoint),
+            "renderer.alpha_um": args.alpha, "patching.batch_size": args.tile_batch,
+            **{f"renderer.{key}": getattr(args, key) for key in ("sampler", "steps", "t_start", "strength", "snr",
                                                                    "units")}}
 
 
@@ -143,9 +143,9 @@ def generate(args: argparse.Namespace) -> int | None:
     from cellsynth.synthesis.pipeline import generate_dataset, generate_like, load_renderer
 
     if args.like is not None:
-        if args.config or args.preset or args.generator or args.checkpoint:
+        if args.config or args.preset or args.renderer or args.checkpoint:
             raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
-                             "generator or checkpoint")
+                             "renderer or checkpoint")
         options = {"labels": args.labels, "spacing": args.spacing, "kind": args.kind or "nuclei",
                    "n_samples": args.n or 8, "seed": args.seed or 0, "resume": args.resume,
                    "progress": not args.quiet, "workers": args.workers, "scheduler": args.scheduler}
@@ -162,7 +162,7 @@ def generate(args: argparse.Namespace) -> int | None:
         return 0
     if args.labels or args.spacing or args.kind or args.refine or args.minutes is not None:
         raise InputError("--labels, --spacing, --kind, --refine and --minutes go with --like IMAGE")
-    config = _run_config(args, _generator_overrides(args))
+    config = _run_config(args, _renderer_overrides(args))
     _report(generate_dataset(config, args.out, renderer=load_renderer(config), resume=args.resume,
                              progress=not args.quiet, workers=args.workers, scheduler=args.scheduler))
     if config.dataset.output.previews:
@@ -196,7 +196,7 @@ def synthesize(args: argparse.Namespace) -> int | None:
     from cellsynth.synthesis.pipeline import render_labels_file
 
     if args.checkpoint is None and args.config is None:
-        raise InputError("give --checkpoint (a trained gan or ddpm), --config (a preset or YAML: its generator, "
+        raise InputError("give --checkpoint (a trained gan or ddpm), --config (a preset or YAML: its renderer, "
                          "the physics renderer by default), or both (a physics preset refined by a ddpm)")
     model = read_checkpoint_info(args.checkpoint)["model"] if args.checkpoint else None
     if args.checkpoint and args.config:
@@ -206,7 +206,7 @@ def synthesize(args: argparse.Namespace) -> int | None:
         model = "refine"
     if args.alpha is not None and (len(args.alpha) != 1 or model != "gan"):
         raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
-    config = with_overrides(_optional_config(args.config), _generator_overrides(args, model))
+    config = with_overrides(_optional_config(args.config), _renderer_overrides(args, model))
     image = render_labels_file(args.labels, args.out, config, spacing=args.spacing, foreground=args.foreground,
                                device=args.device, rng=args.seed, overwrite=args.overwrite)
     print(f"image: {image}")

@@ -279,7 +279,9 @@ def with_overrides(config: StrictModel, overrides: dict[str, Any], source: str =
             continue
         *parents, last = dotted.split(".")
         section = data
-        for key in parents:
-            section = section[key]
+        for key in parents:  # a key the config lacks is added, and its validation names what is accepted
+            section = section.setdefault(key, {})
+            if not isinstance(section, dict):
+                raise ConfigError(f"{source}: '{dotted}' sets a key inside '{key}', which is a value, not a section")
         section[last] = list(value) if isinstance(value, tuple) else value
     return validate_config(data, source, type(config))

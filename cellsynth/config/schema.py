@@ -4,6 +4,7 @@ and output sections. Every length is in µm."""
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -298,8 +299,8 @@ class PatchingConfig(StrictModel):
         return self
 
 
-class GeneratorConfig(StrictModel):
-    """Which generator renders the images."""
+class RendererConfig(StrictModel):
+    """Which renderer makes the images (the config section ``renderer``; older YAML called it ``generator``)."""
 
     name: Literal["optics", "gan", "ddpm", "refine"] = Field(
         "optics", description="optics needs no training; refine: the optics renderer finished by a ddpm checkpoint "
@@ -328,14 +329,14 @@ class GeneratorConfig(StrictModel):
     @model_validator(mode="after")
     def _alpha_for_gan(self):
         if self.alpha_um is not None and (self.name != "gan" or not self.alpha_um):
-            raise ValueError("alpha_um (quality levels) needs generator 'gan' and at least one value")
+            raise ValueError("alpha_um (quality levels) needs renderer 'gan' and at least one value")
         given = [k for k in ("t_start", "strength", "snr") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give one of t_start, strength, snr; got {', '.join(given)}")
         sampling = [k for k in ("sampler", "steps", "t_start", "strength", "snr")
                     if getattr(self, k) != type(self).model_fields[k].default]
         if sampling and self.name not in ("ddpm", "refine"):
-            raise ValueError(f"{', '.join(sampling)} set the ddpm generator's sampling; generator '{self.name}' "
+            raise ValueError(f"{', '.join(sampling)} set the ddpm renderer's sampling; renderer '{self.name}' "
                              "takes none")
         if self.units == "camera" and self.name in ("optics", "refine"):
             raise ValueError(f"units: camera is for gan and ddpm (their training images' units); the {self.name} "
@@ -359,6 +360,23 @@ class Config(StrictModel):
     dataset: DatasetConfig = DatasetConfig()
     volume: VolumeConfig = VolumeConfig()
     masks: MasksConfig = MasksConfig()
-    generator: GeneratorConfig = GeneratorConfig()
+    renderer: RendererConfig = RendererConfig()
     optics: OpticsConfig = OpticsConfig()
     patching: PatchingConfig = PatchingConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _generator_is_now_renderer(cls, data):
+        if not isinstance(data, dict) or "generator" not in data:
+            return data
+        warnings.warn("the config section 'generator' is now called 'renderer'; rename it in your YAML",
+                      DeprecationWarning, stacklevel=2)
+        data = dict(data)
+        old, new = data.pop("generator"), data.get("renderer")
+        if isinstance(old, dict) and isinstance(new, dict):
+            data["renderer"] = {**new, **old}
+        elif new is None:
+            data["renderer"] = old
+        else:
+            raise ValueError("give the renderer section once: 'renderer' (or the older name 'generator')")
+        return data

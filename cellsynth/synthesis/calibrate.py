@@ -485,7 +485,7 @@ def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, 
                        "radius_std_um": round(float(radii.std()), 3), "flattening": round(flattening, 3),
                        "flattening_axis": "z" if along_z > 0.8 else "random"},
         },
-        "generator": {"name": "optics"},
+        "renderer": {"name": "optics"},
         "optics": {
             "brightness_sigma": round(log_spread(bright) if bright.size >= 3 else 0.0, 4),
             "texture": round(min(math.sqrt(math.log1p(texture["amplitude"] ** 2)), 5.0), 4),

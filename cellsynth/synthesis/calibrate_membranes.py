@@ -305,7 +305,7 @@ def _calibrate_membranes(images, spacing: Sequence[float], labels, n_samples: in
                           "min_distance_um": [round(min_distance, 3)] * 3},
             "membranes": {"thickness_um": fit["thickness_um"], "include_surface": surface, "weights": [1.0, 1.0]},
         },
-        "generator": {"name": "optics"},
+        "renderer": {"name": "optics"},
         "optics": {
             "brightness_sigma": round(brightness_sigma, 4),
             "texture": 0.0,

@@ -31,7 +31,7 @@ BYTES_PER_GENERATED_VOXEL = 160
 
 @runtime_checkable
 class Renderer(Protocol):
-    """Anything that turns a simulated annotation into an image (the config's ``generator``).
+    """Anything that turns a simulated annotation into an image (the config's ``renderer``).
 
     ``render`` gets a :class:`~cellsynth.sample.Sample` (labels, organism foreground, membranes and
     the voxel spacing in µm) and the sample's randomness (``rng``: a numpy Generator, a seed, or
@@ -78,15 +78,15 @@ class SampleMaker:
             return masks
         sample = renderer.render(masks, rng)
         if sample.image is None or sample.image.dtype not in (np.float32, np.uint16, np.uint8):
-            raise InputError(f"generator '{renderer.name}' returned no float32, uint16 or uint8 image of the labels' "
+            raise InputError(f"renderer '{renderer.name}' returned no float32, uint16 or uint8 image of the labels' "
                              f"shape {masks.shape}")
         if len(self.renderers) > 1:
-            sample = sample.replace(params={**sample.params, "generator": renderer.describe()})
+            sample = sample.replace(params={**sample.params, "renderer": renderer.describe()})
         return sample
 
 
 def load_renderer(config: Config, device: str = "auto") -> Renderer:
-    """The renderer named in ``config.generator`` (the learned ones from a cellsynth checkpoint, run on
+    """The renderer named in ``config.renderer`` (the learned ones from a cellsynth checkpoint, run on
     ``device``: ``auto``, ``cpu`` or ``cuda``).
 
     Raises
@@ -100,7 +100,7 @@ def load_renderer(config: Config, device: str = "auto") -> Renderer:
     >>> load_renderer(load_preset("nuclei")).name
     'optics'
     """
-    name, checkpoint = config.generator.name, config.generator.checkpoint
+    name, checkpoint = config.renderer.name, config.renderer.checkpoint
     if name == "optics":
         if checkpoint is not None:
             raise InputError("the optics renderer needs no checkpoint; drop --checkpoint or choose gan or ddpm")
@@ -108,14 +108,14 @@ def load_renderer(config: Config, device: str = "auto") -> Renderer:
 
         return OpticsRenderer(config.optics, config.patching)
     if checkpoint is None:
-        raise InputError(f"generator '{name}' needs --checkpoint FILE (a cellsynth checkpoint from training)")
+        raise InputError(f"renderer '{name}' needs --checkpoint FILE (a cellsynth checkpoint from training)")
     if name == "gan":
         from cellsynth.synthesis.learned import GanRenderer
 
-        alphas = config.generator.alpha_um or [None]
-        return GanRenderer(checkpoint, config.patching, alpha_um=alphas[0], units=config.generator.units,
+        alphas = config.renderer.alpha_um or [None]
+        return GanRenderer(checkpoint, config.patching, alpha_um=alphas[0], units=config.renderer.units,
                            device=device)
-    settings = config.generator
+    settings = config.renderer
     if name == "refine":
         from cellsynth.synthesis.refine import RefineRenderer
 
@@ -130,10 +130,10 @@ def load_renderer(config: Config, device: str = "auto") -> Renderer:
 
 
 def quality_levels(config: Config, renderer: Renderer | None) -> tuple[list[str], tuple[Renderer, ...]]:
-    """Sample names and renderers: one per sample, or with several ``generator.alpha_um`` every
+    """Sample names and renderers: one per sample, or with several ``renderer.alpha_um`` every
     sample once per level, named ``PREFIX_NNNN_alphaA``."""
     names = sample_names(config.dataset.name_prefix, config.dataset.n_samples)
-    alphas = config.generator.alpha_um or []
+    alphas = config.renderer.alpha_um or []
     if renderer is None or len(alphas) < 2:
         return names, () if renderer is None else (renderer,)
     return ([f"{name}_alpha{alpha:g}" for name in names for alpha in alphas],
@@ -218,7 +218,7 @@ def generate_dataset(
                  f"making {workers} sample(s) of {config.volume.shape} voxels at once",
                  "use a smaller volume.shape (tile a large field with the patch engine) or fewer --workers")
     names, renderers = quality_levels(config, renderer)
-    recipe = {**config.model_dump(mode="json"), "generator": renderer.describe() if renderer else None}
+    recipe = {**config.model_dump(mode="json"), "renderer": renderer.describe() if renderer else None}
     check_dataset_target(out, resume)  # before starting any cluster
     with dask_executor(workers, scheduler) as executor:
         return build_dataset(out, names, SampleMaker(config, renderers), config=recipe, seed=config.dataset.seed,
@@ -237,7 +237,7 @@ def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config
     out : path-like
         Image file to write (.tif, .ome.tif or .ome.zarr), atomically.
     config : Config
-        Its generator (the physics renderer, or a checkpoint's) and, for the physics renderer, its
+        Its renderer (the physics renderer, or a checkpoint's) and, for the physics renderer, its
         masks section (``kind: membranes`` draws each cell's membrane).
     spacing : 3 floats, optional
         Voxel size in µm of a file that does not carry one.
@@ -311,8 +311,8 @@ def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *
                                   progress=progress)
     config = calibration.config
     if refiner is not None:
-        config = with_overrides(config, {"generator.name": "refine", "generator.checkpoint": str(refiner),
-                                         "generator.steps": 5})
+        config = with_overrides(config, {"renderer.name": "refine", "renderer.checkpoint": str(refiner),
+                                         "renderer.steps": 5})
     renderer = load_renderer(config)
     masks = masks_from_labels(calibration.labels[0], config.volume.spacing_um)
     check_looks_like(renderer.render(masks, rng=0).image, calibration.images[0], str(images[0]))
@@ -348,7 +348,7 @@ def check_looks_like(generated: np.ndarray, reference: np.ndarray, name: str) ->
     from skimage.filters import threshold_otsu
 
     generated, reference = generated.astype(np.float64), reference.astype(np.float64)
-    consequence = ("the generator or its calibration does not produce images like it (in its units); nothing "
+    consequence = ("the renderer or its calibration does not produce images like it (in its units); nothing "
                    "was written")
     if np.ptp(generated) == 0:
         raise InputError(f"the generated image is constant ({generated.flat[0]:g}) unlike {name}: {consequence}")
