@@ -16,27 +16,10 @@ from cellsynth.augment.diversify import (
     structured_weights,
     truncated_normal,
 )
+from cellsynth.augment.intensity import BrightnessContrast, Diversify, Gamma, GaussianBlur, GaussianNoise, PoissonNoise
+from cellsynth.augment.spatial import CopyPaste, CropResize, Elastic, Flip, LateralStretch, Rotate, Rotate90
 from cellsynth.augment.strategies import AUGMENTATIONS, STRATEGIES, augmentation, default_augmentation
-from cellsynth.augment.transforms import (
-    BrightnessContrast,
-    CopyPaste,
-    CropResize,
-    Diversify,
-    Elastic,
-    Flip,
-    Gamma,
-    GaussianBlur,
-    GaussianNoise,
-    Identity,
-    LateralStretch,
-    PoissonNoise,
-    RandomChoice,
-    Rotate,
-    Rotate90,
-    Stacked,
-    Transform,
-    as_item,
-)
+from cellsynth.augment.transforms import Identity, RandomChoice, Stacked, Transform, as_item
 
 __all__ = [
     "AUGMENTATIONS", "STRATEGIES", "augmentation", "default_augmentation",

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from cellsynth.augment.diversify import local_std, normalize_percentiles
-from cellsynth.augment.transforms import Diversify, Transform, as_item
+from cellsynth.augment.intensity import Diversify
+from cellsynth.augment.transforms import Transform, as_item
 from cellsynth.errors import InputError
 from cellsynth.sample import Sample
 

@@ -9,22 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from cellsynth.augment.transforms import (
-    BrightnessContrast,
-    Diversify,
-    Elastic,
-    Flip,
-    Gamma,
-    GaussianBlur,
-    GaussianNoise,
-    Identity,
-    PoissonNoise,
-    RandomChoice,
-    Rotate,
-    Rotate90,
-    Stacked,
-    Transform,
-)
+from cellsynth.augment.intensity import BrightnessContrast, Diversify, Gamma, GaussianBlur, GaussianNoise, PoissonNoise
+from cellsynth.augment.spatial import Elastic, Flip, Rotate, Rotate90
+from cellsynth.augment.transforms import Identity, RandomChoice, Stacked, Transform
 from cellsynth.errors import InputError
 
 
