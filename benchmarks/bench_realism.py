@@ -28,7 +28,8 @@ from _cells3d import cells3d_halves, preset_dataset
 from scipy import ndimage as ndi
 
 from cellsynth.config import load_preset
-from cellsynth.evaluate.c2st import STEPS, c2st
+from cellsynth.evaluate.c2st import c2st
+from cellsynth.evaluate.settings import C2ST_STEPS
 from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.sample import Sample
 from cellsynth.synthesis.optics import psf_sigma_um
@@ -53,7 +54,7 @@ def arms(root: Path) -> tuple[Sample, dict[str, list[Sample]]]:
                   "floor_poisson_redraw": [Sample(image=redraw, spacing=real.spacing)]}
 
 
-def main(steps: int = STEPS) -> dict:
+def main(steps: int = C2ST_STEPS) -> dict:
     result: dict = {"real": "cells3d right half (60x256x128)", "c2st_steps": steps}
     with tempfile.TemporaryDirectory() as scratch:
         real, synthetic = arms(Path(scratch))
@@ -71,5 +72,5 @@ def main(steps: int = STEPS) -> dict:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=STEPS, help=f"C2ST training steps (default {STEPS})")
+    parser.add_argument("--steps", type=int, default=C2ST_STEPS, help=f"C2ST training steps (default {C2ST_STEPS})")
     main(parser.parse_args().steps)

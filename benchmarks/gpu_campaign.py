@@ -37,8 +37,9 @@ from cellsynth.checks import check_output
 from cellsynth.config import PatchingConfig, TrainConfig, load_preset, with_overrides
 from cellsynth.dataset import sample_rng
 from cellsynth.dataset.previews import write_preview
-from cellsynth.evaluate.c2st import PATCH_UM, c2st
+from cellsynth.evaluate.c2st import c2st
 from cellsynth.evaluate.metrics import paired_metrics
+from cellsynth.evaluate.settings import C2ST_PATCH_UM
 from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.io import write_volume
 from cellsynth.masks.simulate import simulate_masks
@@ -53,7 +54,7 @@ from cellsynth.training.loop import train_ddpm, train_gan
 SIZES = {
     "gpu": {"gan": {"patch": [64, 128, 128], "gan": {}}, "ddpm": {"patch": [32, 128, 128], "ddpm": {}},
             "batch_size": 4, "tile_batch": None, "volume": (180, 512, 512), "c2st_steps": 400,
-            "c2st_patch_um": PATCH_UM, "judged": np.s_[:, :, :]},
+            "c2st_patch_um": C2ST_PATCH_UM, "judged": np.s_[:, :, :]},
     "dry": {"gan": {"patch": [8, 32, 32], "gan": {"widths": [4, 8], "discriminator_widths": [4, 8],
                                                   "discriminator_strides": [2, 1]}},
             "ddpm": {"patch": [8, 32, 32], "ddpm": {"widths": [8, 16], "attention": False}},

@@ -307,7 +307,7 @@ def evaluate_baseline(args: argparse.Namespace) -> int | None:
 
 
 def evaluate_realism(args: argparse.Namespace) -> int | None:
-    from cellsynth.evaluate.c2st import evaluate_realism
+    from cellsynth.evaluate.realism import evaluate_realism
 
     def one_or_all(paths: list) -> object:
         return paths[0] if len(paths) == 1 else paths

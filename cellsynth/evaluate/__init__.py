@@ -12,10 +12,10 @@ import lazy_loader
 
 __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "baseline": ["baseline"],
-    "c2st": ["TwoSampleTest", "c2st", "evaluate_realism", "repeated_c2st"],
+    "c2st": ["TwoSampleTest", "c2st", "repeated_c2st"],
     "images": ["evaluate_image_files", "evaluate_images"],
     "metrics": ["normalize", "nrmse", "paired_metrics", "psnr", "ssim", "zncc"],
-    "realism": ["compare", "image_statistics", "radial_spectrum"],
+    "realism": ["compare", "evaluate_realism", "image_statistics", "radial_spectrum"],
     "segmentation": ["matching", "pooled_scores", "score_at"],
     "seams": ["seam_score"],
     "segmenter": ["Segmenter", "train_segmenter"],

@@ -17,10 +17,9 @@ import numpy as np
 
 from cellsynth.checks import check_output_folder
 from cellsynth.errors import InputError
-from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores
 from cellsynth.evaluate.volumes import read_volumes
-from cellsynth.io import write_json_atomic, write_volume
+from cellsynth.io import jsonable, write_json_atomic, write_volume
 from cellsynth.masks.segment import (
     MIN_SEED_DISTANCE_UM,
     MIN_VOLUME_UM3,

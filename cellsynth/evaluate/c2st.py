@@ -37,21 +37,18 @@ import torch
 from scipy import stats
 from torch import nn
 
-from cellsynth.checks import check_image, check_output_folder, check_spacing
+from cellsynth.checks import check_image, check_spacing
 from cellsynth.dataset.split import split_volume
 from cellsynth.errors import InputError
-from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.metrics import normalize
+from cellsynth.evaluate.settings import C2ST_PATCH_UM, C2ST_STEPS
 from cellsynth.evaluate.volumes import common_spacing, read_volumes, resample
-from cellsynth.io import write_bytes_atomic, write_json_atomic
+from cellsynth.io import jsonable, write_bytes_atomic
 from cellsynth.models.common import autocast_dtype, resolve_device, supervised_step
 from cellsynth.models.unet3d import seeded
-from cellsynth.progress import Phases
 from cellsynth.sample import Sample
 
 #: Default patch (z, y, x) in µm: about 17×31×31 voxels at the cells3d spacing.
-PATCH_UM = (5.0, 8.0, 8.0)
-STEPS = 400
 BATCH_SIZE = 32
 TEST_FRACTION = 0.5
 #: At most this many test patches per class (a random subset of the tiling beyond it).
@@ -248,8 +245,8 @@ def c2st(
     *,
     spacing: Sequence[float] | None = None,
     synthetic_spacing: Sequence[float] | None = None,
-    patch_um: Sequence[float] = PATCH_UM,
-    steps: int | None = STEPS,
+    patch_um: Sequence[float] = C2ST_PATCH_UM,
+    steps: int | None = C2ST_STEPS,
     minutes: float | None = None,
     batch_size: int = BATCH_SIZE,
     test_fraction: float = TEST_FRACTION,
@@ -368,7 +365,7 @@ def c2st(
                          history=history, patches=test_patches, labels=test_labels, scores=scores)
 
 
-def _check_repeats(repeats) -> None:
+def check_repeats(repeats) -> None:
     if not isinstance(repeats, int | np.integer) or isinstance(repeats, bool) or not 1 <= repeats <= 100:
         raise InputError(f"repeats must be a whole number from 1 to 100; got {repeats!r}")
 
@@ -404,7 +401,7 @@ def repeated_c2st(real, synthetic, *, repeats: int = 3, both_orders: bool = True
     >>> len(out["c2st_runs"]), 0.5 <= out["c2st_mean"] <= 1.0
     (4, True)
     """
-    _check_repeats(repeats)
+    check_repeats(repeats)
     if "seed" in settings or "swap" in settings:
         raise InputError("repeated_c2st chooses the seeds and the order of the parts itself")
     runs, correct, total = [], 0, 0
@@ -420,82 +417,3 @@ def repeated_c2st(real, synthetic, *, repeats: int = 3, both_orders: bool = True
     return jsonable({"c2st_mean": float(accuracies.mean()), "c2st_sd": float(accuracies.std(ddof=1)) if len(runs) > 1
                      else 0.0, "c2st_runs": runs, "c2st_pooled_ci95": [float(interval.low), float(interval.high)],
                      "repeats": int(repeats), "both_orders": both_orders})
-
-
-def check_varies(volume: Sample, what: str) -> Sample:
-    """``volume``, if its image is not constant (a classifier could tell it by its level alone)."""
-    low, high = float(volume.image.min()), float(volume.image.max())
-    if low == high:
-        raise InputError(f"{what} image '{volume.name}' is constant (every voxel {low:g}); judging realism needs "
-                         "intensity variation")
-    return volume
-
-
-def evaluate_realism(real: str | os.PathLike | Sequence[str | os.PathLike],
-                     synthetic: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, *,
-                     spacing: Sequence[float] | None = None, patch_um: Sequence[float] = PATCH_UM,
-                     steps: int | None = STEPS, minutes: float | None = None, seed: int = 0,
-                     device: str = "cpu", repeats: int = 1, progress: bool = False) -> dict:
-    """``cellsynth evaluate realism``: C2ST plus the unpaired statistics, written into ``out``.
-
-    With ``repeats`` above 1 the report adds :func:`repeated_c2st`'s figures (seeds 0 … repeats − 1,
-    both orders of the parts): ``c2st_mean``, ``c2st_sd``, ``c2st_runs``, ``c2st_pooled_ci95``.
-
-    ``out/realism.json`` holds ``c2st_accuracy``, ``c2st_auc``, ``c2st_ci95``, ``n_test``, the C2ST
-    settings and ``unpaired``: histogram distance, spectra distances and contrast of the first real
-    against the first synthetic volume (at the common spacing; contrast where labels exist).
-    ``out/c2st_patches.png`` shows the most synthetic- and real-looking test patches;
-    ``spectra.png``, ``histogram.png``, ``depth.png``, ``xz_profile.png`` and ``slices.png`` the curves.
-    ``progress``: a bar of the named phases (reading, classifier, repeats, statistics, plots).
-
-    Examples
-    --------
-    >>> evaluate_realism("data/cells3d_right", "data/nuclei", "data/realism", minutes=2)  # doctest: +SKIP
-    """
-    _check_repeats(repeats)
-    out = check_output_folder(out)
-    with Phases("realism", ["reading", "classifier", "repeats", "statistics", "plots"], progress) as phase:
-        phase("reading")
-        reals = [check_varies(v, "--real") for v in read_volumes(real, spacing, what="--real")]
-        synthetics = [check_varies(v, "--synthetic") for v in read_volumes(synthetic, spacing, what="--synthetic")]
-        phase("classifier")
-        return _realism_report(reals, synthetics, real, synthetic, out, phase, patch_um=patch_um, steps=steps,
-                               minutes=minutes, seed=seed, device=device, repeats=repeats)
-
-
-def _realism_report(reals: list[Sample], synthetics: list[Sample], real, synthetic, out: Path, phase: Phases, *,
-                    patch_um, steps, minutes, seed, device, repeats) -> dict:
-    from cellsynth.evaluate.plots import write_plots
-    from cellsynth.evaluate.realism import compare
-
-    result = c2st(reals, synthetics, patch_um=patch_um, steps=steps, minutes=minutes, seed=seed, device=device)
-    grid = tuple(result.settings["spacing_um"])
-    first_real = resample(reals[0].image, reals[0].spacing, grid)
-    first_synthetic = resample(synthetics[0].image, synthetics[0].spacing, grid)
-
-    def labels_of(volume: Sample, shape) -> np.ndarray | None:
-        if volume.labels is None or not volume.labels.any():
-            return None
-        return resample(volume.labels, volume.spacing, grid, order=0, shape=shape)
-
-    phase("statistics")
-    distances, real_stats, synthetic_stats = compare(first_real, first_synthetic, grid,
-                                                     real_labels=labels_of(reals[0], first_real.shape),
-                                                     synthetic_labels=labels_of(synthetics[0], first_synthetic.shape))
-    def named(source) -> str | list[str]:
-        return str(source) if isinstance(source, (str, os.PathLike)) else [str(s) for s in source]
-
-    report = {**result.summary(), "real": named(real), "synthetic": named(synthetic), "unpaired": jsonable(distances),
-              "unpaired_of": [reals[0].name, synthetics[0].name]}
-    phase("repeats")
-    if repeats > 1:
-        report.update(repeated_c2st(reals, synthetics, repeats=repeats, patch_um=patch_um, steps=steps,
-                                    minutes=minutes, device=device))
-    phase("plots")
-    out.mkdir(exist_ok=True)
-    result.figure(out / "c2st_patches.png")
-    plots = write_plots({"real": first_real, "synthetic": first_synthetic},
-                        {"real": real_stats, "synthetic": synthetic_stats}, grid, out)
-    report["plots"] = ["c2st_patches.png", *(p.name for p in plots)]
-    write_json_atomic(out / "realism.json", report)
-    return report

@@ -11,10 +11,9 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from cellsynth.checks import check_output_folder
-from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.metrics import normalize
 from cellsynth.evaluate.realism import radial_spectrum
-from cellsynth.io import write_bytes_atomic, write_json_atomic
+from cellsynth.io import jsonable, write_bytes_atomic, write_json_atomic
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.simulate import masks_from_labels
 from cellsynth.synthesis.calibrate import interior_profile

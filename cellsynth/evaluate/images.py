@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,22 +13,7 @@ from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import paired_metrics
 from cellsynth.evaluate.plots import write_plots
 from cellsynth.evaluate.realism import compare
-from cellsynth.io import write_json_atomic
-
-
-def jsonable(value):
-    """``value`` with numpy scalars and arrays as Python types and non-finite floats as None."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return jsonable(value.tolist())
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
+from cellsynth.io import jsonable, write_json_atomic
 
 
 def evaluate_images(

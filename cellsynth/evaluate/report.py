@@ -15,9 +15,8 @@ from cellsynth.checks import check_output
 from cellsynth.dataset import Dataset
 from cellsynth.dataset.previews import render_preview
 from cellsynth.errors import DatasetError
-from cellsynth.evaluate.images import jsonable
 from cellsynth.evaluate.realism import contrast, radial_spectrum
-from cellsynth.io import write_bytes_atomic
+from cellsynth.io import jsonable, write_bytes_atomic
 
 MAX_PREVIEWS = 12
 

@@ -1,5 +1,6 @@
 """What the judges train with, stated once: :class:`SegmenterSettings` for the Syn2Real segmenter
-(the library's defaults and the CLI's options and help come from its fields). Torch-free, so the CLI
+(the library's defaults and the CLI's options and help come from its fields) and the C2ST
+classifier's defaults. Torch-free, so the CLI
 can read it without loading torch.
 """
 
@@ -18,8 +19,11 @@ from cellsynth.checks import check_spacing
 from cellsynth.errors import InputError
 from cellsynth.masks.segment import MIN_VOLUME_UM3
 
-#: Default training patch (z, y, x) in µm.
-PATCH_UM = (16.0, 32.0, 32.0)
+#: The segmenter's default training patch (z, y, x) in µm.
+SEGMENTER_PATCH_UM = (16.0, 32.0, 32.0)
+#: The C2ST classifier's default patch (z, y, x) in µm and its training steps.
+C2ST_PATCH_UM = (5.0, 8.0, 8.0)
+C2ST_STEPS = 400
 
 
 def patch_voxels(patch_um: Sequence[float], spacing: Sequence[float]) -> tuple[int, int, int]:
@@ -81,7 +85,7 @@ class SegmenterSettings:
 
     spacing_um: tuple[float, float, float] | None = field(default=None, metadata=dict(help=
         "working voxel size in µm (default: the data's coarsest, at least 0.5)"))
-    patch_um: tuple[float, float, float] = field(default=PATCH_UM, metadata=dict(help="training patch in µm"))
+    patch_um: tuple[float, float, float] = field(default=SEGMENTER_PATCH_UM, metadata=dict(help="training patch in µm"))
     steps: int | None = field(default=2000, metadata=dict(help="training steps"))
     minutes: float | None = field(default=None, metadata=dict(help=
         "time budget; stops at steps or minutes, whichever first"))

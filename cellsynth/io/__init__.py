@@ -27,6 +27,7 @@ One module per format (:mod:`.tiff`, :mod:`.omezarr`; ``.npy`` in :mod:`.volumes
 from cellsynth.io.atomic import (
     PARTIAL_SUFFIX,
     atomic_path,
+    jsonable,
     remove_partials,
     write_bytes_atomic,
     write_json_atomic,
@@ -52,6 +53,7 @@ __all__ = [
     "VOLUME_DTYPES",
     "VOLUME_SUFFIXES",
     "atomic_path",
+    "jsonable",
     "read_volume",
     "remove_partials",
     "volume_files",

@@ -6,11 +6,14 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import math
 import os
 import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+
+import numpy as np
 
 PARTIAL_SUFFIX = ".partial"
 
@@ -55,6 +58,28 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+
+
+def jsonable(value):
+    """``value`` with numpy scalars and arrays as Python types and non-finite floats as None (for JSON).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> jsonable({"a": np.float32(0.5), "b": [np.nan, np.int64(2)]})
+    {'a': 0.5, 'b': [None, 2]}
+    """
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
 
 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
