@@ -88,10 +88,12 @@ def test_optics_has_specimen_microscope_and_camera_and_still_reads_flat_yaml(tmp
                       "    photons: 80\n    bit_depth: 16\n")
     flat = tmp_path / "flat.yaml"  # the layout of older presets and calibrations
     flat.write_text("optics:\n  texture: 0.2\n  haze: 0.1\n  photons: 80\n  bit_depth: 16\n")
-    assert load_config(flat) == load_config(nested)
+    with pytest.warns(DeprecationWarning, match=r"flat optics keys \(bit_depth, haze, photons, texture\)"):
+        assert load_config(flat) == load_config(nested)
     optics = load_config(nested).optics
     assert (optics.specimen.texture, optics.microscope.haze, optics.camera.photons) == (0.2, 0.1, 80.0)
-    overridden = with_overrides(load_config(nested), {"optics.photons": 40, "optics.camera.gain": 2.0})
+    with pytest.warns(DeprecationWarning, match="optics.camera.photons"):
+        overridden = with_overrides(load_config(nested), {"optics.photons": 40, "optics.camera.gain": 2.0})
     assert (overridden.optics.camera.photons, overridden.optics.camera.gain) == (40.0, 2.0)
     typo = tmp_path / "typo.yaml"
     typo.write_text("optics:\n  photon: 80\n")

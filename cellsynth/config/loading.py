@@ -273,15 +273,25 @@ def with_overrides(config: StrictModel, overrides: dict[str, Any], source: str =
     >>> config.dataset.n_samples, config.volume.shape
     (2, (16, 64, 64))
     """
-    data = config.model_dump(mode="json")
-    for dotted, value in overrides.items():
-        if value is None:
-            continue
+    data = set_dotted(config.model_dump(mode="json"), {k: v for k, v in overrides.items() if v is not None}, source)
+    return validate_config(data, source, type(config))
+
+
+def set_dotted(data: dict, values: dict[str, Any], source: str = "command line") -> dict:
+    """``data`` (nested dicts, changed in place) with each dotted key of ``values`` set, sections added
+    as needed (a key the schema lacks is named by the validation that follows).
+
+    Examples
+    --------
+    >>> set_dotted({"dataset": {"seed": 0}}, {"dataset.n_samples": 2, "volume.shape": (8, 32, 32)})
+    {'dataset': {'seed': 0, 'n_samples': 2}, 'volume': {'shape': [8, 32, 32]}}
+    """
+    for dotted, value in values.items():
         *parents, last = dotted.split(".")
         section = data
-        for key in parents:  # a key the config lacks is added, and its validation names what is accepted
+        for key in parents:
             section = section.setdefault(key, {})
             if not isinstance(section, dict):
                 raise ConfigError(f"{source}: '{dotted}' sets a key inside '{key}', which is a value, not a section")
         section[last] = list(value) if isinstance(value, tuple) else value
-    return validate_config(data, source, type(config))
+    return data

@@ -268,6 +268,10 @@ class OpticsConfig(StrictModel):
     def _flat_keys_into_sections(cls, data):
         if not isinstance(data, dict) or not any(key in OPTICS_SECTIONS for key in data):
             return data
+        flat = sorted(key for key in data if key in OPTICS_SECTIONS)
+        warnings.warn(f"flat optics keys ({', '.join(flat)}) are read into their sections; write them as "
+                      f"optics.specimen / optics.microscope / optics.camera (e.g. optics.{OPTICS_SECTIONS[flat[0]]}."
+                      f"{flat[0]})", DeprecationWarning, stacklevel=2)
         nested = {key: dict(value) if isinstance(value, dict) else value for key, value in data.items()
                   if key not in OPTICS_SECTIONS}
         for key, value in data.items():

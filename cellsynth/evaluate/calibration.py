@@ -16,7 +16,7 @@ from cellsynth.evaluate.realism import radial_spectrum
 from cellsynth.io import jsonable, write_bytes_atomic, write_json_atomic
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.simulate import masks_from_labels
-from cellsynth.synthesis.calibrate import interior_profile
+from cellsynth.synthesis.fit import interior_profile
 from cellsynth.synthesis.optics import OpticsRenderer
 from cellsynth.synthesis.preset import Calibration
 
@@ -80,7 +80,7 @@ def write_calibration_report(calibration: Calibration, spacing: Sequence[float],
     plt.close(figure)
     out.mkdir(exist_ok=True)
     write_bytes_atomic(out / "calibration.png", buffer.getvalue())
-    write_json_atomic(out / "calibration.json", jsonable({"measured": calibration.measured,
+    write_json_atomic(out / "calibration.json", jsonable({"measured": calibration.report(),
                                                           "config": calibration.config.model_dump(mode="json"),
                                                           "profiles": profiles}))
     return out

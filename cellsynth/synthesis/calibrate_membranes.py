@@ -33,7 +33,7 @@ from scipy import ndimage as ndi
 from scipy.spatial import cKDTree
 
 from cellsynth.checks import Spacing
-from cellsynth.config import validate_config
+from cellsynth.config import Config, with_overrides
 from cellsynth.errors import InputError
 from cellsynth.masks.membranes import membrane_mask
 from cellsynth.masks.segment import equivalent_radii, segment_membranes
@@ -47,7 +47,7 @@ from cellsynth.synthesis.measure import (
     log_spread,
     measure_camera,
 )
-from cellsynth.synthesis.preset import Calibration, check_calibration_inputs, config_key
+from cellsynth.synthesis.preset import Calibration, Measurements, check_calibration_inputs
 
 #: Seed-weight ranges (1, high) tried to match the measured spread of cell sizes.
 WEIGHT_HIGHS = (1.0, 1.1, 1.25, 1.5, 1.75, 2.0, 2.5)
@@ -169,13 +169,12 @@ def size_spread(labels: np.ndarray, spacing: Spacing) -> float:
     return float(radii.std() / radii.mean()) if len(radii) >= 2 else 0.0
 
 
-def weights_for(spread: float, config: dict) -> float:
+def weights_for(spread: float, config: Config) -> float:
     """The seed-weight range (1, high) whose simulated cells' size spread is closest to ``spread`` (seeded)."""
     from cellsynth.masks.simulate import simulate_masks
 
     def simulated(high: float) -> float:
-        trial = validate_config({**config, "masks": {**config["masks"], "membranes": {
-            **config["masks"]["membranes"], "weights": [1.0, high]}}})
+        trial = with_overrides(config, {"masks.membranes.weights": [1.0, high]}, "calibration")
         masks = simulate_masks(trial.volume.shape, trial.volume.spacing_um, trial.masks, np.random.default_rng(12345))
         return size_spread(masks.labels, trial.volume.spacing_um)
 
@@ -232,12 +231,6 @@ def _calibrate_membranes(images, spacing: Sequence[float], labels, n_samples: in
     if not any(lab.max() >= 2 for lab in labels):
         raise InputError("fewer than two cells were found" + (" by the membrane watershed; give --labels"
                                                                  if segmented else " in the labels"))
-    measured: dict = {}
-
-    def note(key: str, value, how: str):
-        measured[config_key(key)] = {"value": value, "how": how}
-        return value
-
     image, label = images[0].astype(np.float64), labels[0]
     source = "the membrane watershed" if segmented else "the given labels"
     cells = label > 0
@@ -295,68 +288,56 @@ def _calibrate_membranes(images, spacing: Sequence[float], labels, n_samples: in
     min_distance = float(np.percentile(nn, 10))
     n_cells = round(sum(np.count_nonzero(np.bincount(lab.ravel())[1:]) for lab in labels) / len(labels))
     spread = size_spread(label, spacing)
-    config = {
-        "dataset": {"n_samples": n_samples, "seed": seed, "name_prefix": "calibrated"},
-        "volume": {"shape": list(image.shape), "spacing_um": list(spacing)},
-        "masks": {
-            "kind": "membranes",
-            "organism": organism,
-            "placement": {"method": "poisson", "n_cells": max(2, n_cells),
-                          "min_distance_um": [round(min_distance, 3)] * 3},
-            "membranes": {"thickness_um": fit["thickness_um"], "include_surface": surface, "weights": [1.0, 1.0]},
-        },
-        "renderer": {"name": "optics"},
-        "optics": {
-            "brightness_sigma": round(brightness_sigma, 4),
-            "texture": 0.0,
-            "cytoplasm": round(min(cytoplasm, 1.0), 4),
-            "background": 0.0,
-            "background_outside": round(outside, 5),
-            "haze": round(max(fit["haze"], 0.0) / light, 4),
-            "haze_scale_um": fit["haze_scale_um"],
-            "attenuation_length_um": None if attenuation is None else round(attenuation, 2),
-            "psf_sigma_um": [fit["axial"], fit["lateral"], fit["lateral"]],
-            "noise_correlation_um": round(correlation["sigma_um"], 4),
-            "photons": round(photons, 3),
-            "read_noise": round(read_noise, 4),
-            "gain": round(gain, 4),
-            "offset": round(offset, 3),
-            **storage.camera_config(),
-        },
-    }
-    high = weights_for(spread, config)
-    config["masks"]["membranes"]["weights"] = [1.0, high]
-    note("volume.shape", None, "the calibration image's own shape (voxels)")
-    note("masks.organism.kind", organism["kind"], f"the cells cover {100 * coverage:.0f} % of the volume"
-         + ("" if coverage > 0.95 else ": an axis-aligned ellipsoid with their second moments, centred"))
-    note("masks.placement.n_cells", n_cells, f"cells per volume in {source}")
-    note("masks.placement.min_distance_um", min_distance, "10th percentile of the nearest-neighbour centroid "
-         f"distance (median {np.median(nn):.2f} µm)")
-    note("masks.membranes.thickness_um", fit["thickness_um"], "the renderer's membrane mask of this thickness, "
-         "blurred by the PSF, fits the image best (whole voxels; with the PSF, one consistent pair when thinner "
-         "than it)")
-    note("masks.membranes.include_surface", surface, "a membrane along the specimen's surface fits better"
-         if surface else "no membrane along the specimen's surface (or no surface in view)")
-    note("masks.membranes.weights", [1.0, high], f"seed weights whose simulated cells show the measured spread "
-         f"of equivalent radii (coefficient of variation {spread:.3f})")
-    note("optics.psf_sigma_um", config["optics"]["psf_sigma_um"], "Gaussian σ fitted with the membrane thickness")
-    note("optics.photons", photons, f"membrane signal above the offset ({membrane_signal:.1f}) / gain")
-    note("optics.cytoplasm", config["optics"]["cytoplasm"], "the cells' interior signal above the offset over "
-         "the membrane's (autofluorescence inside cells counted here)")
-    note("optics.background_outside", config["optics"]["background_outside"], "light outside the cells above "
-         "the offset over the membrane signal")
-    note("optics.haze", config["optics"]["haze"], "the membranes blurred by haze_scale_um, added to the fit")
-    note("optics.haze_scale_um", fit["haze_scale_um"], "the haze blur with the least residual")
-    note("optics.brightness_sigma", config["optics"]["brightness_sigma"], "robust std of the log of each cell's "
-         "membrane brightness (least squares of its voxels against the fitted, blurred membranes)")
-    note("optics.attenuation_length_um", attenuation, "log-linear fit of that brightness against depth"
-         if attenuation is not None else "none: cells span < 5 µm of depth or do not dim with depth")
-    note("optics.gain", gain, f"photon transfer slope over {len(camera['points'])} intensity bins")
-    note("optics.offset", offset, offset_how)
-    note("optics.read_noise", read_noise, "from the photon-transfer intercept at the offset (electrons)")
-    note("optics.noise_correlation_um", correlation["sigma_um"], "lag-1 noise correlation along y, x far from "
-         f"membranes: {correlation['rho'][0]:.2f}, {correlation['rho'][1]:.2f}")
+    found = Measurements()
+    found.set("dataset.n_samples", n_samples)
+    found.set("dataset.seed", seed)
+    found.set("dataset.name_prefix", "calibrated")
+    found.set("volume.shape", list(image.shape), "the calibration image's own shape (voxels)")
+    found.set("volume.spacing_um", list(spacing))
+    found.set("masks.kind", "membranes")
+    if "semi_axes_um" in organism:
+        found.set("masks.organism.semi_axes_um", organism["semi_axes_um"])
+    found.set("masks.organism.kind", organism["kind"], f"the cells cover {100 * coverage:.0f} % of the volume"
+              + ("" if coverage > 0.95 else ": an axis-aligned ellipsoid with their second moments, centred"))
+    found.set("masks.placement.method", "poisson")
+    found.set("masks.placement.n_cells", max(2, n_cells), f"cells per volume in {source}")
+    found.set("masks.placement.min_distance_um", [round(min_distance, 3)] * 3, "10th percentile of the "
+              f"nearest-neighbour centroid distance (median {np.median(nn):.2f} µm)")
+    found.set("masks.membranes.thickness_um", fit["thickness_um"], "the renderer's membrane mask of this thickness, "
+              "blurred by the PSF, fits the image best (whole voxels; with the PSF, one consistent pair when thinner "
+              "than it)")
+    found.set("masks.membranes.include_surface", surface, "a membrane along the specimen's surface fits better"
+              if surface else "no membrane along the specimen's surface (or no surface in view)")
+    found.set("renderer.name", "optics")
+    specimen, microscope, detector = "optics.specimen.", "optics.microscope.", "optics.camera."
+    found.set(specimen + "brightness_sigma", round(brightness_sigma, 4), "robust std of the log of each cell's "
+              "membrane brightness (least squares of its voxels against the fitted, blurred membranes)")
+    found.set(specimen + "texture", 0.0)
+    found.set(specimen + "cytoplasm", round(min(cytoplasm, 1.0), 4), "the cells' interior signal above the offset "
+              "over the membrane's (autofluorescence inside cells counted here)")
+    found.set(specimen + "background", 0.0)
+    found.set(specimen + "background_outside", round(outside, 5), "light outside the cells above the offset over "
+              "the membrane signal")
+    found.set(specimen + "attenuation_length_um", None if attenuation is None else round(attenuation, 2),
+              "log-linear fit of that brightness against depth" if attenuation is not None else
+              "none: cells span < 5 µm of depth or do not dim with depth")
+    found.set(microscope + "haze", round(max(fit["haze"], 0.0) / light, 4), "the membranes blurred by "
+              "haze_scale_um, added to the fit")
+    found.set(microscope + "haze_scale_um", fit["haze_scale_um"], "the haze blur with the least residual")
+    found.set(microscope + "psf_sigma_um", [fit["axial"], fit["lateral"], fit["lateral"]],
+              "Gaussian σ fitted with the membrane thickness")
+    found.set(detector + "noise_correlation_um", round(correlation["sigma_um"], 4), "lag-1 noise correlation "
+              f"along y, x far from membranes: {correlation['rho'][0]:.2f}, {correlation['rho'][1]:.2f}")
+    found.set(detector + "photons", round(photons, 3), f"membrane signal above the offset ({membrane_signal:.1f}) "
+              "/ gain")
+    found.set(detector + "read_noise", round(read_noise, 4), "from the photon-transfer intercept at the offset "
+              "(electrons)")
+    found.set(detector + "gain", round(gain, 4), f"photon transfer slope over {len(camera['points'])} intensity bins")
+    found.set(detector + "offset", round(offset, 3), offset_how)
     for key, value in storage.camera_config().items():
-        note(f"optics.{key}", value, storage.describe())
-    note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
-    return Calibration(validate_config(config, "calibration"), measured, labels, stored)
+        found.set(detector + key, value, storage.describe())
+    found.note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
+    high = weights_for(spread, found.preset())
+    found.set("masks.membranes.weights", [1.0, high], "seed weights whose simulated cells show the measured spread "
+              f"of equivalent radii (coefficient of variation {spread:.3f})")
+    return Calibration(found.preset(), found.found, labels, stored)

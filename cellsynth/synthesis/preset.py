@@ -11,14 +11,75 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
 
 from cellsynth.checks import Spacing, check_image, check_labels, check_spacing
-from cellsynth.config import OPTICS_SECTIONS, Config, parse_yaml, validate_config
+from cellsynth.config import Config, parse_yaml, set_dotted, validate_config
 from cellsynth.errors import InputError
 from cellsynth.io import write_bytes_atomic
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One calibrated value and how it was measured.
+
+    Attributes
+    ----------
+    value : object
+        What the calibration found (for a config path: the value the preset takes).
+    how : str
+        One sentence saying how it was measured (the preset file's comment).
+
+    Examples
+    --------
+    >>> Measurement(51.3, "photon transfer slope").how
+    'photon transfer slope'
+    """
+
+    value: Any
+    how: str
+
+
+class Measurements:
+    """What a calibration finds, keyed by nested config path (``optics.camera.gain``), and the preset
+    they make: every value set here goes into the config, those with a ``how`` are reported too.
+
+    Examples
+    --------
+    >>> found = Measurements()
+    >>> found.set("dataset.n_samples", 2)  # a choice: set, not reported
+    2
+    >>> found.set("optics.camera.gain", 51.3, "photon transfer slope")
+    51.3
+    >>> found.note("camera_points", [[1.0, 2.0]], "report only: no config path")
+    [[1.0, 2.0]]
+    >>> config = found.preset()
+    >>> config.optics.camera.gain, sorted(found.found)
+    (51.3, ['camera_points', 'optics.camera.gain'])
+    """
+
+    def __init__(self):
+        self.settings: dict[str, Any] = {}
+        self.found: dict[str, Measurement] = {}
+
+    def set(self, path: str, value, how: str | None = None):
+        """``value`` for the config ``path``, measured ``how`` (None: a choice, not a measurement); returns it."""
+        self.settings[path] = value
+        if how is not None:
+            self.found[path] = Measurement(value, how)
+        return value
+
+    def note(self, name: str, value, how: str):
+        """A finding the report shows that is no config value (``camera_points``); returns ``value``."""
+        self.found[name] = Measurement(value, how)
+        return value
+
+    def preset(self, source: str = "calibration") -> Config:
+        """The validated config: the defaults with every value set here (None included: "none found")."""
+        return validate_config(set_dotted({}, self.settings, source), source)  # type: ignore[return-value]
 
 
 @dataclass
@@ -29,8 +90,8 @@ class Calibration:
     ----------
     config : Config
         Validated; ``cellsynth generate`` accepts it unchanged.
-    measured : dict
-        Dotted config key (or a report-only name) → ``{"value": ..., "how": "..."}``.
+    measured : dict of str to Measurement
+        Nested config path (or a report-only name) → what was found and how.
     labels : list of ndarray
         The labels the measurements used (given, or from the classical segmentation).
     images : list of ndarray
@@ -39,7 +100,7 @@ class Calibration:
     Examples
     --------
     >>> calibration = calibrate(image, spacing=(0.29, 0.26, 0.26), labels=labels)  # doctest: +SKIP
-    >>> calibration.config.optics.camera.gain, calibration.measured['optics.camera.gain']['how']  # doctest: +SKIP
+    >>> calibration.config.optics.camera.gain, calibration.measured['optics.camera.gain'].how  # doctest: +SKIP
     """
 
     config: Config
@@ -67,6 +128,10 @@ class Calibration:
         return "\n".join(lines) + "\n"
 
 
+    def report(self) -> dict:
+        """The findings as JSON-ready ``{path: {"value": ..., "how": ...}}`` (``calibrate --report``)."""
+        return {key: {"value": m.value, "how": m.how} for key, m in self.measured.items()}
+
     def summary(self) -> str:
         """One line: the camera, the PSF and the objects measured.
 
@@ -82,18 +147,6 @@ class Calibration:
                    f"{masks.placement.n_cells} cells, membranes {masks.membranes.thickness_um:.2f} µm thick, "
                    f"cytoplasm {specimen.cytoplasm:.2f}")
         return f"gain {self.config.optics.camera.gain:.3g} ADU/e-, PSF σ {psf[0]:.2f}/{psf[1]:.2f} µm (z/xy), {objects}"
-
-
-def config_key(dotted: str) -> str:
-    """A dotted key with an optics key in its section: ``optics.gain`` → ``optics.camera.gain``.
-
-    Examples
-    --------
-    >>> config_key("optics.gain"), config_key("masks.nuclei.radius_um")
-    ('optics.camera.gain', 'masks.nuclei.radius_um')
-    """
-    section, _, name = dotted.partition(".")
-    return f"optics.{OPTICS_SECTIONS[name]}.{name}" if section == "optics" and name in OPTICS_SECTIONS else dotted
 
 
 def _has(data: dict, keys: Sequence[str]) -> bool:
@@ -123,7 +176,7 @@ def _emit(data: dict, measured: dict, prefix: str, depth: int, lines: list[str])
             lines.append(f"{indent}{key}:")
             _emit(value, measured, dotted + ".", depth + 1, lines)
             continue
-        comment = f"  # {measured[dotted]['how']}" if dotted in measured else ""
+        comment = f"  # {measured[dotted].how}" if dotted in measured else ""
         lines.append(f"{indent}{key}: {_flow(value)}{comment}")
 
 
