@@ -97,6 +97,12 @@ def read_checkpoint_info(path: str | os.PathLike, model: str | None = None) -> d
     ----------
     model : str, optional
         The model kind the caller needs (``gan``, ``ddpm``); another kind is refused.
+    path : path-like
+        A ``.safetensors`` checkpoint.
+
+    Returns
+    -------
+    dict
 
     Raises
     ------

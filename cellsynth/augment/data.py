@@ -29,6 +29,11 @@ def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 
         Per-volume percentile normalisation to [0, 1] (:func:`normalize_percentiles`); None
         keeps the intensities as they are.
 
+    Returns
+    -------
+    list of Sample
+        Image, labels, spacing and name of each.
+
     Examples
     --------
     >>> labels = np.zeros((4, 8, 8), np.uint16); labels[1:3, 2:6, 2:6] = 1
@@ -60,6 +65,24 @@ def patch_start(shape: Sequence[int], patch: Sequence[int], *, centres: np.ndarr
     ``centres`` (flat indices into ``shape``) and moved inside the volume, else uniformly where it fits
     (0 along an axis shorter than the patch). The one placement of every patch sampler here and in
     :mod:`cellsynth.training`.
+
+    Parameters
+    ----------
+    shape : 3 ints
+        The volume's shape (voxels).
+    patch : 3 ints
+        The patch's shape (voxels).
+    centres : ndarray of int, optional
+        Flat indices of object centres.
+    foreground_fraction : float
+        Probability of a patch centred on an object.
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    list of int
+        The patch's first voxel along z, y, x.
 
     Examples
     --------

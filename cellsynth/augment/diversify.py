@@ -228,6 +228,21 @@ def truncated_normal(limits: Sequence[float], neutral: float, size=None, rng=Non
     The standard deviation puts the limit farthest from ``neutral`` at 3σ (Eschweiler et al., diversification §3, single
     augmentation); the range may be asymmetric around ``neutral`` or even exclude it.
 
+    Parameters
+    ----------
+    limits : (low, high)
+        Truncation limits.
+    neutral : float
+        The centre.
+    size : int or tuple, optional
+        Output shape (None: one float).
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    float or ndarray
+
     Examples
     --------
     >>> draws = truncated_normal((0.2, 1.8), 1.0, size=1000, rng=0)
@@ -248,6 +263,17 @@ def single_weights(w_i: Sequence[float] = W_I_LIMITS,
                    w_v: Sequence[float] = W_V_LIMITS, rng=None) -> tuple[float, float]:
     """Weights of the *single augmentation* strategy: each a truncated normal around its neutral value.
 
+    Parameters
+    ----------
+    w_i, w_v : (low, high)
+        Limits of the intensity and variance weights.
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    (w_i, w_v)
+
     Examples
     --------
     >>> w_i, w_v = single_weights(rng=0)
@@ -262,6 +288,19 @@ def single_weights(w_i: Sequence[float] = W_I_LIMITS,
 def random_weights(n: int, w_i: Sequence[float] = W_I_LIMITS,
                    w_v: Sequence[float] = W_V_LIMITS, rng=None) -> list[tuple[float, float]]:
     """``n`` weight pairs of the *random* strategy: uniform in the limits.
+
+    Parameters
+    ----------
+    n : int
+        Number of pairs.
+    w_i, w_v : (low, high)
+        Limits of the intensity and variance weights.
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    list of (w_i, w_v)
 
     Examples
     --------
@@ -280,6 +319,17 @@ def structured_weights(n: int, w_i: Sequence[float] = W_I_LIMITS,
 
     ``w_i`` and ``w_v`` rise together, from ``(low, low)`` to ``(high, high)``. ``n = 1`` (a stack
     of ``b = 2`` with the original) gives the paper's default ``(1, 1)``.
+
+    Parameters
+    ----------
+    n : int
+        Number of pairs.
+    w_i, w_v : (low, high)
+        Limits of the intensity and variance weights.
+
+    Returns
+    -------
+    list of (w_i, w_v)
 
     Examples
     --------
@@ -305,6 +355,22 @@ def curriculum_limits(limits: Sequence[float], neutral: float, epoch: int, epoch
     The limits move linearly from the neutral element (epoch 0) to ``limits`` (epoch δ_full and
     later); δ_full = 0 gives the full limits at once.
 
+    Parameters
+    ----------
+    limits : (low, high)
+        The full limits.
+    neutral : float
+        The weight that changes nothing.
+    epoch : int
+        The current epoch.
+    epochs_to_full : int
+        Epochs until the full limits (0: at once).
+
+    Returns
+    -------
+    (low, high)
+        The limits at ``epoch``.
+
     Examples
     --------
     >>> [curriculum_limits((0.0, 8.0), 0.0, epoch, epochs_to_full=4) for epoch in (0, 2, 4, 9)]
@@ -320,6 +386,22 @@ def curriculum_limits(limits: Sequence[float], neutral: float, epoch: int, epoch
 def diversified_stack(image: np.ndarray, std: np.ndarray, weights: Sequence[tuple[float, float]],
                       rng=None) -> np.ndarray:
     """The original image followed by one appearance per weight pair: shape ``(b, Z, Y, X)``, b = n + 1.
+
+    Parameters
+    ----------
+    image : ndarray
+        ZYX intensities in [0, 1].
+    std : ndarray
+        Local standard deviation σ_x of ``image``.
+    weights : sequence of (w_i, w_v)
+        One appearance per pair.
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    ndarray, shape (n + 1, Z, Y, X)
+        float32.
 
     Examples
     --------
@@ -340,6 +422,11 @@ def robustness_loss(predictions, loss: Callable | None = None):
         Predictions for the appearances of one stack, first axis ``b`` (the original first).
     loss : callable, optional
         ``loss(prediction, previous)``; default the mean squared difference.
+
+    Returns
+    -------
+    float or tensor
+        The mean consistency loss.
 
     Examples
     --------
@@ -381,6 +468,13 @@ def predict_with_tta(
         Precomputed ``σ_x``; else computed with ``size``.
     rng : Generator or int or None
         Seeds the draws.
+    size : int or 3 ints
+        Neighbourhood of σ_x in voxels when ``std`` is not given.
+
+    Returns
+    -------
+    ndarray or tensor
+        The mean of the outputs.
 
     Examples
     --------
@@ -400,6 +494,17 @@ def normalize_percentiles(image: np.ndarray, low: float = 0.0, high: float = 100
 
     The default (0, 100) is a min–max normalisation, which clips nothing; a constant image maps
     to zeros.
+
+    Parameters
+    ----------
+    image : ndarray
+    low, high : float
+        Percentiles mapped to 0 and 1.
+
+    Returns
+    -------
+    ndarray
+        float32 in [0, 1], the shape of ``image``.
 
     Examples
     --------

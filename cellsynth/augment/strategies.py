@@ -18,6 +18,10 @@ from cellsynth.errors import InputError
 def default_augmentation() -> Transform:
     """Flips, 90° rotations, diversification, intensity jitter and noise, each with probability 0.5.
 
+    Returns
+    -------
+    Transform
+
     Examples
     --------
     >>> [type(t).__name__ for t in default_augmentation().transforms]
@@ -46,6 +50,16 @@ def augmentation(strategy: str | Sequence[str] | Transform = "default") -> Trans
     them per patch; one name (``gamma``) that transform with probability 0.5; a list of names (or
     ``"flip,gamma"``) those, stacked. Every transform is label-safe (geometric ones move the labels
     with the image; the others change the image only).
+
+    Parameters
+    ----------
+    strategy : str, sequence of str, or Transform
+        ``default``, ``none``, ``stacked``, ``random-choice``, one transform's name, a list of names (or
+        ``"flip,gamma"``), or a transform.
+
+    Returns
+    -------
+    Transform
 
     Examples
     --------

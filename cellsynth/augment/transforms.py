@@ -36,6 +36,15 @@ def as_item(item: Sample | np.ndarray) -> Sample:
     whose parameters are in µm (rotations, elastic, blur, diversification) then refuse it in one
     line, and the others (flips, intensity, noise) apply.
 
+    Parameters
+    ----------
+    item : Sample or ndarray
+        A sample with an image, or a bare image.
+
+    Returns
+    -------
+    Sample
+
     Examples
     --------
     >>> item = as_item(np.zeros((2, 4, 4), np.uint16))

@@ -53,6 +53,20 @@ def _describe(error: dict, model: type[BaseModel]) -> str:
 def validate_config(data: Any, source: str = "config", model: type[StrictModel] = Config) -> StrictModel:
     """Validate a mapping (parsed YAML) into ``model``.
 
+    Parameters
+    ----------
+    data : object
+        Parsed YAML (a mapping of sections).
+    source : str
+        What the data came from, named in every error line.
+    model : type of StrictModel
+        The schema: :class:`Config` (generation) or :class:`TrainConfig`.
+
+    Returns
+    -------
+    StrictModel
+        The validated, frozen config.
+
     Raises
     ------
     ConfigError
@@ -70,6 +84,18 @@ def validate_config(data: Any, source: str = "config", model: type[StrictModel] 
 
 def load_config(path: str | os.PathLike, model: type[StrictModel] = Config) -> StrictModel:
     """Read a YAML file with the safe loader and validate it.
+
+    Parameters
+    ----------
+    path : path-like
+        A YAML file (at most :data:`MAX_CONFIG_BYTES`).
+    model : type of StrictModel
+        The schema (default :class:`Config`).
+
+    Returns
+    -------
+    StrictModel
+        The validated config.
 
     Raises
     ------
@@ -148,6 +174,18 @@ def parse_yaml(raw: bytes, source: str = "config") -> Any:
     """YAML bytes to Python objects, for configs: UTF-8, at most 1 MiB, no aliases, no duplicate keys,
     at most 32 levels deep; any problem is one :class:`ConfigError` line.
 
+    Parameters
+    ----------
+    raw : bytes
+        The YAML text.
+    source : str
+        Named in every error line.
+
+    Returns
+    -------
+    object
+        The parsed document (mappings, lists, numbers, text).
+
     Examples
     --------
     >>> parse_yaml(b"dataset: {n_samples: 2}")
@@ -181,6 +219,11 @@ def parse_yaml(raw: bytes, source: str = "config") -> Any:
 def preset_names() -> list[str]:
     """Names of the shipped presets.
 
+    Returns
+    -------
+    list of str
+        Sorted names of the shipped presets.
+
     Examples
     --------
     >>> "nuclei" in preset_names()
@@ -192,6 +235,16 @@ def preset_names() -> list[str]:
 
 def preset_text(name: str) -> str:
     """The YAML text of the shipped preset ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A shipped preset (:func:`preset_names`).
+
+    Returns
+    -------
+    str
+        Its YAML text, comments included.
 
     Examples
     --------
@@ -205,6 +258,15 @@ def preset_text(name: str) -> str:
 def load_preset(name: str) -> Config:
     """The shipped preset ``name``, validated.
 
+    Parameters
+    ----------
+    name : str
+        A shipped preset (:func:`preset_names`).
+
+    Returns
+    -------
+    Config
+
     Examples
     --------
     >>> load_preset("nuclei").volume.shape
@@ -216,6 +278,11 @@ def load_preset(name: str) -> Config:
 
 def training_preset_names() -> list[str]:
     """Names of the shipped training presets (``cellsynth train ddpm NAME --images ...``).
+
+    Returns
+    -------
+    list of str
+        Sorted names of the shipped training presets.
 
     Examples
     --------
@@ -229,6 +296,17 @@ def training_preset_names() -> list[str]:
 def resolve_training_config(name_or_path: str | os.PathLike, images: list[str] | None = None) -> TrainConfig:
     """A shipped training preset or a training YAML file, validated, with ``images`` as ``data.images``
     when given (a preset names no images).
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A shipped training preset or a training YAML file.
+    images : list of str, optional
+        Training image files or globs, set as ``data.images``.
+
+    Returns
+    -------
+    TrainConfig
 
     Examples
     --------
@@ -254,7 +332,17 @@ def resolve_training_config(name_or_path: str | os.PathLike, images: list[str] |
 
 
 def resolve_config(name_or_path: str | os.PathLike) -> Config:
-    """A preset name or the path of a YAML file, validated."""
+    """A preset name or the path of a YAML file, validated.
+
+    Parameters
+    ----------
+    name_or_path : str or path-like
+        A shipped preset or a YAML file.
+
+    Returns
+    -------
+    Config
+    """
     if isinstance(name_or_path, str) and name_or_path in preset_names():
         return load_preset(name_or_path)
     if not Path(name_or_path).exists():
@@ -266,6 +354,20 @@ def with_overrides(config: StrictModel, overrides: dict[str, Any], source: str =
     """``config`` with dotted keys replaced (``{"dataset.n_samples": 3}``), validated again.
 
     Values that are None are left out, so unset command-line flags change nothing.
+
+    Parameters
+    ----------
+    config : StrictModel
+        The config to start from.
+    overrides : dict
+        Dotted key → value; None values are skipped.
+    source : str
+        Named in every error line.
+
+    Returns
+    -------
+    StrictModel
+        A new config of the same type, validated again.
 
     Examples
     --------
@@ -280,6 +382,20 @@ def with_overrides(config: StrictModel, overrides: dict[str, Any], source: str =
 def set_dotted(data: dict, values: dict[str, Any], source: str = "command line") -> dict:
     """``data`` (nested dicts, changed in place) with each dotted key of ``values`` set, sections added
     as needed (a key the schema lacks is named by the validation that follows).
+
+    Parameters
+    ----------
+    data : dict
+        Nested sections, changed in place.
+    values : dict
+        Dotted key → value (tuples become lists, as YAML has them).
+    source : str
+        Named in the error line.
+
+    Returns
+    -------
+    dict
+        ``data``.
 
     Examples
     --------

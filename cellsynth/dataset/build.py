@@ -27,6 +27,17 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
     Built directly from the spawn key, so any sample can be regenerated alone, and serial and
     parallel runs draw the same numbers.
 
+    Parameters
+    ----------
+    seed : int
+        The dataset's base seed.
+    index : int
+        The sample's index.
+
+    Returns
+    -------
+    numpy.random.Generator
+
     Examples
     --------
     >>> int(sample_rng(0, 3).integers(100)) == int(sample_rng(0, 3).integers(100))  # sample 3, any run
@@ -37,6 +48,15 @@ def sample_rng(seed: int, index: int) -> np.random.Generator:
 
 def sample_names(prefix: str, n_samples: int) -> list[str]:
     """``prefix_0000`` … with at least four digits.
+
+    Parameters
+    ----------
+    prefix : str
+    n_samples : int
+
+    Returns
+    -------
+    list of str
 
     Examples
     --------
@@ -209,6 +229,21 @@ def _check_same_recipe(dataset: Dataset, names: Sequence[str], config: Mapping, 
 def example_dataset(out: str | os.PathLike, *, output: OutputConfig | None = None, resume: bool = False,
                     progress: bool = True) -> Dataset:
     """scikit-image's cells3d nuclei (the ``examples`` extra; research use only) as a one-sample dataset folder.
+
+    Parameters
+    ----------
+    out : path-like
+        The new dataset folder.
+    output : OutputConfig, optional
+        Which files to write per sample (default: images and labels).
+    resume : bool
+        Complete an interrupted run.
+    progress : bool
+        Show progress bars (only on a terminal).
+
+    Returns
+    -------
+    Dataset
 
     Examples
     --------

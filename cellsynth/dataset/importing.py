@@ -50,6 +50,10 @@ def import_dataset(
     output, resume, progress
         See :func:`build_dataset`.
 
+    Returns
+    -------
+    Dataset
+
     Examples
     --------
     >>> import_dataset("data/mine", ["raw/images"], ["raw/masks"], spacing=(0.5, 0.2, 0.2))  # doctest: +SKIP
@@ -119,6 +123,16 @@ def paired_files(images: Iterable[Path], labels: Iterable[Path]) -> list[tuple[P
     also ``t000.tif`` ↔ ``t000.tif``); the others as ``tNNN`` ↔ ``man_segNNN`` (CTC: ``01/`` ↔
     ``01_GT/SEG/``) and ``NAME`` ↔ ``NAME_masks`` (Cellpose, both
     in one folder: the ``_masks`` files are the labels, the others the images).
+
+    Parameters
+    ----------
+    images, labels : iterable of Path
+        The files of the two folders.
+
+    Returns
+    -------
+    list of (image, labels)
+        In image-name order.
 
     Raises
     ------

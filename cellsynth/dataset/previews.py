@@ -105,6 +105,17 @@ def render_preview(
 def write_preview(path: str | os.PathLike, image: np.ndarray, labels: np.ndarray, spacing: Sequence[float]) -> None:
     """Render :func:`render_preview` and write it as a PNG, atomically.
 
+    Parameters
+    ----------
+    path : path-like
+        The PNG file.
+    image : ndarray
+        ZYX.
+    labels : ndarray
+        Their instance labels (outlines).
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+
     Examples
     --------
     >>> import tempfile

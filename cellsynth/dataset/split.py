@@ -48,6 +48,20 @@ def split_index(size: int, fraction: float, what: str = "volume") -> int:
 def split_volume(volume: np.ndarray, axis: str | int, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     """Two spatially disjoint parts of ``volume``: before and after the cut along ``axis``.
 
+    Parameters
+    ----------
+    volume : ndarray
+        ZYX.
+    axis : {'z', 'y', 'x'} or int
+        Where to cut.
+    fraction : float
+        The first part's share, in (0, 1).
+
+    Returns
+    -------
+    (first, second) : ndarrays
+        Views of ``volume``.
+
     Examples
     --------
     >>> a, b = split_volume(np.zeros((4, 6, 10)), "x", 0.5)

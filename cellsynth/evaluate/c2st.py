@@ -283,6 +283,8 @@ def c2st(
     swap : bool
         Test on the first ``test_fraction`` of every volume and train on the rest (the other order of
         the parts; :func:`repeated_c2st` runs both).
+    synthetic_spacing : 3 floats, optional
+        Voxel size (µm) of the synthetic arrays when it differs from ``spacing``.
 
     Returns
     -------

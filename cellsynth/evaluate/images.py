@@ -86,6 +86,24 @@ def evaluate_image_files(real: str | os.PathLike, synthetic: str | os.PathLike, 
                          normalization: str = "percentile") -> dict:
     """:func:`evaluate_images` on image files (spacing from the real image's file, or ``spacing`` in µm).
 
+    Parameters
+    ----------
+    real, synthetic : path-like
+        Image files; the synthetic one made from the real labels (same shape).
+    out : path-like
+        A new folder for ``metrics.json`` and the plots.
+    labels : path-like, optional
+        The real image's labels (foreground metrics).
+    spacing : 3 floats, optional
+        Voxel size in µm (default: the real file's).
+    normalization : str
+        Per-image normalisation (:func:`~cellsynth.evaluate.metrics.normalize`).
+
+    Returns
+    -------
+    dict
+        What ``metrics.json`` holds.
+
     Examples
     --------
     >>> result = evaluate_image_files("real.tif", "synthetic.tif", "data/metrics")  # doctest: +SKIP

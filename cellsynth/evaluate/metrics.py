@@ -37,6 +37,18 @@ def normalize(image: np.ndarray, method: str = "percentile", percentiles: Sequen
     ``percentile``: ``(x − p_low) / (p_high − p_low)``, unclipped; ``min-max``: min → 0, max → 1;
     ``zscore``: zero mean, unit standard deviation; ``none``: unchanged.
 
+    Parameters
+    ----------
+    image : ndarray
+    method : {'percentile', 'min-max', 'zscore', 'none'}
+    percentiles : 2 floats
+        Mapped to 0 and 1 by ``percentile``.
+
+    Returns
+    -------
+    ndarray
+        float64, the shape of ``image``.
+
     Examples
     --------
     >>> normalize(np.array([[[0.0, 5.0, 10.0]]]), 'min-max').tolist()
@@ -86,6 +98,19 @@ def nrmse(real: np.ndarray, synthetic: np.ndarray, mask: np.ndarray | None = Non
           variant: str = "euclidean") -> float:
     """Normalised root-mean-square error over ``mask`` (default everything); see the module doc.
 
+    Parameters
+    ----------
+    real, synthetic : ndarray
+        The same shape, normalised.
+    mask : ndarray of bool, optional
+        Where to compare.
+    variant : {'euclidean', 'min-max', 'mean'}
+        The normalisation (module doc).
+
+    Returns
+    -------
+    float
+
     Examples
     --------
     >>> import numpy as np
@@ -115,6 +140,20 @@ def psnr(reference: np.ndarray, image: np.ndarray, data_range: float = 1.0, mask
 
     Returns ``inf`` for identical arrays.
 
+    Parameters
+    ----------
+    reference, image : ndarray
+        The same shape.
+    data_range : float
+        The intensity range.
+    mask : ndarray of bool, optional
+        Where to compare.
+
+    Returns
+    -------
+    float
+        dB.
+
     Examples
     --------
     >>> import numpy as np
@@ -133,6 +172,18 @@ def psnr(reference: np.ndarray, image: np.ndarray, data_range: float = 1.0, mask
 
 def zncc(real: np.ndarray, synthetic: np.ndarray, mask: np.ndarray | None = None) -> float:
     """Zero-normalised cross-correlation (Pearson's r) over ``mask``; 1 for a positive affine change.
+
+    Parameters
+    ----------
+    real, synthetic : ndarray
+        The same shape.
+    mask : ndarray of bool, optional
+        Where to compare.
+
+    Returns
+    -------
+    float
+        In [−1, 1].
 
     Examples
     --------
@@ -169,6 +220,19 @@ def ssim(real: np.ndarray, synthetic: np.ndarray, mask: np.ndarray | None = None
 
     Volumes with an axis shorter than 7 voxels use the largest odd window that fits; a single
     plane is compared in 2D.
+
+    Parameters
+    ----------
+    real, synthetic : ndarray
+        The same shape, normalised.
+    mask : ndarray of bool, optional
+        Average the SSIM map over it.
+    data_range : float
+        The intensity range.
+
+    Returns
+    -------
+    float
 
     Examples
     --------

@@ -63,6 +63,15 @@ def contrast(image: np.ndarray, labels: np.ndarray) -> dict:
 def radial_spectrum(image: np.ndarray, spacing: Sequence[float], n_bins: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Radially averaged power spectrum (mean removed, Hann-windowed).
 
+    Parameters
+    ----------
+    image : ndarray
+        ZYX.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    n_bins : int
+        Frequency bins.
+
     Returns
     -------
     frequency : ndarray
@@ -157,6 +166,24 @@ def image_statistics(image: np.ndarray, spacing: Sequence[float], labels: np.nda
 
     ``specimen`` (default :func:`specimen_mask` of the labels) may be passed when already known.
 
+    Parameters
+    ----------
+    image : ndarray
+        ZYX.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    labels : ndarray, optional
+        Instance labels (contrast).
+    normalization : str
+        Per-image normalisation.
+    specimen : ndarray of bool, optional
+        The specimen (default: from the labels or the image).
+
+    Returns
+    -------
+    dict
+        Histogram, spectra and profiles.
+
     Examples
     --------
     >>> image = np.random.default_rng(0).random((8, 32, 32))
@@ -180,6 +207,17 @@ def compare(real: np.ndarray, synthetic: np.ndarray, spacing: Sequence[float], *
             real_labels: np.ndarray | None = None, synthetic_labels: np.ndarray | None = None,
             normalization: str = "percentile") -> tuple[dict, dict, dict]:
     """Unpaired distances between a real and a synthetic image (shapes may differ).
+
+    Parameters
+    ----------
+    real, synthetic : ndarray
+        ZYX images (shapes may differ).
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    real_labels, synthetic_labels : ndarray, optional
+        Their labels (contrast statistics).
+    normalization : str
+        Per-image normalisation (:func:`~cellsynth.evaluate.metrics.normalize`).
 
     Returns
     -------
@@ -241,6 +279,31 @@ def evaluate_realism(real: str | os.PathLike | Sequence[str | os.PathLike],
     ``out/c2st_patches.png`` shows the most synthetic- and real-looking test patches;
     ``spectra.png``, ``histogram.png``, ``depth.png``, ``xz_profile.png`` and ``slices.png`` the curves.
     ``progress``: a bar of the named phases (reading, classifier, repeats, statistics, plots).
+
+    Parameters
+    ----------
+    real, synthetic : path-like or sequence of path-like
+        Image files, folders of them, or dataset folders.
+    out : path-like
+        A new folder for the report and plots.
+    spacing : 3 floats, optional
+        Voxel size in µm of files without one.
+    patch_um : 3 floats
+        The classifier's patch in µm.
+    steps, minutes : int or float, optional
+        The classifier's budget (:func:`~cellsynth.evaluate.c2st.c2st`).
+    seed : int
+        The classifier's seed.
+    device : {'cpu', 'cuda', 'auto'}
+    repeats : int
+        Classifier seeds, each in both orders of the parts (1: one run).
+    progress : bool
+        A bar of the named phases.
+
+    Returns
+    -------
+    dict
+        What ``realism.json`` holds.
 
     Examples
     --------

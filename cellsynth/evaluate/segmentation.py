@@ -164,6 +164,16 @@ def semantic_scores(true: np.ndarray, pred: np.ndarray, tolerance: float = 0) ->
 def pooled_scores(per_image: Sequence[Sequence[dict]]) -> list[dict]:
     """Matching scores over several images: counts summed per threshold, then the ratios.
 
+    Parameters
+    ----------
+    per_image : sequence of list of dict
+        :func:`matching`'s rows of each image, at the same thresholds.
+
+    Returns
+    -------
+    list of dict
+        One row per threshold.
+
     Examples
     --------
     >>> a = np.zeros((1, 4, 8), np.uint16); a[0, :, :3] = 1; a[0, :, 5:] = 2
@@ -178,6 +188,19 @@ def pooled_scores(per_image: Sequence[Sequence[dict]]) -> list[dict]:
 
 def score_at(scores: Sequence[dict], threshold: float, key: str = "average_precision") -> float:
     """One figure (default the average precision) at one IoU threshold of :func:`matching`'s rows.
+
+    Parameters
+    ----------
+    scores : sequence of dict
+        :func:`matching`'s (or :func:`pooled_scores`') rows.
+    threshold : float
+        The IoU threshold.
+    key : str
+        The figure of the row.
+
+    Returns
+    -------
+    float
 
     Examples
     --------

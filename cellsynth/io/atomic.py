@@ -34,6 +34,11 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     and :func:`remove_partials` can sweep what a killed process left behind. Works for files and
     folders (a zarr store). On any exception the temporary is removed and ``final`` is untouched.
     Temporaries of ``final`` that a killed writer left (SIGKILL runs no cleanup) are removed first.
+
+    Parameters
+    ----------
+    final : path-like
+        Where the file or folder goes; its folder must exist.
     """
     final = Path(final)
     for stale in final.parent.glob(f".{glob.escape(final.name)}.*{PARTIAL_SUFFIX}"):
@@ -55,13 +60,31 @@ def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file.
+    data : bytes
+        Its content.
+    """
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
 
 
 def jsonable(value):
     """``value`` with numpy scalars and arrays as Python types and non-finite floats as None (for JSON).
+
+    Parameters
+    ----------
+    value : object
+        Nested dicts, lists, tuples, numpy scalars and arrays.
+
+    Returns
+    -------
+    object
+        The same structure in plain Python types.
 
     Examples
     --------
@@ -83,12 +106,25 @@ def jsonable(value):
 
 
 def write_json_atomic(path: str | os.PathLike, obj: object) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    """Write ``obj`` as indented JSON to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        Destination file.
+    obj : object
+        JSON-serialisable (see :func:`jsonable`).
+    """
     write_bytes_atomic(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
 def remove_partials(folder: str | os.PathLike) -> int:
     """Delete the ``*.partial`` temporaries an interrupted writer left below ``folder``.
+
+    Parameters
+    ----------
+    folder : path-like
+        Searched recursively.
 
     Returns
     -------

@@ -29,6 +29,14 @@ VOLUME_SUFFIXES = (".ome.zarr", ".zarr", ".ome.tiff", ".ome.tif", ".tiff", ".tif
 def volume_stem(path: Path) -> str:
     """The file name without its volume suffix: ``t001.ome.tif`` → ``t001``.
 
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    str
+
     Examples
     --------
     >>> volume_stem(Path("t001.ome.tif"))
@@ -47,6 +55,19 @@ def volume_files(paths: Sequence[str | os.PathLike], what: str) -> tuple[list[Pa
     One folder (not a ``.zarr`` store) gives its ``.tif``, ``.tiff``, ``.npy`` and ``.zarr``
     entries, sorted; otherwise every entry is a file or a glob pattern (``data/*.tif``, ``~``
     expanded), which must exist or match something.
+
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Files, glob patterns, or one folder.
+    what : str
+        What the files are, for the error line (``--images``).
+
+    Returns
+    -------
+    files : list of Path
+    from_folder : bool
+        Whether they came from listing one folder.
 
     Examples
     --------
@@ -76,6 +97,15 @@ def volume_files(paths: Sequence[str | os.PathLike], what: str) -> tuple[list[Pa
 
 def volume_format(path: str | os.PathLike) -> str:
     """Name the format of ``path`` from its suffix: ``'tiff'``, ``'ome-tiff'``, ``'ome-zarr'`` or ``'npy'``.
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    str
+        ``tiff``, ``ome-tiff``, ``ome-zarr`` or ``npy``.
 
     Raises
     ------

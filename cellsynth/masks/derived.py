@@ -56,6 +56,16 @@ def instance_boundaries(labels: np.ndarray) -> np.ndarray:
 def semantic_from_instances(labels: np.ndarray) -> np.ndarray:
     """Three-class map: 0 background, 1 object interior, 2 object border (uint8).
 
+    Parameters
+    ----------
+    labels : ndarray
+        Instance labels.
+
+    Returns
+    -------
+    ndarray
+        uint8, the shape of ``labels``.
+
     Examples
     --------
     >>> labels = np.zeros((1, 5, 5), np.uint16); labels[0, 1:4, 1:4] = 7
@@ -76,6 +86,18 @@ def centreness(labels: np.ndarray, spacing: Sequence[float]) -> np.ndarray:
 
     Touching objects are kept apart: voxels of an instance that touch another instance or the
     background count as its surface (:func:`instance_boundaries`).
+
+    Parameters
+    ----------
+    labels : ndarray
+        Instance labels.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+
+    Returns
+    -------
+    ndarray
+        float32 in [0, 1], the shape of ``labels``.
 
     Examples
     --------
@@ -115,6 +137,19 @@ def specimen_mask(labels: np.ndarray, spacing: Sequence[float], closing_um: floa
     faster than a morphological closing with a large structuring element). The specimen continues
     beyond the field of view's faces (a crop is not a surface).
 
+    Parameters
+    ----------
+    labels : ndarray
+        Instance labels.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    closing_um : float
+        Radius of the closing ball in µm.
+
+    Returns
+    -------
+    ndarray of bool
+
     Examples
     --------
     >>> labels = np.zeros((6, 20, 20), np.uint16); labels[1:5, 4:10, 3:9] = 1; labels[1:5, 4:10, 10:16] = 2
@@ -132,6 +167,18 @@ def specimen_mask(labels: np.ndarray, spacing: Sequence[float], closing_um: floa
 
 def centroid_table(labels: np.ndarray, spacing) -> list[dict]:
     """Per instance: id, centroid z, y, x (µm), volume (µm³) and equivalent-sphere radius (µm).
+
+    Parameters
+    ----------
+    labels : ndarray
+        Instance labels.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+
+    Returns
+    -------
+    list of dict
+        One row per instance.
 
     Examples
     --------
@@ -162,6 +209,15 @@ def centroid_csv_bytes(labels: np.ndarray, spacing) -> bytes:
 
 def write_centroids_csv(path: str | os.PathLike, labels: np.ndarray, spacing) -> None:
     """Write the centroid table of ``labels`` to ``path`` (CSV, µm and µm³), atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file.
+    labels : ndarray
+        Instance labels.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
 
     Examples
     --------
@@ -209,6 +265,18 @@ def cell_meshes(labels: np.ndarray, spacing, *, step_size: int = 1) -> dict:
 def write_cell_meshes(folder: str | os.PathLike, labels: np.ndarray, spacing, *, file_format: str = "ply",
                       step_size: int = 1) -> list[Path]:
     """Write one mesh file per instance, ``cell_<id>.<format>``, into ``folder`` (created atomically).
+
+    Parameters
+    ----------
+    folder : path-like
+        A new folder.
+    labels : ndarray
+        Instance labels.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    file_format : {'ply', 'obj', 'stl'}
+    step_size : int
+        Marching-cubes step in voxels (larger: coarser, faster).
 
     Returns
     -------

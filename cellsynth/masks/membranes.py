@@ -27,6 +27,19 @@ BLOCK = 16
 def seed_weights(n_seeds: int, low: float = 1.0, high: float = 1.25, rng=None) -> np.ndarray:
     """Seed weights γ ~ U(low, high) (the reference draws them in 1…1.25).
 
+    Parameters
+    ----------
+    n_seeds : int
+    low, high : float
+        The range of γ.
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    ndarray
+        float64, one weight per seed.
+
     Examples
     --------
     >>> seed_weights(3, 1.0, 1.25, rng=0).round(3)

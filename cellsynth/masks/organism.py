@@ -93,6 +93,30 @@ def sh_organism(
     Same recipe as :func:`cellsynth.masks.nuclei.random_sh_shape`, with a low ``lmax`` so the
     outline stays smooth at organism scale.
 
+    Parameters
+    ----------
+    volume_shape : 3 ints
+        The volume (voxels).
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    mean_radius_um : float
+        Mean radius in µm.
+    gamma : float
+        Smoothness: higher degrees decay as l^-gamma.
+    deformation : float
+        Relative RMS of the radius.
+    lmax : int
+        Highest degree.
+    centre_um : 3 floats, optional
+        The centre in µm; default the volume centre.
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    ndarray of bool
+        The specimen, ``volume_shape``.
+
     Examples
     --------
     >>> organism = sh_organism((20, 40, 40), (1.0, 0.5, 0.5), 8.0, rng=0)
@@ -125,6 +149,17 @@ def ssm_organism(
         Modes to vary (default all), each within ±3σ.
     centre_um : sequence of 3 float, optional
         Where the shape's centre goes, µm; default the volume centre.
+    volume_shape : 3 ints
+        The volume (voxels).
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    ndarray of bool
+        The specimen, ``volume_shape``.
 
     Examples
     --------
@@ -144,6 +179,15 @@ def ssm_organism(
 
 def mask_organism(mask: np.ndarray) -> np.ndarray:
     """A user-given foreground (any array; non-zero = inside), validated as a non-empty ZYX volume.
+
+    Parameters
+    ----------
+    mask : ndarray
+        Non-zero inside.
+
+    Returns
+    -------
+    ndarray of bool
 
     Examples
     --------

@@ -203,6 +203,23 @@ def layered_positions(
     ``d_0 = s_0 / 2``. ``decay`` < 1 makes inner cells larger and sparser (the reference: 0.9 per
     ring); 1 keeps them uniform. Every cell also keeps ``s_k`` from cells of earlier layers.
 
+    Parameters
+    ----------
+    foreground : ndarray of bool
+        The organism.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    cell_spacing_um : float
+        Least distance of the outermost layer's cells, µm.
+    decay : float
+        Spacing factor per layer inward (< 1: sparser).
+    n_cells : int, optional
+        Stop after this many cells.
+    patience : int
+        Failed draws before a layer is full.
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
     Returns
     -------
     positions : ndarray, shape (k, 3)
@@ -259,6 +276,20 @@ def positions_from_detections(
     """Centroids (ZYX µm) from an array or a CSV file with columns ``z, y, x`` in µm.
 
     With ``volume_shape`` and ``spacing``, points outside the volume are an error.
+
+    Parameters
+    ----------
+    detections : ndarray or path-like
+        An (n, 3) array or a CSV file, ZYX µm.
+    volume_shape : 3 ints, optional
+        With ``spacing``: detections outside the volume are refused.
+    spacing : 3 floats, optional
+        Voxel size in µm.
+
+    Returns
+    -------
+    ndarray, shape (n, 3)
+        ZYX µm.
 
     Examples
     --------

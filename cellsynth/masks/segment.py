@@ -87,6 +87,24 @@ def seeded_watershed(surface: np.ndarray, seeds: np.ndarray, mask: np.ndarray, s
 
     A connected part of the mask without a seed becomes one object of its own instead of being lost.
 
+    Parameters
+    ----------
+    surface : ndarray
+        Flooded from low to high.
+    seeds : ndarray
+        Labelled markers.
+    mask : ndarray of bool
+        Where objects may grow.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    min_volume_um3 : float
+        Smaller objects are dropped.
+
+    Returns
+    -------
+    ndarray
+        uint16 (uint32 beyond 65 535 objects) instance labels.
+
     Examples
     --------
     >>> mask = np.zeros((4, 12, 20), bool); mask[:, 2:10, 2:18] = True

@@ -366,6 +366,21 @@ def calibrate_files(images: Sequence[str | os.PathLike], labels: Sequence[str | 
     ``images`` and ``labels`` may each be files, glob patterns or one folder (its volume files in name
     order); the n-th label file belongs to the n-th image.
 
+    Parameters
+    ----------
+    images : sequence of path-like
+        Image files, glob patterns or one folder.
+    labels : sequence of path-like, optional
+        Their label files, in the same order (default: the classical segmentation).
+    spacing : 3 floats, optional
+        Voxel size in µm, for files without one.
+    **options
+        Keywords of :func:`calibrate` (``kind``, ``n_samples``, ``seed``, ``progress``, …).
+
+    Returns
+    -------
+    Calibration
+
     Examples
     --------
     >>> calibration = calibrate_files(["my_nuclei.tif"], ["my_labels.tif"], kind="nuclei")  # doctest: +SKIP

@@ -202,6 +202,8 @@ def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samp
         The dataset section of the config.
     segmentation : dict, optional
         Keyword arguments of :func:`~cellsynth.masks.segment.segment_membranes` (µm).
+    progress : bool
+        A progress bar of the named phases (:data:`PHASES`).
 
     Returns
     -------

@@ -73,6 +73,20 @@ def mask_channel(labels: np.ndarray, kind: str = "nuclei", membranes: np.ndarray
     apart), 0 outside. ``membranes``: 1 on the membranes (``membranes`` if given, else the
     instance borders), 0 elsewhere.
 
+    Parameters
+    ----------
+    labels : ndarray
+        Instance labels.
+    kind : {'nuclei', 'membranes'}
+        What the masks stain.
+    membranes : ndarray, optional
+        Membrane voxels (``kind='membranes'``).
+
+    Returns
+    -------
+    ndarray
+        float32 in [0, 1], the shape of ``labels``.
+
     Examples
     --------
     >>> labels = np.zeros((1, 3, 6), np.uint16); labels[0, :, 1:3] = 1; labels[0, :, 3:5] = 2
@@ -122,6 +136,26 @@ def gan_condition(labels: np.ndarray, spacing: Sequence[float], *, kind: str = "
     """The cGAN generator's input ``(2, Z, Y, X)``: :func:`mask_channel` and the :func:`positional_map`
     of :func:`specimen_of_masks`, computed on the whole volume.
 
+    Parameters
+    ----------
+    labels : ndarray
+        Instance labels.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    kind : {'nuclei', 'membranes'}
+        What the masks stain.
+    foreground : ndarray, optional
+        The specimen (default: from the masks).
+    membranes : ndarray, optional
+        Membrane voxels (``kind='membranes'``).
+    alpha_um, beta_um : float
+        Positional-map scales in µm (quality level α).
+
+    Returns
+    -------
+    ndarray, shape (2, Z, Y, X)
+        float32.
+
     Examples
     --------
     >>> labels = np.zeros((6, 24, 24), np.uint16); labels[1:5, 4:12, 4:12] = 1
@@ -165,6 +199,19 @@ def fit_sketch_statistics(image: np.ndarray, labels: np.ndarray | None = None,
     objects ≥ 50 µm³), not the raw voxels above Otsu, whose speckle would make the objects too dark.
     ``background_std`` is the spread of the background *between volumes* (one draw per volume):
     0 for one image; :func:`pooled_sketch_statistics` measures it over several.
+
+    Parameters
+    ----------
+    image : ndarray
+        A normalised image (ZYX, [0, 1]).
+    labels : ndarray, optional
+        Its instance labels (default: the classical segmentation).
+    spacing : 3 floats, optional
+        Voxel size in µm (needed without labels).
+
+    Returns
+    -------
+    SketchStatistics
 
     Raises
     ------
@@ -219,6 +266,11 @@ def make_sketch(labels: np.ndarray, spacing: Sequence[float], statistics: Sketch
         Gaussian σ (µm, per axis); the reference blurs by 1 voxel of its training data.
     membranes : ndarray of bool, optional
         Membrane data: the membranes are the bright objects, the cells take the background law.
+
+    Returns
+    -------
+    ndarray
+        float32 in [0, 1], the shape of ``labels``.
 
     Examples
     --------

@@ -38,6 +38,20 @@ def noise_correlation(image: np.ndarray, labels: np.ndarray, spacing: Sequence[f
     correlation along the measured axis. Gaussian-blurred white noise of σ voxels has lag-1
     correlation ``exp(−1 / (4σ²))``.
 
+    Parameters
+    ----------
+    image : ndarray
+        Raw image (camera units).
+    labels : ndarray
+        Objects to stay away from.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+
+    Returns
+    -------
+    dict
+        ``rho`` (lag-1 correlation along y and x) and ``sigma_um``.
+
     Examples
     --------
     >>> image = np.random.default_rng(0).normal(100, 5, (8, 64, 64)).astype(np.float32)
@@ -71,6 +85,19 @@ def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: flo
     ``structure`` (optional, the image's noise-free model) is then each voxel's mean, and is
     subtracted before the high-pass residual: thin bright structures (membranes) leave too few flat
     voxels at high intensities.
+
+    Parameters
+    ----------
+    image : ndarray
+        Raw image (camera units).
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    saturation : float, optional
+        Voxels at or above it are left out.
+    rho : 2 floats
+        Lag-1 noise correlation along y and x (:func:`noise_correlation`).
+    structure : ndarray, optional
+        The image's noise-free model.
 
     Returns
     -------

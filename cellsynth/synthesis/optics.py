@@ -47,6 +47,21 @@ def psf_sigma_um(numerical_aperture: float, wavelength_um: float, refractive_ind
                  confocal: bool = True) -> tuple[float, float, float]:
     """Gaussian PSF standard deviations (z, y, x) in µm.
 
+    Parameters
+    ----------
+    numerical_aperture : float
+    wavelength_um : float
+        Emission wavelength in µm.
+    refractive_index : float
+        Of the immersion medium.
+    confocal : bool
+        Pinhole-limited (σ / √2).
+
+    Returns
+    -------
+    (sigma_z, sigma_y, sigma_x)
+        µm.
+
     Examples
     --------
     >>> [round(float(s), 3) for s in psf_sigma_um(1.4, 0.52, 1.518, True)]  # confocal, oil, GFP
@@ -175,6 +190,39 @@ def fluorophore_density(
     (``texture_sigma``). Membrane cells (``membranes`` given) are 1 on their membranes and
     ``cytoplasm`` inside. Features left at their defaults draw nothing.
 
+    Parameters
+    ----------
+    labels : ndarray
+        Instance labels.
+    spacing : 3 floats
+        Voxel size (z, y, x) in µm.
+    brightness_sigma : float
+        Log-normal spread of the per-object brightness.
+    membranes : ndarray, optional
+        Membrane voxels: membrane cells.
+    cytoplasm : float
+        Density inside membrane cells.
+    interior_profile : list of [depth, factor], optional
+        Density against normalised depth.
+    inclusions : sequence of mapping
+        Dark or bright balls inside objects.
+    texture : float
+        Texture amplitude ``a``.
+    texture_spectrum : list of [cycles/µm, amplitude], optional
+        Its spectrum.
+    texture_scales_um : 2 floats
+        Band-pass of the texture without a spectrum.
+    texture_law : {'additive', 'lognormal'}
+    texture_sigma : float
+        Log-normal spread of ``a`` per object.
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    ndarray
+        float32, the shape of ``labels``.
+
     Examples
     --------
     >>> labels = np.zeros((4, 8, 8), np.uint16); labels[1:3, 2:6, 2:6] = 1
@@ -231,6 +279,32 @@ def camera(signal_image: np.ndarray, *, photons: float, read_noise: float = 0.0,
     With ``noise_correlation_um`` > 0 (needs ``spacing``, µm) the noise (electrons minus their
     expectation) is blurred by a Gaussian of that σ and scaled back to its variance per voxel, as
     detectors and scanners that spread each count over neighbouring pixels do.
+
+    Parameters
+    ----------
+    signal_image : ndarray
+        Expected signal per voxel, in units of ``photons``.
+    photons : float
+        Expected photo-electrons per unit signal.
+    read_noise : float
+        Electrons RMS.
+    gain : float
+        ADU per electron.
+    offset : float
+        ADU.
+    bit_depth : int
+        ADC bits (full scale 2^bits − 1).
+    noise_correlation_um : float
+        σ in µm of the noise's correlation between voxels (0: independent).
+    spacing : 3 floats, optional
+        Voxel size in µm (needed with a correlation).
+    rng : None, int or numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    ndarray
+        float64 ADU, the shape of ``signal_image``.
 
     Examples
     --------

@@ -80,6 +80,21 @@ def fit_patch(volume_shape: Sequence[int], max_patch, overlap=DEFAULT_OVERLAP, c
     With evenly spread tiles, a patch that just covers the axis wastes the least work; networks
     that down-sample ``k`` times need patches divisible by ``multiple = 2**k``.
 
+    Parameters
+    ----------
+    volume_shape : 3 ints
+    max_patch : int or 3 ints
+        The largest tile.
+    overlap, crop : int or 3 ints
+        See :class:`PatchPlan`.
+    multiple : int
+        Tile sizes are multiples of it.
+
+    Returns
+    -------
+    (z, y, x)
+        The tile size.
+
     Examples
     --------
     >>> fit_patch((20, 100, 100), (64, 128, 128))
@@ -357,6 +372,29 @@ def apply_patched(fn: Callable, volume, *, patch=DEFAULT_PATCH, overlap=DEFAULT_
     ``patch`` is the largest tile; with ``multiple`` (default 8) it is shrunk by :func:`fit_patch`
     to the smallest multiple of ``multiple`` that needs no more tiles. ``multiple=None`` uses
     ``patch`` as given.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps a batch of tiles (a first axis B, then the volume's axes) to outputs of the same spatial size.
+    volume : ndarray
+        ``(C, Z, Y, X)`` or ``(Z, Y, X)``.
+    patch, overlap, crop : int or 3 ints
+        See :class:`PatchPlan`.
+    window : str
+        Blending window (:data:`WINDOWS`).
+    floor : float
+        Least weight of any voxel of a core.
+    multiple : int, optional
+        Tile sizes are multiples of it (a network's divisor).
+    batch_size : int
+        Tiles per call of ``fn``.
+    out_channels : int, optional
+        Channels of ``fn``'s output (default: the input's).
+    out : ndarray, optional
+        Where to write the result.
+    progress : bool
+        Show progress bars (only on a terminal).
 
     Returns
     -------

@@ -89,6 +89,15 @@ def load_renderer(config: Config, device: str = "auto") -> Renderer:
     """The renderer named in ``config.renderer`` (the learned ones from a cellsynth checkpoint, run on
     ``device``: ``auto``, ``cpu`` or ``cuda``).
 
+    Parameters
+    ----------
+    config : Config
+    device : {'auto', 'cpu', 'cuda'}
+
+    Returns
+    -------
+    Renderer
+
     Raises
     ------
     InputError
@@ -298,6 +307,34 @@ def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *
     preset (commented, as ``cellsynth calibrate`` writes it). With ``refiner`` (a DDPM checkpoint trained
     on the same images, see :func:`cellsynth.training.refine.generate_refined_like`) every image is the
     physics render finished by it (:class:`~cellsynth.synthesis.refine.RefineRenderer`, 5 steps from t_start 50).
+
+    Parameters
+    ----------
+    images : sequence of path-like
+        Real image files, globs or a folder.
+    out : path-like
+        The new dataset folder.
+    labels : sequence of path-like, optional
+        Their labels (default: the classical segmentation).
+    spacing : 3 floats, optional
+        Voxel size in µm for files without one.
+    kind : {'nuclei', 'membranes'}
+    n_samples, seed : int
+        The dataset's size and base seed.
+    resume : bool
+        Complete an interrupted run.
+    progress : bool
+        Show progress bars (only on a terminal).
+    workers : int
+        Samples in parallel on a local dask cluster.
+    scheduler : str, optional
+        Address of a running dask scheduler.
+    refiner : path-like, optional
+        A refiner checkpoint: every physics render finished by it.
+
+    Returns
+    -------
+    Dataset
 
     Examples
     --------

@@ -212,6 +212,18 @@ def check_calibration_inputs(images, labels, spacing) -> tuple[list[np.ndarray],
 def write_calibration(calibration: Calibration, path: str | os.PathLike, sources: Sequence[str] = ()) -> Path:
     """Write the calibrated preset as commented YAML, atomically, after checking that it reads back unchanged.
 
+    Parameters
+    ----------
+    calibration : Calibration
+    path : path-like
+        The YAML file.
+    sources : sequence of str
+        Named in the header.
+
+    Returns
+    -------
+    Path
+
     Examples
     --------
     >>> calibration = calibrate(image, spacing=(0.29, 0.26, 0.26))  # doctest: +SKIP

@@ -27,6 +27,22 @@ def load_training_images(data: TrainDataConfig, images: Sequence[Sample] | None 
     averaged, then one mapping is applied to all (and stored in the checkpoint, so generated images
     can be mapped back to camera units).
 
+    Parameters
+    ----------
+    data : TrainDataConfig
+        The training data section (its images are files).
+    images : sequence of Sample, optional
+        In-memory images instead of ``data.images`` (spacing in µm each).
+
+    Returns
+    -------
+    images : list of ndarray
+        float32 in [0, 1].
+    spacing : 3 floats
+        µm.
+    normalisation : dict
+        The percentiles and the intensities (``low``, ``high``) mapped to 0 and 1.
+
     Raises
     ------
     InputError

@@ -50,6 +50,23 @@ def train_gan(config: TrainConfig, out: str | os.PathLike, *, images: Sequence[S
     image the mask segments. The images are ``config.data.images`` (files) or ``images`` (in memory,
     see :func:`load_training_images`).
 
+    Parameters
+    ----------
+    config : TrainConfig
+    out : path-like
+        The run folder.
+    images : sequence of Sample, optional
+        In-memory training images.
+    resume : bool
+        Continue the run in ``out`` from its checkpoint.
+    progress : bool
+        Show progress bars (only on a terminal).
+
+    Returns
+    -------
+    Path
+        The checkpoint.
+
     Examples
     --------
     >>> from cellsynth import TrainConfig
@@ -99,6 +116,23 @@ def train_ddpm(config: TrainConfig, out: str | os.PathLike, *, images: Sequence[
     checkpoint path. The checkpoint also carries the sketch statistics fitted to the training images
     (objects from the classical segmentation) and the sketch blur (default 1 voxel). The images are
     ``config.data.images`` (files) or ``images`` (in memory, see :func:`load_training_images`).
+
+    Parameters
+    ----------
+    config : TrainConfig
+    out : path-like
+        The run folder.
+    images : sequence of Sample, optional
+        In-memory training images.
+    resume : bool
+        Continue the run in ``out`` from its checkpoint.
+    progress : bool
+        Show progress bars (only on a terminal).
+
+    Returns
+    -------
+    Path
+        The checkpoint.
 
     Examples
     --------

@@ -61,6 +61,14 @@ def train_refiner(images: Sequence[str | os.PathLike], run: str | os.PathLike, *
         Stop after this many steps if the minutes last that long (default: the preset's, beyond reach).
     resume : bool
         Go on with an interrupted run (a finished one is used as it is).
+    progress : bool
+        Show progress bars (only on a terminal).
+    device : {'auto', 'cpu', 'cuda'}
+
+    Returns
+    -------
+    Path
+        The checkpoint.
 
     Examples
     --------
@@ -89,6 +97,34 @@ def generate_refined_like(images: Sequence[str | os.PathLike], out: str | os.Pat
     The dataset ``out`` holds ``calibration.yaml`` (the physics preset) and records the refiner's
     checkpoint (in ``OUT-refiner``, :func:`refiner_folder`) in its manifest. Options as
     :func:`~cellsynth.synthesis.pipeline.generate_like`; ``minutes`` and ``device`` are the training's.
+
+    Parameters
+    ----------
+    images : sequence of path-like
+        Real image files.
+    out : path-like
+        The new dataset folder (the refiner's run goes to ``OUT-refiner``).
+    minutes : float
+        The refiner's CPU training budget.
+    labels : sequence of path-like, optional
+        Their labels.
+    spacing : 3 floats, optional
+        Voxel size in µm for files without one.
+    kind : {'nuclei', 'membranes'}
+    n_samples, seed : int
+    resume : bool
+        Complete an interrupted run (training and generation).
+    progress : bool
+        Show progress bars (only on a terminal).
+    workers : int
+        Samples in parallel on a local dask cluster.
+    scheduler : str, optional
+        Address of a running dask scheduler.
+    device : {'auto', 'cpu', 'cuda'}
+
+    Returns
+    -------
+    Dataset
 
     Examples
     --------

@@ -48,6 +48,17 @@ def rank_seed(seed: int, rank: int) -> int:
     Rank 0 keeps ``seed`` (a single process is unchanged); every other rank gets an independent
     stream spawned from it, so GPUs do not draw identical noise.
 
+    Parameters
+    ----------
+    seed : int
+        The run's seed.
+    rank : int
+        The process index.
+
+    Returns
+    -------
+    int
+
     Examples
     --------
     >>> rank_seed(7, 0), rank_seed(7, 1) == rank_seed(7, 1), rank_seed(7, 1) == rank_seed(7, 2)
