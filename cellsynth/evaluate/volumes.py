@@ -45,9 +45,13 @@ def read_volumes(source: str | os.PathLike | Sequence[str | os.PathLike], spacin
 
     Examples
     --------
-    >>> volumes = read_volumes("data/cells3d", labels=True)      # doctest: +SKIP
-    >>> volumes[0].image.shape, volumes[0].spacing               # doctest: +SKIP
-    ((60, 256, 256), (0.29, 0.26, 0.26))
+    >>> import tempfile
+    >>> from cellsynth.io import write_volume
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = write_volume(folder / "a.tif", np.ones((4, 8, 8), np.float32), (0.29, 0.26, 0.26))
+    >>> volumes = read_volumes(folder)
+    >>> volumes[0].image.shape, volumes[0].spacing, volumes[0].name
+    ((4, 8, 8), (0.29, 0.26, 0.26), 'a.tif')
     """
     if not isinstance(source, (str, os.PathLike)):
         if not source:

@@ -215,9 +215,12 @@ def read_volume(path: str | os.PathLike, spacing: Sequence[float] | None = None,
 
     Examples
     --------
-    >>> image, spacing = read_volume("nuclei.tif")  # doctest: +SKIP
-    >>> spacing  # doctest: +SKIP
-    (0.29, 0.26, 0.26)
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / "nuclei.tif"
+    >>> _ = write_volume(path, np.ones((4, 8, 8), np.uint16), (0.29, 0.26, 0.26))
+    >>> image, spacing = read_volume(path)
+    >>> image.shape, image.dtype, spacing
+    ((4, 8, 8), dtype('uint16'), (0.29, 0.26, 0.26))
     """
     fmt = volume_format(path)
     path = Path(path)
