@@ -218,3 +218,20 @@ def test_syn2real_options_are_the_segmenter_settings_with_their_one_default(monk
     assert passed["settings"] == SegmenterSettings(steps=300, spacing_um=(1.0, 0.5, 0.5), weights=(1.0, 2.0),
                                                    augment="flip")
     assert main([*base, "--fraction", "1.5"]) == 2  # the settings' own check, one line
+
+
+def test_set_changes_config_values_checked_like_the_yaml(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert main(["masks", "nuclei", "--out", str(out), "--set", "volume.shape=[8, 32, 32]", "--set",
+                 "volume.spacing_um=[1.0, 0.5, 0.5]", "--set", "dataset.n_samples=2", "-q"]) == 0
+    from cellsynth.dataset import Dataset
+
+    dataset = Dataset.open(out)
+    assert dataset.manifest["config"]["volume"]["shape"] == [8, 32, 32] and len(dataset.samples) == 2
+    assert dataset.read_sample(0).labels.shape == (8, 32, 32)
+    capsys.readouterr()
+    assert main(["masks", "nuclei", "--out", str(tmp_path / "x"), "--set", "volume.shap=[8, 32, 32]"]) == 2
+    assert "unknown key 'volume.shap' (accepted here: shape, spacing_um)" in capsys.readouterr().err
+    assert main(["masks", "nuclei", "--out", str(tmp_path / "x"), "--set", "volume.shape"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

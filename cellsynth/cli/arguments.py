@@ -55,6 +55,21 @@ def _lengths(text: str) -> list[float]:
     return values
 
 
+def _setting(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` → ``(KEY, VALUE)``, the value read as YAML (``8``, ``[16, 64, 64]``, ``gan``; an argparse type)."""
+    from cellsynth.config import parse_yaml
+    from cellsynth.errors import ConfigError
+
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip() or not all(part.isidentifier() for part in key.strip().split(".")):
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with a dotted config key (e.g. volume.shape=[16,64,64]); "
+                                         f"got '{text}'")
+    try:
+        return key.strip(), parse_yaml(value.encode(), f"--set {key.strip()}")
+    except ConfigError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def opt(flags: str, help: str, **settings) -> tuple[list[str], dict]:
     """One option: its flags (space-separated), its help, and ``add_argument``'s other settings."""
     return flags.split(), {"help": help, **settings}
@@ -84,7 +99,10 @@ RUN = [opt("config", "YAML config file (default: the 'default' preset)", nargs="
        "new dataset", opt("--n", "number of samples (overrides dataset.n_samples)", type=int),
        opt("--seed", "base seed (overrides dataset.seed)", type=_seed), "resume",
        opt("--workers", "samples in parallel on a local dask cluster", type=int, default=1),
-       opt("--scheduler", "address of a running dask.distributed scheduler to use instead")]
+       opt("--scheduler", "address of a running dask.distributed scheduler to use instead"),
+       opt("--set", "change one config value, KEY=VALUE (e.g. --set volume.shape=[16,64,64] --set "
+                    "optics.camera.photons=80); repeatable; checked like the YAML", type=_setting, action="append",
+           metavar="KEY=VALUE", dest="settings")]
 #: The learned generators' options: the DDPM's sampling and the output units (generate, synthesize).
 SAMPLING = [
     opt("--sampler", "ddpm: dpmsolver (default), ddim, or ddpm (ancestral, the reference)"),

@@ -33,7 +33,8 @@ def _run_config(args: argparse.Namespace, overrides: dict):
     if args.config and args.preset:
         raise InputError("give a config file or --preset, not both")
     base = resolve_config(args.config) if args.config else load_preset(args.preset or "default")
-    return with_overrides(base, {"dataset.n_samples": args.n, "dataset.seed": args.seed, **overrides})
+    flags = {"dataset.n_samples": args.n, "dataset.seed": args.seed, **overrides}
+    return with_overrides(base, {**dict(args.settings or []), **{k: v for k, v in flags.items() if v is not None}})
 
 
 def _renderer_overrides(args: argparse.Namespace, model: str | None = None) -> dict:
@@ -143,9 +144,9 @@ def generate(args: argparse.Namespace) -> int | None:
     from cellsynth.synthesis.pipeline import generate_dataset, generate_like, load_renderer
 
     if args.like is not None:
-        if args.config or args.preset or args.renderer or args.checkpoint:
+        if args.config or args.preset or args.renderer or args.checkpoint or args.settings:
             raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
-                             "renderer or checkpoint")
+                             "--set, renderer or checkpoint")
         options = {"labels": args.labels, "spacing": args.spacing, "kind": args.kind or "nuclei",
                    "n_samples": args.n or 8, "seed": args.seed or 0, "resume": args.resume,
                    "progress": not args.quiet, "workers": args.workers, "scheduler": args.scheduler}
