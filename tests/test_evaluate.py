@@ -289,7 +289,20 @@ def test_mixed_repeated_syn2real_keeps_every_run_and_its_settings(make_dataset, 
         low, high = figures[f"{key}_ci95"]
         assert 0 <= low <= high <= 1
     assert report["pooled"][4]["average_precision"] == pytest.approx(figures["runs"][0]["ap50"])  # files: run 1
-    assert "over 2 training seeds: AP@0.5" in capsys.readouterr().out
+    assert "over 2 runs: AP@0.5" in capsys.readouterr().out
+
+
+def test_swapped_syn2real_trains_on_each_part_and_tests_on_the_other(make_dataset, tmp_path):
+    left, right = make_dataset(n=2, name="left"), make_dataset(n=1, name="right")
+    tiny = {"patch_um": (2, 4, 4), "spacing_um": SPACING, "validation_fraction": 0.5, "steps": 2, "device": "cpu"}
+    report = syn2real(left.root, right.root, tmp_path / "both", swap=True, progress=False, **tiny)
+    runs = report["repeats"]["runs"]
+    assert [(run["seed"], run["order"]) for run in runs] == [(0, "given"), (0, "swapped")]
+    n_true = {order: sum(run["counts"]["ap50"][k] for k in (0, 2)) for order, run in zip(("given", "swapped"), runs)}
+    assert n_true == {"given": 3, "swapped": 6}  # tested on the right's 3 objects, then on the left's 2 × 3
+    assert report["settings"]["swap"] is True
+    with pytest.raises(InputError, match="give one --train set"):
+        syn2real([left.root, right.root], right.root, tmp_path / "no", swap=True, progress=False, **tiny)
 
 
 def test_fraction_keeps_the_stated_share_and_weights_split_over_each_set():

@@ -269,7 +269,9 @@ COMMANDS = [
       opt("--out", "new folder for report.json, weights, predictions", required=True, type=_path),
       *settings_options(SegmenterSettings),
       opt("--repeats", "K training seeds: mean ± sd of AP@0.5 and AP@0.75 with a bootstrap interval over test "
-                       "objects (default 1: one run)", type=int, default=1)],
+                       "objects (default 1: one run)", type=int, default=1),
+      opt("--swap", "also train on --test and test on --train with each seed (Real2Real: both halves take both "
+                    "roles); one --train set", **FLAG)],
      "A compact 3D U-Net (foreground + boundary, seeded watershed) trained with on-the-fly augmentation on --train "
      "and applied to --test with the patch engine; instance matching at IoU 0.1-0.9. Train on real data for the "
      "Real2Real baseline."),

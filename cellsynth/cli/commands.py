@@ -282,7 +282,7 @@ def evaluate_syn2real(args: argparse.Namespace) -> int | None:
 
     train = args.train[0] if len(args.train) == 1 else args.train
     report = syn2real(train, args.test, args.out, SegmenterSettings(**settings_given(args, SegmenterSettings)),
-                      repeats=args.repeats, progress=not args.quiet)
+                      repeats=args.repeats, swap=args.swap, progress=not args.quiet)
     training, settings = report["training"], report["settings"]
     print(f"trained {training['steps']} steps in {training['seconds']:.0f} s on {settings['device']} "
           f"({settings['precision']}, {settings['patch_voxels']} voxels at {settings['working_spacing_um']} µm); "
@@ -293,7 +293,7 @@ def evaluate_syn2real(args: argparse.Namespace) -> int | None:
         figures = report["repeats"]
         for key, name in (("ap50", "AP@0.5"), ("ap75", "AP@0.75")):
             low, high = figures[f"{key}_ci95"]
-            print(f"over {figures['n_runs']} training seeds: {name} {figures[f'{key}_mean']:.3f} ± "
+            print(f"over {figures['n_runs']} runs: {name} {figures[f'{key}_mean']:.3f} ± "
                   f"{figures[f'{key}_sd']:.3f} (bootstrap 95 % CI over test objects {low:.3f}-{high:.3f}); runs "
                   + ", ".join(f"{run[key]:.3f}" for run in figures["runs"]))
     print(f"report: {Path(args.out) / 'report.json'}")

@@ -41,6 +41,7 @@ def syn2real(
     *,
     thresholds: Sequence[float] = THRESHOLDS,
     repeats: int = 1,
+    swap: bool = False,
     progress: bool = True,
     **changes,
 ) -> dict:
@@ -71,6 +72,9 @@ def syn2real(
         report adds ``repeats``: every run's AP@0.5 and AP@0.75, their mean and standard deviation, and a
         bootstrap interval over test objects of each mean
         (:func:`~cellsynth.evaluate.segmentation.bootstrap_ap`); the files are the first run's.
+    swap : bool
+        Also train on ``test`` and test on ``train`` with each seed (the swapped split of a Real2Real: both
+        parts of one labelled volume take each role); every run records its ``order``. One training set only.
     progress : bool
         Show progress bars.
     **changes
@@ -97,18 +101,25 @@ def syn2real(
     if settings.spacing_um is None:
         settings = settings.replace(spacing_um=working_spacing([v.spacing for volumes in sets for v in volumes] +
                                                                [v.spacing for v in test_volumes]))
+    orders = [("given", sets, test_volumes)]
+    if swap:
+        if len(sets) > 1:
+            raise InputError("--swap exchanges the training set with the test set; give one --train set")
+        orders.append(("swapped", [test_volumes], sets[0]))
     runs, first = [], None
     for run in range(int(repeats)):
-        segmenter = train_segmenter(sets, settings.replace(seed=settings.seed + run), progress=progress)
-        predictions = [segmenter.segment(v.image, v.spacing) for v in
-                       tqdm(test_volumes, desc="testing", unit="image", disable=True if not progress else None)]
-        pooled = pooled_scores([matching(v.labels, p, (0.5, 0.75)) for v, p in zip(test_volumes, predictions,
-                                                                                  strict=True)])
-        runs.append({"seed": settings.seed + run, "ap50": score_at(pooled, 0.5), "ap75": score_at(pooled, 0.75),
-                     "counts": {t: [row["tp"], row["fp"], row["fn"]] for t, row in zip(("ap50", "ap75"), pooled,
-                                                                                         strict=True)},
-                     "steps": segmenter.history["steps"], "stopped_by": segmenter.history["stopped_by"]})
-        first = first or (segmenter, predictions)
+        for order, training, testing in orders:
+            segmenter = train_segmenter(training, settings.replace(seed=settings.seed + run), progress=progress)
+            predictions = [segmenter.segment(v.image, v.spacing) for v in
+                           tqdm(testing, desc="testing", unit="image", disable=True if not progress else None)]
+            pooled = pooled_scores([matching(v.labels, p, (0.5, 0.75)) for v, p in zip(testing, predictions,
+                                                                                      strict=True)])
+            runs.append({"seed": settings.seed + run, "order": order, "ap50": score_at(pooled, 0.5),
+                         "ap75": score_at(pooled, 0.75),
+                         "counts": {t: [row["tp"], row["fp"], row["fn"]] for t, row in zip(("ap50", "ap75"), pooled,
+                                                                                             strict=True)},
+                         "steps": segmenter.history["steps"], "stopped_by": segmenter.history["stopped_by"]})
+            first = first or (segmenter, predictions)
     segmenter, predictions = first
     history = segmenter.history
     described = settings.describe()
@@ -120,13 +131,13 @@ def syn2real(
         "working_spacing_um": list(segmenter.spacing), "patch_um": described["patch_um"],
         "patch_voxels": list(segmenter.patch), "budget_steps": settings.steps, "budget_minutes": settings.minutes,
         **{k: described[k] for k in ("batch_size", "learning_rate", "features", "validation_fraction", "seed")},
-        "repeats": int(repeats), "device": segmenter.device,
+        "repeats": int(repeats), "swap": bool(swap), "device": segmenter.device,
         "precision": "bf16" if segmenter.dtype is not None else "fp32",
         "normalization_percentiles": list(PERCENTILES), "thresholds": segmenter.thresholds}
     out.mkdir(exist_ok=True)
     segmenter.save(out / "segmenter.safetensors", report_settings)
     losses = history["losses"]
-    extra = {"repeats": repeated_figures(runs)} if repeats > 1 else {}
+    extra = {"repeats": repeated_figures(runs)} if len(runs) > 1 else {}
     return write_segmentation_results(
         Path(out), test_volumes, predictions, report_settings, thresholds,
         training={key: history[key] for key in ("steps", "stopped_by", "seconds", "selected_step", "validation_ap50",
