@@ -62,10 +62,18 @@ def figures(report: dict) -> dict:
         training = report["training"]
         row.update(steps=training["steps"], seconds=training["seconds"], selected_step=training["selected_step"],
                    validation_ap50=round(training["validation_ap50"], 3), thresholds=report["settings"]["thresholds"])
+    if "repeats" in report:  # several seeds: the mean ± sd and every run (the figures above are the first run's)
+        repeated = report["repeats"]
+        row.update({f"{key}_{stat}": round(repeated[f"{key}_{stat}"], 3) for key in ("ap50", "ap75")
+                    for stat in ("mean", "sd")},
+                   runs=[{"seed": r["seed"], "ap50": round(r["ap50"], 3), "ap75": round(r["ap75"], 3)}
+                         for r in repeated["runs"]])
     return row
 
 
-def train_and_judge(train: Path, test: Path, out: Path, minutes: float) -> dict:
-    """Syn2Real (or Real2Real) on the CPU with a minutes budget: :func:`figures` of its report."""
-    return figures(syn2real(train, test, out, steps=None, minutes=minutes, thresholds=IOU, device="cpu",
-                            progress=False))
+def train_and_judge(train: Path, test: Path, out: Path, minutes: float | None = None, *, steps: int | None = None,
+                    repeats: int = 1) -> dict:
+    """Syn2Real (or Real2Real) on the CPU: :func:`figures` of its report. A ``steps`` budget gives the same
+    figures on a quiet or a loaded machine; ``minutes`` alone follows the clock."""
+    return figures(syn2real(train, test, out, steps=steps, minutes=minutes, thresholds=IOU, device="cpu",
+                            repeats=repeats, progress=False))
