@@ -298,7 +298,7 @@ def test_swapped_syn2real_trains_on_each_part_and_tests_on_the_other(make_datase
     report = syn2real(left.root, right.root, tmp_path / "both", swap=True, progress=False, **tiny)
     runs = report["repeats"]["runs"]
     assert [(run["seed"], run["order"]) for run in runs] == [(0, "given"), (0, "swapped")]
-    n_true = {order: sum(run["counts"]["ap50"][k] for k in (0, 2)) for order, run in zip(("given", "swapped"), runs)}
+    n_true = {run["order"]: run["counts"]["ap50"][0] + run["counts"]["ap50"][2] for run in runs}  # tp + fn
     assert n_true == {"given": 3, "swapped": 6}  # tested on the right's 3 objects, then on the left's 2 × 3
     assert report["settings"]["swap"] is True
     with pytest.raises(InputError, match="give one --train set"):

@@ -283,3 +283,52 @@ def test_a_bare_array_has_no_spacing_and_transforms_in_um_refuse_it():
     for transform in (Rotate(), Elastic(), GaussianBlur(sigma_um=(0.5, 0.5)), Diversify()):
         with pytest.raises(InputError, match="voxel spacing is unknown"):
             transform(image, rng=0)
+
+
+def test_each_transform_records_what_it_drew_and_those_parameters_replay_it():
+    import json
+
+    from cellsynth.augment import (
+        BrightnessContrast,
+        CopyPaste,
+        CropResize,
+        Flip,
+        Gamma,
+        GaussianBlur,
+        LateralStretch,
+        Rotate,
+        Rotate90,
+        Stacked,
+    )
+
+    labels = np.zeros((8, 24, 24), np.uint16)
+    labels[2:6, 4:12, 4:10], labels[1:7, 14:20, 12:22] = 1, 2
+    image = np.where(labels > 0, 0.8, 0.1).astype(np.float32) + 0.05 * np.random.default_rng(0).random(labels.shape)
+    item = Sample(labels, image.astype(np.float32), (1.0, 0.5, 0.5))
+    source = Sample(labels[:, ::-1].copy(), image[:, ::-1].astype(np.float32), (1.0, 0.5, 0.5))
+    for transform in (BrightnessContrast(), Gamma(), GaussianBlur(sigma_um=(0.3, 0.8)), Flip(), Rotate90(),
+                      Rotate(max_angle_deg=40, max_tilt_deg=10), LateralStretch(), CropResize(),
+                      CopyPaste([source], p=0.8)):
+        out = transform(item, rng=3)
+        record = out.params["augmentations"][-1]
+        assert record["transform"] == type(transform).__name__ and json.loads(json.dumps(record)) == record
+        again = transform.apply_params(item, {k: v for k, v in record.items() if k != "transform"})
+        assert np.array_equal(again.image, out.image) and np.array_equal(again.labels, out.labels), record
+    stacked = Stacked([Flip(), Gamma(), Rotate90()], p=1.0)(item, rng=0)
+    assert [r["transform"] for r in stacked.params["augmentations"]] == ["Flip", "Gamma", "Rotate90"]
+
+
+def test_flips_and_quarter_turns_are_undone_by_their_inverse_and_the_others_say_they_cannot_be():
+    from cellsynth.augment import Flip, Rotate, Rotate90
+
+    labels = np.zeros((6, 16, 16), np.uint16)
+    labels[1:4, 2:9, 3:14] = 1
+    item = Sample(labels, np.random.default_rng(1).random(labels.shape).astype(np.float32), (1.0, 0.5, 0.5))
+    for transform, params in ((Flip(), {"axes": [0, 2]}), (Rotate90(), {"k": 1, "plane": [1, 2]}),
+                              (Rotate90(), {"k": 3, "plane": [1, 2]})):
+        moved = transform.apply_params(item, params)
+        assert not np.array_equal(moved.labels, labels)
+        back = transform.inverse(moved, params)
+        assert np.array_equal(back.labels, labels) and np.array_equal(back.image, item.image)
+    with pytest.raises(InputError, match="Rotate cannot be undone exactly"):
+        Rotate().inverse(item, {"angle_deg": 10.0, "tilt_y_deg": 0.0, "tilt_x_deg": 0.0})

@@ -45,10 +45,13 @@ class BrightnessContrast(Transform):
         self.brightness = check_range_pair(brightness, "brightness")
         self.contrast = check_range_pair(contrast, "contrast", positive=True)
 
-    def apply(self, item, rng):
-        shift, factor = rng.uniform(*self.brightness), rng.uniform(*self.contrast)
+    def make_params(self, item, rng):
+        return {"brightness": float(rng.uniform(*self.brightness)), "contrast": float(rng.uniform(*self.contrast))}
+
+    def apply_params(self, item, params, rng=None):
         mean = np.float32(item.image.mean())
-        return item.replace(image=(item.image - mean) * np.float32(factor) + mean + np.float32(shift))
+        return item.replace(image=(item.image - mean) * np.float32(params["contrast"]) + mean
+                            + np.float32(params["brightness"]))
 
 
 class Gamma(Transform):
@@ -65,13 +68,15 @@ class Gamma(Transform):
     def __init__(self, gamma: Sequence[float] = (0.7, 1.5)):
         self.gamma = check_range_pair(gamma, "gamma", positive=True)
 
-    def apply(self, item, rng):
-        gamma = log_uniform(*self.gamma, rng=rng)
+    def make_params(self, item, rng):
+        return {"gamma": log_uniform(*self.gamma, rng=rng)}
+
+    def apply_params(self, item, params, rng=None):
         low, high = float(item.image.min()), float(item.image.max())
         if high == low:
             return item
         scaled = (item.image - np.float32(low)) / np.float32(high - low)
-        return item.replace(image=scaled ** np.float32(gamma) * np.float32(high - low) + np.float32(low))
+        return item.replace(image=scaled ** np.float32(params["gamma"]) * np.float32(high - low) + np.float32(low))
 
 
 class GaussianNoise(Transform):
@@ -87,9 +92,12 @@ class GaussianNoise(Transform):
     def __init__(self, std: Sequence[float] = (0.0, 0.05)):
         self.std = check_range_pair(std, "std", nonnegative=True)
 
-    def apply(self, item, rng):
-        scale = rng.uniform(*self.std)
-        return item.replace(image=item.image + (scale * rng.standard_normal(item.image.shape)).astype(np.float32))
+    def make_params(self, item, rng):
+        return {"std": float(rng.uniform(*self.std))}
+
+    def apply_params(self, item, params, rng=None):
+        noise = params["std"] * np.random.default_rng(rng).standard_normal(item.image.shape)
+        return item.replace(image=item.image + noise.astype(np.float32))
 
 
 class PoissonNoise(Transform):
@@ -106,9 +114,12 @@ class PoissonNoise(Transform):
     def __init__(self, photons: Sequence[float] = (20.0, 500.0)):
         self.photons = check_range_pair(photons, "photons", positive=True)
 
-    def apply(self, item, rng):
-        photons = log_uniform(*self.photons, rng=rng)
-        counts = rng.poisson(np.clip(item.image, 0, None).astype(np.float64) * photons)
+    def make_params(self, item, rng):
+        return {"photons": log_uniform(*self.photons, rng=rng)}
+
+    def apply_params(self, item, params, rng=None):
+        photons = params["photons"]
+        counts = np.random.default_rng(rng).poisson(np.clip(item.image, 0, None).astype(np.float64) * photons)
         return item.replace(image=(counts / photons).astype(np.float32))
 
 
@@ -126,8 +137,11 @@ class GaussianBlur(Transform):
     def __init__(self, sigma_um: Sequence[float] = (0.0, 0.5)):
         self.sigma_um = check_range_pair(sigma_um, "sigma_um", nonnegative=True)
 
-    def apply(self, item, rng):
-        sigma = rng.uniform(*self.sigma_um)
+    def make_params(self, item, rng):
+        return {"sigma_um": float(rng.uniform(*self.sigma_um))}
+
+    def apply_params(self, item, params, rng=None):
+        sigma = params["sigma_um"]
         if sigma == 0:
             return item
         voxels = [sigma / s for s in item.voxel_spacing()]
@@ -189,12 +203,13 @@ class Diversify(Transform):
         return (curriculum_limits(self.w_i, NEUTRAL[0], self.epoch, self.epochs_to_full),
                 curriculum_limits(self.w_v, NEUTRAL[1], self.epoch, self.epochs_to_full))
 
-    def apply(self, item, rng):
+    def make_params(self, item, rng):
+        w_i, w_v = self.limits()
+        weights = single_weights(w_i, w_v, rng=rng) if self.strategy == "single" else (rng.uniform(*w_i),
+                                                                                         rng.uniform(*w_v))
+        return {"w_i": float(weights[0]), "w_v": float(weights[1])}
+
+    def apply_params(self, item, params, rng=None):
         std = (item.local_std if item.local_std is not None
                else local_std(item.image, self.neighbourhood(item.voxel_spacing())))
-        w_i, w_v = self.limits()
-        if self.strategy == "single":
-            weights = single_weights(w_i, w_v, rng=rng)
-        else:
-            weights = (rng.uniform(*w_i), rng.uniform(*w_v))
-        return item.replace(image=diversify(item.image, std, *weights, rng), local_std=std)
+        return item.replace(image=diversify(item.image, std, params["w_i"], params["w_v"], rng), local_std=std)

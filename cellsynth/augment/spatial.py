@@ -63,12 +63,17 @@ class Flip(Transform):
     def __init__(self, axes: Sequence[int] = (0, 1, 2)):
         self.axes = check_axes(axes)
 
-    def apply(self, item, rng):
-        flipped = tuple(a for a in self.axes if rng.random() < 0.5)
-        if not flipped:
+    def make_params(self, item, rng):
+        return {"axes": [a for a in self.axes if rng.random() < 0.5]}
+
+    def apply_params(self, item, params, rng=None):
+        if not params["axes"]:
             return item
-        return item.replace(**{name: np.ascontiguousarray(np.flip(value, flipped))
+        return item.replace(**{name: np.ascontiguousarray(np.flip(value, tuple(params["axes"])))
                                for name, value in item.volumes().items()})
+
+    def inverse(self, item, params):
+        return self.apply_params(item, params)
 
 
 class Rotate90(Transform):
@@ -85,18 +90,23 @@ class Rotate90(Transform):
     ((8, 16, 16), True)
     """
 
-    def apply(self, item, rng):
+    def make_params(self, item, rng):
         planes = [(a, b) for a, b in ((1, 2), (0, 1), (0, 2))
                   if math.isclose(item.voxel_spacing()[a], item.voxel_spacing()[b], rel_tol=1e-3)]
         if not planes:
-            return item
+            return {"k": 0, "plane": [1, 2]}
         plane = planes[int(rng.integers(len(planes)))]
         square = item.image.shape[plane[0]] == item.image.shape[plane[1]]
-        k = int(rng.integers(4)) if square else 2 * int(rng.integers(2))
-        if k == 0:
+        return {"k": int(rng.integers(4)) if square else 2 * int(rng.integers(2)), "plane": list(plane)}
+
+    def apply_params(self, item, params, rng=None):
+        if params["k"] % 4 == 0:
             return item
-        return item.replace(**{name: np.ascontiguousarray(np.rot90(value, k, plane))
+        return item.replace(**{name: np.ascontiguousarray(np.rot90(value, params["k"], tuple(params["plane"])))
                                for name, value in item.volumes().items()})
+
+    def inverse(self, item, params):
+        return self.apply_params(item, {**params, "k": -params["k"]})
 
 
 def _plane_rotation(angle: float, a: int, b: int) -> np.ndarray:
@@ -137,9 +147,12 @@ class Rotate(_Geometric):
             raise InputError(f"rotation angles must lie in [0, 180] degrees; got {max_angle_deg}, {max_tilt_deg}")
         self.max_angle_deg, self.max_tilt_deg = float(max_angle_deg), float(max_tilt_deg)
 
-    def apply(self, item, rng):
-        angle, tilt_y, tilt_x = np.radians(rng.uniform(-1, 1, 3) * [self.max_angle_deg, self.max_tilt_deg,
-                                                                     self.max_tilt_deg])
+    def make_params(self, item, rng):
+        degrees = rng.uniform(-1, 1, 3) * [self.max_angle_deg, self.max_tilt_deg, self.max_tilt_deg]
+        return {"angle_deg": float(degrees[0]), "tilt_y_deg": float(degrees[1]), "tilt_x_deg": float(degrees[2])}
+
+    def apply_params(self, item, params, rng=None):
+        angle, tilt_y, tilt_x = np.radians([params["angle_deg"], params["tilt_y_deg"], params["tilt_x_deg"]])
         rotation = _plane_rotation(angle, 1, 2) @ _plane_rotation(tilt_y, 0, 2) @ _plane_rotation(tilt_x, 0, 1)
         scale = np.diag(item.voxel_spacing())
         matrix = np.linalg.inv(scale) @ rotation.T @ scale  # output voxel -> µm -> rotated back -> input voxel
@@ -150,9 +163,14 @@ class Rotate(_Geometric):
 class _Zoom(_Geometric):
     """Crop a random sub-box of size ``shape / factor`` and resize it back to ``shape``."""
 
-    def _zoom(self, item: Sample, factors: np.ndarray, rng: np.random.Generator) -> Sample:
+    def _crop_params(self, item: Sample, factors: np.ndarray, rng: np.random.Generator) -> dict:
+        """Where the crop of ``shape / factors`` starts (voxels), drawn for ``item``."""
         shape = np.asarray(item.image.shape, float)
         starts = rng.uniform(0, 1, 3) * (shape - shape / factors)
+        return {"factors": [float(f) for f in factors], "starts": [float(s) for s in starts]}
+
+    def apply_params(self, item, params, rng=None):
+        factors, starts = np.asarray(params["factors"]), np.asarray(params["starts"])
         offset = starts + 0.5 / factors - 0.5  # voxel centres of the crop map onto the output's
         return self._affine(item, 1 / factors, offset, mode="nearest")
 
@@ -175,10 +193,10 @@ class LateralStretch(_Zoom):
             raise InputError(f"max_factor must be >= 1; got {max_factor!r}")
         self.max_factor = float(max_factor)
 
-    def apply(self, item, rng):
+    def make_params(self, item, rng):
         factors = np.ones(3)
         factors[1 + int(rng.integers(2))] = rng.uniform(1, self.max_factor)
-        return self._zoom(item, factors, rng)
+        return self._crop_params(item, factors, rng)
 
 
 class CropResize(_Zoom):
@@ -202,10 +220,10 @@ class CropResize(_Zoom):
             raise InputError(f"crop scale must lie in (0, 1]; got {scale!r}")
         self.axes = check_axes(axes)
 
-    def apply(self, item, rng):
+    def make_params(self, item, rng):
         factors = np.ones(3)
         factors[list(self.axes)] = 1 / rng.uniform(*self.scale)
-        return self._zoom(item, factors, rng)
+        return self._crop_params(item, factors, rng)
 
 
 class Elastic(_Geometric):
@@ -255,9 +273,9 @@ class Elastic(_Geometric):
             field[axis] = fine * np.float32(self.alpha_um / spacing[axis] / rms) if rms > 0 else 0
         return field
 
-    def apply(self, item, rng):
+    def apply_params(self, item, params, rng=None):
         coordinates = np.indices(item.image.shape, np.float32)
-        coordinates += self.displacement(item.image.shape, item.voxel_spacing(), rng)
+        coordinates += self.displacement(item.image.shape, item.voxel_spacing(), np.random.default_rng(rng))
         return self._resample(item, lambda a, order, cval: ndi.map_coordinates(
             a, coordinates, order=order, mode="nearest", prefilter=order > 1))
 
@@ -294,10 +312,11 @@ class CopyPaste(Transform):
     def __repr__(self) -> str:
         return f"CopyPaste(pool=<{len(self.pool)} sources>, p={self.p})"
 
-    def apply(self, item, rng):
+    def make_params(self, item, rng):
         if item.labels is None:
             raise InputError("copy-paste needs the target's labels")
-        source = self.pool[int(rng.integers(len(self.pool)))]
+        index = int(rng.integers(len(self.pool)))
+        source = self.pool[index]
         if not np.allclose(source.spacing, item.spacing, rtol=1e-3):
             raise InputError(f"copy-paste source spacing {source.spacing} µm differs from the target's "
                              f"{item.spacing} µm")
@@ -306,13 +325,20 @@ class CopyPaste(Transform):
                              f"{item.image.shape}")
         starts = [int(rng.integers(s - t + 1)) for s, t in zip(source.image.shape, item.image.shape, strict=True)]
         window = tuple(slice(a, a + n) for a, n in zip(starts, item.image.shape, strict=True))
+        taken = [offset + 1 for offset, box in enumerate(ndi.find_objects(source.labels[window]))
+                 if box is not None and rng.random() < self.p]
+        return {"source": index, "starts": starts, "taken": taken}
+
+    def apply_params(self, item, params, rng=None):
+        source = self.pool[params["source"]]
+        window = tuple(slice(a, a + n) for a, n in zip(params["starts"], item.image.shape, strict=True))
         source_labels, source_image = source.labels[window], source.image[window]
         labels, image = item.labels.astype(np.uint32), item.image.copy()
         next_id = int(labels.max()) + 1
-        for offset, box in enumerate(ndi.find_objects(source_labels)):
-            if box is None or rng.random() >= self.p:
-                continue
-            mask = source_labels[box] == offset + 1
+        boxes = ndi.find_objects(source_labels)
+        for instance in params["taken"]:
+            box = boxes[instance - 1]
+            mask = source_labels[box] == instance
             if labels[box][mask].any():
                 continue
             labels[box][mask] = next_id

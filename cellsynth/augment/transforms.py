@@ -61,22 +61,91 @@ class Transform:
     """Base class: ``transform(item, rng)`` returns a new :class:`~cellsynth.sample.Sample`.
 
     ``item`` may also be a bare image array (see :func:`as_item`); ``rng`` a Generator, an int seed
-    or None.
+    or None. As TorchIO does, a transform draws its parameters for the item (:meth:`make_params`:
+    angles, factors, which axes) and then applies them (:meth:`apply_params`), so the same parameters
+    can be applied again, or undone where the transform is invertible (:meth:`inverse`); what was drawn
+    is appended to the result's ``params["augmentations"]`` as ``{"transform": name, **params}``.
+    Bulk randomness (a noise field, an elastic displacement) is drawn inside :meth:`apply_params` from
+    the same ``rng``; a subclass may also override :meth:`apply` alone.
 
     Examples
     --------
     >>> class Invert(Transform):
-    ...     def apply(self, item, rng):
+    ...     def apply_params(self, item, params, rng=None):
     ...         return item.replace(image=1 - item.image)
-    >>> float(Invert()(np.zeros((2, 4, 4)), rng=0).image.max())
-    1.0
+    >>> out = Invert()(np.zeros((2, 4, 4)), rng=0)
+    >>> float(out.image.max()), out.params["augmentations"]
+    (1.0, [{'transform': 'Invert'}])
     """
 
     def __call__(self, item: Sample | np.ndarray, rng: np.random.Generator | int | None = None) -> Sample:
         return self.apply(as_item(item), np.random.default_rng(rng))
 
     def apply(self, item: Sample, rng: np.random.Generator) -> Sample:
+        """Draw the parameters for ``item``, apply them and record them (see the class doc).
+
+        Parameters
+        ----------
+        item : Sample
+            With a float32 image (:func:`as_item`).
+        rng : numpy.random.Generator
+            Source of randomness.
+
+        Returns
+        -------
+        Sample
+        """
+        params = self.make_params(item, rng)
+        out = self.apply_params(item, params, rng)
+        return out.replace(params={**out.params, "augmentations": [*out.params.get("augmentations", ()),
+                                                                   {"transform": type(self).__name__, **params}]})
+
+    def make_params(self, item: Sample, rng: np.random.Generator) -> dict:
+        """The parameters drawn for ``item``: plain numbers and lists (they go into the sample's params).
+
+        Parameters
+        ----------
+        item : Sample
+        rng : numpy.random.Generator
+
+        Returns
+        -------
+        dict
+            Empty for a transform that draws nothing.
+        """
+        return {}
+
+    def apply_params(self, item: Sample, params: dict, rng: np.random.Generator | None = None) -> Sample:
+        """``item`` transformed with the drawn ``params`` (deterministic, but for bulk noise from ``rng``).
+
+        Parameters
+        ----------
+        item : Sample
+        params : dict
+            From :meth:`make_params`.
+        rng : numpy.random.Generator, optional
+            For the bulk randomness of noise transforms.
+
+        Returns
+        -------
+        Sample
+        """
         raise NotImplementedError
+
+    def inverse(self, item: Sample, params: dict) -> Sample:
+        """Undo :meth:`apply_params` with the same ``params`` (spatial transforms that can be undone exactly).
+
+        Parameters
+        ----------
+        item : Sample
+        params : dict
+            What was drawn (a record of ``params["augmentations"]``).
+
+        Returns
+        -------
+        Sample
+        """
+        raise InputError(f"{type(self).__name__} cannot be undone exactly")
 
     def set_epoch(self, epoch: int) -> None:
         """Called once per training epoch (a curriculum uses it); no-op by default."""
