@@ -227,15 +227,12 @@ class Dataset:
     --------
     >>> import tempfile
     >>> from cellsynth.dataset import build_dataset
-    >>> labels = np.zeros((4, 16, 16), np.uint16); labels[1:3, 4:12, 4:12] = 1
-    >>> def make(index, rng):
-    ...     return Sample(labels, rng.random(labels.shape).astype(np.float32), (1.0, 0.5, 0.5))
-    >>> root = Path(tempfile.mkdtemp()) / "toy"
-    >>> _ = build_dataset(root, ["a", "b"], make, config={}, seed=0, output=OutputConfig(), progress=False)
+    >>> one = Sample(np.ones((2, 8, 8), np.uint16), np.zeros((2, 8, 8), np.float32), (1.0, 0.5, 0.5))
+    >>> root = Path(tempfile.mkdtemp()) / "one"
+    >>> _ = build_dataset(root, ["a"], lambda i, rng: one, config={}, seed=None, output=OutputConfig(), progress=False)
     >>> dataset = Dataset.open(root)
-    >>> sample = dataset.read_sample(0)
-    >>> sample.image.shape, int(sample.labels.max()), sample.spacing, dataset.pending()
-    ((4, 16, 16), 1, (1.0, 0.5, 0.5), [])
+    >>> dataset.read_sample(0).spacing, dataset.name(0), dataset.pending()
+    ((1.0, 0.5, 0.5), 'a', [])
     """
 
     def __init__(self, root: Path, manifest: dict):

@@ -232,13 +232,7 @@ def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, 
     nearest = float(np.percentile(nn, 10)) if len(nn) else 2.2 * nuclei_radius
     min_distance = max(nearest, nuclei_radius)  # closer centroids are split nuclei: the simulator refuses them
     n_objects = len(table["ids"])
-    found = Measurements()
-    found.set("dataset.n_samples", n_samples)
-    found.set("dataset.seed", seed)
-    found.set("dataset.name_prefix", "calibrated")
-    found.set("volume.shape", list(image.shape), "the calibration image's own shape (voxels)")
-    found.set("volume.spacing_um", list(spacing))
-    found.set("masks.kind", "nuclei")
+    found = Measurements.of_volume("nuclei", image.shape, spacing, n_samples, seed)
     found.set("masks.organism.kind", "none")
     found.set("masks.placement.method", "poisson")
     found.set("masks.placement.n_cells", max(1, n_cells), f"objects per volume in {source} ({n_objects} in "
@@ -262,7 +256,6 @@ def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, 
               f"minor/major axis ratio of the inertia ellipsoids in µm ({ratio:.3f})")
     found.set("masks.nuclei.flattening_axis", "z" if along_z > 0.8 else "random",
               f"mean |cos| between the minor axis and z: {along_z:.2f} (> 0.8: z)")
-    found.set("renderer.name", "optics")
     specimen = "optics.specimen."
     found.set(specimen + "brightness_sigma", round(log_spread(bright) if bright.size >= 3 else 0.0, 4),
               "robust std (1.4826 × MAD) of the log of each object's interior mean above the background")
@@ -307,15 +300,10 @@ def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, 
               f"along y, x far from objects: {correlation['rho'][0]:.2f}, {correlation['rho'][1]:.2f}")
     found.set(detector + "photons", round(photons, 3), f"median object signal above the floor "
               f"({median_above:.1f}) / gain, less the haze inside objects")
-    found.set(detector + "read_noise", round(camera["read_noise"], 4), "from the photon-transfer intercept at the "
-              "offset (electrons)")
-    found.set(detector + "gain", round(gain, 4), f"photon transfer slope over {len(camera['points'])} intensity "
-              f"bins (fitted with a squared term for fine texture: {camera['fine_texture']:.3f} of the signal)")
-    found.set(detector + "offset", round(camera["offset"], 3),
-              camera.get("offset_how", "dark level: 0.5th percentile of the 1 µm-smoothed image"))
-    for key, value in storage.camera_config().items():
-        found.set(detector + key, value, storage.describe())
-    found.note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
+    found.set_camera(camera, storage, read_noise=camera["read_noise"], offset=camera["offset"],
+                     offset_how=camera.get("offset_how", "dark level: 0.5th percentile of the 1 µm-smoothed image"),
+                     gain_how=f" (fitted with a squared term for fine texture: {camera['fine_texture']:.3f} of the "
+                              "signal)")
     phase("closed loop")
     validated = closed_loop(found.preset(), image.astype(np.float64), label, spacing, found.found)
     return Calibration(validated, found.found, labels, stored)

@@ -290,13 +290,7 @@ def _calibrate_membranes(images, spacing: Sequence[float], labels, n_samples: in
     min_distance = float(np.percentile(nn, 10))
     n_cells = round(sum(np.count_nonzero(np.bincount(lab.ravel())[1:]) for lab in labels) / len(labels))
     spread = size_spread(label, spacing)
-    found = Measurements()
-    found.set("dataset.n_samples", n_samples)
-    found.set("dataset.seed", seed)
-    found.set("dataset.name_prefix", "calibrated")
-    found.set("volume.shape", list(image.shape), "the calibration image's own shape (voxels)")
-    found.set("volume.spacing_um", list(spacing))
-    found.set("masks.kind", "membranes")
+    found = Measurements.of_volume("membranes", image.shape, spacing, n_samples, seed)
     if "semi_axes_um" in organism:
         found.set("masks.organism.semi_axes_um", organism["semi_axes_um"])
     found.set("masks.organism.kind", organism["kind"], f"the cells cover {100 * coverage:.0f} % of the volume"
@@ -310,7 +304,6 @@ def _calibrate_membranes(images, spacing: Sequence[float], labels, n_samples: in
               "than it)")
     found.set("masks.membranes.include_surface", surface, "a membrane along the specimen's surface fits better"
               if surface else "no membrane along the specimen's surface (or no surface in view)")
-    found.set("renderer.name", "optics")
     specimen, microscope, detector = "optics.specimen.", "optics.microscope.", "optics.camera."
     found.set(specimen + "brightness_sigma", round(brightness_sigma, 4), "robust std of the log of each cell's "
               "membrane brightness (least squares of its voxels against the fitted, blurred membranes)")
@@ -332,13 +325,7 @@ def _calibrate_membranes(images, spacing: Sequence[float], labels, n_samples: in
               f"along y, x far from membranes: {correlation['rho'][0]:.2f}, {correlation['rho'][1]:.2f}")
     found.set(detector + "photons", round(photons, 3), f"membrane signal above the offset ({membrane_signal:.1f}) "
               "/ gain")
-    found.set(detector + "read_noise", round(read_noise, 4), "from the photon-transfer intercept at the offset "
-              "(electrons)")
-    found.set(detector + "gain", round(gain, 4), f"photon transfer slope over {len(camera['points'])} intensity bins")
-    found.set(detector + "offset", round(offset, 3), offset_how)
-    for key, value in storage.camera_config().items():
-        found.set(detector + key, value, storage.describe())
-    found.note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
+    found.set_camera(camera, storage, read_noise=read_noise, offset=offset, offset_how=offset_how)
     high = weights_for(spread, found.preset())
     found.set("masks.membranes.weights", [1.0, high], "seed weights whose simulated cells show the measured spread "
               f"of equivalent radii (coefficient of variation {spread:.3f})")

@@ -65,6 +65,63 @@ class Measurements:
         self.settings: dict[str, Any] = {}
         self.found: dict[str, Measurement] = {}
 
+    @classmethod
+    def of_volume(cls, kind: str, shape: Sequence[int], spacing: Spacing, n_samples: int, seed: int) -> Measurements:
+        """What every calibration sets first: the dataset, the volume like the calibration image's, the
+        kind of masks and the physics renderer.
+
+        Parameters
+        ----------
+        kind : {'nuclei', 'membranes'}
+        shape : 3 ints
+            The calibration image's shape (voxels).
+        spacing : 3 floats
+            Its voxel size in µm.
+        n_samples, seed : int
+            The dataset section.
+
+        Returns
+        -------
+        Measurements
+        """
+        found = cls()
+        for path, value in (("dataset.n_samples", n_samples), ("dataset.seed", seed),
+                            ("dataset.name_prefix", "calibrated")):
+            found.set(path, value)
+        found.set("volume.shape", list(shape), "the calibration image's own shape (voxels)")
+        found.set("volume.spacing_um", list(spacing))
+        found.set("masks.kind", kind)
+        found.set("renderer.name", "optics")
+        return found
+
+    def set_camera(self, camera: dict, storage, *, read_noise: float, offset: float, offset_how: str,
+                   gain_how: str = "") -> None:
+        """The camera section from photon transfer (:func:`~cellsynth.synthesis.measure.measure_camera`)
+        and the images' storage (:class:`~cellsynth.synthesis.measure.Storage`).
+
+        Parameters
+        ----------
+        camera : dict
+            ``gain`` and the binned ``points`` of the photon transfer.
+        storage : Storage
+            How the images store camera counts (the output type and units).
+        read_noise, offset : float
+            Electrons RMS and ADU, as finally chosen.
+        offset_how : str
+            How the offset was found.
+        gain_how : str
+            Said after the gain's sentence.
+        """
+        detector = "optics.camera."
+        self.set(detector + "read_noise", round(read_noise, 4), "from the photon-transfer intercept at the offset "
+                 "(electrons)")
+        self.set(detector + "gain", round(camera["gain"], 4), f"photon transfer slope over {len(camera['points'])} "
+                 f"intensity bins{gain_how}")
+        self.set(detector + "offset", round(offset, 3), offset_how)
+        for key, value in storage.camera_config().items():
+            self.set(detector + key, value, storage.describe())
+        self.note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
+
     def set(self, path: str, value, how: str | None = None):
         """``value`` for the config ``path``, measured ``how`` (None: a choice, not a measurement); returns it."""
         self.settings[path] = value
