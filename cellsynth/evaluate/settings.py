@@ -1,7 +1,6 @@
 """What the judges train with, stated once: :class:`SegmenterSettings` for the Syn2Real segmenter
 (the library's defaults and the CLI's options and help come from its fields) and the C2ST
-classifier's defaults. Torch-free, so the CLI
-can read it without loading torch.
+classifier's defaults. Torch-free, so the CLI can read it without loading torch.
 """
 
 from __future__ import annotations
