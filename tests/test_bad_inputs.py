@@ -405,7 +405,7 @@ CASES += [
     ("train-paired-without-files", lambda t: train_run(t, "data: {images: [a.tif], paired: true}\n"),
      "paired training needs masks = files"),
     ("generate-alpha-for-optics", lambda t: ["generate", "--out", str(t / "out"), "--alpha", "10,100"],
-     "alpha_um (quality levels) needs generator 'gan'"),
+     "alpha_um (quality levels) needs renderer 'gan'"),
     ("generate-alpha-not-numbers", lambda t: ["generate", "--out", str(t / "out"), "--alpha", "10,x"],
      "expected comma-separated numbers"),
     ("synthesize-incomplete-checkpoint", ddpm_checkpoint, "lacks architecture, spacing_um, patch, schedule, sketch: "
@@ -434,7 +434,7 @@ def ddpm_generate(tmp, *extra):
 
 CASES += [
     ("optics-given-a-t-start", lambda t: ["generate", "--out", str(t / "out"), "--t-start", "5000", "-q"],
-     "t_start set the ddpm generator's sampling; generator 'optics' takes none"),
+     "t_start set the ddpm renderer's sampling; renderer 'optics' takes none"),
     ("ddpm-t-start-too-large", lambda t: ddpm_generate(t, "--t-start", "1000"),
      "t_start must be in [0, 1000) for a 1000-step model; got 1000"),
     ("ddpm-zero-steps", lambda t: ddpm_generate(t, "--steps", "0"), "'renderer.steps': input should be greater"),
