@@ -40,10 +40,10 @@ def preset_dataset(root: Path, preset: str | Config, n_samples: int, seed: int =
 def calibrated_dataset(root: Path, left: Dataset, n_samples: int) -> Dataset:
     """``n_samples`` volumes of the physics renderer calibrated on the left half with its labels, in
     ``root/synthetic`` (a user who has labels calibrates with them)."""
-    from cellsynth.evaluate.volumes import read_volumes
+    from cellsynth.dataset.samples import as_samples
     from cellsynth.synthesis.calibrate import calibrate
 
-    train = read_volumes(left.root, labels=True)[0]
+    train = as_samples(left.root, labels=True)[0]
     config = calibrate(train.image, train.spacing, train.labels, n_samples=n_samples).config
     return preset_dataset(root, config, n_samples, name="synthetic")
 

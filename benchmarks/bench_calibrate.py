@@ -23,9 +23,9 @@ from pathlib import Path
 
 from _cells3d import IOU, cells3d_halves, figures, preset_dataset, train_and_judge
 
+from cellsynth.dataset.samples import as_samples
 from cellsynth.evaluate.baseline import baseline
 from cellsynth.evaluate.c2st import c2st
-from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.synthesis.calibrate import calibrate
 from cellsynth.synthesis.preset import write_calibration
 
@@ -37,8 +37,8 @@ def main(minutes: float = 15.0, n_samples: int = 8, c2st_only: bool = False, out
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         left, right = cells3d_halves(root)
-        real = read_volumes(right.root, labels=True)
-        train = read_volumes(left.root, labels=True)[0]
+        real = as_samples(right.root, labels=True)
+        train = as_samples(left.root, labels=True)[0]
         arms = {}
         for name, labels in (("calibrated_with_labels", train.labels), ("calibrated_without_labels", None)):
             start = time.perf_counter()
@@ -50,7 +50,7 @@ def main(minutes: float = 15.0, n_samples: int = 8, c2st_only: bool = False, out
             arms[name] = preset_dataset(root, calibration.config, n_samples, name=name)
         arms["nuclei_preset"] = preset_dataset(root, "nuclei", n_samples)
         for name, dataset in arms.items():
-            test = c2st(real, read_volumes(dataset.root))
+            test = c2st(real, as_samples(dataset.root))
             result[name] = {"c2st_accuracy": round(test.accuracy, 3), "c2st_ci95": [round(c, 3) for c in test.ci95],
                             "c2st_auc": round(test.auc, 3), "n_test": test.n_test}
             if out is not None:

@@ -31,9 +31,9 @@ from _cells3d import cells3d_halves, preset_dataset
 from scipy import ndimage as ndi
 
 from cellsynth.config import load_preset
+from cellsynth.dataset.samples import as_samples
 from cellsynth.evaluate.c2st import c2st, repeated_c2st
 from cellsynth.evaluate.settings import C2ST_STEPS
-from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.sample import Sample
 from cellsynth.synthesis.optics import psf_sigma_um
 from cellsynth.synthesis.pipeline import load_renderer
@@ -41,7 +41,7 @@ from cellsynth.synthesis.pipeline import load_renderer
 
 def arms(root: Path) -> tuple[Sample, dict[str, list[Sample]]]:
     _, right = cells3d_halves(root)
-    real = read_volumes(right.root, labels=True)[0]
+    real = as_samples(right.root, labels=True)[0]
     config = load_preset("nuclei")
     rendered = load_renderer(config).render(Sample(real.labels, spacing=real.spacing), np.random.default_rng(0)).image
     scope = config.optics.microscope
@@ -51,7 +51,7 @@ def arms(root: Path) -> tuple[Sample, dict[str, list[Sample]]]:
                                                                                                  strict=True)])
     blurred += 0.1 * np.random.default_rng(1).standard_normal(blurred.shape).astype(np.float32)
     redraw = np.random.default_rng(2).poisson(real.image.astype(np.float64)).astype(np.float32)
-    preset = read_volumes(preset_dataset(root, "nuclei", 2).root)
+    preset = as_samples(preset_dataset(root, "nuclei", 2).root)
     return real, {"renderer_real_labels": [Sample(image=rendered, spacing=real.spacing)], "nuclei_preset": preset,
                   "blurred_mask_noise": [Sample(image=blurred, spacing=real.spacing)],
                   "floor_poisson_redraw": [Sample(image=redraw, spacing=real.spacing)]}

@@ -38,8 +38,8 @@ from scipy import ndimage as ndi
 
 from cellsynth.checkpoints import read_checkpoint_info
 from cellsynth.config import with_overrides
+from cellsynth.dataset.samples import as_samples
 from cellsynth.evaluate.c2st import c2st
-from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.io import write_volume
 from cellsynth.sample import Sample
 from cellsynth.synthesis.calibrate import calibrate_files
@@ -101,9 +101,9 @@ def main(minutes: float, seeds: int, t_starts: list[int], syn2real_minutes: floa
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         left, right = cells3d_halves(root)
-        real = read_volumes(right.root, labels=True)[0]
+        real = as_samples(right.root, labels=True)[0]
         left_image = root / "left.tif"
-        left_volume = read_volumes(left.root)[0]
+        left_volume = as_samples(left.root)[0]
         write_volume(left_image, left_volume.image, left_volume.spacing)
         calibration = calibrate_files([left_image])  # without labels: the classical segmentation
         if checkpoint is None:

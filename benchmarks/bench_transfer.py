@@ -29,9 +29,10 @@ import numpy as np
 from _cells3d import calibrated_dataset, cells3d_halves
 
 from cellsynth.augment import GaussianBlur, PoissonNoise, normalize_percentiles
+from cellsynth.dataset.samples import as_samples
 from cellsynth.evaluate.segmentation import matching, pooled_scores, score_at
 from cellsynth.evaluate.segmenter import train_segmenter
-from cellsynth.evaluate.volumes import read_volumes, resample
+from cellsynth.evaluate.volumes import resample
 from cellsynth.sample import Sample
 
 STRATEGIES = ("none", "default", "stacked", "random-choice", "flip", "intensity", "blur", "diversify")
@@ -64,8 +65,8 @@ def main(steps: int = 400, repeats: int = 1, n_samples: int = 8, strategies: lis
         root = Path(scratch)
         left, right = cells3d_halves(root)
         synthetic = calibrated_dataset(root, left, n_samples)
-        volumes = read_volumes(synthetic.root, labels=True)
-        tests = {"right": read_volumes(right.root, labels=True)}
+        volumes = as_samples(synthetic.root, labels=True)
+        tests = {"right": as_samples(right.root, labels=True)}
         tests["shifted"] = [shifted(v) for v in tests["right"]]
         for strategy in strategies:
             start, runs = time.perf_counter(), []

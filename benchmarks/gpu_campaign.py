@@ -37,10 +37,10 @@ from cellsynth.checks import check_output
 from cellsynth.config import PatchingConfig, TrainConfig, load_preset, with_overrides
 from cellsynth.dataset import sample_rng
 from cellsynth.dataset.previews import write_preview
+from cellsynth.dataset.samples import as_samples
 from cellsynth.evaluate.c2st import c2st
 from cellsynth.evaluate.metrics import paired_metrics
 from cellsynth.evaluate.settings import C2ST_PATCH_UM
-from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.io import write_volume
 from cellsynth.masks.simulate import simulate_masks
 from cellsynth.sample import Sample
@@ -139,9 +139,9 @@ def main(argv=None) -> dict:
                     "date": time.strftime("%Y-%m-%d"), "train_minutes_each": minutes}
     with tempfile.TemporaryDirectory() as scratch:
         left, right = cells3d_halves(Path(scratch))
-        train_image = read_volumes(left.root)[0]
+        train_image = as_samples(left.root)[0]
         write_volume(args.out / "cells3d_left.tif", train_image.image, train_image.spacing)
-        whole_right = read_volumes(right.root, labels=True)[0]
+        whole_right = as_samples(right.root, labels=True)[0]
     judged = sizes["judged"]
     real = Sample(whole_right.labels[judged], whole_right.image[judged], whole_right.spacing, name="cells3d right half")
     result["judged_on"] = list(real.image.shape)

@@ -55,7 +55,7 @@ def test_the_top_level_holds_what_a_notebook_needs_and_imports_no_torch():
 
     assert len(cellsynth.__all__) <= 20
     assert {"load_preset", "generate_dataset", "load_renderer", "train_gan", "train_ddpm", "export_dataset",
-            "read_volume", "write_volume", "cells3d_nuclei"} <= set(cellsynth.__all__)
+            "as_samples", "read_sample", "write_sample", "cells3d_nuclei"} <= set(cellsynth.__all__)
     code = ("import sys, cellsynth, cellsynth.masks, cellsynth.synthesis, cellsynth.evaluate, cellsynth.augment; "
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

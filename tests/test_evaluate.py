@@ -379,18 +379,18 @@ def test_repeated_c2st_keeps_every_run_swaps_the_parts_and_refuses_bad_repeats()
 
 def test_a_plain_folder_of_images_is_read_as_its_files(tmp_path):
     """Issue 26 #3: users keep their images in folders; every image input takes one."""
-    from cellsynth.evaluate.volumes import read_volumes
+    from cellsynth.dataset.samples import as_samples
     from cellsynth.io import write_volume
 
     rng = np.random.default_rng(0)
     for name in ("b.tif", "a.tif"):
         write_volume(tmp_path / name, rng.random((4, 16, 20), dtype=np.float32), SPACING)
     (tmp_path / "notes.txt").write_text("not an image")
-    volumes = read_volumes(tmp_path, what="--real")
+    volumes = as_samples(tmp_path, what="--real")
     assert [v.name for v in volumes] == ["a.tif", "b.tif"] and all(v.spacing == SPACING for v in volumes)
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no .tif"):
-        read_volumes(tmp_path / "empty", what="--real")
+        as_samples(tmp_path / "empty", what="--real")
 
 
 def test_evaluate_realism_names_a_constant_image_file(tmp_path, capsys):

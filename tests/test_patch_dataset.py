@@ -86,8 +86,8 @@ def test_bad_pipeline_inputs(make_dataset, tmp_path):
                                config={}, seed=0, output=OutputConfig(), progress=False)
     with pytest.raises(DatasetError, match="holds masks only"):
         PatchDataset(masks_only.root, (4, 8, 8))
-    with pytest.raises(InputError, match="image shape"):
-        PatchDataset([(np.zeros((4, 8, 8)), np.zeros((4, 8, 9), np.uint16), SPACING)], (4, 8, 8))
+    with pytest.raises(InputError, match="needs its instance labels"):
+        PatchDataset([Sample(image=np.zeros((4, 8, 8)), spacing=SPACING)], (4, 8, 8))
 
 
 def test_volume_weights_set_the_share_of_patches_drawn_from_each():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,9 +21,9 @@ def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 
 
     Parameters
     ----------
-    source : path-like or sequence
-        A cellsynth dataset folder (its done samples, checksums verified), or a sequence of
-        :class:`~cellsynth.sample.Sample` or ``(image, labels, spacing)`` tuples.
+    source : path-like, Sample or sequence
+        Anything :func:`~cellsynth.dataset.samples.as_samples` reads with labels: a cellsynth dataset
+        folder (its finished samples, checksums verified), OME-Zarr stores with label images, Samples.
     percentiles : (low, high) or None
         Per-volume percentile normalisation to [0, 1] (:func:`normalize_percentiles`); None
         keeps the intensities as they are.
@@ -38,22 +37,13 @@ def load_labelled_images(source, *, percentiles: Sequence[float] | None = (0.1, 
     --------
     >>> labels = np.zeros((4, 8, 8), np.uint16); labels[1:3, 2:6, 2:6] = 1
     >>> image = np.where(labels > 0, 500.0, 100.0)
-    >>> items = load_labelled_images([(image, labels, (1.0, 0.5, 0.5))], percentiles=(0, 100))
+    >>> items = load_labelled_images([Sample(labels, image, (1.0, 0.5, 0.5))], percentiles=(0, 100))
     >>> float(items[0].image.min()), float(items[0].image.max()), items[0].spacing
     (0.0, 1.0, (1.0, 0.5, 0.5))
     """
-    if isinstance(source, (str, os.PathLike)):
-        from cellsynth.dataset import Dataset
+    from cellsynth.dataset.samples import as_samples  # reads dataset folders: imported when used
 
-        dataset = Dataset.open(source)
-        samples = [dataset.read_sample(i, verify=False) for i in dataset.finished("train on", images=True)]
-        items = [as_item(Sample(s.labels, s.image, s.spacing)) for s in samples]
-    else:
-        items = [as_item(s if isinstance(s, Sample) else Sample(s[1], s[0], *s[2:])) for s in source]
-        if not items:
-            raise InputError("no labelled images given")
-    if any(item.labels is None for item in items):
-        raise InputError("every training volume needs its labels")
+    items = [as_item(sample) for sample in as_samples(source, labels=True, need_spacing=False, what="training")]
     if percentiles is None:
         return items
     return [item.replace(image=normalize_percentiles(item.image, *percentiles)) for item in items]

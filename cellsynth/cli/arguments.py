@@ -15,7 +15,8 @@ from pathlib import Path
 from cellsynth.cli import EXIT_BAD_INPUT
 from cellsynth.cli import commands as handlers
 from cellsynth.dataset.exports import EXPORT_FORMATS, LAYOUTS
-from cellsynth.evaluate.settings import SegmenterSettings
+from cellsynth.evaluate.settings import C2ST_PATCH_UM, C2ST_STEPS, SegmenterSettings
+from cellsynth.masks.segment import MIN_SEED_DISTANCE_UM, MIN_VOLUME_UM3, SMOOTHING_UM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,7 +72,13 @@ def _setting(text: str) -> tuple[str, object]:
 
 
 def opt(flags: str, help: str, **settings) -> tuple[list[str], dict]:
-    """One option: its flags (space-separated), its help, and ``add_argument``'s other settings."""
+    """One option: its flags (space-separated), its help, and ``add_argument``'s other settings; a default
+    that is a value (taken from the library, not restated) is shown at the end of the help."""
+    default = settings.get("default")
+    if default not in (None, False, argparse.SUPPRESS) and "(default" not in help:
+        shown = " ".join(f"{v:g}" for v in default) if isinstance(default, (list, tuple)) else (
+            f"{default:g}" if isinstance(default, float) else default)
+        help = f"{help} (default {shown})"
     return flags.split(), {"help": help, **settings}
 
 
@@ -142,9 +149,8 @@ def settings_options(settings: type) -> list:
 
 def judge_options(steps: int, patch_um: tuple, patch: str, spacing: str) -> list:
     """The budget, patch, spacing, seed and device of the commands that train a judge (syn2real, realism)."""
-    return [opt("--steps", f"training steps (default {steps})", type=int, default=steps), "minutes",
-            opt("--patch-um", f"{patch} in µm (default {' '.join(f'{p:g}' for p in patch_um)})", **ZYX,
-                default=list(patch_um)),
+    return [opt("--steps", "training steps", type=int, default=steps), "minutes",
+            opt("--patch-um", f"{patch} in µm", **ZYX, default=list(patch_um)),
             opt("--spacing", spacing, **ZYX), "seed", "device"]
 
 
@@ -279,10 +285,10 @@ COMMANDS = [
      "the untrained classical segmentation to beat (Otsu + distance watershed)",
      [opt("--test", "labelled dataset folder to segment and score", required=True, type=_path),
       opt("--out", "new folder for report.json and predictions", required=True, type=_path),
-      opt("--smoothing-um", "Gaussian σ in µm (default 1)", type=float, default=1.0),
-      opt("--min-seed-distance-um", "seeds are distance maxima within this half-width in µm (default 5)",
-          type=float, default=5.0),
-      opt("--min-volume-um3", "smaller objects are dropped (default 50)", type=float, default=50.0)],
+      opt("--smoothing-um", "Gaussian σ in µm", type=float, default=SMOOTHING_UM),
+      opt("--min-seed-distance-um", "seeds are distance maxima within this half-width in µm", type=float,
+          default=MIN_SEED_DISTANCE_UM),
+      opt("--min-volume-um3", "smaller objects are dropped", type=float, default=MIN_VOLUME_UM3)],
      "Gaussian smoothing, Otsu's threshold, holes filled, seeds at the maxima of the distance map, watershed; "
      "every parameter in µm. Writes the same report.json as syn2real."),
     ("evaluate realism", handlers.evaluate_realism,
@@ -292,7 +298,7 @@ COMMANDS = [
       opt("--synthetic", "synthetic image file(s), a folder of them or a dataset folder", required=True,
           type=_path, nargs="+"),
       opt("--out", "new folder for realism.json and the PNGs", required=True, type=_path),
-      *judge_options(400, (5.0, 8.0, 8.0), "classifier patch", "voxel size in µm of files without one"),
+      *judge_options(C2ST_STEPS, C2ST_PATCH_UM, "classifier patch", "voxel size in µm of files without one"),
       opt("--repeats", "K classifier seeds, each in both orders of the train/test parts: mean ± sd of 2K runs "
                        "(default 1: one run)", type=int, default=1)],
      "Trains a small 3D CNN on spatially disjoint halves; held-out accuracy 0.5 = cannot tell, 1.0 = trivially "

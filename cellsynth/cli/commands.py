@@ -20,6 +20,11 @@ def _report(dataset) -> None:
     print(f"{dataset.root}: {counts['done']} of {len(dataset)} samples done")
 
 
+def _one_or_all(paths: list) -> object:
+    """One path as itself, several as the list (reports name a single input as it was given)."""
+    return paths[0] if len(paths) == 1 else paths
+
+
 def _optional_config(name: str | None):
     from cellsynth.config import Config, resolve_config
 
@@ -44,13 +49,6 @@ def _renderer_overrides(args: argparse.Namespace, model: str | None = None) -> d
             "renderer.alpha_um": args.alpha, "patching.batch_size": args.tile_batch,
             **{f"renderer.{key}": getattr(args, key) for key in ("sampler", "steps", "t_start", "strength", "snr",
                                                                    "units")}}
-
-
-def _print_matching(report: dict) -> None:
-    print("IoU  precision  recall  F1     AP     objects")
-    for row in report["pooled"]:
-        print(f"{row['threshold']:.1f}  {row['precision']:.3f}      {row['recall']:.3f}   {row['f1']:.3f}  "
-              f"{row['average_precision']:.3f}  {row['correct']}")
 
 
 # ----------------------------------------------------------------------------- config and dataset
@@ -278,51 +276,28 @@ def settings_given(args: argparse.Namespace, settings: type) -> dict:
 
 def evaluate_syn2real(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.settings import SegmenterSettings
-    from cellsynth.evaluate.syn2real import syn2real
+    from cellsynth.evaluate.syn2real import syn2real, syn2real_summary
 
-    train = args.train[0] if len(args.train) == 1 else args.train
-    report = syn2real(train, args.test, args.out, SegmenterSettings(**settings_given(args, SegmenterSettings)),
-                      repeats=args.repeats, swap=args.swap, progress=not args.quiet)
-    training, settings = report["training"], report["settings"]
-    print(f"trained {training['steps']} steps in {training['seconds']:.0f} s on {settings['device']} "
-          f"({settings['precision']}, {settings['patch_voxels']} voxels at {settings['working_spacing_um']} µm); "
-          f"loss {report['loss_first']:.4f} -> {report['loss_last']:.4f}; weights of step {training['selected_step']} "
-          f"(validation AP@0.5 {training['validation_ap50']:.3f}), thresholds {settings['thresholds']}")
-    _print_matching(report)
-    if "repeats" in report:
-        figures = report["repeats"]
-        for key, name in (("ap50", "AP@0.5"), ("ap75", "AP@0.75")):
-            low, high = figures[f"{key}_ci95"]
-            print(f"over {figures['n_runs']} runs: {name} {figures[f'{key}_mean']:.3f} ± "
-                  f"{figures[f'{key}_sd']:.3f} (bootstrap 95 % CI over test objects {low:.3f}-{high:.3f}); runs "
-                  + ", ".join(f"{run[key]:.3f}" for run in figures["runs"]))
+    settings = SegmenterSettings(**settings_given(args, SegmenterSettings))
+    print(syn2real_summary(syn2real(_one_or_all(args.train), args.test, args.out, settings, repeats=args.repeats,
+                                    swap=args.swap, progress=not args.quiet)))
     print(f"report: {Path(args.out) / 'report.json'}")
 
 
 def evaluate_baseline(args: argparse.Namespace) -> int | None:
     from cellsynth.evaluate.baseline import baseline
+    from cellsynth.evaluate.segmentation import matching_summary
 
-    _print_matching(baseline(args.test, args.out, smoothing_um=args.smoothing_um,
-                             min_seed_distance_um=args.min_seed_distance_um, min_volume_um3=args.min_volume_um3))
+    print(matching_summary(baseline(args.test, args.out, smoothing_um=args.smoothing_um,
+                             min_seed_distance_um=args.min_seed_distance_um, min_volume_um3=args.min_volume_um3)))
     print(f"report: {Path(args.out) / 'report.json'}")
 
 
 def evaluate_realism(args: argparse.Namespace) -> int | None:
-    from cellsynth.evaluate.realism import evaluate_realism
+    from cellsynth.evaluate.realism import evaluate_realism, realism_summary
 
-    def one_or_all(paths: list) -> object:
-        return paths[0] if len(paths) == 1 else paths
-
-    report = evaluate_realism(one_or_all(args.real), one_or_all(args.synthetic), args.out, spacing=args.spacing,
-                              patch_um=args.patch_um,
-                              steps=args.steps, minutes=args.minutes, seed=args.seed, device=args.device,
-                              repeats=args.repeats, progress=not args.quiet)
-    low, high = report["c2st_ci95"]
-    print(f"C2ST accuracy {report['c2st_accuracy']:.3f} (95 % CI {low:.3f}-{high:.3f}), AUC {report['c2st_auc']:.3f}, "
-          f"{report['n_test']} test patches (0.5 = cannot be told apart, 1.0 = trivially told apart)")
-    if args.repeats > 1:
-        low, high = report["c2st_pooled_ci95"]
-        print(f"over {len(report['c2st_runs'])} runs ({args.repeats} seeds x both orders of the parts): "
-              f"{report['c2st_mean']:.3f} ± {report['c2st_sd']:.3f} (pooled 95 % CI {low:.3f}-{high:.3f}); runs "
-              + ", ".join(f"{run['accuracy']:.3f}" for run in report["c2st_runs"]))
+    report = evaluate_realism(_one_or_all(args.real), _one_or_all(args.synthetic), args.out, spacing=args.spacing,
+                              patch_um=args.patch_um, steps=args.steps, minutes=args.minutes, seed=args.seed,
+                              device=args.device, repeats=args.repeats, progress=not args.quiet)
+    print(realism_summary(report))
     print(f"realism.json and plots: {args.out}")

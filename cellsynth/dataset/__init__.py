@@ -1,6 +1,8 @@
 """Dataset folders: the folder with its manifest and checksums (:mod:`.manifest`), building and
 resuming one (:mod:`.build`), importing annotated files (:mod:`.importing`), the
-field's training layouts (:mod:`.exports`) and the preview PNGs (:mod:`.previews`).
+field's training layouts (:mod:`.exports`), the preview PNGs (:mod:`.previews`), spatially
+disjoint parts (:mod:`.split`), and the one door from files, folders and arrays to Samples
+(:mod:`.samples`: :func:`as_samples`, :func:`read_sample`, :func:`write_sample`).
 
 Examples
 --------
@@ -17,5 +19,6 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "importing": ["import_dataset", "paired_files"],
     "manifest": ["EXTRA_KINDS", "FOLDERS", "MANIFEST_FORMAT", "MANIFEST_NAME", "Dataset"],
     "previews": ["write_preview"],
+    "samples": ["as_samples", "read_sample", "write_sample"],
     "split": ["split_dataset", "split_volume"],
 })

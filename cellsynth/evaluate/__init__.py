@@ -16,10 +16,9 @@ __getattr__, __dir__, __all__ = lazy_loader.attach(__name__, submod_attrs={
     "images": ["evaluate_image_files", "evaluate_images"],
     "metrics": ["normalize", "nrmse", "paired_metrics", "psnr", "ssim", "zncc"],
     "realism": ["compare", "evaluate_realism", "image_statistics", "radial_spectrum"],
-    "segmentation": ["matching", "pooled_scores", "score_at"],
+    "segmentation": ["matching", "matching_summary", "pooled_scores", "score_at"],
     "seams": ["seam_score"],
     "segmenter": ["Segmenter", "train_segmenter"],
     "settings": ["SegmenterSettings"],
     "syn2real": ["syn2real"],
-    "volumes": ["read_volumes"],
 })

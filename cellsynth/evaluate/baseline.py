@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from cellsynth.checks import check_output_folder
-from cellsynth.errors import InputError
+from cellsynth.dataset.samples import as_samples
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores
-from cellsynth.evaluate.volumes import read_volumes
 from cellsynth.io import jsonable, write_json_atomic, write_volume
 from cellsynth.masks.segment import (
     MIN_SEED_DISTANCE_UM,
@@ -75,9 +74,7 @@ def baseline(test: str | os.PathLike | Sequence[Sample], out: str | os.PathLike 
     """
     check_segmentation_settings(smoothing_um, min_seed_distance_um, min_volume_um3)
     out = check_output_folder(out) if out is not None else None
-    volumes = read_volumes(test, labels=True, what="--test") if isinstance(test, (str, os.PathLike)) else list(test)
-    if not volumes or any(v.labels is None for v in volumes):
-        raise InputError("the test set needs at least one image, each with its labels")
+    volumes = as_samples(test, labels=True, what="--test")
     settings = {"method": "classical", "test": str(test) if isinstance(test, (str, os.PathLike)) else "arrays",
                 "smoothing_um": smoothing_um, "min_seed_distance_um": min_seed_distance_um,
                 "min_volume_um3": min_volume_um3}

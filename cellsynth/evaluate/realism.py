@@ -21,10 +21,11 @@ from scipy import ndimage as ndi
 from scipy import stats
 
 from cellsynth.checks import check_output_folder, check_spacing
+from cellsynth.dataset.samples import as_samples
 from cellsynth.errors import InputError
 from cellsynth.evaluate.metrics import normalize
 from cellsynth.evaluate.settings import C2ST_PATCH_UM, C2ST_STEPS
-from cellsynth.evaluate.volumes import read_volumes, resample
+from cellsynth.evaluate.volumes import resample
 from cellsynth.io import jsonable, write_json_atomic
 from cellsynth.masks.derived import specimen_mask
 from cellsynth.progress import Phases
@@ -315,8 +316,8 @@ def evaluate_realism(real: str | os.PathLike | Sequence[str | os.PathLike],
     out = check_output_folder(out)
     with Phases("realism", ["reading", "classifier", "repeats", "statistics", "plots"], progress) as phase:
         phase("reading")
-        reals = [check_varies(v, "--real") for v in read_volumes(real, spacing, what="--real")]
-        synthetics = [check_varies(v, "--synthetic") for v in read_volumes(synthetic, spacing, what="--synthetic")]
+        reals = [check_varies(v, "--real") for v in as_samples(real, spacing, what="--real")]
+        synthetics = [check_varies(v, "--synthetic") for v in as_samples(synthetic, spacing, what="--synthetic")]
         phase("classifier")
         return _realism_report(reals, synthetics, real, synthetic, out, phase, patch_um=patch_um, steps=steps,
                                minutes=minutes, seed=seed, device=device, repeats=repeats)
@@ -358,3 +359,30 @@ def _realism_report(reals: list[Sample], synthetics: list[Sample], real, synthet
     report["plots"] = ["c2st_patches.png", *(p.name for p in plots)]
     write_json_atomic(out / "realism.json", report)
     return report
+
+
+def realism_summary(report: dict) -> str:
+    """What an :func:`evaluate_realism` report says about the C2ST, as ``cellsynth evaluate realism`` prints it.
+
+    Parameters
+    ----------
+    report : dict
+        The report of :func:`evaluate_realism`.
+
+    Returns
+    -------
+    str
+        The accuracy with its exact interval, the AUC and the test patches; with repeats the mean ± sd of
+        every run and the pooled interval.
+    """
+    low, high = report["c2st_ci95"]
+    lines = [f"C2ST accuracy {report['c2st_accuracy']:.3f} (95 % CI {low:.3f}-{high:.3f}), AUC "
+             f"{report['c2st_auc']:.3f}, {report['n_test']} test patches (0.5 = cannot be told apart, 1.0 = trivially "
+             "told apart)"]
+    if len(report.get("c2st_runs", [])) > 1:
+        low, high = report["c2st_pooled_ci95"]
+        lines.append(f"over {len(report['c2st_runs'])} runs ({report['repeats']} seeds x both orders of the parts): "
+                     f"{report['c2st_mean']:.3f} ± {report['c2st_sd']:.3f} (pooled 95 % CI {low:.3f}-{high:.3f}); "
+                     "runs " + ", ".join(f"{run['accuracy']:.3f}" for run in report["c2st_runs"]))
+    return "\n".join(lines)
+

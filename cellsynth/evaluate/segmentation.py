@@ -240,3 +240,29 @@ def bootstrap_ap(counts: Sequence[tuple[int, int, int]], n_draws: int = 2000, le
     draws /= max(1, len(counts))
     tail = (1 - level) / 2
     return float(np.quantile(draws, tail)), float(np.quantile(draws, 1 - tail))
+
+
+def matching_summary(report: dict) -> str:
+    """The pooled matching of a baseline or Syn2Real report as a table: one row per IoU threshold.
+
+    Parameters
+    ----------
+    report : dict
+        A report with ``pooled`` scores (:func:`pooled_scores`).
+
+    Returns
+    -------
+    str
+        A header line and one line per threshold: precision, recall, F1, AP, objects found.
+
+    Examples
+    --------
+    >>> row = {"threshold": 0.5, "precision": 1.0, "recall": 0.5, "f1": 0.667, "average_precision": 0.5, "correct": 1}
+    >>> print(matching_summary({"pooled": [row]}))
+    IoU  precision  recall  F1     AP     objects
+    0.5  1.000      0.500   0.667  0.500  1
+    """
+    rows = [f"{row['threshold']:.1f}  {row['precision']:.3f}      {row['recall']:.3f}   {row['f1']:.3f}  "
+            f"{row['average_precision']:.3f}  {row['correct']}" for row in report["pooled"]]
+    return "\n".join(["IoU  precision  recall  F1     AP     objects", *rows])
+

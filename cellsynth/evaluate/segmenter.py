@@ -40,11 +40,12 @@ from tqdm.auto import tqdm
 from cellsynth.augment import PatchDataset, normalize_percentiles
 from cellsynth.augment.strategies import augmentation
 from cellsynth.checks import Spacing, check_memory, check_spacing
+from cellsynth.dataset.samples import as_samples
 from cellsynth.dataset.split import split_volume
 from cellsynth.errors import InputError
 from cellsynth.evaluate.segmentation import THRESHOLDS, matching, pooled_scores, score_at
 from cellsynth.evaluate.settings import SegmenterSettings, patch_voxels
-from cellsynth.evaluate.volumes import grid_shape, read_volumes, resample
+from cellsynth.evaluate.volumes import grid_shape, resample
 from cellsynth.io import atomic_path
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import MIN_VOLUME_UM3, seeded_watershed
@@ -371,15 +372,8 @@ def _split_for_validation(volumes: Sequence[Sample], fraction: float) -> tuple[l
 
 def training_sets(train: TrainingSet | Sequence[TrainingSet]) -> list[list[Sample]]:
     """One training set (a path or volumes) or several, as lists of volumes with labels."""
-    def one(source) -> list[Sample]:
-        volumes = (read_volumes(source, labels=True, what="--train") if isinstance(source, (str, os.PathLike))
-                   else list(source))
-        if not volumes or any(not isinstance(v, Sample) or v.labels is None for v in volumes):
-            raise InputError("every training set needs at least one image, each with its labels")
-        return volumes
-
     several = not isinstance(train, (str, os.PathLike)) and len(train) > 0 and not isinstance(train[0], Sample)
-    return [one(source) for source in train] if several else [one(train)]
+    return [as_samples(source, labels=True, what="--train") for source in (train if several else [train])]
 
 
 def _keep_fraction(volumes: Sequence[Sample], fraction: float) -> list[Sample]:

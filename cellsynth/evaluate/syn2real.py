@@ -19,9 +19,17 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from cellsynth.checks import check_output_folder
+from cellsynth.dataset.samples import as_samples
 from cellsynth.errors import InputError
 from cellsynth.evaluate.baseline import write_segmentation_results
-from cellsynth.evaluate.segmentation import THRESHOLDS, bootstrap_ap, matching, pooled_scores, score_at
+from cellsynth.evaluate.segmentation import (
+    THRESHOLDS,
+    bootstrap_ap,
+    matching,
+    matching_summary,
+    pooled_scores,
+    score_at,
+)
 from cellsynth.evaluate.segmenter import (
     PERCENTILES,
     TrainingSet,
@@ -30,7 +38,6 @@ from cellsynth.evaluate.segmenter import (
     working_spacing,
 )
 from cellsynth.evaluate.settings import SegmenterSettings
-from cellsynth.evaluate.volumes import read_volumes
 
 
 def syn2real(
@@ -96,7 +103,7 @@ def syn2real(
         raise InputError(f"--repeats must be a whole number in 1…100; got {repeats!r}")
     settings = (settings or SegmenterSettings()).replace(**changes)
     out = check_output_folder(out)
-    test_volumes = read_volumes(test, labels=True, what="--test")
+    test_volumes = as_samples(test, labels=True, what="--test")
     sets = training_sets(train)
     if settings.spacing_um is None:
         settings = settings.replace(spacing_um=working_spacing([v.spacing for volumes in sets for v in volumes] +
@@ -163,3 +170,34 @@ def repeated_figures(runs: Sequence[dict]) -> dict:
         figures[f"{key}_sd"] = float(values.std(ddof=1)) if len(values) > 1 else 0.0
         figures[f"{key}_ci95"] = list(bootstrap_ap([tuple(r["counts"][key]) for r in runs]))
     return figures
+
+
+def syn2real_summary(report: dict) -> str:
+    """What a :func:`syn2real` report says, as the lines ``cellsynth evaluate syn2real`` prints.
+
+    Parameters
+    ----------
+    report : dict
+        The report of :func:`syn2real`.
+
+    Returns
+    -------
+    str
+        The training (steps, time, loss, selected weights and thresholds), the matching table
+        (:func:`~cellsynth.evaluate.segmentation.matching_summary`), and with repeats the mean ± sd over runs.
+    """
+    training, settings = report["training"], report["settings"]
+    lines = [f"trained {training['steps']} steps in {training['seconds']:.0f} s on {settings['device']} "
+             f"({settings['precision']}, {settings['patch_voxels']} voxels at {settings['working_spacing_um']} µm); "
+             f"loss {report['loss_first']:.4f} -> {report['loss_last']:.4f}; weights of step "
+             f"{training['selected_step']} (validation AP@0.5 {training['validation_ap50']:.3f}), thresholds "
+             f"{settings['thresholds']}", matching_summary(report)]
+    if "repeats" in report:
+        figures = report["repeats"]
+        for key, name in (("ap50", "AP@0.5"), ("ap75", "AP@0.75")):
+            low, high = figures[f"{key}_ci95"]
+            lines.append(f"over {figures['n_runs']} runs: {name} {figures[f'{key}_mean']:.3f} ± "
+                         f"{figures[f'{key}_sd']:.3f} (bootstrap 95 % CI over test objects {low:.3f}-{high:.3f}); "
+                         "runs " + ", ".join(f"{run[key]:.3f}" for run in figures["runs"]))
+    return "\n".join(lines)
+

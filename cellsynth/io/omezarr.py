@@ -186,3 +186,12 @@ def read_ome_zarr(path: Path) -> tuple[np.ndarray, Spacing | None]:
         return data, None
     values = [float(scale[i]) * f for i, f in zip(spatial, factors, strict=True)]
     return data, tuple(([1.0] if len(values) == 2 else []) + values)  # type: ignore[return-value]
+
+
+def label_names(path: str | os.PathLike) -> list[str]:
+    """The names of an OME-Zarr store's label images (``labels/<name>``), in the order it lists them."""
+    try:
+        group = zarr.open_group(Path(path) / "labels", mode="r")
+    except Exception:  # no labels group
+        return []
+    return [str(name) for name in group.attrs.get("labels", [])]

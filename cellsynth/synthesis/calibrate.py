@@ -53,6 +53,7 @@ from cellsynth.errors import InputError
 from cellsynth.masks.derived import centreness
 from cellsynth.masks.segment import classical_segmentation, equivalent_radii
 from cellsynth.progress import Phases
+from cellsynth.sample import Sample
 from cellsynth.synthesis.calibrate_membranes import calibrate_membranes
 from cellsynth.synthesis.fit import (
     MIN_INCLUSION_RADIUS_UM,
@@ -95,18 +96,21 @@ PHASES = ("segmentation", "camera", "levels and haze", "PSF", "interior profile"
           "closed loop")
 
 
-def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuclei", n_samples: int = 8,
+def calibrate(images, spacing: Sequence[float] | None = None, labels=None, *, kind: str = "nuclei", n_samples: int = 8,
               seed: int = 0, segmentation: dict | None = None, progress: bool = False) -> Calibration:
     """Measure real volume(s) and return the config that simulates and renders data like them.
 
     Parameters
     ----------
-    images : ndarray or sequence of ndarray
-        Raw 3D images (ZYX, camera units) of one microscope setting; objects bright.
-    spacing : 3 floats
-        Voxel size (z, y, x) in µm.
+    images : Sample, ndarray, path-like, or a sequence of them
+        Raw 3D images (ZYX, camera units) of one microscope setting, objects bright: Samples (with
+        their spacing and, if they have them, their labels), arrays, or anything else
+        :func:`~cellsynth.dataset.samples.as_samples` reads.
+    spacing : 3 floats, optional
+        Voxel size (z, y, x) in µm of arrays (Samples and files bring their own).
     labels : ndarray or sequence of ndarray, optional
-        Their instance labels; default: the classical segmentation (:func:`segment_adaptively`).
+        Instance labels of the images, one per image; default: the Samples' own labels, else the
+        classical segmentation (:func:`segment_adaptively`).
     kind : {"nuclei", "membranes"}
         What is stained: ``membranes`` is
         :func:`~cellsynth.synthesis.calibrate_membranes.calibrate_membranes`.
@@ -125,7 +129,7 @@ def calibrate(images, spacing: Sequence[float], labels=None, *, kind: str = "nuc
     Examples
     --------
     >>> image, labels, spacing = cellsynth.cells3d_nuclei()          # doctest: +SKIP
-    >>> calibration = calibrate(image, spacing)                       # doctest: +SKIP
+    >>> calibration = calibrate(Sample(labels, image, spacing))       # doctest: +SKIP
     >>> Path("mine.yaml").write_text(calibration.yaml())              # doctest: +SKIP
     """
     if kind == "membranes":
@@ -378,9 +382,9 @@ def calibrate_files(images: Sequence[str | os.PathLike], labels: Sequence[str | 
 
     images = volume_files(images, "calibration image")[0]
     labels = volume_files(labels, "calibration labels")[0] if labels else None  # counts: check_calibration_inputs
-    volumes = []
+    samples = []
     for path in images:
-        image, spacing = read_volume(path, spacing, min_planes=3)  # the PSF along z and the depth need a stack
-        volumes.append(image)
-    label_volumes = [read_volume(path, spacing)[0] for path in labels] if labels else None
-    return calibrate(volumes, spacing, label_volumes, **options)
+        image, found = read_volume(path, spacing, min_planes=3)  # the PSF along z and the depth need a stack
+        samples.append(Sample(image=image, spacing=found, name=path.name))
+    label_volumes = [read_volume(path, samples[0].spacing)[0] for path in labels] if labels else None
+    return calibrate(samples, labels=label_volumes, **options)

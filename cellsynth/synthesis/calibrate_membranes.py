@@ -185,19 +185,20 @@ def weights_for(spread: float, config: Config) -> float:
 PHASES = ("segmentation", "membranes and optics", "camera", "shapes")
 
 
-def calibrate_membranes(images, spacing: Sequence[float], labels=None, *, n_samples: int = 8, seed: int = 0,
-                        segmentation: dict | None = None, progress: bool = False) -> Calibration:
+def calibrate_membranes(images, spacing: Sequence[float] | None = None, labels=None, *, n_samples: int = 8,
+                        seed: int = 0, segmentation: dict | None = None, progress: bool = False) -> Calibration:
     """Measure real membrane-stained volume(s) and return the config that simulates and renders data like them.
 
     Parameters
     ----------
     images : ndarray or sequence of ndarray
-        Raw 3D images (ZYX, camera units) of one microscope setting; membranes bright.
-    spacing : 3 floats
-        Voxel size (z, y, x) in µm.
+        Raw 3D images (ZYX, camera units) of one microscope setting, membranes bright: Samples,
+        arrays or anything :func:`~cellsynth.dataset.samples.as_samples` reads.
+    spacing : 3 floats, optional
+        Voxel size (z, y, x) in µm of arrays (Samples and files bring their own).
     labels : ndarray or sequence of ndarray, optional
-        Their cell labels (each cell including its half of the membrane); default:
-        :func:`~cellsynth.masks.segment.segment_membranes`.
+        Their cell labels (each cell including its half of the membrane); default: the Samples' own
+        labels, else :func:`~cellsynth.masks.segment.segment_membranes`.
     n_samples, seed : int
         The dataset section of the config.
     segmentation : dict, optional

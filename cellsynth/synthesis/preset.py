@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from cellsynth.checks import Spacing, check_image, check_labels, check_spacing
+from cellsynth.checks import Spacing, check_labels
 from cellsynth.config import Config, parse_yaml, set_dotted, validate_config
 from cellsynth.errors import InputError
 from cellsynth.io import write_bytes_atomic
@@ -238,17 +238,27 @@ def _emit(data: dict, measured: dict, prefix: str, depth: int, lines: list[str])
 
 
 def check_calibration_inputs(images, labels, spacing) -> tuple[list[np.ndarray], list[np.ndarray] | None, Spacing]:
-    """The images (3D, not constant), their labels (one per image, same shape) and the spacing, checked."""
-    if isinstance(images, np.ndarray):
-        images = [images]
+    """The images (3D, not constant), their labels (one per image, same shape) and the one spacing, checked.
+
+    ``images`` is anything :func:`~cellsynth.dataset.samples.as_samples` reads; Samples bring their
+    spacing and, when ``labels`` is None and every one has them, their labels.
+    """
+    from cellsynth.dataset.samples import as_samples  # reads files and dataset folders: imported when used
+
     if labels is not None and isinstance(labels, np.ndarray):
         labels = [labels]
-    if not images:
+    if isinstance(images, (list, tuple)) and not images:
         raise InputError("calibration needs at least one image")
-    spacing = check_spacing(spacing)
+    samples = as_samples(images, spacing, what="calibration")
+    spacings = sorted({sample.spacing for sample in samples})
+    if len(spacings) > 1:
+        raise InputError(f"the calibration images differ in voxel spacing ({', '.join(map(str, spacings))} µm); "
+                         "calibrate one microscope setting at a time")
+    spacing = spacings[0]
+    if labels is None and all(sample.labels is not None for sample in samples):
+        labels = [sample.labels for sample in samples]
     checked = []
-    for index, image in enumerate(images):
-        image = check_image(image, f"image {index}")
+    for index, image in enumerate(sample.image for sample in samples):
         if image.shape[0] < 3:
             raise InputError(f"image {index} has {image.shape[0]} plane(s); calibration needs a 3D stack "
                              "(at least 3 planes) to measure the PSF along z and the arrangement in depth")
