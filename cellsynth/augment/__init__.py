@@ -2,13 +2,14 @@
 augmentations; Malec, U-Net segmentation): numpy in, numpy out."""
 
 from cellsynth.augment.data import PatchDataset, load_labelled_images, patch_start
-from cellsynth.augment.diversify import (
+from cellsynth.augment.diversify import diversify, local_std, neighbourhood_voxels, normalize_percentiles
+from cellsynth.augment.intensity import BrightnessContrast, Diversify, Gamma, GaussianBlur, GaussianNoise, PoissonNoise
+from cellsynth.augment.spatial import CopyPaste, CropResize, Elastic, Flip, LateralStretch, Rotate, Rotate90
+from cellsynth.augment.strategies import AUGMENTATIONS, STRATEGIES, augmentation, default_augmentation
+from cellsynth.augment.transforms import Identity, RandomChoice, Stacked, Transform, as_item
+from cellsynth.augment.weights import (
     curriculum_limits,
     diversified_stack,
-    diversify,
-    local_std,
-    neighbourhood_voxels,
-    normalize_percentiles,
     predict_with_tta,
     random_weights,
     robustness_loss,
@@ -16,10 +17,6 @@ from cellsynth.augment.diversify import (
     structured_weights,
     truncated_normal,
 )
-from cellsynth.augment.intensity import BrightnessContrast, Diversify, Gamma, GaussianBlur, GaussianNoise, PoissonNoise
-from cellsynth.augment.spatial import CopyPaste, CropResize, Elastic, Flip, LateralStretch, Rotate, Rotate90
-from cellsynth.augment.strategies import AUGMENTATIONS, STRATEGIES, augmentation, default_augmentation
-from cellsynth.augment.transforms import Identity, RandomChoice, Stacked, Transform, as_item
 
 __all__ = [
     "AUGMENTATIONS", "STRATEGIES", "augmentation", "default_augmentation",

@@ -10,22 +10,13 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
-from cellsynth.augment.diversify import (
-    NEUTRAL,
-    W_I_LIMITS,
-    W_V_LIMITS,
-    check_limits,
-    curriculum_limits,
-    diversify,
-    local_std,
-    neighbourhood_voxels,
-    single_weights,
-)
+from cellsynth.augment.diversify import NEUTRAL, W_I_LIMITS, W_V_LIMITS, diversify, local_std, neighbourhood_voxels
 from cellsynth.augment.transforms import (
     Transform,
     check_range_pair,
     log_uniform,
 )
+from cellsynth.augment.weights import check_limits, curriculum_limits, single_weights
 from cellsynth.errors import InputError
 from cellsynth.sample import Sample  # noqa: F401 (the Examples build Samples)
 
