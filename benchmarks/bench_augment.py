@@ -30,13 +30,13 @@ from cellsynth.augment import (  # noqa: E402
     CopyPaste,
     CropResize,
     Elastic,
-    Flip,
     Gamma,
     GaussianNoise,
     LateralStretch,
     PoissonNoise,
-    Rotate,
-    Rotate90,
+    RandomFlip,
+    RandomRotate,
+    RandomRotate90,
     diversify,
     local_std,
 )
@@ -74,9 +74,9 @@ def main() -> dict:
     std = local_std(item.image)
     diversify_ms = 1000 * statistics.median(timed(lambda: diversify(item.image, std, 1.3, 2.0, rng), 50))
 
-    transforms = {"elastic": Elastic(alpha_um=1.5, sigma_um=6.0), "rotate": Rotate(max_tilt_deg=20),
-                  "crop_resize": CropResize(), "lateral_stretch": LateralStretch(), "flip": Flip(),
-                  "rotate90": Rotate90(), "brightness_contrast": BrightnessContrast(), "gamma": Gamma(),
+    transforms = {"elastic": Elastic(alpha_um=1.5, sigma_um=6.0), "rotate": RandomRotate(max_tilt_deg=20),
+                  "crop_resize": CropResize(), "lateral_stretch": LateralStretch(), "flip": RandomFlip(),
+                  "rotate90": RandomRotate90(), "brightness_contrast": BrightnessContrast(), "gamma": Gamma(),
                   "gaussian_noise": GaussianNoise(), "poisson_noise": PoissonNoise(),
                   "copy_paste": CopyPaste([patch_item()], p=0.25)}
     seconds = {name: round(statistics.median(timed(lambda t=t: t(item, rng), 5)), 4) for name, t in transforms.items()}

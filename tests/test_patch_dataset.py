@@ -7,13 +7,13 @@ import pytest
 import torch
 from conftest import SPACING, boxes_labels
 
-from cellsynth.augment import Diversify, Flip, GaussianNoise, PatchDataset, Stacked, local_std
+from cellsynth.augment import Diversify, GaussianNoise, PatchDataset, RandomFlip, Stacked, local_std
 from cellsynth.config import OutputConfig
 from cellsynth.dataset import build_dataset
 from cellsynth.errors import DatasetError, InputError
 from cellsynth.sample import Sample
 
-PIPELINE = Stacked([Flip(), Diversify(size=3), GaussianNoise()], p=0.7)
+PIPELINE = Stacked([RandomFlip(), Diversify(size=3), GaussianNoise()], p=0.7)
 
 
 def test_patches_from_a_dataset_folder(make_dataset):

@@ -11,15 +11,15 @@ from cellsynth.augment import (
     CropResize,
     Diversify,
     Elastic,
-    Flip,
     Gamma,
     GaussianBlur,
     GaussianNoise,
     LateralStretch,
     PoissonNoise,
     RandomChoice,
-    Rotate,
-    Rotate90,
+    RandomFlip,
+    RandomRotate,
+    RandomRotate90,
     Stacked,
     local_std,
 )
@@ -47,10 +47,10 @@ def item_from_labels(spacing=ANISOTROPIC, shape=(12, 24, 24)) -> Sample:
 
 
 GEOMETRIC = [
-    Flip(),
-    Rotate90(),
-    Rotate(image_order=0, fill=0),
-    Rotate(max_tilt_deg=40, image_order=0, fill=0),
+    RandomFlip(),
+    RandomRotate90(),
+    RandomRotate(image_order=0, fill=0),
+    RandomRotate(max_tilt_deg=40, image_order=0, fill=0),
     LateralStretch(max_factor=1.6, image_order=0),
     CropResize(scale=(0.5, 0.9), image_order=0),
     CropResize(scale=(0.6, 0.9), axes=(0, 1, 2), image_order=0),
@@ -72,7 +72,7 @@ def test_geometric_transforms_keep_image_and_labels_aligned(transform, spacing):
     assert changed >= 2
 
 
-@pytest.mark.parametrize("transform", [Rotate(max_tilt_deg=30), LateralStretch(), CropResize(),
+@pytest.mark.parametrize("transform", [RandomRotate(max_tilt_deg=30), LateralStretch(), CropResize(),
                                        Elastic(alpha_um=1.0, sigma_um=3.0)], ids=lambda t: type(t).__name__)
 def test_linear_image_interpolation_stays_aligned_with_nearest_labels(transform):
     item = item_from_labels()
@@ -87,10 +87,10 @@ def test_linear_image_interpolation_stays_aligned_with_nearest_labels(transform)
 def test_flip_and_rotate90_equal_numpy():
     item = item_from_labels((0.5, 0.5, 0.5), shape=(12, 24, 24))
     for seed in range(8):
-        out = Flip(axes=(2,))(item, seed)
+        out = RandomFlip(axes=(2,))(item, seed)
         assert np.array_equal(out.labels, item.labels) or np.array_equal(out.labels, item.labels[:, :, ::-1])
     for seed in range(8):
-        out = Rotate90()(item, seed)
+        out = RandomRotate90()(item, seed)
         candidates = [np.rot90(item.labels, k, plane) for plane in ((1, 2), (0, 1), (0, 2)) for k in range(4)]
         assert any(np.array_equal(out.labels, c) for c in candidates)
 
@@ -98,19 +98,19 @@ def test_flip_and_rotate90_equal_numpy():
 def test_rotate90_stays_in_plane_when_anisotropic():
     item = item_from_labels(ANISOTROPIC)
     for seed in range(12):
-        out = Rotate90()(item, seed)
+        out = RandomRotate90()(item, seed)
         assert any(np.array_equal(out.labels, np.rot90(item.labels, k, (1, 2))) for k in range(4))
 
 
 def test_rotate90_never_changes_the_shape_of_a_non_square_plane():
     labels = blobs((12, 24, 20), (0.5, 0.5, 0.5))
     item = Sample(labels, labels.astype(np.float32), (0.5, 0.5, 0.5))
-    assert all(Rotate90()(item, seed).image.shape == (12, 24, 20) for seed in range(12))
+    assert all(RandomRotate90()(item, seed).image.shape == (12, 24, 20) for seed in range(12))
 
 
 def test_zero_rotation_is_the_identity():
     item = item_from_labels()
-    out = Rotate(max_angle_deg=0, max_tilt_deg=0)(item, 0)
+    out = RandomRotate(max_angle_deg=0, max_tilt_deg=0)(item, 0)
     np.testing.assert_array_equal(out.image, item.image)
     np.testing.assert_array_equal(out.labels, item.labels)
 
@@ -129,7 +129,7 @@ def test_rotation_turns_the_physical_volume_of_an_anisotropic_stack():
     item = Sample(rod, rod.astype(np.float32), spacing)
     before = _principal_lengths_um(rod, spacing)
     for seed in range(3):
-        out = Rotate(max_tilt_deg=60)(item, seed)
+        out = RandomRotate(max_tilt_deg=60)(item, seed)
         np.testing.assert_allclose(_principal_lengths_um(out.labels, spacing), before, rtol=0.1)
 
 
@@ -187,7 +187,7 @@ def test_diversify_transform_uses_the_cached_local_std_and_the_curriculum():
 def test_geometric_transforms_move_the_cached_local_std_with_the_image():
     item = item_from_labels()
     item = item.replace(local_std=item.image.copy())
-    out = Rotate(image_order=1, fill=0)(item, 3)
+    out = RandomRotate(image_order=1, fill=0)(item, 3)
     np.testing.assert_allclose(out.local_std, out.image, atol=1e-5)
 
 
@@ -217,21 +217,21 @@ def test_copy_paste_crops_a_larger_source():
 
 def test_combiners():
     item = item_from_labels()
-    flip = Flip(axes=(2,))
-    assert np.array_equal(Stacked([flip, Rotate90()], p=0.0)(item, 0).labels, item.labels)
+    flip = RandomFlip(axes=(2,))
+    assert np.array_equal(Stacked([flip, RandomRotate90()], p=0.0)(item, 0).labels, item.labels)
     composed = Stacked([GaussianNoise(std=(0.1, 0.1)), Gamma(gamma=(2, 2))], p=1.0)
     rng = np.random.default_rng(7)
     rng.random()
     step = GaussianNoise(std=(0.1, 0.1)).apply(item, rng)
     rng.random()
     np.testing.assert_array_equal(composed(item, 7).image, Gamma(gamma=(2, 2)).apply(step, rng).image)
-    only_second = RandomChoice([Rotate90(), BrightnessContrast((1, 1), (1, 1))], weights=[0, 1])
+    only_second = RandomChoice([RandomRotate90(), BrightnessContrast((1, 1), (1, 1))], weights=[0, 1])
     np.testing.assert_allclose(only_second(item, 3).image, item.image + 1)
-    pipeline = Stacked([Flip(), Rotate(), Elastic(sigma_um=3.0), GaussianNoise(), Diversify()], p=0.5)
+    pipeline = Stacked([RandomFlip(), RandomRotate(), Elastic(sigma_um=3.0), GaussianNoise(), Diversify()], p=0.5)
     first, second = pipeline(item.replace(image=item.image / 9), 11), pipeline(item.replace(image=item.image / 9), 11)
     np.testing.assert_array_equal(first.image, second.image)
     np.testing.assert_array_equal(first.labels, second.labels)
-    assert [type(t).__name__ for t in pipeline.walk()][:2] == ["Stacked", "Flip"]
+    assert [type(t).__name__ for t in pipeline.walk()][:2] == ["Stacked", "RandomFlip"]
 
 
 @pytest.mark.parametrize(("make", "fragment"), [
@@ -241,17 +241,17 @@ def test_combiners():
     (lambda: Diversify(w_v=(-1, 8)), "w_v limits must be finite and >= 0"),
     (lambda: Diversify(size=4), "must be odd voxel counts from 3 to 1001"),
     (lambda: Diversify(strategy="structured"), "unknown diversification strategy 'structured'"),
-    (lambda: Rotate(max_angle_deg=270), "must lie in [0, 180] degrees"),
-    (lambda: Rotate(image_order=2), "image_order must be 0"),
-    (lambda: Flip(axes=(3,)), "axes must be distinct values among 0 (z), 1 (y), 2 (x)"),
+    (lambda: RandomRotate(max_angle_deg=270), "must lie in [0, 180] degrees"),
+    (lambda: RandomRotate(image_order=2), "image_order must be 0"),
+    (lambda: RandomFlip(axes=(3,)), "axes must be distinct values among 0 (z), 1 (y), 2 (x)"),
     (lambda: CropResize(scale=(0.5, 1.5)), "crop scale must lie in (0, 1]"),
     (lambda: LateralStretch(max_factor=0.5), "max_factor must be >= 1"),
     (lambda: Elastic(sigma_um=0), "sigma_um > 0"),
     (lambda: GaussianNoise(std=(0.2, 0.1)), "low <= high"),
     (lambda: Gamma(gamma=(0, 1)), "gamma must be > 0"),
     (lambda: Stacked([], p=0.5), "non-empty list"),
-    (lambda: Stacked([Flip()], p=1.5), "probability in [0, 1]"),
-    (lambda: RandomChoice([Flip()], weights=[0]), "not all 0"),
+    (lambda: Stacked([RandomFlip()], p=1.5), "probability in [0, 1]"),
+    (lambda: RandomChoice([RandomFlip()], weights=[0]), "not all 0"),
     (lambda: CopyPaste([]), "non-empty pool"),
     (lambda: CopyPaste([item_from_labels()])(Sample(image=np.zeros((12, 24, 24))), 0), "needs the target's labels"),
     (lambda: CopyPaste([item_from_labels()])(item_from_labels(shape=(12, 30, 24)), 0), "smaller than the target"),
@@ -279,8 +279,8 @@ def test_every_augmentation_strategy_is_label_safe(strategy):
 
 def test_a_bare_array_has_no_spacing_and_transforms_in_um_refuse_it():
     image = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
-    assert Flip()(image, rng=0).spacing is None  # no µm involved: applies
-    for transform in (Rotate(), Elastic(), GaussianBlur(sigma_um=(0.5, 0.5)), Diversify()):
+    assert RandomFlip()(image, rng=0).spacing is None  # no µm involved: applies
+    for transform in (RandomRotate(), Elastic(), GaussianBlur(sigma_um=(0.5, 0.5)), Diversify()):
         with pytest.raises(InputError, match="voxel spacing is unknown"):
             transform(image, rng=0)
 
@@ -292,12 +292,12 @@ def test_each_transform_records_what_it_drew_and_those_parameters_replay_it():
         BrightnessContrast,
         CopyPaste,
         CropResize,
-        Flip,
         Gamma,
         GaussianBlur,
         LateralStretch,
-        Rotate,
-        Rotate90,
+        RandomFlip,
+        RandomRotate,
+        RandomRotate90,
         Stacked,
     )
 
@@ -306,29 +306,45 @@ def test_each_transform_records_what_it_drew_and_those_parameters_replay_it():
     image = np.where(labels > 0, 0.8, 0.1).astype(np.float32) + 0.05 * np.random.default_rng(0).random(labels.shape)
     item = Sample(labels, image.astype(np.float32), (1.0, 0.5, 0.5))
     source = Sample(labels[:, ::-1].copy(), image[:, ::-1].astype(np.float32), (1.0, 0.5, 0.5))
-    for transform in (BrightnessContrast(), Gamma(), GaussianBlur(sigma_um=(0.3, 0.8)), Flip(), Rotate90(),
-                      Rotate(max_angle_deg=40, max_tilt_deg=10), LateralStretch(), CropResize(),
+    for transform in (BrightnessContrast(), Gamma(), GaussianBlur(sigma_um=(0.3, 0.8)), RandomFlip(), RandomRotate90(),
+                      RandomRotate(max_angle_deg=40, max_tilt_deg=10), LateralStretch(), CropResize(),
                       CopyPaste([source], p=0.8)):
         out = transform(item, rng=3)
         record = out.params["augmentations"][-1]
         assert record["transform"] == type(transform).__name__ and json.loads(json.dumps(record)) == record
         again = transform.apply_params(item, {k: v for k, v in record.items() if k != "transform"})
         assert np.array_equal(again.image, out.image) and np.array_equal(again.labels, out.labels), record
-    stacked = Stacked([Flip(), Gamma(), Rotate90()], p=1.0)(item, rng=0)
-    assert [r["transform"] for r in stacked.params["augmentations"]] == ["Flip", "Gamma", "Rotate90"]
+    stacked = Stacked([RandomFlip(), Gamma(), RandomRotate90()], p=1.0)(item, rng=0)
+    assert [r["transform"] for r in stacked.params["augmentations"]] == ["RandomFlip", "Gamma", "RandomRotate90"]
 
 
 def test_flips_and_quarter_turns_are_undone_by_their_inverse_and_the_others_say_they_cannot_be():
-    from cellsynth.augment import Flip, Rotate, Rotate90
+    from cellsynth.augment import RandomFlip, RandomRotate, RandomRotate90
 
     labels = np.zeros((6, 16, 16), np.uint16)
     labels[1:4, 2:9, 3:14] = 1
     item = Sample(labels, np.random.default_rng(1).random(labels.shape).astype(np.float32), (1.0, 0.5, 0.5))
-    for transform, params in ((Flip(), {"axes": [0, 2]}), (Rotate90(), {"k": 1, "plane": [1, 2]}),
-                              (Rotate90(), {"k": 3, "plane": [1, 2]})):
+    for transform, params in ((RandomFlip(), {"axes": [0, 2]}), (RandomRotate90(), {"k": 1, "plane": [1, 2]}),
+                              (RandomRotate90(), {"k": 3, "plane": [1, 2]})):
         moved = transform.apply_params(item, params)
         assert not np.array_equal(moved.labels, labels)
         back = transform.inverse(moved, params)
         assert np.array_equal(back.labels, labels) and np.array_equal(back.image, item.image)
-    with pytest.raises(InputError, match="Rotate cannot be undone exactly"):
-        Rotate().inverse(item, {"angle_deg": 10.0, "tilt_y_deg": 0.0, "tilt_x_deg": 0.0})
+    with pytest.raises(InputError, match="RandomRotate cannot be undone exactly"):
+        RandomRotate().inverse(item, {"angle_deg": 10.0, "tilt_y_deg": 0.0, "tilt_x_deg": 0.0})
+
+
+def test_the_old_names_of_the_random_flips_and_turns_warn_and_do_the_same():
+    """Issue 27 #5: Flip, Rotate90 and Rotate drew at random under deterministic names (MONAI: Flip vs RandFlip)."""
+    from cellsynth.augment import Flip, RandomFlip, RandomRotate, RandomRotate90, Rotate, Rotate90
+
+    labels = np.zeros((6, 16, 16), np.uint16)
+    labels[1:4, 2:9, 3:14] = 1
+    item = Sample(labels, np.random.default_rng(1).random(labels.shape).astype(np.float32), (1.0, 0.5, 0.5))
+    for old, new, settings in ((Flip, RandomFlip, {}), (Rotate90, RandomRotate90, {}),
+                               (Rotate, RandomRotate, {"max_angle_deg": 30})):
+        with pytest.warns(DeprecationWarning, match=f"{old.__name__} is now {new.__name__}"):
+            transform = old(**settings)
+        assert isinstance(transform, new)
+        assert np.array_equal(transform(item, rng=5).image, new(**settings)(item, rng=5).image)
+

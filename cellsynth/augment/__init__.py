@@ -4,7 +4,18 @@ augmentations; Malec, U-Net segmentation): numpy in, numpy out."""
 from cellsynth.augment.data import PatchDataset, load_labelled_images, patch_start
 from cellsynth.augment.diversify import diversify, local_std, neighbourhood_voxels, normalize_percentiles
 from cellsynth.augment.intensity import BrightnessContrast, Diversify, Gamma, GaussianBlur, GaussianNoise, PoissonNoise
-from cellsynth.augment.spatial import CopyPaste, CropResize, Elastic, Flip, LateralStretch, Rotate, Rotate90
+from cellsynth.augment.spatial import (
+    CopyPaste,
+    CropResize,
+    Elastic,
+    Flip,
+    LateralStretch,
+    RandomFlip,
+    RandomRotate,
+    RandomRotate90,
+    Rotate,
+    Rotate90,
+)
 from cellsynth.augment.strategies import AUGMENTATIONS, STRATEGIES, augmentation, default_augmentation
 from cellsynth.augment.transforms import Identity, RandomChoice, Stacked, Transform, as_item
 from cellsynth.augment.weights import (
@@ -18,10 +29,12 @@ from cellsynth.augment.weights import (
     truncated_normal,
 )
 
+# Flip, Rotate90 and Rotate stay importable under their old names (deprecated), outside __all__.
 __all__ = [
     "AUGMENTATIONS", "STRATEGIES", "augmentation", "default_augmentation",
-    "BrightnessContrast", "CopyPaste", "CropResize", "Diversify", "Elastic", "Flip", "Gamma", "GaussianBlur",
-    "GaussianNoise", "Identity", "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "Rotate", "Rotate90",
+    "BrightnessContrast", "CopyPaste", "CropResize", "Diversify", "Elastic", "Gamma", "GaussianBlur",
+    "GaussianNoise", "Identity", "LateralStretch", "PatchDataset", "PoissonNoise", "RandomChoice", "RandomFlip",
+    "RandomRotate", "RandomRotate90",
     "Stacked", "Transform", "as_item", "curriculum_limits", "diversified_stack", "diversify", "patch_start",
     "load_labelled_images", "local_std", "neighbourhood_voxels", "normalize_percentiles", "random_weights",
     "predict_with_tta", "robustness_loss", "single_weights", "structured_weights", "truncated_normal",

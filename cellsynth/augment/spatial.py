@@ -6,6 +6,7 @@ instances. Parameters in µm use the sample's spacing.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -48,14 +49,14 @@ class _Geometric(Transform):
             a, matrix, offset, order=order, mode=mode, cval=cval, prefilter=order > 1))
 
 
-class Flip(Transform):
+class RandomFlip(Transform):
     """Mirror each of ``axes`` (0 = z, 1 = y, 2 = x) with probability 1/2.
 
     Examples
     --------
     >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
     >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
-    >>> out = Flip(axes=(2,))(item, rng=1)
+    >>> out = RandomFlip(axes=(2,))(item, rng=1)
     >>> bool(((out.labels > 0) == (out.image > 0.5)).all())
     True
     """
@@ -76,7 +77,7 @@ class Flip(Transform):
         return self.apply_params(item, params)
 
 
-class Rotate90(Transform):
+class RandomRotate90(Transform):
     """Rotate by k · 90° in a random plane whose two axes have equal spacing (in-plane yx when anisotropic).
 
     In a plane whose two sizes differ only k ∈ {0, 2} is drawn, so the shape never changes.
@@ -85,7 +86,7 @@ class Rotate90(Transform):
     --------
     >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
     >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
-    >>> out = Rotate90()(item, rng=0)
+    >>> out = RandomRotate90()(item, rng=0)
     >>> out.shape, int((out.labels > 0).sum()) == int((labels > 0).sum())
     ((8, 16, 16), True)
     """
@@ -116,7 +117,7 @@ def _plane_rotation(angle: float, a: int, b: int) -> np.ndarray:
     return matrix
 
 
-class Rotate(_Geometric):
+class RandomRotate(_Geometric):
     """Rotate the physical volume about its centre.
 
     Parameters
@@ -135,7 +136,7 @@ class Rotate(_Geometric):
     --------
     >>> labels = np.zeros((8, 16, 16), np.uint16); labels[2:6, 4:12, 4:10] = 1
     >>> item = Sample(labels, np.where(labels > 0, 0.8, 0.1), (1.0, 0.5, 0.5))
-    >>> out = Rotate(max_angle_deg=30)(item, rng=0)
+    >>> out = RandomRotate(max_angle_deg=30)(item, rng=0)
     >>> out.shape, np.unique(out.labels).tolist()
     ((8, 16, 16), [0, 1])
     """
@@ -345,3 +346,18 @@ class CopyPaste(Transform):
             image[box][mask] = source_image[box][mask]
             next_id += 1
         return item.replace(image=image, labels=labels, local_std=None, semantic=None)  # semantic: from the labels
+
+
+def _renamed(old: str, new: type) -> type:
+    """``new`` under its old name, warning once per construction that the name says too little."""
+    def __init__(self, *args, **kwargs):
+        warnings.warn(f"{old} is now {new.__name__} (it draws at random; MONAI's Flip vs RandFlip); the name {old} "
+                      "will go", DeprecationWarning, stacklevel=2)
+        new.__init__(self, *args, **kwargs)
+
+    return type(old, (new,), {"__init__": __init__, "__doc__": f"Deprecated name of :class:`{new.__name__}`."})
+
+
+Flip, Rotate90, Rotate = (_renamed(old, new) for old, new in (("Flip", RandomFlip), ("Rotate90", RandomRotate90),
+                                                               ("Rotate", RandomRotate)))
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from cellsynth.augment.intensity import BrightnessContrast, Diversify, Gamma, GaussianBlur, GaussianNoise, PoissonNoise
-from cellsynth.augment.spatial import Elastic, Flip, Rotate, Rotate90
+from cellsynth.augment.spatial import Elastic, RandomFlip, RandomRotate, RandomRotate90
 from cellsynth.augment.transforms import Identity, RandomChoice, Stacked, Transform
 from cellsynth.errors import InputError
 
@@ -25,15 +25,15 @@ def default_augmentation() -> Transform:
     Examples
     --------
     >>> [type(t).__name__ for t in default_augmentation().transforms]
-    ['Flip', 'Rotate90', 'Diversify', 'BrightnessContrast', 'Gamma', 'GaussianNoise']
+    ['RandomFlip', 'RandomRotate90', 'Diversify', 'BrightnessContrast', 'Gamma', 'GaussianNoise']
     """
-    return Stacked([Flip(), Rotate90(), Diversify(), BrightnessContrast(), Gamma(), GaussianNoise(std=(0, 0.03))],
-                   p=0.5)
+    return Stacked([RandomFlip(), RandomRotate90(), Diversify(), BrightnessContrast(), Gamma(),
+                    GaussianNoise(std=(0, 0.03))], p=0.5)
 
 
 #: The single transforms ``--augment`` names, in the order ``stacked`` applies them (:mod:`cellsynth.augment`).
 AUGMENTATIONS: dict[str, Callable[[], Transform]] = {
-    "flip": Flip, "rotate90": Rotate90, "rotate": Rotate, "elastic": Elastic, "diversify": Diversify,
+    "flip": RandomFlip, "rotate90": RandomRotate90, "rotate": RandomRotate, "elastic": Elastic, "diversify": Diversify,
     "intensity": BrightnessContrast, "gamma": Gamma, "blur": GaussianBlur,
     "noise": lambda: GaussianNoise(std=(0, 0.03)), "shot-noise": PoissonNoise,
 }
@@ -64,9 +64,9 @@ def augmentation(strategy: str | Sequence[str] | Transform = "default") -> Trans
     Examples
     --------
     >>> augmentation("random-choice").transforms[0]
-    Flip(axes=(0, 1, 2))
+    RandomFlip(axes=(0, 1, 2))
     >>> [type(t).__name__ for t in augmentation("flip,blur").transforms]
-    ['Flip', 'GaussianBlur']
+    ['RandomFlip', 'GaussianBlur']
     >>> augmentation("sharpen")
     Traceback (most recent call last):
     ...

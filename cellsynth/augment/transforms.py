@@ -196,8 +196,8 @@ class Stacked(_Combiner):
 
     Examples
     --------
-    >>> from cellsynth.augment import Flip, GaussianNoise
-    >>> transform = Stacked([Flip(), GaussianNoise(std=(0.0, 0.02))], p=0.5)
+    >>> from cellsynth.augment import RandomFlip, GaussianNoise
+    >>> transform = Stacked([RandomFlip(), GaussianNoise(std=(0.0, 0.02))], p=0.5)
     >>> transform(np.full((4, 8, 8), 0.5), rng=0).image.shape
     (4, 8, 8)
     """
@@ -218,8 +218,8 @@ class RandomChoice(_Combiner):
 
     Examples
     --------
-    >>> from cellsynth.augment import Flip, Rotate90
-    >>> transform = RandomChoice([Flip(), Rotate90()], weights=[3, 1])
+    >>> from cellsynth.augment import RandomFlip, RandomRotate90
+    >>> transform = RandomChoice([RandomFlip(), RandomRotate90()], weights=[3, 1])
     >>> transform(np.full((4, 8, 8), 0.5), rng=0).image.shape
     (4, 8, 8)
     """
