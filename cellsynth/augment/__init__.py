@@ -8,14 +8,14 @@ from cellsynth.augment.spatial import (
     CopyPaste,
     CropResize,
     Elastic,
-    Flip,
     LateralStretch,
     RandomFlip,
     RandomRotate,
     RandomRotate90,
-    Rotate,
-    Rotate90,
 )
+from cellsynth.augment.spatial import Flip as Flip  # the old names (deprecated), importable but outside __all__
+from cellsynth.augment.spatial import Rotate as Rotate
+from cellsynth.augment.spatial import Rotate90 as Rotate90
 from cellsynth.augment.strategies import AUGMENTATIONS, STRATEGIES, augmentation, default_augmentation
 from cellsynth.augment.transforms import Identity, RandomChoice, Stacked, Transform, as_item
 from cellsynth.augment.weights import (
@@ -29,7 +29,6 @@ from cellsynth.augment.weights import (
     truncated_normal,
 )
 
-# Flip, Rotate90 and Rotate stay importable under their old names (deprecated), outside __all__.
 __all__ = [
     "AUGMENTATIONS", "STRATEGIES", "augmentation", "default_augmentation",
     "BrightnessContrast", "CopyPaste", "CropResize", "Diversify", "Elastic", "Gamma", "GaussianBlur",

@@ -56,7 +56,15 @@ def import_dataset(
 
     Examples
     --------
-    >>> import_dataset("data/mine", ["raw/images"], ["raw/masks"], spacing=(0.5, 0.2, 0.2))  # doctest: +SKIP
+    >>> import tempfile
+    >>> from cellsynth.io import write_volume
+    >>> root = Path(tempfile.mkdtemp()); (root / "images").mkdir(); (root / "masks").mkdir()
+    >>> labels = np.zeros((4, 16, 16), np.uint16); labels[1:3, 4:12, 4:12] = 1
+    >>> _ = write_volume(root / "images" / "a.tif", labels * 100, (0.5, 0.2, 0.2))
+    >>> _ = write_volume(root / "masks" / "a.tif", labels, (0.5, 0.2, 0.2))
+    >>> dataset = import_dataset(root / "mine", [root / "images"], [root / "masks"], progress=False)
+    >>> len(dataset), dataset.read_sample(0).spacing
+    (1, (0.5, 0.2, 0.2))
     """
     images, images_folder = volume_files(images, "--images")
     labels, labels_folder = volume_files(labels, "--labels")

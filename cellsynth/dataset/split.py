@@ -103,7 +103,17 @@ def split_dataset(source: str | os.PathLike, first: str | os.PathLike, second: s
 
     Examples
     --------
-    >>> left, right = split_dataset("data/cells3d", "data/cells3d_left", "data/cells3d_right")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from cellsynth.dataset import import_dataset
+    >>> from cellsynth.io import write_volume
+    >>> root = Path(tempfile.mkdtemp())
+    >>> labels = np.zeros((4, 16, 32), np.uint16); labels[1:3, 4:12, 4:12], labels[1:3, 4:12, 20:28] = 1, 2
+    >>> _ = write_volume(root / "image.tif", labels * 100, (1.0, 0.5, 0.5))
+    >>> _ = write_volume(root / "labels.tif", labels, (1.0, 0.5, 0.5))
+    >>> whole = import_dataset(root / "whole", [root / "image.tif"], [root / "labels.tif"], progress=False)
+    >>> left, right = split_dataset(whole.root, root / "left", root / "right", progress=False)
+    >>> left.read_sample(0).shape, right.read_sample(0).shape
+    ((4, 16, 16), (4, 16, 16))
     """
     axis = check_axis(axis)
     source_dataset = Dataset.open(source)

@@ -69,8 +69,11 @@ def baseline(test: str | os.PathLike | Sequence[Sample], out: str | os.PathLike 
 
     Examples
     --------
-    >>> report = baseline("data/cells3d_right", "data/baseline")     # doctest: +SKIP
-    >>> report["pooled"][4]["average_precision"]                     # AP at IoU 0.5   # doctest: +SKIP
+    >>> labels = np.zeros((12, 32, 32), np.uint16); labels[3:9, 4:14, 4:14], labels[3:9, 18:28, 16:26] = 1, 2
+    >>> image = np.where(labels > 0, 200.0, 20.0) + np.random.default_rng(0).normal(0, 5, labels.shape)
+    >>> report = baseline([Sample(labels, image, (1.0, 0.5, 0.5))], min_seed_distance_um=2, min_volume_um3=5)
+    >>> report["pooled"][4]["threshold"], report["pooled"][4]["average_precision"]  # AP at IoU 0.5
+    (0.5, 1.0)
     """
     check_segmentation_settings(smoothing_um, min_seed_distance_um, min_volume_um3)
     out = check_output_folder(out) if out is not None else None

@@ -107,8 +107,11 @@ class TwoSampleTest:
 
     Examples
     --------
-    >>> result = c2st(real_image, synthetic_image, spacing=(0.29, 0.26, 0.26), steps=400)  # doctest: +SKIP
-    >>> result.accuracy, result.ci95, result.n_test  # doctest: +SKIP
+    >>> rng = np.random.default_rng(0)
+    >>> real, synthetic = rng.random((8, 32, 32)), rng.random((8, 32, 32)) ** 4
+    >>> result = c2st(real, synthetic, spacing=(1, 1, 1), patch_um=(4, 8, 8), steps=40)
+    >>> result.n_test, result.accuracy > 0.9, result.ci95[0] < result.accuracy <= result.ci95[1]
+    (32, True, True)
     >>> result.figure('c2st_patches.png')  # doctest: +SKIP
     """
 

@@ -176,8 +176,12 @@ class Segmenter:
 
     Examples
     --------
-    >>> segmenter = train_segmenter('data/synthetic', steps=2000)  # doctest: +SKIP
-    >>> labels = segmenter.segment(image, spacing=(0.29, 0.26, 0.26))  # doctest: +SKIP
+    >>> labels = np.zeros((8, 32, 32), np.uint16); labels[2:6, 4:12, 4:12] = 1; labels[2:6, 18:28, 16:26] = 2
+    >>> image = (labels > 0) + 0.1 * np.random.default_rng(0).random(labels.shape, np.float32)
+    >>> segmenter = train_segmenter([Sample(labels, image, (1.0, 1.0, 1.0))], steps=2, patch_um=(8, 16, 16),
+    ...                             features=2, device="cpu", progress=False)
+    >>> segmenter.patch, segmenter.spacing, segmenter.segment(image, (1.0, 0.5, 0.5)).shape
+    ((8, 16, 16), (1.0, 1.0, 1.0), (8, 32, 32))
     """
 
     model: UNet3D

@@ -235,8 +235,9 @@ class StatisticalShapeModel:
 
         Examples
         --------
-        >>> fit_ssm(labels, spacing).summary()  # doctest: +SKIP
-        '14 shapes, 13 modes (first three explain 39 %, 21 %, 12 %), mean radius 3.92 µm'
+        >>> labels = np.zeros((16, 32, 48), np.uint16); labels[4:12, 8:24, 4:20], labels[2:14, 6:26, 26:44] = 1, 2
+        >>> print(fit_ssm(labels, (1.0, 1.0, 1.0), n_directions=64).summary())
+        2 shapes, 1 modes (first three explain 100 %), mean radius 8.52 µm
         """
         explained = self.variances / self.variances.sum() if self.n_modes else np.zeros(0)
         shares = ", ".join(f"{100 * e:.0f} %" for e in explained[:3]) or "nothing"
@@ -314,9 +315,13 @@ def fit_ssm(
 
     Examples
     --------
-    >>> from cellsynth.examples import cells3d_nuclei  # doctest: +SKIP
-    >>> image, labels, spacing = cells3d_nuclei()  # doctest: +SKIP
-    >>> model = fit_ssm(labels, spacing)  # doctest: +SKIP
+    >>> zz, yy, xx = np.ogrid[:20, :32, :72]
+    >>> labels = np.zeros((20, 32, 72), np.uint16)
+    >>> for k, (cx, r) in enumerate([(12, 4), (34, 5), (56, 6)], 1):  # three ellipsoids inside the volume
+    ...     labels[((zz - 10) / r) ** 2 + ((yy - 16) / r) ** 2 + ((xx - cx) / (r + 2)) ** 2 <= 1] = k
+    >>> model = fit_ssm(labels, (1.0, 1.0, 1.0), n_directions=64)
+    >>> model.n_training, model.n_modes
+    (3, 2)
     """
     directions = fibonacci_directions(n_directions)
     radii = shape_radii(volumes, spacing, directions, per=per, exclude_border=exclude_border)
