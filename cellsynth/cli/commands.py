@@ -145,13 +145,14 @@ def generate(args: argparse.Namespace) -> int | None:
         if args.config or args.preset or args.renderer or args.checkpoint or args.settings:
             raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
                              "--set, renderer or checkpoint")
-        options = {"labels": args.labels, "spacing": args.spacing, "kind": args.kind or "nuclei",
-                   "n_samples": args.n or 8, "seed": args.seed or 0, "resume": args.resume,
-                   "progress": not args.quiet, "workers": args.workers, "scheduler": args.scheduler}
+        given = {"kind": args.kind, "n_samples": args.n, "seed": args.seed, "minutes": args.minutes}
+        options = {"labels": args.labels, "spacing": args.spacing, "resume": args.resume, "progress": not args.quiet,
+                   "workers": args.workers, "scheduler": args.scheduler,
+                   **{key: value for key, value in given.items() if value is not None}}  # else the library's defaults
         if args.refine:
             from cellsynth.training.refine import generate_refined_like, refiner_folder
 
-            _report(generate_refined_like(args.like, args.out, minutes=args.minutes or 20.0, **options))
+            _report(generate_refined_like(args.like, args.out, **options))
             print(f"refiner: {refiner_folder(args.out) / 'checkpoint.safetensors'}")
         else:
             if args.minutes is not None:
