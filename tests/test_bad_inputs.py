@@ -676,7 +676,8 @@ def snapshot(root):
 
 
 @pytest.mark.parametrize(("setup", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, setup, fragment):
+def test_bad_input_one_line_exit_2_nothing_written(tmp_path, capsys, monkeypatch, setup, fragment):
+    monkeypatch.setattr("cellsynth.synthesis.pipeline.SCHEDULER_TIMEOUT_S", 1)  # the unreachable scheduler: 1 s
     argv = setup(tmp_path)
     capsys.readouterr()
     before = snapshot(tmp_path)

@@ -24,6 +24,9 @@ from cellsynth.errors import InputError
 from cellsynth.masks.simulate import masks_from_labels, simulate_masks
 from cellsynth.sample import Sample
 
+#: How long ``--scheduler`` waits for a dask scheduler to answer.
+SCHEDULER_TIMEOUT_S = 10
+
 #: Peak memory of simulating and rendering one sample, per voxel: measured 70–146 bytes for the
 #: shipped presets at 32×160×160 (tracemalloc), rounded up.
 BYTES_PER_GENERATED_VOXEL = 160
@@ -168,7 +171,7 @@ def dask_executor(workers: int = 1, scheduler: str | None = None):
 
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="10s")
+            client = Client(scheduler, timeout=f"{SCHEDULER_TIMEOUT_S}s")
         except (OSError, TimeoutError, ValueError) as err:
             raise InputError(f"cannot reach the dask scheduler at '{scheduler}' ({type(err).__name__}: "
                              f"{' '.join(str(err).split())[:160]})") from None
