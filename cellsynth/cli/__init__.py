@@ -46,8 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Examples
     --------
-    >>> main(["config", "check", "mine.yaml"])  # doctest: +SKIP
-    mine.yaml: valid
+    >>> import pathlib, tempfile
+    >>> from cellsynth.config import preset_text
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "mine.yaml"
+    >>> _ = path.write_text(preset_text("default"))
+    >>> main(["config", "check", str(path)])  # doctest: +ELLIPSIS
+    /.../mine.yaml: valid
     0
     """
     from cellsynth.cli.arguments import build_parser

@@ -6,7 +6,7 @@ disjoint parts (:mod:`.split`), and the one door from files, folders and arrays 
 
 Examples
 --------
->>> from cellsynth.dataset import Dataset, export_dataset  # doctest: +SKIP
+>>> from cellsynth.dataset import Dataset, export_dataset
 >>> dataset = Dataset.open("data/nuclei")  # doctest: +SKIP
 >>> export_dataset(dataset, "stardist", "data/nuclei_stardist")  # doctest: +SKIP
 """

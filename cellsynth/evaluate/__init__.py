@@ -5,7 +5,11 @@ The public names are re-exported here and imported on first use (``lazy_loader``
 
 Examples
 --------
->>> from cellsynth.evaluate import c2st, matching, paired_metrics, syn2real  # doctest: +SKIP
+>>> import numpy as np
+>>> from cellsynth.evaluate import c2st, matching, paired_metrics, syn2real
+>>> labels = np.zeros((4, 16, 16), np.uint16); labels[1:3, 2:8, 2:8], labels[1:3, 9:15, 9:15] = 1, 2
+>>> matching(labels, labels, thresholds=(0.5,))[0]["average_precision"]
+1.0
 """
 
 import lazy_loader

@@ -5,7 +5,10 @@ scikit-image does), so ``import cellsynth.masks`` is cheap.
 
 Examples
 --------
->>> from cellsynth.masks import fit_ssm, membrane_mask, simulate_masks, voronoi_cells  # doctest: +SKIP
+>>> from cellsynth.masks import fit_ssm, membrane_mask, simulate_masks, voronoi_cells
+>>> sample = simulate_masks((16, 64, 64), (0.5, 0.5, 0.5), {"nuclei": {"radius_um": 3.0}}, rng=0)
+>>> sample.shape, int(sample.labels.max()) > 0
+((16, 64, 64), True)
 """
 
 import lazy_loader

@@ -5,7 +5,7 @@ imported only when a learned generator is.
 
 Examples
 --------
->>> from cellsynth.synthesis import OpticsRenderer, apply_patched, generate_dataset  # doctest: +SKIP
+>>> from cellsynth.synthesis import OpticsRenderer, apply_patched, generate_dataset
 """
 
 import lazy_loader

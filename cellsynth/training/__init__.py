@@ -4,7 +4,7 @@ needs around the networks (:mod:`.runs`: accelerator, per-process seeds, checkpo
 
 Examples
 --------
->>> from cellsynth.training import train_ddpm, train_gan  # doctest: +SKIP
+>>> from cellsynth.training import train_ddpm, train_gan
 """
 
 import lazy_loader
