@@ -56,8 +56,8 @@ MAX_TEST_PATCHES = 2000
 MIN_TEST_PATCHES = 4
 #: Patches shown per row of the figure.
 N_SHOWN = 8
-#: The classifier's activations are kept channels-last: oneDNN's 3D max-pooling and convolutions run about
-#: twice as fast that way on a CPU (``benchmarks/bench_judge_speed.py``), with the same arithmetic.
+#: The classifier's activations are kept channels-last: oneDNN's 3D max-pooling and convolutions are faster
+#: that way on a CPU (1.2-1.3x per training step, ``benchmarks/bench_judge_speed.py``), with the same arithmetic.
 MEMORY_FORMAT = torch.channels_last_3d
 
 
@@ -400,6 +400,9 @@ def repeated_c2st(real, synthetic, *, repeats: int = 3, both_orders: bool = True
     check_repeats(repeats)
     if "seed" in settings or "swap" in settings:
         raise InputError("repeated_c2st chooses the seeds and the order of the parts itself")
+    spacing = settings.get("spacing")
+    real = as_samples(real, spacing, what="real")  # read once, not once per run
+    synthetic = as_samples(synthetic, settings.get("synthetic_spacing") or spacing, what="synthetic")
     runs, correct, total = [], 0, 0
     for seed in range(int(repeats)):
         for swap in (False, True) if both_orders else (False,):
