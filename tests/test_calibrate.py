@@ -23,7 +23,7 @@ from cellsynth.masks.simulate import simulate_masks
 from cellsynth.sample import Sample
 from cellsynth.synthesis.calibrate import PHASES, calibrate
 from cellsynth.synthesis.fit import object_levels
-from cellsynth.synthesis.measure import camera_storage, noise_correlation
+from cellsynth.synthesis.measure import CameraFit, camera_storage, dark_level_below, noise_correlation, photon_transfer
 from cellsynth.synthesis.optics import OpticsRenderer
 from cellsynth.synthesis.preset import write_calibration
 
@@ -344,3 +344,22 @@ def test_ambient_texture_varies_the_ambient_light_and_keeps_its_mean():
     assert np.mean(textured[outside]) == pytest.approx(np.mean(plain[outside]), rel=0.05)
     assert np.mean(textured[labels > 0]) == pytest.approx(np.mean(plain[labels > 0]), rel=0.05)
     assert np.array_equal(textured, render(0.4))
+
+
+def test_moving_the_dark_level_keeps_the_noise_of_every_level_and_stops_at_the_variance_lines_zero():
+    rng = np.random.default_rng(0)
+    signal = np.repeat(np.linspace(20, 400, 16), 32 * 64).reshape(16, 32, 64)
+    image = (100 + 2.0 * rng.poisson(signal) + rng.normal(0, 3.0, signal.shape)).astype(np.float32)
+    camera = photon_transfer(image, (1.0, 0.25, 0.25))
+    assert camera.gain == pytest.approx(2.0, rel=0.1)
+
+    def variance(fit: CameraFit, mean: float) -> float:  # ADU²: shot noise above the offset + read noise
+        return fit.gain * (mean - fit.offset) + (fit.gain * fit.read_noise) ** 2
+
+    lowered = camera.with_offset(camera.offset - 10, "a test")
+    assert lowered.offset_how == "a test" and lowered.gain == camera.gain
+    for mean in (camera.offset, 300.0, 900.0):
+        assert variance(lowered, mean) == pytest.approx(variance(camera, mean))
+    assert dark_level_below(camera, rms=1.0, level=camera.offset + 50) is camera  # a flat background: kept
+    textured = dark_level_below(camera, rms=1e6, level=camera.offset + 50)  # lowered as far as the line allows
+    assert textured.offset == pytest.approx(-camera.intercept / camera.gain) and textured.read_noise < 1e-6

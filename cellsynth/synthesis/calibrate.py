@@ -172,13 +172,13 @@ def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, 
     if bright.size == 0:
         raise InputError("the objects are not brighter than the background; are they bright objects on a dark "
                          "background?")
-    gain = camera["gain"]
+    gain = camera.gain
     first = tables[0]
     phase("levels and haze")
     haze = fit_haze(image.astype(np.float64), label, spacing, first["mean"], first["ids"], background)
-    floor = haze["floor"]
+    floor = haze.floor
     median_above = float(np.median(np.maximum(table["mean"] - floor, 1e-9)))
-    photons = median_above / (gain * (1 + haze["haze"] * haze["inside"]))
+    photons = median_above / (gain * (1 + haze.haze * haze.inside))
     phase("PSF")
     psf_axial, psf_lateral = fit_psf(image.astype(np.float64), label, spacing, first["mean"], first["ids"],
                                      background)
@@ -194,16 +194,16 @@ def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, 
         level = float(np.median(light[far]))
         ambient = texture_spectrum(image.astype(np.float64), far, spacing, light, camera, (psf_axial, psf_lateral),
                                    unit=1.0)
-        if ambient["amplitude"] ** 2 < 0.25 * max(gain * level + camera["intercept"], 1e-9):
+        if ambient["amplitude"] ** 2 < 0.25 * max(gain * level + camera.intercept, 1e-9):
             ambient = None  # below a quarter of the noise variance: model misfit as much as texture
         else:
             camera = dark_level_below(camera, ambient["amplitude"], level)
-            ambient["relative"] = ambient["amplitude"] / max(level - camera["offset"], 1e-9)
+            ambient["relative"] = ambient["amplitude"] / max(level - camera.offset, 1e-9)
     phase("texture")
     texture = texture_spectrum(image.astype(np.float64), depth > 0.15, spacing, expected, camera,
                                (psf_axial, psf_lateral), label)
     phase("inclusions")
-    inclusions = find_inclusions(image.astype(np.float64), label, spacing, depth, expected, camera["offset"])
+    inclusions = find_inclusions(image.astype(np.float64), label, spacing, depth, expected, camera.offset)
 
     phase("shapes")  # masks: shape statistics from objects not cut by the volume's faces
     whole = ~table["touching"]
@@ -281,7 +281,7 @@ def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, 
         f"{k['n']} {'dark' if k['factor'] < 1 else 'bright'} (smoothed residual beyond {k['threshold']:+.2f}, "
         f"≥ {MIN_INCLUSION_RADIUS_UM} µm)" for k in inclusions) + f" inclusions over {n_objects} objects"
         if inclusions else f"none found (≥ {MIN_INCLUSION_RADIUS_UM} µm beyond 4 MADs of the in-object residual)")
-    found.set(specimen + "background", round(max(floor - camera["offset"], 0.0) / (gain * photons), 5),
+    found.set(specimen + "background", round(max(floor - camera.offset, 0.0) / (gain * photons), 5),
               f"background without haze ({floor:.1f} camera units, median > 2 µm from objects {background:.1f}) "
               "above the offset, in units of the median object signal")
     found.set(specimen + "ambient_texture", 0.0 if ambient is None else round(min(ambient["relative"], 3.0), 4),
@@ -294,9 +294,9 @@ def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, 
               "log-linear fit of object brightness against depth" if attenuation is not None else
               "none: objects span < 5 µm of depth or do not dim with depth")
     microscope = "optics.microscope."
-    found.set(microscope + "haze", round(haze["haze"], 4), "out-of-focus light: the image > 1 µm from objects "
+    found.set(microscope + "haze", round(haze.haze, 4), "out-of-focus light: the image > 1 µm from objects "
               "fitted as floor + haze × (the objects' signal blurred by haze_scale_um)")
-    found.set(microscope + "haze_scale_um", haze["scale_um"], "the blur of that fit with the least residual")
+    found.set(microscope + "haze_scale_um", haze.scale_um, "the blur of that fit with the least residual")
     found.set(microscope + "psf_sigma_um", [psf_axial, psf_lateral, psf_lateral], "Gaussian σ fitted so that the "
               "objects, filled with their means and blurred, best match the image")
     detector = "optics.camera."
@@ -304,10 +304,8 @@ def _calibrate_nuclei(images, spacing: Sequence[float], labels, n_samples: int, 
               f"along y, x far from objects: {correlation['rho'][0]:.2f}, {correlation['rho'][1]:.2f}")
     found.set(detector + "photons", round(photons, 3), f"median object signal above the floor "
               f"({median_above:.1f}) / gain, less the haze inside objects")
-    found.set_camera(camera, storage, read_noise=camera["read_noise"], offset=camera["offset"],
-                     offset_how=camera.get("offset_how", "dark level: 0.5th percentile of the 1 µm-smoothed image"),
-                     gain_how=f" (fitted with a squared term for fine texture: {camera['fine_texture']:.3f} of the "
-                              "signal)")
+    found.set_camera(camera, storage, gain_how=f" (fitted with a squared term for fine texture: "
+                                               f"{camera.fine_texture:.3f} of the signal)")
     phase("closed loop")
     validated = closed_loop(found.preset(), image.astype(np.float64), label, spacing, found.found)
     return Calibration(validated, found.found, labels, stored)

@@ -251,12 +251,10 @@ def _calibrate_membranes(images, spacing: Sequence[float], labels, n_samples: in
     walls = membrane_mask(label, spacing, fit["thickness_um"], include_surface=surface)
     phase("camera")
     correlation, camera = measure_camera(images, walls.astype(np.uint8), spacing, storage.saturation, fit["model"])
-    gain, offset, read_noise = camera["gain"], camera["offset"], camera["read_noise"]
-    offset_how = "dark level: 0.5th percentile of the 1 µm-smoothed image"
-    if coverage > 0.95 and 0 <= fit["floor"] < offset:  # no dark region in view: the fit's level without light
-        offset = fit["floor"]
-        read_noise = math.sqrt(max(camera["intercept"] + gain * offset, 0.0)) / gain
-        offset_how = "the fitted level without light (the cells fill the view: there is no dark region)"
+    if coverage > 0.95 and 0 <= fit["floor"] < camera.offset:  # no dark region in view: the level without light
+        camera = camera.with_offset(fit["floor"], "the fitted level without light (the cells fill the view: there "
+                                                  "is no dark region)")
+    gain, offset = camera.gain, camera.offset
     # the renderer's light in camera units: offset + gain·photons·(b·((1 − c)·M + c·F) + outside·(1 − F))
     light = fit["membrane"] + fit["cells"]  # gain·photons
     if not (fit["membrane"] > 0 and light > 0):
@@ -326,7 +324,7 @@ def _calibrate_membranes(images, spacing: Sequence[float], labels, n_samples: in
               f"along y, x far from membranes: {correlation['rho'][0]:.2f}, {correlation['rho'][1]:.2f}")
     found.set(detector + "photons", round(photons, 3), f"membrane signal above the offset ({membrane_signal:.1f}) "
               "/ gain")
-    found.set_camera(camera, storage, read_noise=read_noise, offset=offset, offset_how=offset_how)
+    found.set_camera(camera, storage)
     high = weights_for(spread, found.preset())
     found.set("masks.membranes.weights", [1.0, high], "seed weights whose simulated cells show the measured spread "
               f"of equivalent radii (coefficient of variation {spread:.3f})")

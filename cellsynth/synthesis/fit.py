@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -104,8 +105,40 @@ def fit_psf(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.n
 
 
 
+@dataclass(frozen=True)
+class HazeFit:
+    """Out-of-focus light as :func:`fit_haze` found it: ``floor + haze · (G_s ⊛ M)`` around the objects.
+
+    Attributes
+    ----------
+    haze : float
+        Light per unit of object signal (the renderer's ``optics.microscope.haze``); 0 for none.
+    scale_um : float
+        ``s``, the blur of the haze (µm).
+    floor : float
+        The background without haze (camera units).
+    inside : float
+        The haze the objects receive themselves, per unit of their own signal.
+
+    Examples
+    --------
+    >>> HazeFit.none(100.0)
+    HazeFit(haze=0.0, scale_um=3.0, floor=100.0, inside=0.0)
+    """
+
+    haze: float
+    scale_um: float
+    floor: float
+    inside: float
+
+    @classmethod
+    def none(cls, background: float) -> HazeFit:
+        """No haze over ``background`` (camera units)."""
+        return cls(0.0, 3.0, background, 0.0)
+
+
 def fit_haze(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.ndarray, ids: np.ndarray,
-             background: float) -> dict:
+             background: float) -> HazeFit:
     """Out-of-focus light: voxels > 1 µm from objects fitted as ``floor + haze·(G_s ⊛ M)``.
 
     ``M`` is each object's mean above ``background`` (camera units), ``s`` the haze scale (µm, the
@@ -118,9 +151,8 @@ def fit_haze(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.
     signal = lookup[labels]
     around = ndi.distance_transform_edt(labels == 0, sampling=spacing) > 1.0
     target = image[around]
-    none = {"haze": 0.0, "scale_um": 3.0, "floor": background, "inside": 0.0}
     if target.size < 1000 or not signal.any():
-        return none
+        return HazeFit.none(background)
     best = None
     for scale in HAZE_SCALES_UM:
         spread = ndi.gaussian_filter(signal, [scale / s for s in spacing])
@@ -131,10 +163,10 @@ def fit_haze(image: np.ndarray, labels: np.ndarray, spacing: Spacing, means: np.
             best = (error, scale, coefficients, spread)
     _, scale, (floor, haze), spread = best
     if haze <= 0:
-        return none
+        return HazeFit.none(background)
     inside = labels > 0
-    return {"haze": float(haze), "scale_um": float(scale), "floor": float(floor),
-            "inside": float(np.mean(spread[inside] / np.maximum(signal[inside], 1e-9)))}
+    return HazeFit(float(haze), float(scale), float(floor),
+                   float(np.mean(spread[inside] / np.maximum(signal[inside], 1e-9))))
 
 
 def interior_profile(image: np.ndarray, labels: np.ndarray, depth: np.ndarray, means: np.ndarray, ids: np.ndarray,
@@ -188,13 +220,13 @@ def deconvolved_profile(image: np.ndarray, labels: np.ndarray, depth: np.ndarray
     return before, measured
 
 
-def ambient_model(labels: np.ndarray, spacing: Spacing, table: dict, haze: dict) -> np.ndarray:
+def ambient_model(labels: np.ndarray, spacing: Spacing, table: dict, haze: HazeFit) -> np.ndarray:
     """The ambient light :func:`fit_haze` found (camera units): its floor plus the objects' signal blurred by
     the haze scale, times the haze."""
     lookup = np.zeros(int(labels.max()) + 1)
-    lookup[table["ids"]] = np.maximum(table["mean"] - haze["floor"], 0)
-    spread = ndi.gaussian_filter(lookup[labels], [haze["scale_um"] / s for s in spacing])
-    return haze["floor"] + haze["haze"] * spread
+    lookup[table["ids"]] = np.maximum(table["mean"] - haze.floor, 0)
+    spread = ndi.gaussian_filter(lookup[labels], [haze.scale_um / s for s in spacing])
+    return haze.floor + haze.haze * spread
 
 
 def find_inclusions(image: np.ndarray, labels: np.ndarray, spacing: Spacing, depth: np.ndarray,

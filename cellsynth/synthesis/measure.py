@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -78,6 +78,51 @@ def noise_correlation(image: np.ndarray, labels: np.ndarray, spacing: Sequence[f
     return {"rho": correlations, "sigma_um": sigma_voxels * float(np.mean(spacing[1:]))}
 
 
+@dataclass(frozen=True)
+class CameraFit:
+    """What photon transfer measured (:func:`photon_transfer`): the noise variance of a camera pixel is
+    ``intercept + gain · mean`` (ADU², the mean in ADU).
+
+    Attributes
+    ----------
+    gain : float
+        ADU per electron (the variance line's slope).
+    offset : float
+        The dark level, ADU.
+    read_noise : float
+        Electrons RMS at ``offset`` (from the variance line).
+    intercept : float
+        ADU², the variance line's value at mean 0.
+    fine_texture : float
+        Relative RMS of the specimen's fine texture (the square term of the fit; 0 when it was not fitted).
+    points : list of [mean, variance]
+        The binned flat-region measurements the line was fitted to.
+    offset_how : str
+        How ``offset`` was found.
+
+    Examples
+    --------
+    >>> camera = CameraFit(gain=2.0, offset=100.0, read_noise=1.118, intercept=-195.0, fine_texture=0.0, points=[])
+    >>> lowered = camera.with_offset(98.0, "the level without light")
+    >>> round(lowered.read_noise, 3), lowered.offset_how
+    (0.5, 'the level without light')
+    """
+
+    gain: float
+    offset: float
+    read_noise: float
+    intercept: float
+    fine_texture: float
+    points: list
+    offset_how: str = "dark level: 0.5th percentile of the 1 µm-smoothed image"
+
+    def with_offset(self, offset: float, how: str) -> CameraFit:
+        """This camera with its dark level at ``offset`` (ADU; found ``how``) and the read noise that the same
+        variance line gives there, so every level keeps its measured noise."""
+        read_noise = math.sqrt(max(self.intercept + self.gain * offset, 0.0)) / self.gain
+        return replace(self, offset=float(offset), read_noise=read_noise, offset_how=how)
+
+
 def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: float | None = None,
                     rho: Sequence[float] = (0.0, 0.0), structure: np.ndarray | None = None) -> dict:
     """Gain, offset and read noise from the noise variance against the mean in flat regions (module doc).
@@ -101,16 +146,14 @@ def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: flo
 
     Returns
     -------
-    dict
-        ``gain`` (ADU per electron), ``offset`` (ADU), ``read_noise`` (electrons), ``intercept``
-        (ADU², of the line ``var = gain·mean + intercept``) and the binned ``points`` (mean, var).
+    CameraFit
 
     Examples
     --------
     >>> rng = np.random.default_rng(0)
     >>> signal = np.repeat(np.linspace(20, 400, 16), 32 * 64).reshape(16, 32, 64)
     >>> image = (100 + 2.0 * rng.poisson(signal)).astype(np.float32)
-    >>> round(photon_transfer(image, (1.0, 0.25, 0.25))['gain'], 1)
+    >>> round(photon_transfer(image, (1.0, 0.25, 0.25)).gain, 1)
     2.0
     """
     image = image.astype(np.float64)
@@ -156,9 +199,8 @@ def photon_transfer(image: np.ndarray, spacing: Sequence[float], saturation: flo
                          "is this a raw, unprocessed fluorescence image?")
     intercept = constant - gain * offset
     read_noise = math.sqrt(max(constant, 0.0)) / gain
-    return {"gain": float(gain), "offset": offset, "read_noise": float(read_noise), "intercept": float(intercept),
-            "fine_texture": math.sqrt(square),
-            "points": [[round(a, 3), round(b, 3)] for a, b in zip(m, v, strict=True)]}
+    return CameraFit(float(gain), offset, float(read_noise), float(intercept), math.sqrt(square),
+                     [[round(a, 3), round(b, 3)] for a, b in zip(m, v, strict=True)])
 
 
 def log_spread(values) -> float:
@@ -266,7 +308,7 @@ def camera_storage(images: Sequence[np.ndarray]) -> Storage:
 
 
 def measure_camera(images: Sequence[np.ndarray], labels: np.ndarray, spacing: Spacing, saturation: float,
-                   structure: np.ndarray | None = None) -> tuple[dict, dict]:
+                   structure: np.ndarray | None = None) -> tuple[dict, CameraFit]:
     """The camera of the first image (in ADU, values at ``saturation`` excluded): its noise correlation far
     from ``labels`` (:func:`noise_correlation`) and the photon transfer (:func:`photon_transfer`, less
     ``structure``)."""
@@ -323,7 +365,7 @@ def radial_average(power: np.ndarray, spacing: Sequence[float], n_bins: int, *,
     return ((edges[:-1] + edges[1:]) / 2, mean, sizes) if counts else ((edges[:-1] + edges[1:]) / 2, mean)
 
 
-def texture_spectrum(image: np.ndarray, mask: np.ndarray, spacing: Spacing, expected: np.ndarray, camera: dict,
+def texture_spectrum(image: np.ndarray, mask: np.ndarray, spacing: Spacing, expected: np.ndarray, camera: CameraFit,
                      psf: tuple[float, float], labels: np.ndarray | None = None,
                      unit: np.ndarray | float | None = None) -> dict:
     """The texture in ``mask`` before the PSF: amplitude, spectrum knots and per-object spread (module doc).
@@ -332,7 +374,7 @@ def texture_spectrum(image: np.ndarray, mask: np.ndarray, spacing: Spacing, expe
     ``expected − offset``, a relative texture; 1: camera units), less the camera's white-noise floor,
     undone of the PSF's transfer; ``labels`` give the per-object spread.
     """
-    offset, gain, read = camera["offset"], camera["gain"], camera["read_noise"]
+    offset, gain, read = camera.offset, camera.gain, camera.read_noise
     signal = np.maximum(expected - offset, 1e-9)
     unit = signal if unit is None else unit
     relative = np.where(mask, (image - expected) / unit, 0.0)
@@ -375,7 +417,7 @@ def texture_spectrum(image: np.ndarray, mask: np.ndarray, spacing: Spacing, expe
 MAX_AMBIENT_TEXTURE = 0.35
 
 
-def dark_level_below(camera: dict, rms: float, level: float) -> dict:
+def dark_level_below(camera: CameraFit, rms: float, level: float) -> CameraFit:
     """``camera`` with its offset lowered when the ambient light (``level``, camera units) varies (``rms``, camera
     units) by more than :data:`MAX_AMBIENT_TEXTURE` of its height above the offset, else ``camera`` itself.
 
@@ -383,17 +425,14 @@ def dark_level_below(camera: dict, rms: float, level: float) -> dict:
     estimate) is a dip of the texture. Photon transfer only fixes ``offset − gain·read_noise²``
     (the variance line's zero, the least offset possible); the offset moves down towards it until
     the texture's amplitude is :data:`MAX_AMBIENT_TEXTURE`, and the read noise follows from the
-    same line, so every level keeps its measured noise.
+    same line (:meth:`CameraFit.with_offset`).
     """
-    gain, offset = camera["gain"], camera["offset"]
-    if rms <= MAX_AMBIENT_TEXTURE * (level - offset):
+    if rms <= MAX_AMBIENT_TEXTURE * (level - camera.offset):
         return camera
-    least = -camera["intercept"] / gain
-    lowered = max(least, level - rms / MAX_AMBIENT_TEXTURE)
-    if lowered >= offset:
+    lowered = max(-camera.intercept / camera.gain, level - rms / MAX_AMBIENT_TEXTURE)
+    if lowered >= camera.offset:
         return camera
-    return {**camera, "offset": float(lowered),
-            "read_noise": math.sqrt(max(camera["intercept"] + gain * lowered, 0.0)) / gain,
-            "offset_how": f"lowered from the darkest 1 µm-smoothed level ({offset:.1f}) until the ambient texture is "
-                          f"{MAX_AMBIENT_TEXTURE} of the ambient light above it (a textured background has no dark "
-                          "voxels), not below the photon-transfer line's zero"}
+    return camera.with_offset(lowered, f"lowered from the darkest 1 µm-smoothed level ({camera.offset:.1f}) until the "
+                                       f"ambient texture is {MAX_AMBIENT_TEXTURE} of the ambient light above it (a "
+                                       "textured background has no dark voxels), not below the photon-transfer "
+                                       "line's zero")

@@ -20,6 +20,7 @@ from cellsynth.checks import Spacing, check_labels
 from cellsynth.config import Config, parse_yaml, set_dotted, validate_config
 from cellsynth.errors import InputError
 from cellsynth.io import write_bytes_atomic
+from cellsynth.synthesis.measure import CameraFit, Storage
 
 
 @dataclass(frozen=True)
@@ -94,33 +95,28 @@ class Measurements:
         found.set("renderer.name", "optics")
         return found
 
-    def set_camera(self, camera: dict, storage, *, read_noise: float, offset: float, offset_how: str,
-                   gain_how: str = "") -> None:
+    def set_camera(self, camera: CameraFit, storage: Storage, gain_how: str = "") -> None:
         """The camera section from photon transfer (:func:`~cellsynth.synthesis.measure.measure_camera`)
         and the images' storage (:class:`~cellsynth.synthesis.measure.Storage`).
 
         Parameters
         ----------
-        camera : dict
-            ``gain`` and the binned ``points`` of the photon transfer.
+        camera : CameraFit
+            The photon transfer, with the offset as finally chosen.
         storage : Storage
             How the images store camera counts (the output type and units).
-        read_noise, offset : float
-            Electrons RMS and ADU, as finally chosen.
-        offset_how : str
-            How the offset was found.
         gain_how : str
             Said after the gain's sentence.
         """
         detector = "optics.camera."
-        self.set(detector + "read_noise", round(read_noise, 4), "from the photon-transfer intercept at the offset "
-                 "(electrons)")
-        self.set(detector + "gain", round(camera["gain"], 4), f"photon transfer slope over {len(camera['points'])} "
+        self.set(detector + "read_noise", round(camera.read_noise, 4), "from the photon-transfer intercept at the "
+                 "offset (electrons)")
+        self.set(detector + "gain", round(camera.gain, 4), f"photon transfer slope over {len(camera.points)} "
                  f"intensity bins{gain_how}")
-        self.set(detector + "offset", round(offset, 3), offset_how)
+        self.set(detector + "offset", round(camera.offset, 3), camera.offset_how)
         for key, value in storage.camera_config().items():
             self.set(detector + key, value, storage.describe())
-        self.note("camera_points", camera["points"], "photon transfer: (mean, noise variance) per bin")
+        self.note("camera_points", camera.points, "photon transfer: (mean, noise variance) per bin")
 
     def set(self, path: str, value, how: str | None = None):
         """``value`` for the config ``path``, measured ``how`` (None: a choice, not a measurement); returns it."""
