@@ -236,3 +236,19 @@ def test_set_changes_config_values_checked_like_the_yaml(tmp_path, capsys):
         main(["masks", "nuclei", "--out", str(tmp_path / "x"), "--set", "volume.shape"])
     assert stopped.value.code == 2 and "expected KEY=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_help_imports_none_of_the_library_and_a_command_builds_only_its_own_options():
+    script = ("import sys\nfrom cellsynth.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+              "print(sorted(m for m in sys.modules if m.startswith(('numpy', 'torch', 'pydantic', 'cellsynth.'))))")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip().splitlines()[-1] == str(["cellsynth.cli", "cellsynth.cli.arguments",
+                                                   "cellsynth.cli.commands", "cellsynth.errors"])
+    from cellsynth.cli.arguments import build_parser, named_command
+
+    assert named_command(["-q", "masks", "nuclei", "--out", "x"]) == "masks nuclei"
+    assert named_command(["evaluate"]) is None and named_command(["bogus", "x"]) is None
+    parser = build_parser(["export", "--help"])
+    commands = parser._subparsers._group_actions[0].choices
+    assert "--format" in commands["export"].format_help()
+    assert "--steps" not in commands["evaluate"]._subparsers._group_actions[0].choices["realism"].format_help()

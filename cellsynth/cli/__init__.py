@@ -56,7 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from cellsynth.cli.arguments import build_parser
 
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     args.quiet = getattr(args, "quiet", False)
     warnings.showwarning = _show_warning
     try:

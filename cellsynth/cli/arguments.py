@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
 from cellsynth.cli import EXIT_BAD_INPUT
 from cellsynth.cli import commands as handlers
-from cellsynth.dataset.exports import EXPORT_FORMATS, LAYOUTS
-from cellsynth.evaluate.settings import C2ST_PATCH_UM, C2ST_STEPS, SegmenterSettings
-from cellsynth.masks.segment import MIN_SEED_DISTANCE_UM, MIN_VOLUME_UM3, SMOOTHING_UM
 
 
 class _Parser(argparse.ArgumentParser):
@@ -80,6 +79,12 @@ def opt(flags: str, help: str, **settings) -> tuple[list[str], dict]:
             f"{default:g}" if isinstance(default, float) else default)
         help = f"{help} (default {shown})"
     return flags.split(), {"help": help, **settings}
+
+
+def library(module: str, name: str):
+    """A value the library defines (a default, a list of choices), imported only when the options of a command
+    that shows it are built: ``cellsynth --help`` imports none of the library."""
+    return getattr(importlib.import_module(f"cellsynth.{module}"), name)
 
 
 ZYX = {"nargs": 3, "type": float, "metavar": ("Z", "Y", "X")}
@@ -269,11 +274,11 @@ COMMANDS = [
      "Paired NRMSE/SSIM/ZNCC/PSNR (same shape: the synthetic image made from the real labels), whole volume and "
      "foreground, and unpaired histogram, spectra, depth and surface profiles."),
     ("evaluate syn2real", handlers.evaluate_syn2real, "train a 3D segmenter on one dataset, test it on another",
-     [opt("--train", "dataset folder to train on (e.g. synthetic); repeat it to mix sets (real first: validation "
-                     "is taken from it)", required=True, type=_path, action="append"),
+     lambda: [opt("--train", "dataset folder to train on (e.g. synthetic); repeat it to mix sets (real first: "
+                             "validation is taken from it)", required=True, type=_path, action="append"),
       opt("--test", "dataset folder to test on (e.g. real)", required=True, type=_path),
       opt("--out", "new folder for report.json, weights, predictions", required=True, type=_path),
-      *settings_options(SegmenterSettings),
+      *settings_options(library("evaluate.settings", "SegmenterSettings")),
       opt("--repeats", "K training seeds: mean ± sd of AP@0.5 and AP@0.75 with a bootstrap interval over test "
                        "objects (default 1: one run)", type=int, default=1),
       opt("--swap", "also train on --test and test on --train with each seed (Real2Real: both halves take both "
@@ -283,22 +288,23 @@ COMMANDS = [
      "Real2Real baseline."),
     ("evaluate baseline", handlers.evaluate_baseline,
      "the untrained classical segmentation to beat (Otsu + distance watershed)",
-     [opt("--test", "labelled dataset folder to segment and score", required=True, type=_path),
+     lambda: [opt("--test", "labelled dataset folder to segment and score", required=True, type=_path),
       opt("--out", "new folder for report.json and predictions", required=True, type=_path),
-      opt("--smoothing-um", "Gaussian σ in µm", type=float, default=SMOOTHING_UM),
-      opt("--min-seed-distance-um", "seeds are distance maxima within this half-width in µm", type=float,
-          default=MIN_SEED_DISTANCE_UM),
-      opt("--min-volume-um3", "smaller objects are dropped", type=float, default=MIN_VOLUME_UM3)],
+      *(opt(f"--{name.lower().replace('_', '-')}", help, type=float, default=library("masks.segment", name))
+        for name, help in (("SMOOTHING_UM", "Gaussian σ in µm"),
+                           ("MIN_SEED_DISTANCE_UM", "seeds are distance maxima within this half-width in µm"),
+                           ("MIN_VOLUME_UM3", "smaller objects are dropped")))],
      "Gaussian smoothing, Otsu's threshold, holes filled, seeds at the maxima of the distance map, watershed; "
      "every parameter in µm. Writes the same report.json as syn2real."),
     ("evaluate realism", handlers.evaluate_realism,
      "can a classifier tell real from synthetic patches? (C2ST + statistics)",
-     [opt("--real", "real image file(s), a folder of them or a dataset folder", required=True, type=_path,
+     lambda: [opt("--real", "real image file(s), a folder of them or a dataset folder", required=True, type=_path,
           nargs="+"),
       opt("--synthetic", "synthetic image file(s), a folder of them or a dataset folder", required=True,
           type=_path, nargs="+"),
       opt("--out", "new folder for realism.json and the PNGs", required=True, type=_path),
-      *judge_options(C2ST_STEPS, C2ST_PATCH_UM, "classifier patch", "voxel size in µm of files without one"),
+      *judge_options(library("evaluate.settings", "C2ST_STEPS"), library("evaluate.settings", "C2ST_PATCH_UM"),
+                     "classifier patch", "voxel size in µm of files without one"),
       opt("--repeats", "K classifier seeds, each in both orders of the train/test parts: mean ± sd of 2K runs "
                        "(default 1: one run)", type=int, default=1)],
      "Trains a small 3D CNN on spatially disjoint halves; held-out accuracy 0.5 = cannot tell, 1.0 = trivially "
@@ -307,9 +313,11 @@ COMMANDS = [
      ["dataset", opt("--out", "HTML file (default DATASET/report.html, replaced each time)", type=_path),
       "overwrite"]),
     ("export", handlers.export, "export a dataset for a segmentation tool",
-     ["dataset", opt("--format", f"one of: {', '.join(EXPORT_FORMATS)}", required=True),
+     lambda: ["dataset", opt("--format", f"one of: {', '.join(library('dataset.exports', 'EXPORT_FORMATS'))}",
+                             required=True),
       opt("--out", "new (or empty) folder", required=True, type=_path), "partial",
-      opt("--layout", "; ".join(f"{fmt}: {' or '.join(names)} (default {names[0]})" for fmt, names in LAYOUTS.items())
+      opt("--layout", "; ".join(f"{fmt}: {' or '.join(names)} (default {names[0]})"
+                                for fmt, names in library("dataset.exports", "LAYOUTS").items())
           + " (Cellpose trains in 2D; the CTC scorers need the samples as frames of one sequence)")]),
 ]
 
@@ -323,12 +331,28 @@ def _add_options(parser: argparse.ArgumentParser, options: list) -> None:
         parser.add_argument(*flags, **settings)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full argument parser (also used to render ``--help``)."""
+def named_command(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names (``"evaluate realism"``), or None: its first words that are not options."""
+    words = []
+    for word in argv:
+        if word.startswith("-"):
+            continue
+        words.append(word)
+        if any(entry[0] == " ".join(words) for entry in COMMANDS):
+            return " ".join(words)
+        if len(words) == 2:
+            return None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser; with ``argv``, only the options of the command it names are built (the rest of the
+    library stays unimported), else every command's (to render every ``--help``)."""
     try:
         version = metadata.version("cellsynth")
     except metadata.PackageNotFoundError:
         version = "unknown"
+    only = None if argv is None else named_command(argv)
     parser = _Parser(prog="cellsynth", description="Fully-annotated synthetic 3D fluorescence-microscopy datasets.")
     parser.add_argument("--version", action="version", version=f"cellsynth {version}")
     _add_options(parser, ["quiet"])
@@ -341,6 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
             groups[group[0]] = top.add_parser(group[0], help=GROUPS[group[0]]).add_subparsers(
                 dest="action", required=True, metavar="ACTION", parser_class=_Parser)
         command = (groups[group[0]] if group else top).add_parser(name, help=help, description=description or help)
-        _add_options(command, [*options, "quiet"])
+        if argv is None or words == only:  # a callable: options that import the library to show its values
+            _add_options(command, options() if callable(options) else options)
+        _add_options(command, ["quiet"])
         command.set_defaults(func=handler, **(defaults or {}))
     return parser
