@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import inspect
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -85,6 +86,12 @@ def library(module: str, name: str):
     """A value the library defines (a default, a list of choices), imported only when the options of a command
     that shows it are built: ``cellsynth --help`` imports none of the library."""
     return getattr(importlib.import_module(f"cellsynth.{module}"), name)
+
+
+def default(module: str, function: str, parameter: str):
+    """The default of ``parameter`` in the library's ``function``: the option's default, stated once."""
+    value = inspect.signature(library(module, function)).parameters[parameter].default
+    return list(value) if isinstance(value, tuple) else value
 
 
 ZYX = {"nargs": 3, "type": float, "metavar": ("Z", "Y", "X")}
@@ -190,8 +197,10 @@ COMMANDS = [
      [opt("name", "cells3d: scikit-image's nuclei, 20 labelled", choices=["cells3d"]),
       opt("out", "new dataset folder", type=_path), "output config", "resume"]),
     ("dataset split", handlers.dataset_split, "cut every sample into two spatially disjoint datasets (train / test)",
-     ["dataset", opt("--axis", "axis to cut along (default x)", default="x", choices=["z", "y", "x"]),
-      opt("--fraction", "share of the axis in the first part (default 0.5)", type=float, default=0.5),
+     lambda: ["dataset", opt("--axis", "axis to cut along", default=default("dataset.split", "split_dataset", "axis"),
+                             choices=["z", "y", "x"]),
+      opt("--fraction", "share of the axis in the first part", type=float,
+          default=default("dataset.split", "split_dataset", "fraction")),
       opt("--out", "two new dataset folders: the part before the cut and the part after it", nargs=2, required=True,
           type=_path, metavar=("FIRST", "SECOND"))],
      "Images, labels and optional volumes are cut along one axis; spacing and label ids are kept."),
@@ -220,11 +229,13 @@ COMMANDS = [
      "ε-prediction DDPM (cosine schedule, EMA) on random patches of data.images; the sketch statistics for "
      "generation are fitted to the images. Same run folder layout as train gan."),
     ("calibrate", handlers.calibrate, "measure your real image(s) and write a preset that makes data like them",
-     [opt("images", "raw 3D image file(s) of one microscope setting", nargs="+"), "labels of images", "spacing",
+     lambda: [opt("images", "raw 3D image file(s) of one microscope setting", nargs="+"), "labels of images", "spacing",
       opt("--out", "preset file to write (PRESET.yaml)", required=True, type=_path),
       opt("--report", "folder for calibration.json and a real-vs-synthetic PNG", type=_path), "overwrite",
-      opt("--n", "dataset.n_samples of the preset (default 8)", type=int, default=8),
-      opt("--kind", "what is stained (default nuclei)", choices=("nuclei", "membranes"), default="nuclei")],
+      opt("--n", "dataset.n_samples of the preset", type=int,
+          default=default("synthesis.calibrate", "calibrate", "n_samples")),
+      opt("--kind", "what is stained", choices=("nuclei", "membranes"),
+          default=default("synthesis.calibrate", "calibrate", "kind"))],
      "Camera (photon transfer), background, attenuation, PSF, per-object brightness, rim, texture spectrum, "
      "nucleoli, and the masks' density, size, flattening and arrangement in z; each value in the YAML carries a "
      "comment saying how it was measured."),
@@ -241,35 +252,36 @@ COMMANDS = [
     *((f"masks {kind}", handlers.masks_simulate, f"a masks-only dataset of {text}", RUN, None, {"kind": kind})
       for kind, text in MASKS.items()),
     ("masks fit-ssm", handlers.masks_fit_ssm, "fit a statistical shape model to label volumes",
-     [opt("labels", "label files, or one folder of them", nargs="*"),
+     lambda: [opt("labels", "label files, or one folder of them", nargs="*"),
       opt("--example", "fit scikit-image's cells3d nuclei (cellsynth[examples])", choices=["cells3d"]),
       opt("--out", "model file MODEL.npz (MODEL.json goes beside it)", required=True, type=_path), "overwrite",
       "spacing",
       opt("--per", "instance: every labelled object; foreground: each volume's whole specimen",
-          choices=["instance", "foreground"], default="instance"),
-      opt("--directions", "rays per shape (default 512)", type=int, default=512),
+          choices=["instance", "foreground"], default=default("masks.ssm", "fit_ssm", "per")),
+      opt("--directions", "rays per shape", type=int, default=default("masks.ssm", "fit_ssm", "n_directions")),
       opt("--keep-border", "also fit objects cut by the volume border", **FLAG)],
      "Radii along quasi-uniform rays from each shape's centroid; mean, covariance, modes."),
     ("diversify", handlers.diversify, "a robustness benchmark: each sample at increasing noise levels",
-     [opt("dataset", "dataset folder with images (real or synthetic)", type=_path), "new dataset",
-      opt("--levels", "variance weights w_v (default 0 1 2 4 8)", nargs="+", type=float,
-          default=[0.0, 1.0, 2.0, 4.0, 8.0], metavar="W_V"),
-      opt("--intensity-levels", "intensity weights w_i (default 1); every combination is written", nargs="+",
-          type=float, default=[1.0], metavar="W_I"),
+     lambda: [opt("dataset", "dataset folder with images (real or synthetic)", type=_path), "new dataset",
+      opt("--levels", "variance weights w_v", nargs="+", type=float, metavar="W_V",
+          default=default("series", "diversify_dataset", "w_v_levels")),
+      opt("--intensity-levels", "intensity weights w_i; every combination is written", nargs="+", type=float,
+          default=default("series", "diversify_dataset", "w_i_levels"), metavar="W_I"),
       opt("--neighbourhood", "s_σ: odd cube edge in voxels (default 5)", type=int),
       opt("--neighbourhood-um", "s_σ in µm instead (odd voxel count per axis)", type=float),
-      opt("--percentiles", "normalise each image to [0, 1] between these percentiles (default 0 100: min-max)",
-          nargs=2, type=float, default=[0.0, 100.0], metavar=("LOW", "HIGH")),
-      opt("--seed", "base seed of the noise (default 0)", type=_seed, default=0), "resume", "partial"],
+      opt("--percentiles", "normalise each image to [0, 1] between these percentiles (0 100: min-max)", nargs=2,
+          type=float, default=default("series", "diversify_dataset", "percentiles"), metavar=("LOW", "HIGH")),
+      opt("--seed", "base seed of the noise", type=_seed, default=default("series", "diversify_dataset", "seed")),
+      "resume", "partial"],
      "Probabilistic diversification (clip(N(0,1)·w_v·σ_x + w_i·I_x, 0, 1)) of every sample at every (w_i, w_v) "
      "level; labels unchanged, PSNR per level in the manifest."),
     ("evaluate images", handlers.evaluate_images,
      "compare a synthetic image with a real one (metrics.json + PNG plots)",
-     [opt("--real", "real image file", required=True, type=_path),
+     lambda: [opt("--real", "real image file", required=True, type=_path),
       opt("--synthetic", "synthetic image file", required=True, type=_path),
       opt("--labels", "the real image's labels (foreground metrics)", type=_path), "spacing",
-      opt("--normalization", "per-image intensity normalisation: percentile (1/99.8, default), min-max, zscore, "
-                             "none", default="percentile"),
+      opt("--normalization", "per-image intensity normalisation: percentile (1/99.8), min-max, zscore, none",
+          default=default("evaluate.images", "evaluate_image_files", "normalization")),
       opt("--out", "folder for metrics.json and the plots", required=True, type=_path)],
      "Paired NRMSE/SSIM/ZNCC/PSNR (same shape: the synthetic image made from the real labels), whole volume and "
      "foreground, and unpaired histogram, spectra, depth and surface profiles."),
