@@ -272,12 +272,15 @@ def simulated_axis_ratio(flattening: float, deformation: float, gamma: float, n_
     from cellsynth.masks.nuclei import FlattenedShape, random_sh_shape, rasterize_shapes
 
     rng = np.random.default_rng(12345)
+    shapes = [FlattenedShape(random_sh_shape(8.0, gamma=gamma, deformation=deformation, rng=rng),
+                             np.array([1.0, 0.0, 0.0]), flattening) for _ in range(n_shapes)]
+    # side by side in one volume, each in a 41-voxel cube of its own (1 µm voxels, centred on a voxel)
+    centres = np.array([[20.0, 20.0, 20.0 + 41 * k] for k in range(n_shapes)])
+    labels, _ = rasterize_shapes((41, 41, 41 * n_shapes), (1.0, 1.0, 1.0), centres, shapes)
     ratios = []
-    for _ in range(n_shapes):
-        shape = FlattenedShape(random_sh_shape(8.0, gamma=gamma, deformation=deformation, rng=rng),
-                               np.array([1.0, 0.0, 0.0]), flattening)
-        labels, _ = rasterize_shapes((41, 41, 41), (1.0, 1.0, 1.0), np.array([[20.0, 20.0, 20.0]]), [shape])
-        eigenvalues = np.linalg.eigvalsh(np.cov(np.argwhere(labels > 0).T.astype(np.float64)))
+    for k in range(n_shapes):
+        eigenvalues = np.linalg.eigvalsh(np.cov(np.argwhere(labels[:, :, 41 * k:41 * (k + 1)] == k + 1).T
+                                                .astype(np.float64)))
         ratios.append(math.sqrt(eigenvalues[0] / eigenvalues[-1]))
     return float(np.median(ratios))
 
