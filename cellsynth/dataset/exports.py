@@ -260,8 +260,17 @@ def export_dataset(
 
     Examples
     --------
-    >>> export_dataset("data/nuclei", "stardist", "data/nuclei_stardist")  # doctest: +SKIP
-    PosixPath('data/nuclei_stardist')
+    >>> import tempfile
+    >>> from cellsynth.dataset import import_dataset
+    >>> from cellsynth.io import write_volume
+    >>> root = Path(tempfile.mkdtemp())
+    >>> labels = np.zeros((4, 16, 16), np.uint16); labels[1:3, 4:12, 4:12] = 1
+    >>> _ = write_volume(root / "image.tif", labels * 100, (1.0, 0.5, 0.5))
+    >>> _ = write_volume(root / "labels.tif", labels, (1.0, 0.5, 0.5))
+    >>> dataset = import_dataset(root / "nuclei", [root / "image.tif"], [root / "labels.tif"], progress=False)
+    >>> out = export_dataset(dataset.root, "stardist", root / "nuclei_stardist", progress=False)
+    >>> sorted(path.name for path in out.iterdir())
+    ['cellsynth_export.json', 'images', 'masks']
     """
     layout = check_layout(fmt, layout)
     dataset = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset)

@@ -106,7 +106,15 @@ def evaluate_image_files(real: str | os.PathLike, synthetic: str | os.PathLike, 
 
     Examples
     --------
-    >>> result = evaluate_image_files("real.tif", "synthetic.tif", "data/metrics")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from cellsynth.io import write_volume
+    >>> root = Path(tempfile.mkdtemp())
+    >>> real = np.random.default_rng(0).poisson(50, (8, 32, 32)).astype(np.uint16)
+    >>> _ = write_volume(root / "real.tif", real, (1.0, 0.5, 0.5))
+    >>> _ = write_volume(root / "synthetic.tif", real + 5, (1.0, 0.5, 0.5))
+    >>> result = evaluate_image_files(root / "real.tif", root / "synthetic.tif", root / "metrics")
+    >>> round(result["paired"]["whole"]["zncc"], 3)
+    1.0
     """
     from cellsynth.io import read_volume
 

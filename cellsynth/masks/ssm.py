@@ -341,7 +341,17 @@ def fit_ssm_files(paths: Sequence[str | os.PathLike], spacing: Sequence[float] |
 
     Examples
     --------
-    >>> model = fit_ssm_files(["data/my_set/labels"], per="instance")  # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from cellsynth.io import write_volume
+    >>> zz, yy, xx = np.ogrid[:20, :32, :72]
+    >>> labels = np.zeros((20, 32, 72), np.uint16)
+    >>> for k, (cx, r) in enumerate([(12, 4), (34, 5), (56, 6)], 1):
+    ...     labels[((zz - 10) / r) ** 2 + ((yy - 16) / r) ** 2 + ((xx - cx) / (r + 2)) ** 2 <= 1] = k
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = write_volume(folder / "labels.tif", labels, (1.0, 1.0, 1.0))
+    >>> fit_ssm_files([folder], n_directions=64).n_training
+    3
     """
     from cellsynth.io import read_volume, volume_files
 
