@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import importlib
 import inspect
+import typing
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -122,17 +123,24 @@ RUN = [opt("config", "YAML config file (default: the 'default' preset)", nargs="
        opt("--set", "change one config value, KEY=VALUE (e.g. --set volume.shape=[16,64,64] --set "
                     "optics.camera.photons=80); repeatable; checked like the YAML", type=_setting, action="append",
            metavar="KEY=VALUE", dest="settings")]
-#: The learned generators' options: the DDPM's sampling and the output units (generate, synthesize).
-SAMPLING = [
-    opt("--sampler", "ddpm: dpmsolver (default), ddim, or ddpm (ancestral, the reference)"),
-    opt("--steps", "ddpm: denoising steps (default 25)", type=int),
-    [opt("--t-start", "ddpm: start timestep (default 400 of 1000)", type=int, dest="t_start"),  # one of these
-     opt("--strength", "ddpm: start at strength·T instead", type=float),
-     opt("--snr", "ddpm: start where the signal-to-noise ratio ᾱ/(1−ᾱ) is this", type=float)],
-    opt("--tile-batch", "tiles per network call (default: 1 on the CPU, as many as fit on a GPU)", type=int,
-        dest="tile_batch"),
-    opt("--units", "gan, ddpm: normalised ([0, 1], default) or camera (the training images' units, through the "
-                   "checkpoint's percentile mapping)")]
+def setting(flags: str, key: str, **settings) -> tuple[list[str], dict]:
+    """An option that sets the config value ``key``: its help and shown default are the config schema's
+    (:func:`~cellsynth.config.config_field`), its choices those of a ``Literal`` field; not given, the config's
+    value stands."""
+    field = library("config", "config_field")(key)
+    choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else None
+    shown = "" if field.default is None else f" (default {field.default})"
+    return opt(flags, f"{field.description}{shown}; sets {key}", **({"choices": choices} if choices else {}),
+               **settings)
+
+
+def sampling() -> list:
+    """The learned generators' options: the DDPM's sampling and the output units (generate, synthesize)."""
+    return [setting("--sampler", "renderer.sampler"), setting("--steps", "renderer.steps", type=int),
+            [setting("--t-start", "renderer.t_start", type=int, dest="t_start"),  # one of these
+             setting("--strength", "renderer.strength", type=float), setting("--snr", "renderer.snr", type=float)],
+            setting("--tile-batch", "patching.batch_size", type=int, dest="tile_batch"),
+            setting("--units", "renderer.units")]
 
 
 #: How a settings field's annotation is read from the command line.
@@ -207,20 +215,17 @@ COMMANDS = [
     ("dataset verify", handlers.dataset_verify,
      "check every sample's files against their SHA-256 (exit 1 if any is missing or corrupt)", ["dataset"]),
     ("generate", handlers.generate, "simulate masks and render images: an annotated dataset",
-     [*RUN, opt("--like", "calibrate the physics renderer and the masks on your real image(s) first (see `cellsynth "
-                          "calibrate`); the calibrated preset goes into the dataset folder", nargs="+",
-                metavar="IMAGE"),
+     lambda: [*RUN, opt("--like", "calibrate the physics renderer and the masks on your real image(s) first (see "
+                                  "`cellsynth calibrate`); the calibrated preset goes into the dataset folder",
+                        nargs="+", metavar="IMAGE"),
       opt("--labels", "--like: label volumes of those images (default: classical segmentation)", nargs="+"),
       opt("--spacing", "--like: voxel size in µm of images without one", **ZYX),
       opt("--kind", "--like: what is stained (default nuclei)", choices=("nuclei", "membranes")),
       opt("--refine", "--like: also train a DDPM on the image(s) (CPU budget --minutes) and finish every physics "
                       "render with it; its run folder is OUT-refiner", **FLAG),
       opt("--minutes", "--refine: training budget in minutes (default 20)", type=float),
-      opt("--renderer --generator", "optics (default, no training), gan, ddpm, or refine (the config's physics "
-                                    "render finished by a ddpm); all but optics need --checkpoint"),
-      opt("--checkpoint", "a cellsynth checkpoint for gan, ddpm or refine (a ddpm one)"),
-      opt("--alpha", "gan: positional-map α in µm; several (e.g. 10,50,100,500,1000) = every sample at each "
-                     "quality level", type=_lengths, metavar="A[,A...]"), *SAMPLING],
+      setting("--renderer --generator", "renderer.name"), setting("--checkpoint", "renderer.checkpoint"),
+      setting("--alpha", "renderer.alpha_um", type=_lengths, metavar="A[,A...]"), *sampling()],
      "The main job: from a preset or YAML config to image + label pairs, manifest and previews."),
     ("train gan", handlers.train, "the positionally-conditioned cGAN with adaptive discriminator augmentation",
      TRAINING, "Unpaired by default: real images plus simulated (or real) masks; checkpoint, log.csv and previews "
@@ -240,7 +245,7 @@ COMMANDS = [
      "nucleoli, and the masks' density, size, flattening and arrangement in z; each value in the YAML carries a "
      "comment saying how it was measured."),
     ("synthesize", handlers.synthesize, "one image from a label volume (e.g. a real segmentation) with any generator",
-     [opt("labels", "instance label volume", type=_path),
+     lambda: [opt("labels", "instance label volume", type=_path),
       opt("--config", "preset name or YAML: render with its renderer (the physics renderer by default; e.g. a "
                       "`cellsynth calibrate` preset)"),
       opt("--checkpoint", "gan or ddpm checkpoint from `cellsynth train`; a ddpm one with --config refines the "
@@ -248,7 +253,7 @@ COMMANDS = [
       opt("--out", "image file to write (.tif, .ome.zarr)", required=True, type=_path), "overwrite", "spacing",
       opt("--foreground", "specimen mask (default: the closed labels)", type=_path),
       opt("--alpha", "positional-map α in µm (quality level)", type=_lengths, metavar="A"), "device",
-      opt("--seed", "ddpm: seed of the sketch and the noise", type=_seed, default=0), *SAMPLING]),
+      opt("--seed", "ddpm: seed of the sketch and the noise", type=_seed, default=0), *sampling()]),
     *((f"masks {kind}", handlers.masks_simulate, f"a masks-only dataset of {text}", RUN, None, {"kind": kind})
       for kind, text in MASKS.items()),
     ("masks fit-ssm", handlers.masks_fit_ssm, "fit a statistical shape model to label volumes",

@@ -19,6 +19,7 @@ from cellsynth.config.base import (
 from cellsynth.config.loading import (
     MAX_CONFIG_BYTES,
     MAX_CONFIG_DEPTH,
+    config_field,
     load_config,
     load_preset,
     parse_yaml,
@@ -85,6 +86,7 @@ __all__ = [
     "TrainConfig",
     "TrainDataConfig",
     "VolumeConfig",
+    "config_field",
     "load_config",
     "load_preset",
     "parse_yaml",

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from cellsynth.checks import check_regular_file
 from cellsynth.config.base import StrictModel, _shown
@@ -35,6 +36,31 @@ def _accepted_keys(model: type[BaseModel], loc: tuple) -> list[str]:
             return []
         model = annotation
     return list(model.model_fields)
+
+
+def config_field(key: str, model: type[BaseModel] = Config) -> FieldInfo:
+    """The schema's field for a dotted config key: its ``description``, ``default`` and ``annotation``.
+
+    Parameters
+    ----------
+    key : str
+        Dotted path, e.g. ``renderer.sampler``.
+    model : pydantic model class
+        The schema (default :class:`~cellsynth.config.Config`).
+
+    Returns
+    -------
+    pydantic.fields.FieldInfo
+
+    Examples
+    --------
+    >>> config_field("renderer.steps").default
+    25
+    """
+    *sections, name = key.split(".")
+    for section in sections:
+        model = model.model_fields[section].annotation
+    return model.model_fields[name]
 
 
 def _describe(error: dict, model: type[BaseModel]) -> str:
