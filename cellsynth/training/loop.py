@@ -220,9 +220,12 @@ def _fit(model: str, config: TrainConfig, out: Path, info: dict | None, trainer,
     from accelerate.utils import broadcast, gather_object
     from tqdm.auto import tqdm
 
+    from cellsynth.models.common import keep_freed_memory
     from cellsynth.training.runs import TrainingLog, pack_state, unpack_state
 
     accelerator = trainer.accelerator
+    if accelerator.device.type == "cpu":
+        keep_freed_memory()  # page faults cost a CPU step more than a tenth of its time
     step = 0
 
     def rank_state() -> dict:  # what differs between processes: each one's patches and random draws
