@@ -40,8 +40,18 @@ class CheckpointInfo(BaseModel):
 
     Examples
     --------
-    >>> info = CheckpointInfo.read("runs/cells3d/checkpoint.safetensors", "gan")  # doctest: +SKIP
-    >>> info.patch, info.spacing_um, info.normalisation.high  # doctest: +SKIP
+    >>> import tempfile, torch
+    >>> path = Path(tempfile.mkdtemp()) / "checkpoint.safetensors"
+    >>> write_checkpoint(path, {"generator.w": torch.zeros(2)}, {
+    ...     "model": "gan", "architecture": {"features": 8}, "spacing_um": [1.0, 0.5, 0.5], "patch": [16, 64, 64],
+    ...     "normalisation": {"percentiles": [1, 99.8], "low": 90.0, "high": 3000.0}})
+    >>> info = CheckpointInfo.read(path, "gan")
+    >>> info.patch, info.spacing_um, info.normalisation.high
+    ((16, 64, 64), (1.0, 0.5, 0.5), 3000.0)
+    >>> CheckpointInfo.read(path, "ddpm")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cellsynth.errors.InputError: ...
     """
 
     model_config = ConfigDict(frozen=True, extra="allow")
@@ -95,10 +105,10 @@ def read_checkpoint_info(path: str | os.PathLike, model: str | None = None) -> d
 
     Parameters
     ----------
-    model : str, optional
-        The model kind the caller needs (``gan``, ``ddpm``); another kind is refused.
     path : path-like
         A ``.safetensors`` checkpoint.
+    model : str, optional
+        The model kind the caller needs (``gan``, ``ddpm``); another kind is refused.
 
     Returns
     -------
@@ -112,7 +122,10 @@ def read_checkpoint_info(path: str | os.PathLike, model: str | None = None) -> d
 
     Examples
     --------
-    >>> read_checkpoint_info("runs/gan/checkpoint.safetensors", "gan")["patch"]  # doctest: +SKIP
+    >>> import tempfile, torch
+    >>> path = Path(tempfile.mkdtemp()) / "checkpoint.safetensors"
+    >>> write_checkpoint(path, {"generator.w": torch.zeros(2)}, {"model": "gan", "patch": [64, 128, 128]})
+    >>> read_checkpoint_info(path, "gan")["patch"]
     [64, 128, 128]
     """
     path = Path(path)
