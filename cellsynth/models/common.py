@@ -46,7 +46,10 @@ def keep_freed_memory(settings: dict[int, int] | None = None) -> bool:
     >>> keep_freed_memory()  # glibc (Linux); False elsewhere
     True
     """
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    try:
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)  # the process's own C library
+    except (OSError, TypeError):  # Windows has no handle for it
+        return False
     if mallopt is None:
         return False
     return all([mallopt(parameter, value) == 1 for parameter, value in (settings or MALLOC_SETTINGS).items()])
