@@ -354,6 +354,30 @@ def test_segmenter_weights_are_reproducible_per_seed_without_the_global_rng():
     assert first(torch.zeros(1, 1, 8, 16, 16), torch.tensor([3])).shape == (1, 2, 8, 16, 16)
 
 
+def test_keeping_freed_memory_is_asked_of_glibc_and_skipped_where_there_is_none(monkeypatch):
+    import ctypes
+
+    from cellsynth.models import common
+
+    calls = []
+
+    class Glibc:
+        def mallopt(self, parameter, value):
+            calls.append((parameter, value))
+            return 1
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: Glibc())
+    assert common.keep_freed_memory() is True and dict(calls) == common.MALLOC_SETTINGS
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())  # a C library without mallopt (macOS)
+    assert common.keep_freed_memory() is False
+
+    def no_handle(name):
+        raise TypeError("no handle")
+
+    monkeypatch.setattr(ctypes, "CDLL", no_handle)  # Windows
+    assert common.keep_freed_memory() is False
+
+
 def test_repeated_c2st_keeps_every_run_swaps_the_parts_and_refuses_bad_repeats():
     from cellsynth.evaluate.c2st import c2st, repeated_c2st
 
