@@ -382,7 +382,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
             groups[group[0]] = top.add_parser(group[0], help=GROUPS[group[0]]).add_subparsers(
                 dest="action", required=True, metavar="ACTION", parser_class=_Parser)
         command = (groups[group[0]] if group else top).add_parser(name, help=help, description=description or help)
-        if argv is None or words == only:  # a callable: options that import the library to show its values
+        if argv is None or words == only:
+            # options given as a callable import the library to show its values: built only when needed
             _add_options(command, options() if callable(options) else options)
         _add_options(command, ["quiet"])
         command.set_defaults(func=handler, **(defaults or {}))

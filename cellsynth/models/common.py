@@ -52,6 +52,7 @@ def keep_freed_memory(settings: dict[int, int] | None = None) -> bool:
         return False
     if mallopt is None:
         return False
+    # a list, not a generator: every setting is applied even after one is refused
     return all([mallopt(parameter, value) == 1 for parameter, value in (settings or MALLOC_SETTINGS).items()])
 
 
