@@ -59,10 +59,16 @@ def diversify_dataset(
         A dataset folder with images (real or synthetic).
     out : path-like
         The new dataset folder.
-    w_v_levels, w_i_levels : sequences of float
-        Levels; every combination is written, ``w_i`` outer, ``w_v`` inner.
-    size, size_um
-        Neighbourhood ``s_σ`` in voxels (default 5) or µm.
+    w_v_levels : sequence of float
+        Variance weights ``w_v`` of the noise.
+    w_i_levels : sequence of float
+        Intensity weights ``w_i``; every combination with ``w_v`` is written, ``w_i`` outer, ``w_v`` inner.
+    size : int or sequence of int, optional
+        The neighbourhood ``s_σ`` of the local deviation ``σ_x``: an odd cube edge in voxels (default 5).
+    size_um : float or sequence of float, optional
+        ``s_σ`` in µm instead (an odd voxel count per axis).
+    percentiles : 2 floats
+        Each image is normalised to [0, 1] between these percentiles (0 100: min–max).
     seed : int
         Base seed of the noise fields (one per source sample).
     resume, progress

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +195,7 @@ def test_an_interrupt_advises_resume_only_where_there_is_one(tmp_path, capsys, m
 
 def test_syn2real_options_are_the_segmenter_settings_with_their_one_default(monkeypatch):
     import dataclasses
+    import functools
     import importlib
 
     from cellsynth.cli.arguments import build_parser
@@ -207,8 +209,13 @@ def test_syn2real_options_are_the_segmenter_settings_with_their_one_default(monk
         assert "".join(field.metadata["help"].split()) in help_text
     passed = {}
     module = importlib.import_module("cellsynth.evaluate.syn2real")  # the package's name is the function
-    monkeypatch.setattr(module, "syn2real",
-                        lambda train, test, out, settings, **kw: passed.update(settings=settings, **kw) or {})
+    original = module.syn2real
+
+    @functools.wraps(original)  # the command's options are read from the library function's docstring
+    def fake(train, test, out, settings, repeats=1, **kw):
+        return passed.update(settings=settings, repeats=repeats, **kw) or {}
+
+    monkeypatch.setattr(module, "syn2real", fake)
     base = ["evaluate", "syn2real", "--train", "a", "--test", "b", "--out", "c", "-q"]
     with pytest.raises(KeyError):  # the fake report has nothing to print; the call is what is checked
         main(base)
@@ -252,3 +259,69 @@ def test_help_imports_none_of_the_library_and_a_command_builds_only_its_own_opti
     commands = parser._subparsers._group_actions[0].choices
     assert "--format" in commands["export"].format_help()
     assert "--steps" not in commands["evaluate"]._subparsers._group_actions[0].choices["realism"].format_help()
+
+
+def _documented(source, out, *, levels: Sequence[float] = (1.0, 2.0), spacing: Sequence[float] | None = None,
+                axis: str = "x", quick: bool = False, seed: int = 0, progress: bool = True):
+    """Doc.
+
+    Parameters
+    ----------
+    source, out : path-like
+        The dataset folders, read by
+        :func:`~cellsynth.dataset.build_dataset` and ``written``.
+    levels : sequence of float
+        Weights.
+    spacing : 3 floats, optional
+        Voxel size in µm.
+    axis : {"z", "y", "x"}
+        The axis.
+    quick : bool
+        Go fast.
+    seed : int
+        Seed.
+    progress : bool
+        Bars.
+
+    Returns
+    -------
+    dict
+        Not a parameter.
+    """
+    return {"source": source, "out": out, "levels": levels, "spacing": spacing, "axis": axis, "quick": quick,
+            "seed": seed, "progress": progress}
+
+
+def test_options_are_read_from_the_library_functions_docstring_and_signature(monkeypatch, capsys):
+    import argparse
+    import types
+
+    from cellsynth.cli import commands
+    from cellsynth.cli.arguments import parameter, parameter_docs
+
+    docs = parameter_docs(_documented)
+    assert docs["source"] == docs["out"] == ("path-like", "The dataset folders, read by build_dataset and written.")
+    assert docs["axis"] == ('{"z", "y", "x"}', "The axis.") and "dict" not in docs and "Returns" not in docs
+    module = types.ModuleType("cellsynth.fake")
+    module.run = _documented
+    monkeypatch.setitem(sys.modules, "cellsynth.fake", module)
+    parser = argparse.ArgumentParser()
+    for spec in ("dataset:source", "--out", "--levels", "--spacing", "--axis", "--quick", "--seed"):
+        flags, settings = parameter(spec, "fake:run")
+        parser.add_argument(*flags, **settings)
+    help_text = " ".join(parser.format_help().split())
+    assert "DATASET" in help_text and "Weights. (default 1 2)" in help_text
+    assert "{z,y,x} The axis. (default x)" in help_text
+    assert "--spacing Z Y X" in help_text and "Seed. (default 0)" in help_text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["a"])  # --out has no default: required
+    capsys.readouterr()
+    args = parser.parse_args(["a", "--out", "b", "--axis", "z", "--quick", "--seed", "3"])
+    args.quiet = True
+    assert commands.call("fake:run", args, spacing=None) == {  # not given (or None): the library's default
+        "source": Path("a"), "out": Path("b"), "levels": (1.0, 2.0), "spacing": None, "axis": "z", "quick": True,
+        "seed": 3, "progress": False}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["a", "--out", "b", "--axis", "w"])
+    with pytest.raises(LookupError, match="documents no parameter 'nope'"):
+        parameter("--nope", "fake:run")

@@ -5,6 +5,7 @@ problem and leaves every file as it was; the tests after the table show that wha
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -384,7 +385,8 @@ def test_thread_exhaustion_is_one_line(tmp_path, capsys, monkeypatch):
     def no_threads(*args, **kwargs):
         raise RuntimeError("can't start new thread")
 
-    monkeypatch.setattr(exports, "export_dataset", no_threads)
+    # wrapped: the command's options are read from the library function's docstring and signature
+    monkeypatch.setattr(exports, "export_dataset", functools.wraps(exports.export_dataset)(no_threads))
     assert main(["export", str(tmp_path), "--format", "ome-zarr", "--out", str(tmp_path / "x")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "cannot start another thread" in lines[0] and "fewer --workers" in lines[0]

@@ -92,6 +92,7 @@ def split_dataset(source: str | os.PathLike, first: str | os.PathLike, second: s
     first, second : path-like
         New dataset folders for the parts before and after the cut.
     axis : {"z", "y", "x"} or int
+        The axis to cut along.
     fraction : float
         Share of the axis that goes to ``first``, strictly between 0 and 1.
     progress : bool

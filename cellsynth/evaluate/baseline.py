@@ -57,8 +57,12 @@ def baseline(test: str | os.PathLike | Sequence[Sample], out: str | os.PathLike 
         A dataset folder with labels (or volumes with labels).
     out : path-like, optional
         New folder for ``report.json`` and ``predictions/test_NNNN.tif``.
-    smoothing_um, min_seed_distance_um, min_volume_um3 : float
-        See :func:`classical_segmentation`.
+    smoothing_um : float
+        Gaussian σ in µm.
+    min_seed_distance_um : float
+        Seeds are distance maxima within this half-width in µm.
+    min_volume_um3 : float
+        Smaller objects are dropped.
     thresholds : sequence of float
         IoU thresholds of the matching.
 

@@ -268,7 +268,7 @@ def evaluate_realism(real: str | os.PathLike | Sequence[str | os.PathLike],
                      synthetic: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike, *,
                      spacing: Sequence[float] | None = None, patch_um: Sequence[float] = C2ST_PATCH_UM,
                      steps: int | None = C2ST_STEPS, minutes: float | None = None, seed: int = 0,
-                     device: str = "cpu", repeats: int = 1, progress: bool = False) -> dict:
+                     device: str = "auto", repeats: int = 1, progress: bool = False) -> dict:
     """``cellsynth evaluate realism``: C2ST plus the unpaired statistics, written into ``out``.
 
     With ``repeats`` above 1 the report adds :func:`repeated_c2st`'s figures (seeds 0 … repeats − 1,
@@ -295,7 +295,8 @@ def evaluate_realism(real: str | os.PathLike | Sequence[str | os.PathLike],
         The classifier's budget (:func:`~cellsynth.evaluate.c2st.c2st`).
     seed : int
         The classifier's seed.
-    device : {'cpu', 'cuda', 'auto'}
+    device : {'auto', 'cpu', 'cuda'}
+        Where the classifier trains (auto: cuda when there is one).
     repeats : int
         Classifier seeds, each in both orders of the parts (1: one run).
     progress : bool

@@ -63,8 +63,22 @@ def sample_statistics(dataset: Dataset) -> list[dict]:
 
 
 def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
-    """Write the HTML report of the dataset in ``root`` (default ``root/report.html``, replaced each time);
-    returns its path. Another existing ``out`` is replaced only with ``overwrite``."""
+    """Write a self-contained HTML report of a dataset: its samples, statistics, plots and previews.
+
+    Parameters
+    ----------
+    root : path-like
+        The dataset folder.
+    out : path-like, optional
+        The HTML file (default root/report.html, replaced each time).
+    overwrite : bool
+        Replace another existing ``out``.
+
+    Returns
+    -------
+    Path
+        The report's path.
+    """
     dataset = Dataset.open(root)
     if not dataset.done():
         raise DatasetError(f"dataset '{root}' has no finished sample to report on")

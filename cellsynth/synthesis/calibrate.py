@@ -112,10 +112,11 @@ def calibrate(images, spacing: Sequence[float] | None = None, labels=None, *, ki
         Instance labels of the images, one per image; default: the Samples' own labels, else the
         classical segmentation (:func:`segment_adaptively`).
     kind : {"nuclei", "membranes"}
-        What is stained: ``membranes`` is
-        :func:`~cellsynth.synthesis.calibrate_membranes.calibrate_membranes`.
-    n_samples, seed : int
-        The dataset section of the config.
+        What is stained (membranes: :func:`~cellsynth.synthesis.calibrate_membranes.calibrate_membranes`).
+    n_samples : int
+        The dataset.n_samples of the config.
+    seed : int
+        The dataset.seed of the config.
     segmentation : dict, optional
         Keyword arguments of the classical segmentation (µm) when labels are not given.
     progress : bool
