@@ -160,16 +160,18 @@ SHARED = {
     "overwrite": opt("--overwrite", "replace an existing output file (never one of the inputs)", **FLAG),
     "minutes": opt("--minutes", "time budget; stops at steps or minutes, whichever first", type=float),
 }
-#: What every command that makes a dataset from a config takes (generate, masks nuclei|membranes).
-RUN = [opt("config", "YAML config file (default: the 'default' preset)", nargs="?"),
-       opt("--preset", "a shipped preset instead of a file (see `cellsynth config list`)"),
-       "new dataset", opt("--n", "number of samples (overrides dataset.n_samples)", type=int),
-       opt("--seed", "base seed (overrides dataset.seed)", type=_seed), "resume",
-       opt("--workers", "samples in parallel on a local dask cluster", type=int, default=1),
-       opt("--scheduler", "address of a running dask.distributed scheduler to use instead"),
-       opt("--set", "change one config value, KEY=VALUE (e.g. --set volume.shape=[16,64,64] --set "
-                    "optics.camera.photons=80); repeatable; checked like the YAML", type=_setting, action="append",
-           metavar="KEY=VALUE", dest="settings")]
+
+
+def run_options() -> list:
+    """What every command that makes a dataset from a config takes (generate, masks nuclei|membranes)."""
+    return [opt("config", "YAML config file (default: the 'default' preset)", nargs="?"),
+            opt("--preset", "a shipped preset instead of a file (see `cellsynth config list`)"),
+            "new dataset", opt("--n", "number of samples (overrides dataset.n_samples)", type=int),
+            opt("--seed", "base seed (overrides dataset.seed)", type=_seed), "resume",
+            *(parameter(flags, "synthesis.pipeline:generate_dataset") for flags in ("--workers", "--scheduler")),
+            opt("--set", "change one config value, KEY=VALUE (e.g. --set volume.shape=[16,64,64] --set "
+                         "optics.camera.photons=80); repeatable; checked like the YAML", type=_setting,
+                action="append", metavar="KEY=VALUE", dest="settings")]
 
 
 def setting(flags: str, key: str, **settings) -> tuple[list[str], dict]:
@@ -227,6 +229,7 @@ MASKS = {"nuclei": "star-convex nuclei (spherical harmonics, ellipsoids or a sha
 SPLIT, DIVERSIFY = "dataset.split:split_dataset", "series:diversify_dataset"
 COMPARE, BASELINE, REALISM, SYN2REAL = ("evaluate.images:evaluate_image_files", "evaluate.baseline:baseline",
                                         "evaluate.realism:evaluate_realism", "evaluate.syn2real:syn2real")
+LIKE, RENDER = "synthesis.pipeline:generate_like", "synthesis.pipeline:render_labels_file"
 CALIBRATE, SSM, EXPORT = "synthesis.calibrate:calibrate", "masks.ssm:fit_ssm", "dataset.exports:export_dataset"
 COMMANDS = [
     Command("config list", handlers.config_list, "names of the shipped presets"),
@@ -247,19 +250,17 @@ COMMANDS = [
     Command("dataset verify", handlers.dataset_verify,
             "check every sample's files against their SHA-256 (exit 1 if any is missing or corrupt)", ["dataset"]),
     Command("generate", handlers.generate, "simulate masks and render images: an annotated dataset",
-            lambda: [*RUN, opt("--like", "calibrate the physics renderer and the masks on your real image(s) first "
-                                         "(see `cellsynth calibrate`); the calibrated preset goes into the dataset "
-                                         "folder", nargs="+", metavar="IMAGE"),
-                     opt("--labels", "--like: label volumes of those images (default: classical segmentation)",
-                         nargs="+"),
-                     opt("--spacing", "--like: voxel size in µm of images without one", **ZYX),
-                     opt("--kind", "--like: what is stained (default nuclei)", choices=("nuclei", "membranes")),
-                     opt("--refine", "--like: also train a DDPM on the image(s) (CPU budget --minutes) and finish "
-                                     "every physics render with it; its run folder is OUT-refiner", **FLAG),
-                     opt("--minutes", "--refine: training budget in minutes (default 20)", type=float),
+            lambda: [*run_options(), opt("--like", "calibrate the physics renderer and the masks on your real "
+                                                   "image(s) first (see `cellsynth calibrate`); the calibrated preset "
+                                                   "goes into the dataset folder", nargs="+", metavar="IMAGE"),
+                     *(parameter(flags, LIKE) for flags in ("--labels", "--spacing", "--kind")),
+                     opt("--refine", "also train a DDPM on the image(s) (CPU budget --minutes) and finish every "
+                                     "physics render with it; its run folder is OUT-refiner", **FLAG),
+                     parameter("--minutes", "training.refine:generate_refined_like"),
                      setting("--renderer --generator", "renderer.name"), setting("--checkpoint", "renderer.checkpoint"),
                      setting("--alpha", "renderer.alpha_um", type=_lengths, metavar="A[,A...]"), *sampling()],
-            "The main job: from a preset or YAML config to image + label pairs, manifest and previews."),
+            "The main job: from a preset or YAML config to image + label pairs, manifest and previews. --labels, "
+            "--spacing, --kind, --refine and --minutes go with --like."),
     Command("train gan", handlers.train, "the positionally-conditioned cGAN with adaptive discriminator augmentation",
             TRAINING, "Unpaired by default: real images plus simulated (or real) masks; checkpoint, log.csv and "
                       "previews go to --out. Runs on a GPU when there is one (bf16), or under `accelerate launch`."),
@@ -276,16 +277,16 @@ COMMANDS = [
             "nucleoli, and the masks' density, size, flattening and arrangement in z; each value in the YAML carries "
             "a comment saying how it was measured."),
     Command("synthesize", handlers.synthesize, "one image from a label volume (e.g. a real segmentation)",
-            lambda: [opt("labels", "instance label volume", type=_path),
+            lambda: [*(parameter(flags, RENDER) for flags in ("labels", "--out", "--overwrite", "--spacing",
+                                                               "--foreground", "--device")),
                      opt("--config", "preset name or YAML: render with its renderer (the physics renderer by "
                                      "default; e.g. a `cellsynth calibrate` preset)"),
                      opt("--checkpoint", "gan or ddpm checkpoint from `cellsynth train`; a ddpm one with --config "
                                          "refines the config's physics render", type=_path),
-                     opt("--out", "image file to write (.tif, .ome.zarr)", required=True, type=_path), "overwrite",
-                     "spacing", opt("--foreground", "specimen mask (default: the closed labels)", type=_path),
-                     opt("--alpha", "positional-map α in µm (quality level)", type=_lengths, metavar="A"), "device",
+                     opt("--alpha", "positional-map α in µm (quality level)", type=_lengths, metavar="A"),
                      opt("--seed", "ddpm: seed of the sketch and the noise", type=_seed, default=0), *sampling()]),
-    *(Command(f"masks {kind}", handlers.masks_simulate, f"a masks-only dataset of {text}", RUN, fixed={"kind": kind})
+    *(Command(f"masks {kind}", handlers.masks_simulate, f"a masks-only dataset of {text}", run_options,
+              fixed={"kind": kind})
       for kind, text in MASKS.items()),
     Command("masks fit-ssm", handlers.masks_fit_ssm, "fit a statistical shape model to label volumes",
             lambda: [opt("labels", "label files, or one folder of them", nargs="*"),

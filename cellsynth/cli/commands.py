@@ -31,10 +31,6 @@ def call(target: str, args: argparse.Namespace, **given):
                        if values.get(key) is not None})
 
 
-def _report(dataset) -> None:
-    print(f"{dataset.root}: {dataset.manifest['counts']['done']} of {len(dataset)} samples done")
-
-
 def _one_or_all(paths: list) -> object:
     """One path as itself, several as the list (reports name a single input as it was given)."""
     return paths[0] if len(paths) == 1 else paths
@@ -62,11 +58,11 @@ def config_check(args: argparse.Namespace) -> int | None:
 
 
 def dataset_import(args: argparse.Namespace) -> int | None:
-    _report(call("dataset:import_dataset", args, output=_output(args)))
+    print(call("dataset:import_dataset", args, output=_output(args)).summary())
 
 
 def dataset_example(args: argparse.Namespace) -> int | None:
-    _report(call("dataset:example_dataset", args, output=_output(args)))
+    print(call("dataset:example_dataset", args, output=_output(args)).summary())
 
 
 def dataset_verify(args: argparse.Namespace) -> int | None:
@@ -80,7 +76,7 @@ def dataset_verify(args: argparse.Namespace) -> int | None:
 
 def dataset_split(args: argparse.Namespace) -> int | None:
     for part in call("dataset.split:split_dataset", args, first=args.out[0], second=args.out[1]):
-        _report(part)
+        print(part.summary())
 
 
 def _run_config(args: argparse.Namespace, overrides: dict):
@@ -104,7 +100,8 @@ def _renderer_overrides(args: argparse.Namespace, model: str | None = None) -> d
 
 
 def masks_simulate(args: argparse.Namespace) -> int | None:
-    _report(call("synthesis.pipeline:generate_dataset", args, config=_run_config(args, {"masks.kind": args.kind})))
+    config = _run_config(args, {"masks.kind": args.kind})
+    print(call("synthesis.pipeline:generate_dataset", args, config=config).summary())
 
 
 def masks_fit_ssm(args: argparse.Namespace) -> int | None:
@@ -128,11 +125,11 @@ def masks_fit_ssm(args: argparse.Namespace) -> int | None:
 
 def generate(args: argparse.Namespace) -> int | None:
     if args.like is None:
-        if args.labels or args.spacing or args.kind or args.refine or args.minutes is not None:
+        if args.refine or {"labels", "spacing", "kind", "minutes"} & vars(args).keys():
             raise InputError("--labels, --spacing, --kind, --refine and --minutes go with --like IMAGE")
         config = _run_config(args, _renderer_overrides(args))
-        _report(call("synthesis.pipeline:generate_dataset", args, config=config,
-                     renderer=library("synthesis.pipeline:load_renderer")(config)))
+        renderer = library("synthesis.pipeline:load_renderer")(config)
+        print(call("synthesis.pipeline:generate_dataset", args, config=config, renderer=renderer).summary())
         if config.dataset.output.previews:
             print(f"previews: {Path(args.out) / 'previews'}")
         return 0
@@ -140,12 +137,12 @@ def generate(args: argparse.Namespace) -> int | None:
         raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
                          "--set, renderer or checkpoint")
     if args.refine:
-        _report(call("training.refine:generate_refined_like", args, images=args.like, n_samples=args.n))
+        print(call("training.refine:generate_refined_like", args, images=args.like, n_samples=args.n).summary())
         print(f"refiner: {library('training.refine:refiner_folder')(args.out) / 'checkpoint.safetensors'}")
-    elif args.minutes is not None:
+    elif "minutes" in vars(args):
         raise InputError("--minutes is the training budget of --refine")
     else:
-        _report(call("synthesis.pipeline:generate_like", args, images=args.like, n_samples=args.n))
+        print(call("synthesis.pipeline:generate_like", args, images=args.like, n_samples=args.n).summary())
     print(f"calibrated preset: {Path(args.out) / 'calibration.yaml'}")
 
 
@@ -202,19 +199,11 @@ def export(args: argparse.Namespace) -> int | None:
 
 
 def diversify(args: argparse.Namespace) -> int | None:
-    dataset = call("series:diversify_dataset", args)
-    _report(dataset)
-    for level in dataset.manifest["levels"]:
-        score = level["mean_psnr_db"]
-        print(f"w_i {level['w_i']:g}, w_v {level['w_v']:g}: mean PSNR "
-              + ("inf (unchanged)" if score is None else f"{score:.2f} dB"))
+    print(call("series:diversify_dataset", args).summary())
 
 
 def evaluate_images(args: argparse.Namespace) -> int | None:
-    for region, values in (call("evaluate.images:evaluate_image_files", args)["paired"] or {}).items():
-        if isinstance(values, dict):
-            print(f"{region:>10}: " + ", ".join(f"{k} {v:.4g}" if v is not None else f"{k} inf"
-                                                for k, v in values.items()))
+    print(library("evaluate.images:paired_summary")(call("evaluate.images:evaluate_image_files", args)))
     print(f"metrics and plots: {args.out}")
 
 

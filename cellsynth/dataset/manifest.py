@@ -233,6 +233,8 @@ class Dataset:
     >>> dataset = Dataset.open(root)
     >>> dataset.read_sample(0).spacing, dataset.name(0), dataset.pending()
     ((1.0, 0.5, 0.5), 'a', [])
+    >>> print(dataset.summary())  # doctest: +ELLIPSIS
+    /.../one: 1 of 1 samples done
     """
 
     def __init__(self, root: Path, manifest: dict):
@@ -326,6 +328,16 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def summary(self) -> str:
+        """What the folder holds, for a person: the samples done and, for a diversified dataset
+        (:func:`~cellsynth.series.diversify_dataset`), the mean PSNR of each level."""
+        lines = [f"{self.root}: {self.manifest['counts']['done']} of {len(self)} samples done"]
+        for level in self.manifest.get("levels", []):
+            psnr = level["mean_psnr_db"]
+            lines.append(f"w_i {level['w_i']:g}, w_v {level['w_v']:g}: mean PSNR "
+                         + ("inf (unchanged)" if psnr is None else f"{psnr:.2f} dB"))
+        return "\n".join(lines)
 
     def save(self) -> None:
         """Write the manifest atomically, with per-status counts."""

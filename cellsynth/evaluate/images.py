@@ -96,8 +96,9 @@ def evaluate_image_files(real: str | os.PathLike, synthetic: str | os.PathLike, 
         The real image's labels (foreground metrics).
     spacing : 3 floats, optional
         Voxel size in µm (default: the real file's).
-    normalization : str
-        Per-image normalisation (:func:`~cellsynth.evaluate.metrics.normalize`).
+    normalization : {"percentile", "min-max", "zscore", "none"}
+        Per-image intensity normalisation (:func:`~cellsynth.evaluate.metrics.normalize`): between the
+        1st and 99.8th percentiles, min–max, z-score, or none.
 
     Returns
     -------
@@ -115,6 +116,8 @@ def evaluate_image_files(real: str | os.PathLike, synthetic: str | os.PathLike, 
     >>> result = evaluate_image_files(root / "real.tif", root / "synthetic.tif", root / "metrics")
     >>> round(result["paired"]["whole"]["zncc"], 3)
     1.0
+    >>> print(paired_summary(result))
+         whole: nrmse 0, ssim 1, zncc 1, psnr_db inf
     """
     from cellsynth.io import read_volume
 
@@ -123,3 +126,11 @@ def evaluate_image_files(real: str | os.PathLike, synthetic: str | os.PathLike, 
     label_volume = read_volume(labels, spacing)[0] if labels else None
     return evaluate_images(real_image, synthetic_image, spacing, labels=label_volume, out=out,
                            normalization=normalization)
+
+
+def paired_summary(result: dict) -> str:
+    """The paired metrics of an :func:`evaluate_images` result, for a person: one line per region (nothing
+    for images of different shapes)."""
+    return "\n".join(f"{region:>10}: " + ", ".join(f"{key} {value:.4g}" if value is not None else f"{key} inf"
+                                                  for key, value in values.items())
+                     for region, values in (result["paired"] or {}).items() if isinstance(values, dict))

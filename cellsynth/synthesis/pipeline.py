@@ -322,6 +322,7 @@ def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *
     spacing : 3 floats, optional
         Voxel size in µm for files without one.
     kind : {'nuclei', 'membranes'}
+        What is stained.
     n_samples, seed : int
         The dataset's size and base seed.
     resume : bool
