@@ -166,30 +166,31 @@ def run_options() -> list:
     """What every command that makes a dataset from a config takes (generate, masks nuclei|membranes)."""
     return [opt("config", "YAML config file (default: the 'default' preset)", nargs="?"),
             opt("--preset", "a shipped preset instead of a file (see `cellsynth config list`)"),
-            "new dataset", opt("--n", "number of samples (overrides dataset.n_samples)", type=int),
-            opt("--seed", "base seed (overrides dataset.seed)", type=_seed), "resume",
+            "new dataset", setting("--n", "dataset.n_samples", type=int), setting("--seed", "dataset.seed", type=_seed),
+            "resume",
             *(parameter(flags, "synthesis.pipeline:generate_dataset") for flags in ("--workers", "--scheduler")),
             opt("--set", "change one config value, KEY=VALUE (e.g. --set volume.shape=[16,64,64] --set "
                          "optics.camera.photons=80); repeatable; checked like the YAML", type=_setting,
                 action="append", metavar="KEY=VALUE", dest="settings")]
 
 
-def setting(flags: str, key: str, **settings) -> tuple[list[str], dict]:
-    """An option that sets the config value ``key``: its help and shown default are the config schema's
+def setting(flags: str, key: str, schema: str = "config:Config", **settings) -> tuple[list[str], dict]:
+    """An option that sets the config value ``key`` (its ``dest``): its help and shown default are the schema's
     (:func:`~cellsynth.config.config_field`), its choices those of a ``Literal`` field; not given, the config's
     value stands."""
-    field = library("config:config_field")(key)
+    field = library("config:config_field")(key, library(schema))
     choices = typing.get_args(field.annotation) if typing.get_origin(field.annotation) is typing.Literal else None
-    return opt(flags, f"{field.description}{_shown(field.default)}; sets {key}",
-               **({"choices": choices} if choices else {}), **settings)
+    shown = {"choices": choices} if choices else {"metavar": key.rsplit(".")[-1].upper()}
+    return opt(flags, f"{field.description}{_shown(field.default)}; sets {key}", dest=key, default=argparse.SUPPRESS,
+               **{**shown, **settings})
 
 
 def sampling() -> list:
     """The learned generators' options: the DDPM's sampling and the output units (generate, synthesize)."""
     return [setting("--sampler", "renderer.sampler"), setting("--steps", "renderer.steps", type=int),
-            [setting("--t-start", "renderer.t_start", type=int, dest="t_start"),  # one of these
+            [setting("--t-start", "renderer.t_start", type=int),  # one of these
              setting("--strength", "renderer.strength", type=float), setting("--snr", "renderer.snr", type=float)],
-            setting("--tile-batch", "patching.batch_size", type=int, dest="tile_batch"),
+            setting("--tile-batch", "patching.batch_size", type=int),
             setting("--units", "renderer.units")]
 
 
@@ -217,13 +218,20 @@ GROUPS = {"config": "list, show and check YAML configs", "dataset": "create, imp
           "train": "train a generator on your own (unlabelled) images",
           "masks": "simulate annotations (no images) and fit shape models",
           "evaluate": "judge synthetic data: image realism, Syn2Real segmentation"}
-TRAINING = [opt("config", "training YAML (see README: data, masks, gan, ddpm) or a shipped training preset "
-                          "(ddpm-cpu: learns texture on a 2-core CPU in 20 minutes)"),
+
+
+def training_options() -> list:
+    """What train gan and train ddpm take."""
+    schema = "config.training:TrainConfig"
+    return [opt("config", "training YAML (see README: data, masks, gan, ddpm) or a shipped training preset (ddpm-cpu: "
+                          "learns texture on a 2-core CPU in 20 minutes)"),
             opt("--images", "training images (files, globs or one folder); replace the config's data.images",
                 nargs="+"),
             opt("--out", "new run folder (or the one to --resume)", required=True, type=_path),
             opt("--resume", "continue the run in --out from its checkpoint", **FLAG),
-            opt("--steps", "total steps (overrides steps; raise it to train longer)", type=int), "device"]
+            setting("--steps", "steps", schema, type=int), setting("--device", "device", schema)]
+
+
 MASKS = {"nuclei": "star-convex nuclei (spherical harmonics, ellipsoids or a shape model)",
          "membranes": "weighted-Voronoi cells with their membranes"}
 SPLIT, DIVERSIFY = "dataset.split:split_dataset", "series:diversify_dataset"
@@ -262,9 +270,10 @@ COMMANDS = [
             "The main job: from a preset or YAML config to image + label pairs, manifest and previews. --labels, "
             "--spacing, --kind, --refine and --minutes go with --like."),
     Command("train gan", handlers.train, "the positionally-conditioned cGAN with adaptive discriminator augmentation",
-            TRAINING, "Unpaired by default: real images plus simulated (or real) masks; checkpoint, log.csv and "
-                      "previews go to --out. Runs on a GPU when there is one (bf16), or under `accelerate launch`."),
-    Command("train ddpm", handlers.train, "a DDPM on unlabelled images (no masks at all)", TRAINING,
+            training_options, "Unpaired by default: real images plus simulated (or real) masks; checkpoint, log.csv "
+                              "and previews go to --out. Runs on a GPU when there is one (bf16), or under `accelerate "
+                              "launch`."),
+    Command("train ddpm", handlers.train, "a DDPM on unlabelled images (no masks at all)", training_options,
             "ε-prediction DDPM (cosine schedule, EMA) on random patches of data.images; the sketch statistics for "
             "generation are fitted to the images. Same run folder layout as train gan."),
     Command("calibrate", handlers.calibrate, "measure your real image(s) and write a preset that makes data like them",
@@ -281,10 +290,11 @@ COMMANDS = [
                                                                "--foreground", "--device")),
                      opt("--config", "preset name or YAML: render with its renderer (the physics renderer by "
                                      "default; e.g. a `cellsynth calibrate` preset)"),
-                     opt("--checkpoint", "gan or ddpm checkpoint from `cellsynth train`; a ddpm one with --config "
-                                         "refines the config's physics render", type=_path),
-                     opt("--alpha", "positional-map α in µm (quality level)", type=_lengths, metavar="A"),
-                     opt("--seed", "ddpm: seed of the sketch and the noise", type=_seed, default=0), *sampling()]),
+                     setting("--checkpoint", "renderer.checkpoint"),
+                     setting("--alpha", "renderer.alpha_um", type=_lengths, metavar="A"),
+                     opt("--seed", "ddpm: seed of the sketch and the noise", type=_seed, default=0), *sampling()],
+            "A gan or ddpm --checkpoint renders on its own; a ddpm one with --config refines the config's physics "
+            "render; --alpha takes one value."),
     *(Command(f"masks {kind}", handlers.masks_simulate, f"a masks-only dataset of {text}", run_options,
               fixed={"kind": kind})
       for kind, text in MASKS.items()),

@@ -79,28 +79,24 @@ def dataset_split(args: argparse.Namespace) -> int | None:
         print(part.summary())
 
 
-def _run_config(args: argparse.Namespace, overrides: dict):
-    """The config of a run: a YAML file or a preset (default 'default'), then --set, then the other flags."""
-    from cellsynth.config import load_preset, resolve_config, with_overrides
+def _config(args: argparse.Namespace, fixed: dict | None = None):
+    """The config of a run: a YAML file or a preset, then --set, then the options that set a config value (their
+    ``dest`` is its dotted key), then ``fixed``."""
+    from cellsynth.config import Config, load_preset, resolve_config, with_overrides
 
-    if args.config and args.preset:
+    preset = getattr(args, "preset", None)
+    if preset and args.config:
         raise InputError("give a config file or --preset, not both")
-    base = resolve_config(args.config) if args.config else load_preset(args.preset or "default")
-    flags = {"dataset.n_samples": args.n, "dataset.seed": args.seed, **overrides}
-    return with_overrides(base, {**dict(args.settings or []), **{k: v for k, v in flags.items() if v is not None}})
-
-
-def _renderer_overrides(args: argparse.Namespace, model: str | None = None) -> dict:
-    """The renderer flags as config overrides (generate and synthesize)."""
-    return {"renderer.name": model or getattr(args, "renderer", None),
-            "renderer.checkpoint": args.checkpoint and str(args.checkpoint),
-            "renderer.alpha_um": args.alpha, "patching.batch_size": args.tile_batch,
-            **{f"renderer.{key}": getattr(args, key) for key in ("sampler", "steps", "t_start", "strength", "snr",
-                                                                   "units")}}
+    if args.config:
+        base = resolve_config(args.config)
+    else:  # generate and masks start from the 'default' preset, synthesize from the schema's defaults
+        base = load_preset(preset or "default") if hasattr(args, "preset") else Config()
+    return with_overrides(base, {**dict(getattr(args, "settings", None) or []),
+                                 **{key: value for key, value in vars(args).items() if "." in key}, **(fixed or {})})
 
 
 def masks_simulate(args: argparse.Namespace) -> int | None:
-    config = _run_config(args, {"masks.kind": args.kind})
+    config = _config(args, {"masks.kind": args.kind})
     print(call("synthesis.pipeline:generate_dataset", args, config=config).summary())
 
 
@@ -127,22 +123,24 @@ def generate(args: argparse.Namespace) -> int | None:
     if args.like is None:
         if args.refine or {"labels", "spacing", "kind", "minutes"} & vars(args).keys():
             raise InputError("--labels, --spacing, --kind, --refine and --minutes go with --like IMAGE")
-        config = _run_config(args, _renderer_overrides(args))
+        config = _config(args)
         renderer = library("synthesis.pipeline:load_renderer")(config)
         print(call("synthesis.pipeline:generate_dataset", args, config=config, renderer=renderer).summary())
         if config.dataset.output.previews:
             print(f"previews: {Path(args.out) / 'previews'}")
         return 0
-    if args.config or args.preset or args.renderer or args.checkpoint or args.settings:
+    given = vars(args)
+    if args.config or args.preset or args.settings or any(key.startswith(("renderer.", "patching.")) for key in given):
         raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
-                         "--set, renderer or checkpoint")
+                         "--set or renderer option")
+    given = {"n_samples": given.get("dataset.n_samples"), "seed": given.get("dataset.seed")}
     if args.refine:
-        print(call("training.refine:generate_refined_like", args, images=args.like, n_samples=args.n).summary())
+        print(call("training.refine:generate_refined_like", args, images=args.like, **given).summary())
         print(f"refiner: {library('training.refine:refiner_folder')(args.out) / 'checkpoint.safetensors'}")
     elif "minutes" in vars(args):
         raise InputError("--minutes is the training budget of --refine")
     else:
-        print(call("synthesis.pipeline:generate_like", args, images=args.like, n_samples=args.n).summary())
+        print(call("synthesis.pipeline:generate_like", args, images=args.like, **given).summary())
     print(f"calibrated preset: {Path(args.out) / 'calibration.yaml'}")
 
 
@@ -167,28 +165,27 @@ def calibrate(args: argparse.Namespace) -> int | None:
 
 
 def synthesize(args: argparse.Namespace) -> int | None:
-    from cellsynth.config import Config, resolve_config, with_overrides
-
-    if args.checkpoint is None and args.config is None:
+    checkpoint, alpha = vars(args).get("renderer.checkpoint"), vars(args).get("renderer.alpha_um")
+    if checkpoint is None and args.config is None:
         raise InputError("give --checkpoint (a trained gan or ddpm), --config (a preset or YAML: its renderer, "
                          "the physics renderer by default), or both (a physics preset refined by a ddpm)")
-    model = library("checkpoints:read_checkpoint_info")(args.checkpoint)["model"] if args.checkpoint else None
-    if args.checkpoint and args.config:
+    model = library("checkpoints:read_checkpoint_info")(checkpoint)["model"] if checkpoint else None
+    if checkpoint and args.config:
         if model != "ddpm":
             raise InputError(f"--config with --checkpoint refines the preset's physics render with a ddpm; "
-                             f"'{args.checkpoint}' is a {model} checkpoint")
+                             f"'{checkpoint}' is a {model} checkpoint")
         model = "refine"
-    if args.alpha is not None and (len(args.alpha) != 1 or model != "gan"):
+    if alpha is not None and (len(alpha) != 1 or model != "gan"):
         raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
-    config = with_overrides(resolve_config(args.config) if args.config else Config(), _renderer_overrides(args, model))
+    config = _config(args, {"renderer.name": model} if model else {})
     print(f"image: {call('synthesis.pipeline:render_labels_file', args, config=config, rng=args.seed)}")
 
 
 def train(args: argparse.Namespace) -> int | None:
     from cellsynth.config import resolve_training_config, with_overrides
 
-    config = with_overrides(resolve_training_config(args.config, args.images),
-                            {"steps": args.steps, "device": args.device})
+    given = {key: value for key, value in vars(args).items() if key in ("steps", "device")}
+    config = with_overrides(resolve_training_config(args.config, args.images), given)
     checkpoint = call(f"training.loop:train_{args.action}", args, config=config, images=None)  # in the config
     library("training.runs:end_processes")()
     print(f"checkpoint: {checkpoint}")

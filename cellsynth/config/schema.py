@@ -353,7 +353,7 @@ class DatasetConfig(StrictModel):
 
     n_samples: Annotated[int, Field(ge=1, le=1_000_000, description="samples in the dataset (its manifest lists "
                                     "each; split larger jobs into several datasets)")] = 4
-    seed: Seed = 0
+    seed: Seed = Field(0, description="base seed: sample i draws from seed + i, alike serially or on workers")
     name_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=64)] = "sample"
     output: OutputConfig = OutputConfig()
 

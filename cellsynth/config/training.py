@@ -129,7 +129,7 @@ class TrainConfig(StrictModel):
     steps: PositiveInt = Field(5000, description="optimiser steps in all")
     max_minutes: PositiveUm | None = Field(None, description="stop (with a checkpoint) after this wall time")
     batch_size: PositiveInt = 1
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto: cuda when there is one")
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field("auto", description="auto: bf16 on a GPU")
     log_every: PositiveInt = 10
     preview_every: NonNegativeInt = Field(200, description="preview PNG every N steps (0 = never)")
