@@ -10,6 +10,8 @@ below 0.6 cycles/µm: finer texture is indistinguishable from shot noise in one 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import yaml
@@ -173,8 +175,9 @@ def test_generate_like_stops_before_writing_when_the_generated_image_is_unlike_t
 
     config, masks, image, calibration = known
     write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
-    monkeypatch.setattr(importlib.import_module("cellsynth.synthesis.calibrate"), "calibrate_files",
-                        lambda *a, **k: calibration)  # the known image's calibration, measured once
+    module = importlib.import_module("cellsynth.synthesis.calibrate")  # wrapped: the command reads its docstring
+    monkeypatch.setattr(module, "calibrate_files",  # the known image's calibration, measured once
+                        functools.wraps(module.calibrate_files)(lambda *a, **k: calibration))
     monkeypatch.setattr(OpticsRenderer, "from_adu", lambda self, adu: np.ones(adu.shape, np.float32))
     assert main(["generate", "--like", str(tmp_path / "image.tif"), "--out", str(tmp_path / "out"), "-q"]) == 2
     error = capsys.readouterr().err
@@ -190,8 +193,9 @@ def test_a_failing_calibration_report_keeps_the_preset(known, tmp_path, monkeypa
     config, masks, image, calibration = known
     write_volume(tmp_path / "image.tif", image, config.volume.spacing_um)
     write_volume(tmp_path / "labels.tif", masks.labels, config.volume.spacing_um)
-    monkeypatch.setattr(importlib.import_module("cellsynth.synthesis.calibrate"), "calibrate_files",
-                        lambda *a, **k: calibration)  # the known image's calibration, measured once
+    module = importlib.import_module("cellsynth.synthesis.calibrate")  # wrapped: the command reads its docstring
+    monkeypatch.setattr(module, "calibrate_files",  # the known image's calibration, measured once
+                        functools.wraps(module.calibrate_files)(lambda *a, **k: calibration))
 
     def fail(*args, **kwargs):
         raise InputError("the report failed")

@@ -148,17 +148,12 @@ FLAG = {"action": "store_true"}
 #: The options several commands take, declared once.
 SHARED = {
     "quiet": opt("-q --quiet", "no progress bars", **FLAG, default=argparse.SUPPRESS),  # before or after the command
-    "spacing": opt("--spacing", "voxel size in µm (required for files without one)", **ZYX),
     "resume": opt("--resume", "complete an interrupted run (same settings)", **FLAG),
-    "seed": opt("--seed", "base seed", type=_seed, default=0),
-    "device": opt("--device", "auto (cuda when there is one), cpu or cuda", default="auto"),
     "allow_partial": opt("--allow-partial", "use the finished samples of an unfinished dataset (refused by "
                                             "default)", **FLAG),
-    "new dataset": opt("--out", "new dataset folder", required=True, type=_path),
     "dataset": opt("dataset", "dataset folder", type=_path),
     "output config": opt("--config", "preset name or YAML file (its dataset.output options apply)"),
     "overwrite": opt("--overwrite", "replace an existing output file (never one of the inputs)", **FLAG),
-    "minutes": opt("--minutes", "time budget; stops at steps or minutes, whichever first", type=float),
 }
 
 
@@ -166,9 +161,9 @@ def run_options() -> list:
     """What every command that makes a dataset from a config takes (generate, masks nuclei|membranes)."""
     return [opt("config", "YAML config file (default: the 'default' preset)", nargs="?"),
             opt("--preset", "a shipped preset instead of a file (see `cellsynth config list`)"),
-            "new dataset", setting("--n", "dataset.n_samples", type=int), setting("--seed", "dataset.seed", type=_seed),
-            "resume",
-            *(parameter(flags, "synthesis.pipeline:generate_dataset") for flags in ("--workers", "--scheduler")),
+            setting("--n", "dataset.n_samples", type=int), setting("--seed", "dataset.seed", type=_seed), "resume",
+            *(parameter(flags, "synthesis.pipeline:generate_dataset")
+              for flags in ("--out", "--workers", "--scheduler")),
             opt("--set", "change one config value, KEY=VALUE (e.g. --set volume.shape=[16,64,64] --set "
                          "optics.camera.photons=80); repeatable; checked like the YAML", type=_setting,
                 action="append", metavar="KEY=VALUE", dest="settings")]
@@ -203,13 +198,18 @@ def settings_options(settings: type) -> list:
 
 
 class Command(NamedTuple):
-    """A command: its words, what runs it (a handler of :mod:`.commands`), its help and options (or a
-    callable giving them, built only when the command is), a description and fixed values."""
+    """A command: its words, what runs it (a handler of :mod:`.commands`), its help, the library function it runs
+    (``"module:name"``, handed to the handler as ``args.target``), its options, a description and fixed values.
+
+    An option is a :data:`SHARED` name, a spec of one of ``target``'s parameters (:func:`parameter`), an option
+    made by :func:`opt`, :func:`setting` or :func:`parameter`, a list of mutually exclusive ones, or a callable
+    giving options (what reads the library is built only for the command that runs)."""
 
     words: str
     run: Callable
     help: str
-    options: list | Callable = []
+    target: str | None = None
+    options: list = []
     description: str | None = None
     fixed: dict = {}
 
@@ -232,132 +232,136 @@ def training_options() -> list:
             setting("--steps", "steps", schema, type=int), setting("--device", "device", schema)]
 
 
+def generate_options() -> list:
+    """generate: a run from a config, or --like your images."""
+    like = "synthesis.pipeline:generate_like"
+    return [*run_options(), opt("--like", "calibrate the physics renderer and the masks on your real image(s) first "
+                                          "(see `cellsynth calibrate`); the calibrated preset goes into the dataset "
+                                          "folder", nargs="+", metavar="IMAGE"),
+            *(parameter(flags, like) for flags in ("--labels", "--spacing", "--kind")),
+            opt("--refine", "also train a DDPM on the image(s) (CPU budget --minutes) and finish every physics render "
+                            "with it; its run folder is OUT-refiner", **FLAG),
+            parameter("--minutes", "training.refine:generate_refined_like"),
+            setting("--renderer --generator", "renderer.name"), setting("--checkpoint", "renderer.checkpoint"),
+            setting("--alpha", "renderer.alpha_um", type=_lengths, metavar="A[,A...]"), *sampling()]
+
+
 MASKS = {"nuclei": "star-convex nuclei (spherical harmonics, ellipsoids or a shape model)",
          "membranes": "weighted-Voronoi cells with their membranes"}
-SPLIT, DIVERSIFY = "dataset.split:split_dataset", "series:diversify_dataset"
-COMPARE, BASELINE, REALISM, SYN2REAL = ("evaluate.images:evaluate_image_files", "evaluate.baseline:baseline",
-                                        "evaluate.realism:evaluate_realism", "evaluate.syn2real:syn2real")
-LIKE, RENDER = "synthesis.pipeline:generate_like", "synthesis.pipeline:render_labels_file"
-CALIBRATE, SSM, EXPORT = "synthesis.calibrate:calibrate", "masks.ssm:fit_ssm", "dataset.exports:export_dataset"
 COMMANDS = [
     Command("config list", handlers.config_list, "names of the shipped presets"),
-    Command("config show", handlers.config_show, "print a shipped preset", [opt("preset", "preset name")]),
-    Command("config check", handlers.config_check, "validate a YAML config file", [opt("file", "YAML config file")]),
+    Command("config show", handlers.config_show, "print a shipped preset", options=[opt("preset", "preset name")]),
+    Command("config check", handlers.config_check, "validate a YAML config file",
+            options=[opt("file", "YAML config file")]),
     Command("dataset import", handlers.dataset_import,
-            "make a dataset from existing image + label files (e.g. a real segmentation)",
-            lambda: [parameter(flags, "dataset:import_dataset") for flags in ("out", "--images", "--labels")]
-            + ["spacing", "output config", "resume"]),
+            "make a dataset from existing image + label files (e.g. a real segmentation)", "dataset:import_dataset",
+            ["out", "--images", "--labels", "--spacing", "output config", "resume"]),
     Command("dataset example", handlers.dataset_example,
-            "make a dataset from real example data (needs cellsynth[examples])",
-            [opt("name", "cells3d: scikit-image's nuclei, 20 labelled", choices=["cells3d"]),
-             opt("out", "new dataset folder", type=_path), "output config", "resume"]),
+            "make a dataset from real example data (needs cellsynth[examples])", "dataset:example_dataset",
+            [opt("name", "cells3d: scikit-image's nuclei, 20 labelled", choices=["cells3d"]), "out", "output config",
+             "resume"]),
     Command("dataset split", handlers.dataset_split, "cut every sample into two spatially disjoint datasets",
-            lambda: [parameter("dataset:source", SPLIT), parameter("--axis", SPLIT), parameter("--fraction", SPLIT),
-                     parameter("--out:first", SPLIT, nargs=2, metavar=("FIRST", "SECOND"), dest="out")],
+            "dataset.split:split_dataset",
+            ["dataset:source", "--axis", "--fraction", lambda: [parameter("--out:first", "dataset.split:split_dataset",
+                                                                          nargs=2, metavar=("FIRST", "SECOND"),
+                                                                          dest="out")]],
             "Images, labels and optional volumes are cut along one axis; spacing and label ids are kept."),
     Command("dataset verify", handlers.dataset_verify,
-            "check every sample's files against their SHA-256 (exit 1 if any is missing or corrupt)", ["dataset"]),
+            "check every sample's files against their SHA-256 (exit 1 if any is missing or corrupt)",
+            options=["dataset"]),
     Command("generate", handlers.generate, "simulate masks and render images: an annotated dataset",
-            lambda: [*run_options(), opt("--like", "calibrate the physics renderer and the masks on your real "
-                                                   "image(s) first (see `cellsynth calibrate`); the calibrated preset "
-                                                   "goes into the dataset folder", nargs="+", metavar="IMAGE"),
-                     *(parameter(flags, LIKE) for flags in ("--labels", "--spacing", "--kind")),
-                     opt("--refine", "also train a DDPM on the image(s) (CPU budget --minutes) and finish every "
-                                     "physics render with it; its run folder is OUT-refiner", **FLAG),
-                     parameter("--minutes", "training.refine:generate_refined_like"),
-                     setting("--renderer --generator", "renderer.name"), setting("--checkpoint", "renderer.checkpoint"),
-                     setting("--alpha", "renderer.alpha_um", type=_lengths, metavar="A[,A...]"), *sampling()],
+            "synthesis.pipeline:generate_dataset", [generate_options],
             "The main job: from a preset or YAML config to image + label pairs, manifest and previews. --labels, "
             "--spacing, --kind, --refine and --minutes go with --like."),
-    Command("train gan", handlers.train, "the positionally-conditioned cGAN with adaptive discriminator augmentation",
-            training_options, "Unpaired by default: real images plus simulated (or real) masks; checkpoint, log.csv "
-                              "and previews go to --out. Runs on a GPU when there is one (bf16), or under `accelerate "
-                              "launch`."),
-    Command("train ddpm", handlers.train, "a DDPM on unlabelled images (no masks at all)", training_options,
-            "ε-prediction DDPM (cosine schedule, EMA) on random patches of data.images; the sketch statistics for "
-            "generation are fitted to the images. Same run folder layout as train gan."),
+    *(Command(f"train {model}", handlers.train, help, f"training.loop:train_{model}", [training_options], text)
+      for model, help, text in (
+          ("gan", "the positionally-conditioned cGAN with adaptive discriminator augmentation",
+           "Unpaired by default: real images plus simulated (or real) masks; checkpoint, log.csv and previews go to "
+           "--out. Runs on a GPU when there is one (bf16), or under `accelerate launch`."),
+          ("ddpm", "a DDPM on unlabelled images (no masks at all)",
+           "ε-prediction DDPM (cosine schedule, EMA) on random patches of data.images; the sketch statistics for "
+           "generation are fitted to the images. Same run folder layout as train gan."))),
     Command("calibrate", handlers.calibrate, "measure your real image(s) and write a preset that makes data like them",
-            lambda: [opt("images", "raw 3D image file(s) of one microscope setting", nargs="+"),
-                     opt("--labels", "their instance labels (default: classical segmentation)", nargs="+"), "spacing",
-                     opt("--out", "preset file to write (PRESET.yaml)", required=True, type=_path),
-                     opt("--report", "folder for calibration.json and a real-vs-synthetic PNG", type=_path),
-                     "overwrite", parameter("--n:n_samples", CALIBRATE), parameter("--kind", CALIBRATE)],
+            "synthesis.calibrate:calibrate_files",
+            ["images", "--labels", "--spacing", opt("--out", "preset file to write (PRESET.yaml)", required=True,
+                                                    type=_path),
+             opt("--report", "folder for calibration.json and a real-vs-synthetic PNG", type=_path), "overwrite",
+             lambda: [parameter(flags, "synthesis.calibrate:calibrate") for flags in ("--n:n_samples", "--kind")]],
             "Camera (photon transfer), background, attenuation, PSF, per-object brightness, rim, texture spectrum, "
             "nucleoli, and the masks' density, size, flattening and arrangement in z; each value in the YAML carries "
             "a comment saying how it was measured."),
     Command("synthesize", handlers.synthesize, "one image from a label volume (e.g. a real segmentation)",
-            lambda: [*(parameter(flags, RENDER) for flags in ("labels", "--out", "--overwrite", "--spacing",
-                                                               "--foreground", "--device")),
-                     opt("--config", "preset name or YAML: render with its renderer (the physics renderer by "
-                                     "default; e.g. a `cellsynth calibrate` preset)"),
-                     setting("--checkpoint", "renderer.checkpoint"),
-                     setting("--alpha", "renderer.alpha_um", type=_lengths, metavar="A"),
-                     opt("--seed", "ddpm: seed of the sketch and the noise", type=_seed, default=0), *sampling()],
+            "synthesis.pipeline:render_labels_file",
+            ["labels", "--out", "--overwrite", "--spacing", "--foreground", "--device",
+             opt("--config", "preset name or YAML: render with its renderer (the physics renderer by default; e.g. "
+                             "a `cellsynth calibrate` preset)"),
+             opt("--seed", "ddpm: seed of the sketch and the noise", type=_seed, default=0),
+             lambda: [setting("--checkpoint", "renderer.checkpoint"),
+                      setting("--alpha", "renderer.alpha_um", type=_lengths, metavar="A"), *sampling()]],
             "A gan or ddpm --checkpoint renders on its own; a ddpm one with --config refines the config's physics "
             "render; --alpha takes one value."),
-    *(Command(f"masks {kind}", handlers.masks_simulate, f"a masks-only dataset of {text}", run_options,
-              fixed={"kind": kind})
+    *(Command(f"masks {kind}", handlers.masks_simulate, f"a masks-only dataset of {text}",
+              "synthesis.pipeline:generate_dataset", [run_options], fixed={"kind": kind})
       for kind, text in MASKS.items()),
     Command("masks fit-ssm", handlers.masks_fit_ssm, "fit a statistical shape model to label volumes",
-            lambda: [opt("labels", "label files, or one folder of them", nargs="*"),
-                     opt("--example", "fit scikit-image's cells3d nuclei (cellsynth[examples])", choices=["cells3d"]),
-                     opt("--out", "model file MODEL.npz (MODEL.json goes beside it)", required=True, type=_path),
-                     "overwrite", "spacing", parameter("--per", SSM), parameter("--directions:n_directions", SSM),
-                     opt("--keep-border", "also fit objects cut by the volume border", **FLAG)],
+            "masks.ssm:fit_ssm_files",
+            [lambda: [parameter("labels:paths", "masks.ssm:fit_ssm_files", nargs="*"),
+                      *(parameter(flags, "masks.ssm:fit_ssm") for flags in ("--per", "--directions:n_directions"))],
+             opt("--example", "fit scikit-image's cells3d nuclei (cellsynth[examples])", choices=["cells3d"]),
+             opt("--out", "model file MODEL.npz (MODEL.json goes beside it)", required=True, type=_path),
+             "overwrite", "--spacing", opt("--keep-border", "also fit objects cut by the volume border", **FLAG)],
             "Radii along quasi-uniform rays from each shape's centroid; mean, covariance, modes."),
     Command("diversify", handlers.diversify, "a robustness benchmark: each sample at increasing noise levels",
-            lambda: [parameter("dataset:source", DIVERSIFY), "new dataset",
-                     parameter("--levels:w_v_levels", DIVERSIFY, metavar="W_V"),
-                     parameter("--intensity-levels:w_i_levels", DIVERSIFY, metavar="W_I"),
-                     [parameter("--neighbourhood:size", DIVERSIFY), parameter("--neighbourhood-um:size_um", DIVERSIFY)],
-                     parameter("--percentiles", DIVERSIFY, nargs=2, metavar=("LOW", "HIGH")),
-                     parameter("--seed", DIVERSIFY), "resume", "allow_partial"],
+            "series:diversify_dataset",
+            ["dataset:source", "--out", "--levels:w_v_levels", "--intensity-levels:w_i_levels",
+             ["--neighbourhood:size", "--neighbourhood-um:size_um"], "--percentiles", "--seed", "resume",
+             "allow_partial"],
             "Probabilistic diversification (clip(N(0,1)·w_v·σ_x + w_i·I_x, 0, 1)) of every sample at every (w_i, "
             "w_v) level; labels unchanged, PSNR per level in the manifest."),
     Command("evaluate images", handlers.evaluate_images,
             "compare a synthetic image with a real one (metrics.json + PNG plots)",
-            lambda: [parameter(flags, COMPARE) for flags in ("--real", "--synthetic", "--labels", "--spacing",
-                                                             "--normalization", "--out")],
+            "evaluate.images:evaluate_image_files",
+            ["--real", "--synthetic", "--labels", "--spacing", "--normalization", "--out"],
             "Paired NRMSE/SSIM/ZNCC/PSNR (same shape: the synthetic image made from the real labels), whole volume "
             "and foreground, and unpaired histogram, spectra, depth and surface profiles."),
     Command("evaluate syn2real", handlers.evaluate_syn2real, "train a 3D segmenter on one dataset, test it on another",
-            lambda: [opt("--train", "dataset folder to train on (e.g. synthetic); repeat it to mix sets (real "
-                                    "first: validation is taken from it)", required=True, type=_path, action="append"),
-                     parameter("--test", SYN2REAL), parameter("--out", SYN2REAL),
-                     *settings_options(library("evaluate.settings:SegmenterSettings")),
-                     parameter("--repeats", SYN2REAL), parameter("--swap", SYN2REAL)],
+            "evaluate.syn2real:syn2real",
+            [opt("--train", "dataset folder to train on (e.g. synthetic); repeat it to mix sets (real first: "
+                            "validation is taken from it)", required=True, type=_path, action="append"),
+             "--test", "--out", lambda: settings_options(library("evaluate.settings:SegmenterSettings")),
+             "--repeats", "--swap"],
             "A compact 3D U-Net (foreground + boundary, seeded watershed) trained with on-the-fly augmentation on "
             "--train and applied to --test with the patch engine; instance matching at IoU 0.1-0.9. Train on real "
             "data for the Real2Real baseline."),
     Command("evaluate baseline", handlers.evaluate_baseline,
-            "the untrained classical segmentation to beat (Otsu + distance watershed)",
-            lambda: [parameter(flags, BASELINE) for flags in ("--test", "--out", "--smoothing-um",
-                                                              "--min-seed-distance-um", "--min-volume-um3")],
+            "the untrained classical segmentation to beat (Otsu + distance watershed)", "evaluate.baseline:baseline",
+            ["--test", "--out", "--smoothing-um", "--min-seed-distance-um", "--min-volume-um3"],
             "Gaussian smoothing, Otsu's threshold, holes filled, seeds at the maxima of the distance map, watershed; "
             "every parameter in µm. Writes the same report.json as syn2real."),
     Command("evaluate realism", handlers.evaluate_realism,
             "can a classifier tell real from synthetic patches? (C2ST + statistics)",
-            lambda: [*(parameter(flags, REALISM) for flags in ("--real", "--synthetic", "--out", "--steps")),
-                     "minutes", parameter("--patch-um", REALISM), "spacing", "seed", parameter("--device", REALISM),
-                     parameter("--repeats", REALISM)],
+            "evaluate.realism:evaluate_realism",
+            ["--real", "--synthetic", "--out", "--steps", "--minutes", "--patch-um", "--spacing", "--seed", "--device",
+             "--repeats"],
             "Trains a small 3D CNN on spatially disjoint halves; held-out accuracy 0.5 = cannot tell, 1.0 = "
             "trivially told apart."),
     Command("report", handlers.report_dataset, "a self-contained HTML page about a dataset (previews, plots)",
-            lambda: [parameter(flags, "evaluate.report:write_report") for flags in ("dataset:root", "--out")]
-            + ["overwrite"]),
-    Command("export", handlers.export, "export a dataset for a segmentation tool",
-            lambda: ["dataset", *(parameter(flags, EXPORT) for flags in ("--format:fmt", "--out", "--layout")),
-                     "allow_partial"]),
+            "evaluate.report:write_report", ["dataset:root", "--out", "--overwrite"]),
+    Command("export", handlers.export, "export a dataset for a segmentation tool", "dataset.exports:export_dataset",
+            ["dataset", "--format:fmt", "--out", "--layout", "allow_partial"]),
 ]
 
 
-def _add_options(parser: argparse.ArgumentParser, options: list) -> None:
+def _add_options(parser: argparse.ArgumentParser, options: list, target: str | None) -> None:
     for option in options:
-        if isinstance(option, list):  # mutually exclusive
-            _add_options(parser.add_mutually_exclusive_group(), option)
-            continue
-        flags, settings = SHARED[option] if isinstance(option, str) else option
-        parser.add_argument(*flags, **settings)
+        if callable(option):  # a list of options, made now
+            _add_options(parser, option(), target)
+        elif isinstance(option, list):  # mutually exclusive
+            _add_options(parser.add_mutually_exclusive_group(), option, target)
+        else:
+            if isinstance(option, str):
+                option = SHARED[option] if option in SHARED else parameter(option, target)
+            parser.add_argument(*option[0], **option[1])
 
 
 def named_command(argv: Sequence[str]) -> str | None:
@@ -376,7 +380,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     only = None if argv is None else named_command(argv)
     parser = _Parser(prog="cellsynth", description="Fully-annotated synthetic 3D fluorescence-microscopy datasets.")
     parser.add_argument("--version", action="version", version=f"cellsynth {version}")
-    _add_options(parser, ["quiet"])
+    _add_options(parser, ["quiet"], None)
     top = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     groups = {}
     for command in COMMANDS:
@@ -387,8 +391,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         sub = (groups[group[0]] if group else top).add_parser(name, help=command.help,
                                                               description=command.description or command.help)
         if argv is None or command.words == only:
-            options = command.options
-            _add_options(sub, options() if callable(options) else options)
-        _add_options(sub, ["quiet"])
-        sub.set_defaults(func=command.run, **command.fixed)
+            _add_options(sub, command.options, command.target)
+        _add_options(sub, ["quiet"], None)
+        sub.set_defaults(func=command.run, target=command.target, **command.fixed)
     return parser

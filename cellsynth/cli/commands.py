@@ -23,12 +23,12 @@ def library(target: str):
 
 
 def call(target: str, args: argparse.Namespace, **given):
-    """Run the library function ``target`` with the arguments named like its parameters and ``given``; one that
-    is not given (absent or None) keeps the library's default; progress bars unless --quiet."""
+    """Run the library function ``target`` with ``given`` and the arguments named like its parameters; one that
+    is None or absent keeps the library's default; progress bars unless --quiet."""
     function = library(target)
-    values = {"progress": not args.quiet, **vars(args), **given}
-    return function(**{key: values[key] for key in inspect.signature(function).parameters
-                       if values.get(key) is not None})
+    values = {"progress": not args.quiet, **vars(args)}
+    named = {key: values.get(key) for key in inspect.signature(function).parameters if key not in given}
+    return function(**{key: value for key, value in {**named, **given}.items() if value is not None})
 
 
 def _one_or_all(paths: list) -> object:
@@ -58,11 +58,11 @@ def config_check(args: argparse.Namespace) -> int | None:
 
 
 def dataset_import(args: argparse.Namespace) -> int | None:
-    print(call("dataset:import_dataset", args, output=_output(args)).summary())
+    print(call(args.target, args, output=_output(args)).summary())
 
 
 def dataset_example(args: argparse.Namespace) -> int | None:
-    print(call("dataset:example_dataset", args, output=_output(args)).summary())
+    print(call(args.target, args, output=_output(args)).summary())
 
 
 def dataset_verify(args: argparse.Namespace) -> int | None:
@@ -75,7 +75,7 @@ def dataset_verify(args: argparse.Namespace) -> int | None:
 
 
 def dataset_split(args: argparse.Namespace) -> int | None:
-    for part in call("dataset.split:split_dataset", args, first=args.out[0], second=args.out[1]):
+    for part in call(args.target, args, first=args.out[0], second=args.out[1]):
         print(part.summary())
 
 
@@ -97,25 +97,25 @@ def _config(args: argparse.Namespace, fixed: dict | None = None):
 
 def masks_simulate(args: argparse.Namespace) -> int | None:
     config = _config(args, {"masks.kind": args.kind})
-    print(call("synthesis.pipeline:generate_dataset", args, config=config).summary())
+    print(call(args.target, args, config=config).summary())
 
 
 def masks_fit_ssm(args: argparse.Namespace) -> int | None:
     from cellsynth.checks import check_output
 
-    if bool(args.labels) == bool(args.example):
+    if bool(args.paths) == bool(args.example):
         raise InputError("give label files or --example cells3d (one of the two)")
     if not str(args.out).endswith(".npz"):
         raise InputError(f"--out must name a .npz file (a .json goes beside it); got '{args.out}'")
     for path in (Path(args.out), Path(args.out).with_suffix(".json")):
-        check_output(path, "shape model", folder=False, overwrite=args.overwrite, inputs=args.labels)
+        check_output(path, "shape model", folder=False, overwrite=args.overwrite, inputs=args.paths)
+    options = {"exclude_border": not args.keep_border, "per": vars(args).get("per"),
+               "n_directions": vars(args).get("n_directions")}
     if args.example:
         _, labels, spacing = library("examples:cells3d_nuclei")()
-        model = call("masks.ssm:fit_ssm", args, volumes=labels, spacing=spacing, exclude_border=not args.keep_border)
+        model = call("masks.ssm:fit_ssm", args, volumes=labels, spacing=spacing, **options)
     else:
-        options = {key: value for key, value in vars(args).items() if key in ("per", "n_directions")}
-        model = library("masks.ssm:fit_ssm_files")(args.labels, args.spacing, exclude_border=not args.keep_border,
-                                                   **options)
+        model = call(args.target, args, **options)
     print(f"{model.save(args.out)}: {model.summary()}")
 
 
@@ -125,7 +125,7 @@ def generate(args: argparse.Namespace) -> int | None:
             raise InputError("--labels, --spacing, --kind, --refine and --minutes go with --like IMAGE")
         config = _config(args)
         renderer = library("synthesis.pipeline:load_renderer")(config)
-        print(call("synthesis.pipeline:generate_dataset", args, config=config, renderer=renderer).summary())
+        print(call(args.target, args, config=config, renderer=renderer).summary())
         if config.dataset.output.previews:
             print(f"previews: {Path(args.out) / 'previews'}")
         return 0
@@ -150,12 +150,11 @@ def calibrate(args: argparse.Namespace) -> int | None:
     if not str(args.out).endswith((".yaml", ".yml")):
         raise InputError(f"--out must name a .yaml file; got '{args.out}'")
     check_output(args.out, "preset", folder=False, overwrite=args.overwrite,
-                 inputs=[*args.images, *(args.labels or [])])
+                 inputs=[*args.images, *vars(args).get("labels", [])])
     if args.report is not None:
         check_output_folder(args.report)
-    options = {key: value for key, value in vars(args).items() if key in ("kind", "n_samples")}
-    calibration = library("synthesis.calibrate:calibrate_files")(args.images, args.labels, args.spacing,
-                                                                 progress=not args.quiet, **options)
+    calibration = call(args.target, args, kind=vars(args).get("kind"), n_samples=vars(args).get("n_samples"),
+                       progress=not args.quiet)
     library("synthesis.preset:write_calibration")(calibration, args.out, sources=args.images)  # a failing report
     print(f"{args.out}: {calibration.summary()}; `cellsynth generate {args.out} --out DIR` makes data like it")
     if args.report is not None:  # ... keeps the preset
@@ -178,7 +177,7 @@ def synthesize(args: argparse.Namespace) -> int | None:
     if alpha is not None and (len(alpha) != 1 or model != "gan"):
         raise InputError("--alpha takes one value (synthesize makes one image) and a gan checkpoint")
     config = _config(args, {"renderer.name": model} if model else {})
-    print(f"image: {call('synthesis.pipeline:render_labels_file', args, config=config, rng=args.seed)}")
+    print(f"image: {call(args.target, args, config=config, rng=args.seed)}")
 
 
 def train(args: argparse.Namespace) -> int | None:
@@ -186,43 +185,43 @@ def train(args: argparse.Namespace) -> int | None:
 
     given = {key: value for key, value in vars(args).items() if key in ("steps", "device")}
     config = with_overrides(resolve_training_config(args.config, args.images), given)
-    checkpoint = call(f"training.loop:train_{args.action}", args, config=config, images=None)  # in the config
+    checkpoint = call(args.target, args, config=config, images=None)  # in the config
     library("training.runs:end_processes")()
     print(f"checkpoint: {checkpoint}")
 
 
 def export(args: argparse.Namespace) -> int | None:
-    print(f"exported {args.dataset} as {args.fmt} to {call('dataset.exports:export_dataset', args)}")
+    print(f"exported {args.dataset} as {args.fmt} to {call(args.target, args)}")
 
 
 def diversify(args: argparse.Namespace) -> int | None:
-    print(call("series:diversify_dataset", args).summary())
+    print(call(args.target, args).summary())
 
 
 def evaluate_images(args: argparse.Namespace) -> int | None:
-    print(library("evaluate.images:paired_summary")(call("evaluate.images:evaluate_image_files", args)))
+    print(library("evaluate.images:paired_summary")(call(args.target, args)))
     print(f"metrics and plots: {args.out}")
 
 
 def report_dataset(args: argparse.Namespace) -> int | None:
-    print(f"report: {call('evaluate.report:write_report', args)}")
+    print(f"report: {call(args.target, args)}")
 
 
 def evaluate_syn2real(args: argparse.Namespace) -> int | None:
     settings = library("evaluate.settings:SegmenterSettings")
     given = {key: value for key, value in vars(args).items() if key in settings.__dataclass_fields__}
-    report = call("evaluate.syn2real:syn2real", args, train=_one_or_all(args.train), settings=settings(**given))
+    report = call(args.target, args, train=_one_or_all(args.train), settings=settings(**given))
     print(library("evaluate.syn2real:syn2real_summary")(report))
     print(f"report: {Path(args.out) / 'report.json'}")
 
 
 def evaluate_baseline(args: argparse.Namespace) -> int | None:
-    print(library("evaluate.segmentation:matching_summary")(call("evaluate.baseline:baseline", args)))
+    print(library("evaluate.segmentation:matching_summary")(call(args.target, args)))
     print(f"report: {Path(args.out) / 'report.json'}")
 
 
 def evaluate_realism(args: argparse.Namespace) -> int | None:
-    report = call("evaluate.realism:evaluate_realism", args, real=_one_or_all(args.real),
+    report = call(args.target, args, real=_one_or_all(args.real),
                   synthetic=_one_or_all(args.synthetic))
     print(library("evaluate.realism:realism_summary")(report))
     print(f"realism.json and plots: {args.out}")

@@ -47,8 +47,12 @@ def import_dataset(
         (:func:`paired_files`: StarDist, Cell Tracking Challenge and Cellpose layouts).
     spacing : 3 floats, optional
         Voxel size (z, y, x) in µm; required for files without one (``.npy``).
-    output, resume, progress
-        See :func:`build_dataset`.
+    output : OutputConfig, optional
+        Which files to write per sample (default: images and labels).
+    resume : bool
+        Complete an interrupted run (same settings).
+    progress : bool
+        Show progress bars (only on a terminal).
 
     Returns
     -------

@@ -339,6 +339,19 @@ def fit_ssm_files(paths: Sequence[str | os.PathLike], spacing: Sequence[float] |
                   **options) -> StatisticalShapeModel:
     """:func:`fit_ssm` on label files or folders of them, with the spacing they carry (or ``spacing``, µm).
 
+    Parameters
+    ----------
+    paths : sequence of path-like
+        Label files, or one folder of them.
+    spacing : 3 floats, optional
+        Voxel size in µm of files without one.
+    **options
+        Keywords of :func:`fit_ssm` (``per``, ``n_directions``, ``exclude_border``).
+
+    Returns
+    -------
+    StatisticalShapeModel
+
     Examples
     --------
     >>> import tempfile
