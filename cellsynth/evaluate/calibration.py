@@ -38,7 +38,13 @@ def write_calibration_report(calibration: Calibration, spacing: Sequence[float],
 
     Examples
     --------
-    >>> write_calibration_report(calibrate(image, spacing), spacing, "data/calibration")   # doctest: +SKIP
+    >>> import tempfile
+    >>> from cellsynth.examples import toy_nuclei
+    >>> from cellsynth.synthesis.calibrate import calibrate
+    >>> image, labels, spacing = toy_nuclei()
+    >>> out = write_calibration_report(calibrate(image, spacing, labels), spacing, Path(tempfile.mkdtemp()) / "report")
+    >>> sorted(path.name for path in out.iterdir())
+    ['calibration.json', 'calibration.png']
     """
     import matplotlib
 

@@ -129,9 +129,16 @@ def calibrate(images, spacing: Sequence[float] | None = None, labels=None, *, ki
 
     Examples
     --------
-    >>> image, labels, spacing = cellsynth.cells3d_nuclei()          # doctest: +SKIP
-    >>> calibration = calibrate(Sample(labels, image, spacing))       # doctest: +SKIP
-    >>> Path("mine.yaml").write_text(calibration.yaml())              # doctest: +SKIP
+    A camera of 2 ADU per photoelectron and nuclei of 5 µm radius come back:
+
+    >>> from cellsynth.examples import toy_nuclei
+    >>> image, labels, spacing = toy_nuclei(gain=2.0)
+    >>> calibration = calibrate(Sample(labels, image, spacing))
+    >>> config = calibration.config
+    >>> round(config.optics.camera.gain, 1), round(config.masks.nuclei.radius_um, 1), config.volume.spacing_um
+    (2.0, 5.0, (1.0, 0.5, 0.5))
+    >>> print(next(line for line in calibration.yaml().splitlines() if "gain:" in line))  # doctest: +ELLIPSIS
+        gain: 2.0...  # photon transfer slope over 24 intensity bins ...
     """
     if kind == "membranes":
         return calibrate_membranes(images, spacing, labels, n_samples=n_samples, seed=seed, segmentation=segmentation,
@@ -374,8 +381,16 @@ def calibrate_files(images: Sequence[str | os.PathLike], labels: Sequence[str | 
 
     Examples
     --------
-    >>> calibration = calibrate_files(["my_nuclei.tif"], ["my_labels.tif"], kind="nuclei")  # doctest: +SKIP
-    >>> calibration = calibrate_files(["stacks/"], ["stacks_labels/"])                       # doctest: +SKIP
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from cellsynth.examples import toy_nuclei
+    >>> from cellsynth.io import write_volume
+    >>> image, labels, spacing = toy_nuclei(gain=2.0)
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = write_volume(folder / "nuclei.tif", image, spacing), write_volume(folder / "labels.tif", labels, spacing)
+    >>> calibration = calibrate_files([folder / "nuclei.tif"], [folder / "labels.tif"], n_samples=2)
+    >>> calibration.config.dataset.n_samples, round(calibration.config.optics.camera.gain, 1)
+    (2, 2.0)
     """
     from cellsynth.io import read_volume, volume_files
 

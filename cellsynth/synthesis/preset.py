@@ -152,8 +152,15 @@ class Calibration:
 
     Examples
     --------
-    >>> calibration = calibrate(image, spacing=(0.29, 0.26, 0.26), labels=labels)  # doctest: +SKIP
-    >>> calibration.config.optics.camera.gain, calibration.measured['optics.camera.gain'].how  # doctest: +SKIP
+    >>> from cellsynth.examples import toy_nuclei
+    >>> from cellsynth.synthesis.calibrate import calibrate
+    >>> image, labels, spacing = toy_nuclei(gain=2.0)
+    >>> calibration = calibrate(image, spacing, labels)
+    >>> found = calibration.measured["optics.camera.gain"]
+    >>> round(found.value, 1), found.how  # doctest: +ELLIPSIS
+    (2.0, 'photon transfer slope over 24 intensity bins ...')
+    >>> calibration.config.optics.camera.gain == found.value
+    True
     """
 
     config: Config
@@ -190,8 +197,11 @@ class Calibration:
 
         Examples
         --------
-        >>> calibrate(image, spacing).summary()  # doctest: +SKIP
-        'gain 51.7 ADU/e-, PSF σ 0.60/0.20 µm (z/xy), 10 nuclei of 3.91 µm (flattening 0.52), texture 0.40'
+        >>> from cellsynth.examples import toy_nuclei
+        >>> from cellsynth.synthesis.calibrate import calibrate
+        >>> image, labels, spacing = toy_nuclei(gain=2.0)
+        >>> calibrate(image, spacing, labels).summary()  # doctest: +ELLIPSIS
+        'gain 2.0... ADU/e-, PSF σ 0.00/0.10 µm (z/xy), 4 nuclei of 4.96 µm (flattening 1.00), texture 0.01'
         """
         specimen, masks = self.config.optics.specimen, self.config.masks
         psf = self.config.optics.microscope.psf_sigma_um
@@ -289,8 +299,17 @@ def write_calibration(calibration: Calibration, path: str | os.PathLike, sources
 
     Examples
     --------
-    >>> calibration = calibrate(image, spacing=(0.29, 0.26, 0.26))  # doctest: +SKIP
-    >>> write_calibration(calibration, 'mine.yaml', sources=['my_nuclei.tif'])  # doctest: +SKIP
+    >>> import tempfile
+    >>> from cellsynth.config import load_config
+    >>> from cellsynth.examples import toy_nuclei
+    >>> from cellsynth.synthesis.calibrate import calibrate
+    >>> image, labels, spacing = toy_nuclei(gain=2.0)
+    >>> path = write_calibration(calibrate(image, spacing, labels), Path(tempfile.mkdtemp()) / "mine.yaml",
+    ...                          sources=["nuclei.tif"])
+    >>> path.read_text().splitlines()[0]
+    '# cellsynth preset written by `cellsynth calibrate` from nuclei.tif.'
+    >>> round(load_config(path).optics.camera.gain, 1)
+    2.0
     """
     path = Path(path)
     header = ("cellsynth preset written by `cellsynth calibrate`" + (f" from {', '.join(map(str, sources))}"
