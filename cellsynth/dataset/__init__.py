@@ -6,9 +6,18 @@ disjoint parts (:mod:`.split`), and the one door from files, folders and arrays 
 
 Examples
 --------
->>> from cellsynth.dataset import Dataset, export_dataset
->>> dataset = Dataset.open("data/nuclei")  # doctest: +SKIP
->>> export_dataset(dataset, "stardist", "data/nuclei_stardist")  # doctest: +SKIP
+>>> import tempfile
+>>> from pathlib import Path
+>>> from cellsynth.dataset import Dataset, export_dataset, import_dataset
+>>> from cellsynth.examples import toy_nuclei
+>>> from cellsynth.io import write_volume
+>>> root = Path(tempfile.mkdtemp())
+>>> image, labels, spacing = toy_nuclei()
+>>> _ = write_volume(root / "nuclei.tif", image, spacing), write_volume(root / "labels.tif", labels, spacing)
+>>> _ = import_dataset(root / "toy", [root / "nuclei.tif"], [root / "labels.tif"], progress=False)
+>>> dataset = Dataset.open(root / "toy")
+>>> export_dataset(dataset, "stardist", root / "toy_stardist", progress=False).name
+'toy_stardist'
 """
 
 import lazy_loader

@@ -247,9 +247,10 @@ def example_dataset(out: str | os.PathLike, *, output: OutputConfig | None = Non
 
     Examples
     --------
-    >>> dataset = example_dataset("data/cells3d")  # doctest: +SKIP
-    >>> dataset.name(0)  # doctest: +SKIP
-    'cells3d_nuclei'
+    >>> import tempfile
+    >>> dataset = example_dataset(Path(tempfile.mkdtemp()) / "cells3d", progress=False)  # needs cellsynth[examples]
+    >>> dataset.name(0), dataset.read_sample(0).spacing
+    ('cells3d_nuclei', (0.29, 0.26, 0.26))
     """
     from cellsynth.examples import cells3d_nuclei
 

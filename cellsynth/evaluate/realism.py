@@ -309,7 +309,22 @@ def evaluate_realism(real: str | os.PathLike | Sequence[str | os.PathLike],
 
     Examples
     --------
-    >>> evaluate_realism("data/cells3d_right", "data/nuclei", "data/realism", minutes=2)  # doctest: +SKIP
+    Two recordings of the same toy nuclei (another draw of the shot noise) cannot be told apart:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from cellsynth.examples import toy_nuclei
+    >>> from cellsynth.io import write_volume
+    >>> root = Path(tempfile.mkdtemp())
+    >>> for seed in (0, 1):
+    ...     image, labels, spacing = toy_nuclei(seed=seed)
+    ...     _ = write_volume(root / f"nuclei{seed}.tif", image, spacing)
+    >>> report = evaluate_realism(root / "nuclei0.tif", root / "nuclei1.tif", root / "realism", steps=4)
+    >>> round(report["c2st_accuracy"], 1), report["n_test"]  # 0.5: chance
+    (0.5, 48)
+    >>> sorted(path.name for path in (root / "realism").iterdir())  # doctest: +NORMALIZE_WHITESPACE
+    ['c2st_patches.png', 'depth.png', 'histogram.png', 'realism.json', 'slices.png', 'spectra.png',
+     'xz_profile.png']
     """
     from cellsynth.evaluate.c2st import check_repeats
 

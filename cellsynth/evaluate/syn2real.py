@@ -94,10 +94,26 @@ def syn2real(
 
     Examples
     --------
-    >>> report = syn2real("data/nuclei", "data/cells3d_right", "data/syn2real", minutes=15)   # doctest: +SKIP
-    >>> report["pooled"][4]["average_precision"]                                              # doctest: +SKIP
-    >>> mixed = syn2real(["data/cells3d_left", "data/nuclei"], "data/cells3d_right", "data/mix",  # doctest: +SKIP
-    ...                  weights=[1, 1], repeats=3)
+    Train on one toy volume (a few steps), test on another recording of the same nuclei:
+
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from cellsynth.dataset import import_dataset
+    >>> from cellsynth.examples import toy_nuclei
+    >>> from cellsynth.io import write_volume
+    >>> from cellsynth.sample import Sample
+    >>> root = Path(tempfile.mkdtemp())
+    >>> image, labels, spacing = toy_nuclei(seed=1)
+    >>> _ = write_volume(root / "nuclei.tif", image, spacing), write_volume(root / "labels.tif", labels, spacing)
+    >>> test = import_dataset(root / "test", [root / "nuclei.tif"], [root / "labels.tif"], progress=False)
+    >>> image, labels, spacing = toy_nuclei(seed=0)
+    >>> report = syn2real([Sample(labels, image, spacing)], test.root, root / "syn2real", steps=4,
+    ...                   patch_um=(8, 16, 16), progress=False)
+    >>> report["pooled"][4]["threshold"], report["pooled"][4]["correct"]  # AP at IoU 0.5
+    (0.5, '4 of 4 objects')
+
+    Mixing real and synthetic sets: ``syn2real(["data/cells3d_left", "data/nuclei"], "data/cells3d_right",
+    "data/mix", weights=[1, 1], repeats=3)``.
     """
     if not isinstance(repeats, (int, np.integer)) or isinstance(repeats, bool) or not 1 <= repeats <= 100:
         raise InputError(f"--repeats must be a whole number in 1…100; got {repeats!r}")

@@ -219,11 +219,13 @@ def generate_dataset(
 
     Examples
     --------
+    >>> import tempfile
     >>> from cellsynth import load_preset, with_overrides
-    >>> config = with_overrides(load_preset("nuclei"), {"dataset.n_samples": 2})
-    >>> dataset = generate_dataset(config, "data/nuclei", renderer=load_renderer(config))  # doctest: +SKIP
-    >>> len(dataset.done())  # doctest: +SKIP
-    2
+    >>> config = with_overrides(load_preset("default"), {"dataset.n_samples": 2, "volume.shape": [16, 64, 64]})
+    >>> out = Path(tempfile.mkdtemp()) / "nuclei"
+    >>> dataset = generate_dataset(config, out, renderer=load_renderer(config), progress=False)
+    >>> len(dataset.done()), dataset.read_sample(0).shape
+    (2, (16, 64, 64))
     """
     voxels = math.prod(config.volume.shape)
     check_memory(workers * voxels * BYTES_PER_GENERATED_VOXEL,
@@ -268,9 +270,17 @@ def render_labels_file(labels: str | os.PathLike, out: str | os.PathLike, config
 
     Examples
     --------
+    >>> import tempfile
     >>> from cellsynth import load_preset
-    >>> render_labels_file("my_labels.tif", "rendered.tif", load_preset("nuclei"))  # doctest: +SKIP
-    PosixPath('rendered.tif')
+    >>> from cellsynth.examples import toy_nuclei
+    >>> from cellsynth.io import read_volume, write_volume
+    >>> _, labels, spacing = toy_nuclei()
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = write_volume(root / "labels.tif", labels, spacing)
+    >>> out = render_labels_file(root / "labels.tif", root / "rendered.tif", load_preset("nuclei"))
+    >>> image, found = read_volume(out)
+    >>> image.shape, found
+    ((16, 64, 64), (1.0, 0.5, 0.5))
     """
     from cellsynth.checks import check_labels, check_output
     from cellsynth.io import read_volume, volume_format, write_volume
@@ -342,7 +352,16 @@ def generate_like(images: Sequence[str | os.PathLike], out: str | os.PathLike, *
 
     Examples
     --------
-    >>> dataset = generate_like(["my_nuclei.tif"], "data/like", n_samples=8)  # doctest: +SKIP
+    >>> import tempfile
+    >>> from cellsynth.examples import toy_nuclei
+    >>> from cellsynth.io import write_volume
+    >>> image, labels, spacing = toy_nuclei()
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = write_volume(root / "nuclei.tif", image, spacing), write_volume(root / "labels.tif", labels, spacing)
+    >>> dataset = generate_like([root / "nuclei.tif"], root / "like", labels=[root / "labels.tif"], n_samples=1,
+    ...                         progress=False)
+    >>> dataset.read_sample(0).image.dtype, sorted(path.name for path in (root / "like").glob("*.yaml"))
+    (dtype('uint16'), ['calibration.yaml'])
     """
     from cellsynth.synthesis.calibrate import calibrate_files
     from cellsynth.synthesis.preset import write_calibration
