@@ -35,7 +35,7 @@ __getattr__, __dir__, __all__ = _lazy_loader.attach(__name__, submod_attrs={
     "checkpoints": ["read_checkpoint_info"],
     "config": ["TrainConfig", "load_preset", "preset_names", "preset_text", "with_overrides"],
     "dataset": ["Dataset", "as_samples", "export_dataset", "read_sample", "write_sample"],
-    "examples": ["cells3d_nuclei", "toy_nuclei"],
+    "examples": ["cells3d_nuclei"],
     "masks.simulate": ["masks_from_labels", "simulate_masks"],
     "sample": ["Sample"],
     "synthesis.pipeline": ["generate_dataset", "load_renderer"],

@@ -26,3 +26,19 @@ def test_missing_extra_tells_how_to_install(monkeypatch):
     monkeypatch.setattr(examples.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(MissingDependencyError, match=r"pip install 'cellsynth\[examples\]'"):
         examples.cells3d_nuclei()
+
+
+def test_toy_nuclei_is_recorded_by_the_camera_it_names_and_refuses_one_that_overflows():
+    from cellsynth.errors import InputError
+
+    image, labels, spacing = examples.toy_nuclei(gain=3.0, offset=50.0, seed=1)
+    again, _, _ = examples.toy_nuclei(gain=3.0, offset=50.0, seed=1)
+    assert np.array_equal(image, again) and not np.array_equal(image, examples.toy_nuclei(3.0, 50.0, seed=2)[0])
+    photons = np.array([5.0, 20.0, 40.0, 80.0, 160.0])
+    for index, expected in enumerate(photons):
+        values = (image[labels == index].astype(float) - 50.0) / 3.0
+        assert abs(values.mean() - expected) < 0.1 * expected and abs(values.var() - expected) < 0.25 * expected
+    assert spacing == (1.0, 0.5, 0.5) and sorted(np.unique(labels)) == [0, 1, 2, 3, 4]
+    for gain, offset in ((0.0, 100.0), (2.0, -1.0), (200.0, 0.0)):
+        with pytest.raises(InputError, match="toy_nuclei needs"):
+            examples.toy_nuclei(gain, offset)
