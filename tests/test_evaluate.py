@@ -337,6 +337,11 @@ def test_report_is_one_self_contained_html_page(make_dataset, tmp_path):
     masks = build_dataset(tmp_path / "masks", ["m"], lambda i, rng: Sample(boxes_labels(), spacing=SPACING),
                           config={}, seed=0, output=OutputConfig(), progress=False)
     assert "m</td>" in (write_report(masks.root, tmp_path / "m.html")).read_text()
+    manifest = (dataset.root / "manifest.json").read_bytes()
+    image = next((dataset.root / "images").iterdir())
+    for target in (dataset.root / "manifest.json", image):  # a dataset's own file: refused even with --overwrite
+        assert main(["report", str(dataset.root), "--out", str(target), "--overwrite"]) == 2
+    assert (dataset.root / "manifest.json").read_bytes() == manifest and dataset.pending() == []
 
 
 def test_segmenter_weights_are_reproducible_per_seed_without_the_global_rng():

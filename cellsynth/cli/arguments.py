@@ -83,6 +83,7 @@ def opt(flags: str, help: str, **settings) -> tuple[list[str], dict]:
 
 
 _ROLE = re.compile(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`")  # :func:`~cellsynth.x.name` → name
+_SEE = re.compile(r"\s*\(:\w+:`[^`]+`\)")  # "(:func:`normalize`)": a pointer into the Python docs, not for the CLI
 
 
 def parameter_docs(function: Callable) -> dict[str, tuple[str, str]]:
@@ -101,7 +102,8 @@ def parameter_docs(function: Callable) -> dict[str, tuple[str, str]]:
         elif line.strip():
             for name in names:
                 docs[name][1] += " " + line.strip()
-    return {name: (kind, _ROLE.sub(r"\1", text).replace("``", "").strip()) for name, (kind, text) in docs.items()}
+    return {name: (kind, _ROLE.sub(r"\1", _SEE.sub("", text)).replace("``", "").strip())
+            for name, (kind, text) in docs.items()}
 
 
 def _argument_type(name: str, annotation: str, kind: str) -> dict:

@@ -42,9 +42,11 @@ def import_dataset(
     ----------
     out : path-like
         The new dataset folder (or the one to resume).
-    images, labels : sequences of path-like
-        Files, one label file per image in the same order; or one folder each, paired by name
-        (:func:`paired_files`: StarDist, Cell Tracking Challenge and Cellpose layouts).
+    images : sequence of path-like
+        Image files, or one folder of them.
+    labels : sequence of path-like
+        Instance label files, one per image in the same order; or one folder, paired with the images'
+        folder by name (:func:`paired_files`: StarDist, Cell Tracking Challenge and Cellpose layouts).
     spacing : 3 floats, optional
         Voxel size (z, y, x) in µm; required for files without one (``.npy``).
     output : OutputConfig, optional

@@ -88,8 +88,10 @@ def evaluate_image_files(real: str | os.PathLike, synthetic: str | os.PathLike, 
 
     Parameters
     ----------
-    real, synthetic : path-like
-        Image files; the synthetic one made from the real labels (same shape).
+    real : path-like
+        The real image file.
+    synthetic : path-like
+        The synthetic image file; made from the real image's labels (same shape) for the paired metrics.
     out : path-like
         A new folder for ``metrics.json`` and the plots.
     labels : path-like, optional

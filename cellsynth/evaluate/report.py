@@ -70,9 +70,9 @@ def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None, 
     root : path-like
         The dataset folder.
     out : path-like, optional
-        The HTML file (default root/report.html, replaced each time).
+        The HTML file (default: report.html in the dataset folder, replaced each time).
     overwrite : bool
-        Replace another existing ``out``.
+        Replace an existing file at ``out`` (never a file of the dataset).
 
     Returns
     -------
@@ -82,7 +82,9 @@ def write_report(root: str | os.PathLike, out: str | os.PathLike | None = None, 
     dataset = Dataset.open(root)
     if not dataset.done():
         raise DatasetError(f"dataset '{root}' has no finished sample to report on")
-    out = check_output(out, "report", folder=False, overwrite=overwrite) if out is not None \
+    dataset_files = [dataset.root / "manifest.json",
+                     *(dataset.root / file["path"] for entry in dataset.samples for file in entry["files"].values())]
+    out = check_output(out, "report", folder=False, overwrite=overwrite, inputs=dataset_files) if out is not None \
         else Path(root) / "report.html"
     stats = sample_statistics(dataset)
     sections = [f"<h1>cellsynth dataset report: {html.escape(str(Path(root).name))}</h1>",
