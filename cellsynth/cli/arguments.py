@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import inspect
 import re
 import typing
@@ -86,6 +87,7 @@ _ROLE = re.compile(r":\w+:`~?(?:[\w.]*\.)?([^`]+)`")  # :func:`~cellsynth.x.name
 _SEE = re.compile(r"\s*\(:\w+:`[^`]+`\)")  # "(:func:`normalize`)": a pointer into the Python docs, not for the CLI
 
 
+@functools.cache  # a command reads several parameters of one function: its docstring is parsed once
 def parameter_docs(function: Callable) -> dict[str, tuple[str, str]]:
     """Each parameter's numpydoc type and description (reST roles and literals made plain), from the
     Parameters section of ``function``'s docstring; ``a, b : int`` documents both."""

@@ -36,13 +36,6 @@ def _one_or_all(paths: list) -> object:
     return paths[0] if len(paths) == 1 else paths
 
 
-def _output(args: argparse.Namespace):
-    """The files to write per sample: the dataset.output of --config, else the default."""
-    from cellsynth.config import Config, resolve_config
-
-    return (resolve_config(args.config) if args.config else Config()).dataset.output
-
-
 def config_list(args: argparse.Namespace) -> int | None:
     print("\n".join(library("config:preset_names")()))
 
@@ -58,11 +51,11 @@ def config_check(args: argparse.Namespace) -> int | None:
 
 
 def dataset_import(args: argparse.Namespace) -> int | None:
-    print(call(args.target, args, output=_output(args)).summary())
+    print(call(args.target, args, output=_config(args).dataset.output).summary())
 
 
 def dataset_example(args: argparse.Namespace) -> int | None:
-    print(call(args.target, args, output=_output(args)).summary())
+    print(call(args.target, args, output=_config(args).dataset.output).summary())
 
 
 def dataset_verify(args: argparse.Namespace) -> int | None:
@@ -129,11 +122,11 @@ def generate(args: argparse.Namespace) -> int | None:
         if config.dataset.output.previews:
             print(f"previews: {Path(args.out) / 'previews'}")
         return 0
-    given = vars(args)
-    if args.config or args.preset or args.settings or any(key.startswith(("renderer.", "patching.")) for key in given):
+    flags = vars(args)
+    if args.config or args.preset or args.settings or any(key.startswith(("renderer.", "patching.")) for key in flags):
         raise InputError("--like calibrates the physics renderer from your image; it takes no config, preset, "
                          "--set or renderer option")
-    given = {"n_samples": given.get("dataset.n_samples"), "seed": given.get("dataset.seed")}
+    given = {"n_samples": flags.get("dataset.n_samples"), "seed": flags.get("dataset.seed")}
     if args.refine:
         print(call("training.refine:generate_refined_like", args, images=args.like, **given).summary())
         print(f"refiner: {library('training.refine:refiner_folder')(args.out) / 'checkpoint.safetensors'}")
